@@ -1,0 +1,115 @@
+"""The ``interplay`` command: the composition root.
+
+This is the one module that reads configuration (flags, with ``INTERPLAY_*`` environment
+variables as their defaults) and wires core, store and transport together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_DATA = Path("interplay-data") / "interplay.db"
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"INTERPLAY_{name}", default)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from interplay import __version__
+
+    parser = argparse.ArgumentParser(prog="interplay", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"interplay {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the gRPC server (chat.ChatService) with the embedded SQLite store",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="[INTERPLAY_HOST]")
+    serve.add_argument(
+        "--port", type=int, default=int(_env("PORT", "50051")), help="0 = any [INTERPLAY_PORT]"
+    )
+    serve.add_argument(
+        "--data",
+        default=_env("DATA", str(DEFAULT_DATA)),
+        help="SQLite file for history, or ':memory:' to keep nothing [INTERPLAY_DATA]",
+    )
+    serve.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="[INTERPLAY_LOG_LEVEL]",
+    )
+    limits = serve.add_argument_group("chat limits")
+    limits.add_argument("--history", type=int, default=100, help="messages a joiner receives")
+    limits.add_argument(
+        "--retain", type=int, default=10_000, help="messages kept per room for resume"
+    )
+    limits.add_argument("--max-content-bytes", type=int, default=64 * 1024)
+    limits.add_argument("--max-id-length", type=int, default=255)
+    limits.add_argument("--max-rooms", type=int, default=128, help="rooms per stream")
+    limits.add_argument(
+        "--max-rate", type=float, default=1000.0, help="messages per second per stream; 0 = off"
+    )
+    limits.add_argument("--burst", type=int, default=2000, help="messages above the rate")
+    flow = serve.add_argument_group("flow control")
+    flow.add_argument("--high-water", type=int, default=512, help="queued messages per stream")
+    flow.add_argument("--low-water", type=int, default=128)
+    flow.add_argument(
+        "--drain-timeout", type=float, default=5.0, help="seconds over high water, then cut"
+    )
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from interplay.core.rooms import ChatLimits, RoomHub
+    from interplay.stores import MemoryStore, SQLiteStore
+    from interplay.transports.grpc import ChatSettings, ServerSettings, serve
+
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if not 0 <= args.low_water <= args.high_water:
+        raise SystemExit("interplay serve: --low-water must be between 0 and --high-water")
+    store = MemoryStore() if args.data == ":memory:" else SQLiteStore(args.data)
+    hub = RoomHub(
+        store,
+        history=args.history,
+        retain=args.retain,
+        limits=ChatLimits(
+            max_content_bytes=args.max_content_bytes,
+            max_id_length=args.max_id_length,
+            max_rooms=args.max_rooms,
+            rate=args.max_rate,
+            burst=args.burst,
+        ),
+    )
+    settings = ServerSettings(
+        host=args.host,
+        port=args.port,
+        chat=ChatSettings(
+            high_water=args.high_water,
+            low_water=args.low_water,
+            drain_timeout=args.drain_timeout,
+        ),
+    )
+    try:
+        asyncio.run(serve(hub, settings))
+    finally:
+        if isinstance(store, SQLiteStore):
+            store.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    raise AssertionError(args.command)

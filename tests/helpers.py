@@ -1,0 +1,92 @@
+"""Shared test helpers: a raw grpclib chat client and small builders."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from grpclib.client import Channel, Stream
+from grpclib.const import Cardinality
+from grpclib.exceptions import StreamTerminatedError
+
+from interplay.transports.grpc.generated.chat import ChatMessage, ChatMessageMessageType
+
+T = ChatMessageMessageType
+
+
+def msg(kind: ChatMessageMessageType, room: str = "lobby", **fields: Any) -> ChatMessage:
+    return ChatMessage(type=kind, room_id=room, **fields)
+
+
+class ChatClient:
+    """One Chat call, driven through grpclib's raw stream (betterproto2#182 affects the stub)."""
+
+    def __init__(self, stream: Stream[ChatMessage, ChatMessage]) -> None:
+        self.stream = stream
+
+    async def send(self, message: ChatMessage) -> None:
+        await self.stream.send_message(message)
+
+    async def join(self, user: str, room: str = "lobby", **fields: Any) -> None:
+        await self.send(msg(T.JOIN, room, sender_id=user, **fields))
+
+    async def text(self, content: str, room: str = "lobby", **fields: Any) -> None:
+        await self.send(msg(T.TEXT, room, content=content, **fields))
+
+    async def recv(self, timeout: float = 5.0) -> ChatMessage | None:
+        """The next message; None at the end; GRPCError when the server ended with a status."""
+        with anyio.fail_after(timeout):
+            try:
+                return await self.stream.recv_message()
+            except StreamTerminatedError:
+                # grpclib's client: the server's RST_STREAM after error trailers cancels a
+                # pending read; the trailers themselves arrived first and carry the status.
+                raise_for_trailers(self.stream)
+                raise
+
+    async def recv_n(self, n: int, timeout: float = 5.0) -> list[ChatMessage]:
+        out = []
+        for _ in range(n):
+            message = await self.recv(timeout)
+            assert message is not None, f"stream ended after {len(out)} of {n} messages"
+            out.append(message)
+        return out
+
+    async def recv_until(self, predicate: Any, timeout: float = 5.0) -> list[ChatMessage]:
+        """Messages up to and including the first that satisfies ``predicate``."""
+        out = []
+        while True:
+            message = await self.recv(timeout)
+            assert message is not None, f"stream ended; got {out}"
+            out.append(message)
+            if predicate(message):
+                return out
+
+
+def raise_for_trailers(stream: Stream[Any, Any]) -> None:
+    """Raise the GRPCError that trailers already received carry (if any)."""
+    trailers = stream._stream.trailers
+    if trailers is not None:
+        status, message, details = stream._process_grpc_status(dict(trailers))
+        stream._raise_for_grpc_status(status, message, details)
+
+
+class _GoAway(Exception):
+    """Leaving a call without ending it: grpclib then resets the stream, as a vanishing client."""
+
+
+@asynccontextmanager
+async def chat_call(channel: Channel, **kwargs: Any) -> AsyncIterator[ChatClient]:
+    """A Chat call; leaving the block without ``stream.end()`` resets it (a broken client)."""
+    try:
+        async with channel.request(
+            "/chat.ChatService/Chat", Cardinality.STREAM_STREAM, ChatMessage, ChatMessage, **kwargs
+        ) as stream:
+            await stream.send_request()
+            yield ChatClient(stream)
+            if not stream._end_done:
+                raise _GoAway
+    except _GoAway:
+        pass

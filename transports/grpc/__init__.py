@@ -1,0 +1,6 @@
+"""The gRPC transport (grpclib): ``chat.ChatService`` over HTTP/2."""
+
+from .server import ServerSettings, build_server, serve
+from .service import ChatService, ChatSettings
+
+__all__ = ["ChatService", "ChatSettings", "ServerSettings", "build_server", "serve"]

@@ -1,0 +1,284 @@
+"""``chat.ChatService`` over grpclib: the streams around the core's ``RoomHub``.
+
+Each Chat call is one *session* of the hub and runs three tasks under one anyio task group:
+
+* the handler itself reads: message -> core command -> ``Deliver`` events, each encoded once
+  and pushed as bytes into every recipient's ``Outbox``;
+* a writer drains this stream's ``Outbox`` into ``stream.send_message`` (the only task that
+  sends on the stream, as grpclib requires);
+* a watchdog ends the call with RESOURCE_EXHAUSTED when the outbox stays above its high-water
+  mark longer than the drain timeout (a slow consumer; it reconnects and resumes by seq).
+
+Backpressure: when a receiver's outbox rises above high water, every room it is in stops
+reading from its senders (the readers wait, grpclib stops acknowledging their DATA, and HTTP/2
+flow control slows the sending clients) until the outbox falls to low water. TEXT is never
+dropped. TYPING is the one thing that may be: it is not queued for a receiver that is already
+over high water, and each such drop is counted (``ChatCounters.typing_dropped``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from grpclib.const import Cardinality, Handler, Status
+from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.server import Stream
+
+from interplay.core.buffer import BackpressureBuffer, Signal
+from interplay.core.errors import CoreError
+from interplay.core.rooms import Deliver, Disconnect, Kind, RoomHub
+
+from . import codec, errors
+from .generated.chat import ChatMessage, EditOperation, GameAction, GameState
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatSettings:
+    """Per-stream flow settings. The marks count messages queued for one receiving stream."""
+
+    high_water: int = 512
+    low_water: int = 128
+    drain_timeout: float = 5.0
+
+
+@dataclass(slots=True)
+class ChatCounters:
+    """Monotonic counters; the metrics exporter reads them."""
+
+    streams_opened: int = 0
+    streams_open: int = 0
+    messages_in: int = 0
+    deliveries: int = 0
+    pauses: int = 0
+    resumes: int = 0
+    slow_consumer_disconnects: int = 0
+    typing_dropped: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+class Outbox:
+    """What is queued for one stream, and a way for its writer to wait for more."""
+
+    __slots__ = ("buffer", "closed", "_ready", "_resumed", "_paused")
+
+    def __init__(self, high: int, low: int) -> None:
+        self.buffer: BackpressureBuffer[bytes] = BackpressureBuffer(high=high, low=low)
+        self.closed = False
+        self._ready = anyio.Event()
+        self._paused = anyio.Event()
+        self._resumed = anyio.Event()
+
+    def push(self, data: bytes) -> Signal | None:
+        signal = self.buffer.push(data)
+        self._ready.set()
+        if signal is Signal.PAUSE:
+            self._resumed = anyio.Event()
+            self._paused.set()
+        return signal
+
+    def pop(self) -> tuple[bytes, Signal | None]:
+        data, signal = self.buffer.pop()
+        if signal is Signal.RESUME:
+            self._paused = anyio.Event()
+            self._resumed.set()
+        return data, signal
+
+    def close(self) -> None:
+        """No more pushes; the writer returns once the queue is empty."""
+        self.closed = True
+        self._ready.set()
+
+    async def wait_ready(self) -> None:
+        if not self.buffer and not self.closed:
+            self._ready = anyio.Event()
+            await self._ready.wait()
+
+    async def wait_paused(self) -> None:
+        await self._paused.wait()
+
+    async def wait_resumed(self) -> None:
+        await self._resumed.wait()
+
+
+class ChatService:
+    """Serves ``chat.ChatService``; ``__mapping__`` is grpclib's IServable protocol."""
+
+    def __init__(
+        self,
+        hub: RoomHub,
+        *,
+        settings: ChatSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.hub = hub
+        self.settings = settings or ChatSettings()
+        self.counters = ChatCounters()
+        self._clock = clock
+        self._ids = itertools.count(1)
+        self._outboxes: dict[str, Outbox] = {}
+        self._blocking: dict[str, set[str]] = {}  # room -> paused receivers in it
+        self._blocked_rooms: dict[str, frozenset[str]] = {}  # paused receiver -> its rooms
+        self._unblocked = anyio.Event()
+
+    def __mapping__(self) -> dict[str, Handler]:
+        return {
+            "/chat.ChatService/Chat": Handler(
+                self._chat, Cardinality.STREAM_STREAM, ChatMessage, ChatMessage
+            ),
+            "/chat.ChatService/CollaborativeEdit": Handler(
+                _unimplemented, Cardinality.STREAM_STREAM, EditOperation, EditOperation
+            ),
+            "/chat.ChatService/GameSync": Handler(
+                _unimplemented, Cardinality.STREAM_STREAM, GameAction, GameState
+            ),
+        }
+
+    # -- one call ------------------------------------------------------------------------
+
+    async def _chat(self, stream: Stream[ChatMessage, ChatMessage]) -> None:
+        session = f"chat-{next(self._ids)}"
+        outbox = Outbox(self.settings.high_water, self.settings.low_water)
+        self._outboxes[session] = outbox
+        self.counters.streams_opened += 1
+        self.counters.streams_open += 1
+        try:
+            async with anyio.create_task_group() as tasks:
+                writer_done = anyio.Event()
+                tasks.start_soon(self._write, stream, session, outbox, writer_done)
+                tasks.start_soon(self._watch, outbox)
+                await self._read(stream, session)
+                # Half-close: leave every room, flush what is queued, end with OK.
+                self._deliver(self.hub.handle(Disconnect(session=session), now=self._clock()))
+                outbox.close()
+                await writer_done.wait()
+                tasks.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            error = _grpc_error(group)
+            if error is None:
+                raise
+            self._count_error(error.status)
+            raise error from None
+        finally:
+            self.counters.streams_open -= 1
+            del self._outboxes[session]
+            self._unpause(session)
+            self._deliver(self.hub.handle(Disconnect(session=session), now=self._clock()))
+
+    async def _read(self, stream: Stream[ChatMessage, ChatMessage], session: str) -> None:
+        hub = self.hub
+        counters = self.counters
+        while True:
+            if self._blocking:
+                await self._wait_unblocked(session)
+            message = await stream.recv_message()
+            if message is None:
+                return
+            counters.messages_in += 1
+            try:
+                events = hub.handle(codec.chat_command(message, session), now=self._clock())
+            except CoreError as error:
+                raise errors.to_grpc(error, codec.CHAT_FIELDS) from None
+            self._deliver(events)
+
+    async def _write(
+        self,
+        stream: Stream[ChatMessage, ChatMessage],
+        session: str,
+        outbox: Outbox,
+        done: anyio.Event,
+    ) -> None:
+        buffer = outbox.buffer
+        try:
+            while True:
+                await outbox.wait_ready()
+                if not buffer:
+                    break  # closed and flushed
+                data, signal = outbox.pop()
+                if signal is Signal.RESUME:
+                    self.counters.resumes += 1
+                    self._unpause(session)
+                await stream.send_message(data)  # type: ignore[arg-type]  # WireCodec
+        except StreamTerminatedError:
+            pass  # the peer is gone; the handler is being cancelled
+        finally:
+            done.set()
+
+    async def _watch(self, outbox: Outbox) -> None:
+        timeout = self.settings.drain_timeout
+        while True:
+            await outbox.wait_paused()
+            with anyio.move_on_after(timeout) as scope:
+                await outbox.wait_resumed()
+            if scope.cancelled_caught:
+                self.counters.slow_consumer_disconnects += 1
+                raise GRPCError(
+                    Status.RESOURCE_EXHAUSTED,
+                    f"slow consumer: more than {self.settings.high_water} messages queued for "
+                    f"over {timeout:g} s; reconnect and JOIN with resume_after_seq",
+                )
+
+    # -- fan-out and flow control --------------------------------------------------------
+
+    def _deliver(self, events: list[Deliver]) -> None:
+        outboxes = self._outboxes
+        counters = self.counters
+        for event in events:
+            data = codec.encode_chat(event.message)
+            droppable = event.message.kind is Kind.TYPING
+            for session in event.to:
+                outbox = outboxes.get(session)
+                if outbox is None:
+                    continue  # its call is ending; its Disconnect is being handled
+                if droppable and outbox.buffer.paused:
+                    counters.typing_dropped += 1
+                    continue
+                counters.deliveries += 1
+                if outbox.push(data) is Signal.PAUSE:
+                    counters.pauses += 1
+                    self._pause(session)
+
+    def _pause(self, session: str) -> None:
+        rooms = self.hub.rooms_of(session)
+        self._blocked_rooms[session] = rooms
+        for room in rooms:
+            self._blocking.setdefault(room, set()).add(session)
+
+    def _unpause(self, session: str) -> None:
+        rooms = self._blocked_rooms.pop(session, None)
+        if rooms is None:
+            return
+        for room in rooms:
+            waiting = self._blocking[room]
+            waiting.discard(session)
+            if not waiting:
+                del self._blocking[room]
+        self._unblocked.set()
+        self._unblocked = anyio.Event()
+
+    async def _wait_unblocked(self, session: str) -> None:
+        """Wait while any room this session is in has a receiver over high water."""
+        while any(room in self._blocking for room in self.hub.rooms_of(session)):
+            await self._unblocked.wait()
+
+    def _count_error(self, status: Status) -> None:
+        self.counters.errors[status.name] = self.counters.errors.get(status.name, 0) + 1
+
+
+def _grpc_error(group: BaseExceptionGroup[BaseException]) -> GRPCError | None:
+    """The status a task of the call ended it with, if any (the task group wraps it)."""
+    matched, _ = group.split(GRPCError)
+    while matched is not None:
+        first = matched.exceptions[0]
+        if isinstance(first, GRPCError):
+            return first
+        matched = first if isinstance(first, BaseExceptionGroup) else None
+    return None
+
+
+async def _unimplemented(stream: Stream[Any, Any]) -> None:
+    raise GRPCError(Status.UNIMPLEMENTED, f"{stream.method_name} is not implemented yet")
