@@ -416,6 +416,7 @@ class RoomHub:
     # -- helpers -------------------------------------------------------------------------
 
     def _member(self, name: str, room_name: str, claimed: str, what: str) -> tuple[_Session, _Room]:
+        self._check_id("room", room_name)
         session = self._sessions.get(name)
         if session is None or room_name not in session.rooms:
             raise NotJoined("room", f"JOIN room {room_name!r} before sending {what}")

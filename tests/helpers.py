@@ -43,7 +43,7 @@ class ChatClient:
             except StreamTerminatedError:
                 # grpclib's client: the server's RST_STREAM after error trailers cancels a
                 # pending read; the trailers themselves arrived first and carry the status.
-                raise_for_trailers(self.stream)
+                self.stream._maybe_raise()
                 raise
 
     async def recv_n(self, n: int, timeout: float = 5.0) -> list[ChatMessage]:
@@ -63,14 +63,6 @@ class ChatClient:
             out.append(message)
             if predicate(message):
                 return out
-
-
-def raise_for_trailers(stream: Stream[Any, Any]) -> None:
-    """Raise the GRPCError that trailers already received carry (if any)."""
-    trailers = stream._stream.trailers
-    if trailers is not None:
-        status, message, details = stream._process_grpc_status(dict(trailers))
-        stream._raise_for_grpc_status(status, message, details)
 
 
 class _GoAway(Exception):

@@ -281,4 +281,4 @@ def _grpc_error(group: BaseExceptionGroup[BaseException]) -> GRPCError | None:
 
 
 async def _unimplemented(stream: Stream[Any, Any]) -> None:
-    raise GRPCError(Status.UNIMPLEMENTED, f"{stream.method_name} is not implemented yet")
+    raise GRPCError(Status.UNIMPLEMENTED, "not implemented yet: only Chat is served")

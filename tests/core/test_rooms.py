@@ -1,0 +1,104 @@
+"""RoomHub rules that the state machine does not reach: limits, identity, history edges."""
+
+from __future__ import annotations
+
+import pytest
+
+from interplay.core import (
+    ChatLimits,
+    Disconnect,
+    InvalidArgument,
+    Join,
+    Kind,
+    LimitExceeded,
+    PermissionDenied,
+    Post,
+    RoomHub,
+)
+from interplay.stores import MemoryStore, SQLiteStore
+
+
+def hub(**kwargs: object) -> RoomHub:
+    return RoomHub(MemoryStore(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_limits_name_the_field_and_rule() -> None:
+    h = hub(limits=ChatLimits(max_content_bytes=8, max_id_length=4, max_rooms=2, rate=0))
+    with pytest.raises(InvalidArgument, match=r"^room: must be at most 4 characters"):
+        h.handle(Join(session="s", user="ann", room="lobby"), now=0)
+    with pytest.raises(InvalidArgument, match=r"^user: must not be empty"):
+        h.handle(Join(session="s", user="", room="r"), now=0)
+    with pytest.raises(InvalidArgument, match=r"^resume_after_seq: must not be negative"):
+        h.handle(Join(session="s", user="ann", room="r", resume_after_seq=-1), now=0)
+    h.handle(Join(session="s", user="ann", room="r1"), now=0)
+    h.handle(Join(session="s", user="ann", room="r2"), now=0)
+    with pytest.raises(LimitExceeded, match=r"^room: at most 2 rooms per stream"):
+        h.handle(Join(session="s", user="ann", room="r3"), now=0)
+    with pytest.raises(LimitExceeded, match=r"^content: must be at most 8 bytes"):
+        h.handle(Post(session="s", room="r1", content="😀😀😀"), now=0)  # 3 chars, 12 bytes
+    h.handle(Post(session="s", room="r1", content="😀😀"), now=0)  # exactly 8 bytes
+    with pytest.raises(InvalidArgument, match=r"^id: must be at most 4"):
+        h.handle(Post(session="s", room="r1", content="x", id="12345"), now=0)
+    assert h.head("r1") is not None and h.head("r1")[1] == 1  # type: ignore[index]
+
+
+def test_rate_limit_is_a_token_bucket_and_refusal_changes_nothing() -> None:
+    h = hub(limits=ChatLimits(rate=10, burst=3))
+    h.handle(Join(session="s", user="ann", room="r"), now=0)
+    h.handle(Post(session="s", room="r", content="1"), now=0)
+    h.handle(Post(session="s", room="r", content="2"), now=0)
+    with pytest.raises(LimitExceeded, match=r"^rate: at most 10 messages per second"):
+        h.handle(Post(session="s", room="r", content="3"), now=0)
+    assert h.head("r")[1] == 2  # type: ignore[index]
+    h.handle(Post(session="s", room="r", content="3"), now=0.1)  # one token back
+    assert h.head("r")[1] == 3  # type: ignore[index]
+
+
+def test_identity_is_bound_by_the_first_join() -> None:
+    h = hub()
+    h.handle(Join(session="s", user="ann", room="a"), now=0)
+    with pytest.raises(PermissionDenied, match="bound to 'ann'"):
+        h.handle(Join(session="s", user="bob", room="b"), now=0)
+    with pytest.raises(PermissionDenied):
+        h.handle(Post(session="s", room="a", content="x", user="bob"), now=0)
+    [event] = h.handle(Post(session="s", room="a", content="x", user="ann"), now=0)
+    assert event.message.sender == "ann"
+    assert h.rooms_of("s") == {"a"}
+
+
+def test_server_stamps_time_and_generates_missing_ids() -> None:
+    h = hub()
+    h.handle(Join(session="s", user="ann", room="r"), now=12.5)
+    [first] = h.handle(Post(session="s", room="r", content="x"), now=13.25)
+    [second] = h.handle(Post(session="s", room="r", content="x"), now=14)
+    assert first.message.timestamp == 13_250
+    assert first.message.id and second.message.id and first.message.id != second.message.id
+    assert (first.message.seq, second.message.seq) == (1, 2)
+
+
+def test_history_survives_a_restart_over_the_same_sqlite_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "chat.db"
+    store = SQLiteStore(path)
+    first = RoomHub(store, history=2)
+    first.handle(Join(session="s", user="ann", room="r"), now=0)
+    for n in range(3):
+        first.handle(Post(session="s", room="r", content=f"m{n}", id=f"i{n}"), now=0)
+    epoch = first.head("r")[0]  # type: ignore[index]
+    store.close()
+
+    again = RoomHub(SQLiteStore(path), history=2)
+    events = again.handle(Join(session="t", user="bob", room="r"), now=1)
+    echo, *history = [e.message for e in events]
+    assert (echo.kind, echo.seq, echo.epoch) == (Kind.JOIN, 3, epoch)
+    assert [(m.seq, m.content) for m in history] == [(2, "m1"), (3, "m2")]
+    resumed = again.handle(Join(session="u", user="cat", room="r", resume_after_seq=0), now=1)
+    assert [m.message.content for m in resumed if m.message.kind is Kind.TEXT] == [
+        "m0",
+        "m1",
+        "m2",
+    ]
+    # A retry of an id still in the window is acknowledged, not stored again.
+    again.handle(Join(session="s2", user="ann", room="r"), now=1)
+    [ack] = again.handle(Post(session="s2", room="r", content="m2", id="i2"), now=1)
+    assert (ack.to, ack.message.seq) == (("s2",), 3)
+    assert again.handle(Disconnect(session="nobody"), now=1) == []
