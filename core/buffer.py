@@ -36,7 +36,7 @@ class BufferStatistics:
 class BackpressureBuffer(Generic[T]):
     """FIFO of ``T`` with edge-triggered PAUSE/RESUME signals (see module docstring)."""
 
-    __slots__ = ("_items", "_paused", "_peak", "_pauses", "_resumes", "high", "low")
+    __slots__ = ("_items", "_paused", "_pauses", "_peak", "_resumes", "high", "low")
 
     def __init__(self, *, high: int, low: int) -> None:
         if not 0 <= low <= high:

@@ -477,7 +477,8 @@ class RoomHub:
         tokens = min(self.limits.burst, session.tokens + max(0.0, now - session.refilled_at) * rate)
         if tokens < 1:
             raise LimitExceeded(
-                "rate", f"at most {rate:g} messages per second per stream (burst {self.limits.burst})"
+                "rate",
+                f"at most {rate:g} messages per second per stream (burst {self.limits.burst})",
             )
         session.tokens = tokens - 1
         session.refilled_at = now

@@ -40,13 +40,18 @@ def generate(out: Path) -> None:
 
 
 def files(root: Path) -> set[str]:
-    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    return {
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
 
 
 def stale(fresh: Path, committed: Path) -> list[str]:
     names = files(fresh) | files(committed)
     return sorted(
-        n for n in names
+        n
+        for n in names
         if not (fresh / n).is_file()
         or not (committed / n).is_file()
         or not filecmp.cmp(fresh / n, committed / n, shallow=False)

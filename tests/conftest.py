@@ -15,7 +15,10 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=100, deadline=None)
 # Long local run before resolving a core issue: HYPOTHESIS_PROFILE=long pytest tests/core
 settings.register_profile(
-    "long", max_examples=20_000, stateful_step_count=100, deadline=None,
+    "long",
+    max_examples=20_000,
+    stateful_step_count=100,
+    deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

@@ -7,19 +7,18 @@ from contextlib import asynccontextmanager
 
 import anyio
 import pytest
-from grpclib.const import Status
-from grpclib.exceptions import GRPCError
 from grpclib.client import Channel
 from grpclib.config import Configuration
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 from grpclib.testing import ChannelFor
 
+from helpers import T, chat_call, msg
 from interplay.core import ChatLimits, RoomHub
 from interplay.stores import MemoryStore
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.service import ChatService, ChatSettings
-
-from ..helpers import T, chat_call, msg
 
 pytestmark = pytest.mark.anyio
 
@@ -179,15 +178,15 @@ async def test_bad_input_ends_that_stream_with_a_clear_status(
 
 
 async def test_rate_limit_ends_the_flooding_stream() -> None:
-    async with serving(limits=ChatLimits(rate=5, burst=3)) as (_, channel):
-        async with chat_call(channel) as ann:
-            await ann.join("ann")
-            for n in range(5):
-                await ann.text(f"m{n}")
-            with pytest.raises(GRPCError) as caught:
-                await ann.recv_until(lambda m: False)
-            assert caught.value.status is Status.RESOURCE_EXHAUSTED
-            assert (caught.value.message or "").startswith("rate: at most 5 messages per second")
+    limits = ChatLimits(rate=5, burst=3)
+    async with serving(limits=limits) as (_, channel), chat_call(channel) as ann:
+        await ann.join("ann")
+        for n in range(5):
+            await ann.text(f"m{n}")
+        with pytest.raises(GRPCError) as caught:
+            await ann.recv_until(lambda m: False)
+        assert caught.value.status is Status.RESOURCE_EXHAUSTED
+        assert (caught.value.message or "").startswith("rate: at most 5 messages per second")
 
 
 async def test_slow_consumer_is_cut_others_lose_nothing_and_it_resumes() -> None:
@@ -217,7 +216,9 @@ async def test_slow_consumer_is_cut_others_lose_nothing_and_it_resumes() -> None
                 got: dict[str, list[int]] = {}
 
                 async def read_all(name: str, client: object) -> None:
-                    messages = await client.recv_until(lambda m: m.type == T.TEXT and m.seq == total, timeout=20)  # type: ignore[attr-defined]
+                    messages = await client.recv_until(
+                        lambda m: m.type == T.TEXT and m.seq == total, timeout=20
+                    )  # type: ignore[attr-defined]
                     got[name] = [m.seq for m in messages if m.type == T.TEXT]
 
                 async with anyio.create_task_group() as tasks:
@@ -239,7 +240,9 @@ async def test_slow_consumer_is_cut_others_lose_nothing_and_it_resumes() -> None
             # It comes back and resumes from the last seq it saw: nothing lost, no duplicate.
             async with chat_call(channels[2]) as back:
                 await back.join("slow", resume_after_seq=seen, epoch=bob_echo.epoch)
-                rest = await back.recv_until(lambda m: m.type == T.TEXT and m.seq == total, timeout=20)
+                rest = await back.recv_until(
+                    lambda m: m.type == T.TEXT and m.seq == total, timeout=20
+                )
                 assert [m.seq for m in rest if m.type == T.TEXT] == list(range(seen + 1, total + 1))
             await ann.stream.end()
             await bob.stream.end()

@@ -64,7 +64,7 @@ class ChatCounters:
 class Outbox:
     """What is queued for one stream, and a way for its writer to wait for more."""
 
-    __slots__ = ("buffer", "closed", "_ready", "_resumed", "_paused")
+    __slots__ = ("_paused", "_ready", "_resumed", "buffer", "closed")
 
     def __init__(self, high: int, low: int) -> None:
         self.buffer: BackpressureBuffer[bytes] = BackpressureBuffer(high=high, low=low)
