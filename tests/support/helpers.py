@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -82,3 +88,28 @@ async def chat_call(channel: Channel, **kwargs: Any) -> AsyncIterator[ChatClient
                 raise _GoAway
     except _GoAway:
         pass
+
+
+@contextmanager
+def interplay_serve(data: Path) -> Iterator[int]:
+    exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
+    with subprocess.Popen(
+        [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout is not None and process.stderr is not None
+        try:
+            line = process.stdout.readline()
+            match = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+)", line)
+            assert match, f"first line {line!r}; stderr: {process.stderr.read()}"
+            yield int(match.group(1))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                code = process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
+        assert code == 0, process.stderr.read()

@@ -3,47 +3,15 @@ restarted over the same data file."""
 
 from __future__ import annotations
 
-import re
-import shutil
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from grpclib.client import Channel
 
-from helpers import chat_call
+from helpers import chat_call, interplay_serve
 from interplay.transports.grpc.codec import WireCodec
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-
-@contextmanager
-def interplay_serve(data: Path) -> Iterator[int]:
-    exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
-    with subprocess.Popen(
-        [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        assert process.stdout is not None and process.stderr is not None
-        try:
-            line = process.stdout.readline()
-            match = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+)", line)
-            assert match, f"first line {line!r}; stderr: {process.stderr.read()}"
-            yield int(match.group(1))
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                code = process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                raise
-        assert code == 0, process.stderr.read()
 
 
 async def test_serve_chats_over_tcp_and_keeps_history_across_a_restart(tmp_path: Path) -> None:
