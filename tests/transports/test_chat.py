@@ -253,8 +253,8 @@ async def test_slow_consumer_is_cut_others_lose_nothing_and_it_resumes() -> None
         await server.wait_closed()
 
 
-async def test_typing_is_relayed_to_others_and_dropped_only_for_a_congested_receiver() -> None:
-    async with serving() as (service, channel), chat_call(channel) as ann:
+async def test_typing_is_relayed_to_the_others_only() -> None:
+    async with serving() as (_, channel), chat_call(channel) as ann:
         await ann.join("ann")
         await ann.recv_n(1)
         async with chat_call(channel) as bob:
@@ -266,7 +266,6 @@ async def test_typing_is_relayed_to_others_and_dropped_only_for_a_congested_rece
             assert (typing.type, typing.sender_id, typing.seq) == (T.TYPING, "bob", 0)
             await bob.text("done")
             assert texts(await bob.recv_n(1)) == [(1, "bob", "done")]  # no TYPING echo
-            assert service.counters.typing_dropped == 0
 
 
 async def test_collaborative_edit_and_game_sync_answer_unimplemented_for_now() -> None:

@@ -11,9 +11,9 @@ Each Chat call is one *session* of the hub and runs three tasks under one anyio 
 
 Backpressure: when a receiver's outbox rises above high water, every room it is in stops
 reading from its senders (the readers wait, grpclib stops acknowledging their DATA, and HTTP/2
-flow control slows the sending clients) until the outbox falls to low water. TEXT is never
-dropped. TYPING is the one thing that may be: it is not queued for a receiver that is already
-over high water, and each such drop is counted (``ChatCounters.typing_dropped``).
+flow control slows the sending clients) until the outbox falls to low water. Nothing is
+dropped, TYPING included: a receiver over high water blocks every sender that shares a room
+with it, so there is nothing to coalesce.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from grpclib.server import Stream
 
 from interplay.core.buffer import BackpressureBuffer, Signal
 from interplay.core.errors import CoreError
-from interplay.core.rooms import Deliver, Disconnect, Kind, RoomHub
+from interplay.core.rooms import Deliver, Disconnect, RoomHub
 
 from . import codec, errors
 from .generated.chat import ChatMessage, EditOperation, GameAction, GameState
@@ -57,7 +57,6 @@ class ChatCounters:
     pauses: int = 0
     resumes: int = 0
     slow_consumer_disconnects: int = 0
-    typing_dropped: int = 0
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -229,14 +228,10 @@ class ChatService:
         counters = self.counters
         for event in events:
             data = codec.encode_chat(event.message)
-            droppable = event.message.kind is Kind.TYPING
             for session in event.to:
                 outbox = outboxes.get(session)
                 if outbox is None:
                     continue  # its call is ending; its Disconnect is being handled
-                if droppable and outbox.buffer.paused:
-                    counters.typing_dropped += 1
-                    continue
                 counters.deliveries += 1
                 if outbox.push(data) is Signal.PAUSE:
                     counters.pauses += 1
