@@ -1,0 +1,285 @@
+"""Chat fan-out load: R rooms x C clients, S senders per room, M messages each.
+
+    python bench/chat_load.py --rooms 1 --clients 100 --senders 1 --messages 2000 [--rate 0]
+
+One grpclib connection and one Chat stream per client. Every client joins, all wait until
+every member of their room is present, then the senders send (``--rate`` messages/s each, 0 =
+as fast as flow control lets them) while every client reads. Losses, duplicates and reordering
+are computed from the seqs each receiver actually saw. Prints one JSON line.
+
+Without ``--server`` it starts ``interplay serve`` on a free port with an in-memory store and
+the per-stream rate limit off (a load generator is not a flood to refuse), and stops it after.
+``--procs N`` spreads the clients over N processes so the generator is not the bottleneck.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from grpclib.client import Channel
+from grpclib.const import Cardinality
+
+from interplay.transports.grpc.codec import WireCodec
+from interplay.transports.grpc.generated.chat import ChatMessage
+from interplay.transports.grpc.generated.chat import ChatMessageMessageType as T
+
+
+@dataclass
+class Config:
+    rooms: int
+    clients: int
+    senders: int
+    messages: int
+    rate: float
+    procs: int
+    timeout: float
+    host: str = "127.0.0.1"
+
+
+@dataclass
+class Tally:
+    """What one process's clients saw."""
+
+    sent: int = 0
+    delivered: int = 0
+    own_echoes: int = 0
+    dropped: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    gaps: int = 0
+    latencies_ns: list[int] = field(default_factory=list)
+    first_send_ns: int = 0
+    last_recv_ns: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+async def _client(
+    port: int,
+    cfg: Config,
+    room: int,
+    index: int,
+    tally: Tally,
+    joined: asyncio.Event,
+    start: asyncio.Event,
+) -> None:
+    user = f"u-{room}-{index}"
+    room_id = f"room-{room}"
+    sending = index < cfg.senders
+    expected = cfg.senders * cfg.messages  # TEXT per receiver, own included
+    channel = Channel(cfg.host, port, codec=WireCodec())
+    try:
+        async with channel.request(
+            "/chat.ChatService/Chat", Cardinality.STREAM_STREAM, ChatMessage, ChatMessage
+        ) as stream:
+            await stream.send_request()
+            await stream.send_message(ChatMessage(type=T.JOIN, room_id=room_id, sender_id=user))
+            present = {user}
+            while len(present) < cfg.clients:
+                message = await stream.recv_message()
+                assert message is not None
+                if message.type == T.JOIN:
+                    present.add(message.sender_id)
+            joined.set()
+            await start.wait()
+
+            async def send() -> None:
+                interval = 1 / cfg.rate if cfg.rate else 0.0
+                began = time.perf_counter()
+                tally.first_send_ns = tally.first_send_ns or time.time_ns()
+                for n in range(cfg.messages):
+                    if interval:
+                        delay = began + n * interval - time.perf_counter()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    content = f"{user}:{n}:{time.time_ns()}"
+                    await stream.send_message(
+                        ChatMessage(type=T.TEXT, room_id=room_id, content=content, id=f"{user}-{n}")
+                    )
+                    tally.sent += 1
+
+            sender = asyncio.create_task(send()) if sending else None
+            seen: set[int] = set()
+            last = 0
+            while len(seen) < expected:
+                message = await stream.recv_message()
+                if message is None:
+                    break
+                if message.type != T.TEXT:
+                    continue
+                now = time.time_ns()
+                seq = message.seq
+                if seq in seen:
+                    tally.duplicates += 1
+                    continue
+                if seq < last:
+                    tally.out_of_order += 1
+                elif seq > last + 1:
+                    tally.gaps += 1
+                seen.add(seq)
+                last = max(last, seq)
+                if message.sender_id == user:
+                    tally.own_echoes += 1
+                else:
+                    tally.delivered += 1
+                    tally.latencies_ns.append(now - int(message.content.rsplit(":", 1)[1]))
+                tally.last_recv_ns = max(tally.last_recv_ns, now)
+            tally.dropped += expected - len(seen)
+            if sender is not None:
+                await sender
+            await stream.end()
+    except Exception as error:  # reported, not hidden: a bench run must show its failures
+        tally.errors.append(f"{user}: {error!r}")
+        joined.set()
+    finally:
+        channel.close()
+
+
+async def _run_share(
+    port: int, cfg: Config, share: list[tuple[int, int]], joined_barrier: Any, start_barrier: Any
+) -> Tally:
+    tally = Tally()
+    start = asyncio.Event()
+    joins = [asyncio.Event() for _ in share]
+    tasks = [
+        asyncio.create_task(_client(port, cfg, room, index, tally, joins[i], start))
+        for i, (room, index) in enumerate(share)
+    ]
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in joins)), cfg.timeout)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, joined_barrier.wait)  # every process has joined
+    await loop.run_in_executor(None, start_barrier.wait)
+    start.set()
+    _, pending = await asyncio.wait(tasks, timeout=cfg.timeout)
+    for task in pending:
+        task.cancel()
+        tally.errors.append("timeout: a client did not finish")
+    return tally
+
+
+def _process(port: int, cfg: Config, share: list[tuple[int, int]], barriers: Any, out: Any) -> None:
+    tally = asyncio.run(_run_share(port, cfg, share, *barriers))
+    out.put(tally)
+
+
+def _percentile(sorted_values: list[int], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] / 1e6
+
+
+def run(port: int, cfg: Config) -> dict[str, Any]:
+    everyone = [(r, i) for r in range(cfg.rooms) for i in range(cfg.clients)]
+    shares = [everyone[p :: cfg.procs] for p in range(cfg.procs)]
+    ctx = mp.get_context("spawn")
+    barriers = (ctx.Barrier(cfg.procs), ctx.Barrier(cfg.procs))
+    out = ctx.Queue()
+    began = time.perf_counter()
+    processes = [
+        ctx.Process(target=_process, args=(port, cfg, share, barriers, out)) for share in shares
+    ]
+    for process in processes:
+        process.start()
+    tallies = [out.get(timeout=cfg.timeout * 3) for _ in processes]
+    for process in processes:
+        process.join()
+    wall = time.perf_counter() - began
+
+    total = Tally()
+    for t in tallies:
+        for name in ("sent", "delivered", "own_echoes", "dropped", "duplicates", "out_of_order"):
+            setattr(total, name, getattr(total, name) + getattr(t, name))
+        total.gaps += t.gaps
+        total.latencies_ns += t.latencies_ns
+        total.errors += t.errors
+    first = min((t.first_send_ns for t in tallies if t.first_send_ns), default=0)
+    last = max((t.last_recv_ns for t in tallies), default=0)
+    span = (last - first) / 1e9 if first and last > first else 0.0
+    latencies = sorted(total.latencies_ns)
+    return {
+        "bench": "chat_load",
+        "config": vars(cfg),
+        "sent": total.sent,
+        "expected_deliveries": total.sent * (cfg.clients - 1),
+        "delivered": total.delivered,
+        "own_echoes": total.own_echoes,
+        "dropped": total.dropped,
+        "duplicates": total.duplicates,
+        "out_of_order": total.out_of_order,
+        "gaps": total.gaps,
+        "deliveries_per_s": round(total.delivered / span) if span else 0,
+        "latency_ms": {
+            "p50": round(_percentile(latencies, 0.50), 2),
+            "p99": round(_percentile(latencies, 0.99), 2),
+            "max": round(latencies[-1] / 1e6, 2) if latencies else 0.0,
+        },
+        "send_to_last_delivery_s": round(span, 3),
+        "wall_s": round(wall, 3),
+        "errors": total.errors[:20],
+    }
+
+
+def start_server() -> tuple[subprocess.Popen[str], int]:
+    exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
+    process = subprocess.Popen(
+        [exe, "serve", "--port", "0", "--data", ":memory:", "--max-rate", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    match = re.search(r":(\d+)\s*$", process.stdout.readline())
+    if not match:
+        process.kill()
+        raise SystemExit("chat_load: interplay serve did not start")
+    return process, int(match.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rooms", type=int, default=1)
+    parser.add_argument("--clients", type=int, default=2, help="per room")
+    parser.add_argument("--senders", type=int, default=1, help="per room")
+    parser.add_argument("--messages", type=int, default=1000, help="per sender")
+    parser.add_argument("--rate", type=float, default=0.0, help="per sender; 0 = unpaced")
+    parser.add_argument("--procs", type=int, default=1, help="client processes")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
+    args = parser.parse_args()
+    if not 1 <= args.senders <= args.clients:
+        parser.error("--senders must be between 1 and --clients")
+    cfg = Config(
+        rooms=args.rooms,
+        clients=args.clients,
+        senders=args.senders,
+        messages=args.messages,
+        rate=args.rate,
+        procs=max(1, args.procs),
+        timeout=args.timeout,
+    )
+    server = None
+    if args.server:
+        cfg.host, _, raw_port = args.server.rpartition(":")
+        port = int(raw_port)
+    else:
+        server, port = start_server()
+    try:
+        print(json.dumps(run(port, cfg)), flush=True)
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
