@@ -45,7 +45,6 @@ async def serve(hub: RoomHub, settings: ServerSettings) -> None:
     await server.start(settings.host, settings.port)
     sockets = server._server.sockets if server._server else ()
     bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)
-    log.info("serving chat.ChatService on %s", bound)
     print(f"interplay: serving chat.ChatService on {bound}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
