@@ -1,0 +1,283 @@
+"""Text operations (the ot.js model): retain / insert / delete over the whole document.
+
+An operation is a normalised tuple of components: an ``int > 0`` retains that many code points,
+an ``int < 0`` deletes ``-n`` code points, a ``str`` inserts itself. Normalised means no empty
+component, no two neighbours of the same kind, and an insert always before an adjacent delete,
+so equal edits are equal values. Lengths and positions count Unicode code points (Python ``str``
+indices), the unit of the editing traces; never UTF-16 units or UTF-8 bytes.
+
+``transform(a, b)`` gives ``(a2, b2)`` with ``apply(apply(d, a), b2) == apply(apply(d, b), a2)``
+(TP1); when both insert at one position, ``a``'s text goes first (left).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+Component = int | str
+
+
+class _Builder:
+    """Appends components while keeping the normal form."""
+
+    __slots__ = ("base", "ops", "target")
+
+    def __init__(self) -> None:
+        self.ops: list[Component] = []
+        self.base = 0
+        self.target = 0
+
+    def retain(self, n: int) -> None:
+        if n <= 0:
+            return
+        self.base += n
+        self.target += n
+        ops = self.ops
+        if ops and isinstance(ops[-1], int) and ops[-1] > 0:
+            ops[-1] += n
+        else:
+            ops.append(n)
+
+    def insert(self, text: str) -> None:
+        if not text:
+            return
+        self.target += len(text)
+        ops = self.ops
+        if ops and isinstance(ops[-1], str):
+            ops[-1] += text
+        elif ops and isinstance(ops[-1], int) and ops[-1] < 0:
+            # Keep inserts before deletes: "delete then insert" == "insert then delete".
+            if len(ops) > 1 and isinstance(ops[-2], str):
+                ops[-2] += text
+            else:
+                ops.insert(len(ops) - 1, text)
+        else:
+            ops.append(text)
+
+    def delete(self, n: int) -> None:
+        if n <= 0:
+            return
+        self.base += n
+        ops = self.ops
+        if ops and isinstance(ops[-1], int) and ops[-1] < 0:
+            ops[-1] -= n
+        else:
+            ops.append(-n)
+
+    def add(self, component: Component) -> None:
+        if isinstance(component, str):
+            self.insert(component)
+        elif component > 0:
+            self.retain(component)
+        else:
+            self.delete(-component)
+
+    def build(self) -> TextOp:
+        return TextOp(tuple(self.ops), self.base, self.target)
+
+
+@dataclass(frozen=True, slots=True)
+class TextOp:
+    ops: tuple[Component, ...]
+    base_length: int
+    target_length: int
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_components(cls, components: Iterable[Component]) -> TextOp:
+        """Normalise any sequence of components (zeros and empty strings are dropped)."""
+        builder = _Builder()
+        for component in components:
+            builder.add(component)
+        return builder.build()
+
+    @classmethod
+    def identity(cls, length: int) -> TextOp:
+        return cls.from_components([length])
+
+    @classmethod
+    def splice(cls, length: int, position: int, deleted: int, inserted: str = "") -> TextOp:
+        """At ``position`` of a document of ``length``, delete ``deleted``, insert ``inserted``.
+
+        Raises ValueError if the range does not fit the document.
+        """
+        if position < 0 or deleted < 0 or position + deleted > length:
+            raise ValueError(
+                f"splice at {position} deleting {deleted} does not fit a document of {length}"
+            )
+        builder = _Builder()
+        builder.retain(position)
+        builder.insert(inserted)
+        builder.delete(deleted)
+        builder.retain(length - position - deleted)
+        return builder.build()
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def is_noop(self) -> bool:
+        return all(isinstance(c, int) and c > 0 for c in self.ops)
+
+    def splices(self) -> Iterator[tuple[int, int, str]]:
+        """``(position, deleted, inserted)`` pieces, each relative to the text after the ones
+        before it: how a position-based wire carries an op that does not fit in one splice."""
+        position = 0
+        pending_insert = ""
+        pending_delete = 0
+        for component in (*self.ops, 0):
+            if isinstance(component, str):
+                pending_insert += component
+                continue
+            if component < 0:
+                pending_delete -= component
+                continue
+            if pending_insert or pending_delete:
+                yield position, pending_delete, pending_insert
+                position += len(pending_insert)
+                pending_insert, pending_delete = "", 0
+            position += component
+
+    # -- the algebra -----------------------------------------------------------------------
+
+    def apply(self, text: str) -> str:
+        if len(text) != self.base_length:
+            raise ValueError(
+                f"operation expects a document of {self.base_length} code points, got {len(text)}"
+            )
+        parts: list[str] = []
+        index = 0
+        for component in self.ops:
+            if isinstance(component, str):
+                parts.append(component)
+            elif component > 0:
+                parts.append(text[index : index + component])
+                index += component
+            else:
+                index -= component
+        return "".join(parts)
+
+    def invert(self, text: str) -> TextOp:
+        """The operation that undoes this one, given the text it was applied to."""
+        builder = _Builder()
+        index = 0
+        for component in self.ops:
+            if isinstance(component, str):
+                builder.delete(len(component))
+            elif component > 0:
+                builder.retain(component)
+                index += component
+            else:
+                builder.insert(text[index : index - component])
+                index -= component
+        return builder.build()
+
+    def compose(self, other: TextOp) -> TextOp:
+        """One operation with the effect of this one followed by ``other``."""
+        if self.target_length != other.base_length:
+            raise ValueError(
+                f"cannot compose: first produces {self.target_length} code points, "
+                f"second expects {other.base_length}"
+            )
+        builder = _Builder()
+        first, second = _Cursor(self.ops), _Cursor(other.ops)
+        while not (first.done and second.done):
+            a, b = first.peek(), second.peek()
+            if isinstance(a, int) and a < 0:  # the first deletes: that happens anyway
+                builder.delete(-a)
+                first.take_all()
+                continue
+            if isinstance(b, str):  # the second inserts: that happens anyway
+                builder.insert(b)
+                second.take_all()
+                continue
+            if a is None or b is None:
+                raise AssertionError("compose: operation lengths disagree")  # checked above
+            n = min(len(a) if isinstance(a, str) else a, abs(b))
+            piece = first.take(n)
+            second.take(n)
+            if b < 0:  # the second deletes what the first inserted or kept
+                if not isinstance(piece, str):
+                    builder.delete(n)
+            elif isinstance(piece, str):
+                builder.insert(piece)
+            else:
+                builder.retain(n)
+        return builder.build()
+
+    @staticmethod
+    def transform(a: TextOp, b: TextOp) -> tuple[TextOp, TextOp]:
+        """``(a2, b2)``: ``a`` rebased over ``b`` and ``b`` over ``a`` (TP1; ``a`` goes left)."""
+        if a.base_length != b.base_length:
+            raise ValueError(
+                f"cannot transform: operations expect {a.base_length} and "
+                f"{b.base_length} code points"
+            )
+        a_out, b_out = _Builder(), _Builder()
+        first, second = _Cursor(a.ops), _Cursor(b.ops)
+        while not (first.done and second.done):
+            x, y = first.peek(), second.peek()
+            if isinstance(x, str):  # a's insert goes first on a tie
+                a_out.insert(x)
+                b_out.retain(len(x))
+                first.take_all()
+                continue
+            if isinstance(y, str):
+                a_out.retain(len(y))
+                b_out.insert(y)
+                second.take_all()
+                continue
+            if x is None or y is None:
+                raise AssertionError("transform: operation lengths disagree")  # checked above
+            n = min(abs(x), abs(y))
+            first.take(n)
+            second.take(n)
+            if x > 0 and y > 0:
+                a_out.retain(n)
+                b_out.retain(n)
+            elif x < 0 < y:  # only a deletes it
+                a_out.delete(n)
+            elif y < 0 < x:  # only b deletes it
+                b_out.delete(n)
+            # both delete the same text: nothing is left for either to do
+        return a_out.build(), b_out.build()
+
+
+class _Cursor:
+    """Walks a component tuple, splitting components as the other side demands."""
+
+    __slots__ = ("_head", "_index", "_ops")
+
+    def __init__(self, ops: tuple[Component, ...]) -> None:
+        self._ops = ops
+        self._index = 0
+        self._head: Component | None = ops[0] if ops else None
+
+    @property
+    def done(self) -> bool:
+        return self._head is None
+
+    def peek(self) -> Component | None:
+        return self._head
+
+    def take_all(self) -> None:
+        self._index += 1
+        self._head = self._ops[self._index] if self._index < len(self._ops) else None
+
+    def take(self, n: int) -> Component:
+        """Consume ``n`` code points of the head; return the part taken."""
+        head = self._head
+        assert head is not None
+        piece: Component
+        rest: Component
+        if isinstance(head, str):
+            piece, rest, size = head[:n], head[n:], len(head)
+        elif head > 0:
+            piece, rest, size = n, head - n, head
+        else:
+            piece, rest, size = -n, head + n, -head
+        if n >= size:
+            self.take_all()
+        else:
+            self._head = rest
+        return piece

@@ -1,0 +1,102 @@
+"""The laws of text operations, as Hypothesis properties (ot.js test-text-operation.js)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import ops_for, texts
+
+from interplay.core.ot import TextOp
+
+
+@given(st.data())
+def test_apply_keeps_lengths_consistent(data: st.DataObject) -> None:
+    doc = data.draw(texts)
+    op = data.draw(ops_for(doc))
+    assert op.base_length == len(doc)
+    assert len(op.apply(doc)) == op.target_length
+
+
+@given(st.data())
+def test_transform_satisfies_tp1_and_a_goes_left(data: st.DataObject) -> None:
+    doc = data.draw(texts)
+    a, b = data.draw(ops_for(doc)), data.draw(ops_for(doc))
+    a2, b2 = TextOp.transform(a, b)
+    assert a2.base_length == b.target_length and b2.base_length == a.target_length
+    assert b2.apply(a.apply(doc)) == a2.apply(b.apply(doc))
+
+
+@pytest.mark.parametrize(
+    ("doc", "a", "b", "expected"),
+    [
+        ("", ["x"], ["y"], "xy"),  # same position: a's insert goes left
+        ("ab", [1, "😀", 1], [1, "𝄞", 1], "a😀𝄞b"),
+        ("abc", [-3], [1, -1, 1], ""),  # overlapping deletes
+        ("abc", [1, -2], [2, "X", 1], "aX"),  # insert inside a deleted range survives
+    ],
+)
+def test_transform_examples(doc: str, a: list, b: list, expected: str) -> None:  # type: ignore[type-arg]
+    op_a, op_b = TextOp.from_components(a), TextOp.from_components(b)
+    a2, b2 = TextOp.transform(op_a, op_b)
+    assert b2.apply(op_a.apply(doc)) == a2.apply(op_b.apply(doc)) == expected
+
+
+@given(st.data())
+def test_compose_agrees_with_sequential_apply(data: st.DataObject) -> None:
+    doc = data.draw(texts)
+    a = data.draw(ops_for(doc))
+    after = a.apply(doc)
+    b = data.draw(ops_for(after))
+    composed = a.compose(b)
+    assert composed.apply(doc) == b.apply(after)
+    assert (composed.base_length, composed.target_length) == (len(doc), b.target_length)
+
+
+@given(st.data())
+def test_invert_undoes_apply(data: st.DataObject) -> None:
+    doc = data.draw(texts)
+    op = data.draw(ops_for(doc))
+    assert op.invert(doc).apply(op.apply(doc)) == doc
+    assert op.compose(op.invert(doc)).apply(doc) == doc
+
+
+@given(st.data())
+def test_normal_form_is_canonical(data: st.DataObject) -> None:
+    doc = data.draw(texts)
+    op = data.draw(ops_for(doc))
+    assert TextOp.from_components(op.ops) == op
+    for left, right in zip(op.ops, op.ops[1:], strict=False):
+        assert type(left) is not type(right) or (
+            isinstance(left, int) and (left > 0) != (right > 0)
+        )  # type: ignore[operator]
+        assert not (isinstance(left, int) and left < 0 and isinstance(right, str))
+    assert all(c != 0 and c != "" for c in op.ops)
+
+
+@given(st.data())
+def test_splices_replay_the_operation(data: st.DataObject) -> None:
+    doc = data.draw(texts)
+    op = data.draw(ops_for(doc))
+    text = doc
+    for position, deleted, inserted in op.splices():
+        assert deleted or inserted
+        text = TextOp.splice(len(text), position, deleted, inserted).apply(text)
+    assert text == op.apply(doc)
+
+
+def test_splice_refuses_what_does_not_fit() -> None:
+    with pytest.raises(ValueError, match="does not fit"):
+        TextOp.splice(3, -1, 0, "x")
+    with pytest.raises(ValueError, match="does not fit"):
+        TextOp.splice(3, 2, 2)
+    assert TextOp.splice(3, 1, 1, "😀").apply("abc") == "a😀c"
+
+
+def test_mismatched_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="expects a document of 2"):
+        TextOp.from_components([2]).apply("abc")
+    with pytest.raises(ValueError, match="cannot compose"):
+        TextOp.from_components([2]).compose(TextOp.from_components([3]))
+    with pytest.raises(ValueError, match="cannot transform"):
+        TextOp.transform(TextOp.from_components([2]), TextOp.from_components([3]))
