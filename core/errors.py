@@ -30,3 +30,7 @@ class LimitExceeded(CoreError):
 
 class PermissionDenied(CoreError):
     """The command claims an identity other than the one bound to the stream."""
+
+
+class Expired(CoreError):
+    """What the command refers to is no longer kept (a compacted revision): start over."""

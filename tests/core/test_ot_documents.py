@@ -1,0 +1,116 @@
+"""Server and client documents: a model-based convergence machine (ot.js test-client-server)
+and the server's rules."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from strategies import ops_for, texts
+
+from interplay.core.errors import Expired, InvalidArgument
+from interplay.core.ot import ClientDocument, Send, ServerDocument, State, TextOp
+
+
+class ClientServerMachine(RuleBasedStateMachine):
+    """One server document, 2-4 clients, FIFO channels both ways; after draining, everyone
+    holds the server's text and every operation was applied exactly once."""
+
+    @initialize(start=texts, n=st.integers(2, 4))
+    def create(self, start: str, n: int) -> None:
+        self.server = ServerDocument(start, keep=10_000)
+        self.clients = [ClientDocument(start) for _ in range(n)]
+        self.to_server: deque[tuple[int, Send, str]] = deque()
+        self.to_client: list[deque[tuple[str, TextOp | None]]] = [deque() for _ in range(n)]
+        self.sent_ids: list[str] = []
+        self.counter = 0
+
+    def _send(self, who: int, send: Send | None) -> None:
+        if send is not None:
+            self.counter += 1
+            op_id = f"{who}-{self.counter}"
+            self.sent_ids.append(op_id)
+            self.to_server.append((who, send, op_id))
+
+    @rule(data=st.data())
+    def edit(self, data: st.DataObject) -> None:
+        who = data.draw(st.integers(0, len(self.clients) - 1))
+        client = self.clients[who]
+        self._send(who, client.edit(data.draw(ops_for(client.text))))
+
+    @precondition(lambda self: self.to_server)
+    @rule()
+    def deliver_to_server(self) -> None:
+        who, send, op_id = self.to_server.popleft()
+        applied = self.server.receive(send.op, base=send.base, author=str(who), op_id=op_id)
+        assert not applied.duplicate
+        for other, channel in enumerate(self.to_client):
+            channel.append(("ack", None) if other == who else ("op", applied.op))
+
+    @precondition(lambda self: any(self.to_client))
+    @rule(data=st.data())
+    def deliver_to_client(self, data: st.DataObject) -> None:
+        who = data.draw(st.sampled_from([i for i, c in enumerate(self.to_client) if c]))
+        kind, op = self.to_client[who].popleft()
+        if kind == "ack":
+            self._send(who, self.clients[who].ack())
+        else:
+            assert op is not None
+            self.clients[who].receive(op)
+
+    @invariant()
+    def revisions_never_run_ahead(self) -> None:
+        for client in self.clients:
+            assert client.revision <= self.server.revision
+
+    def teardown(self) -> None:
+        if not hasattr(self, "server"):
+            return
+        while self.to_server or any(self.to_client):
+            while self.to_server:
+                self.deliver_to_server()
+            for who, channel in enumerate(self.to_client):
+                while channel:
+                    kind, op = channel.popleft()
+                    if kind == "ack":
+                        self._send(who, self.clients[who].ack())
+                    else:
+                        assert op is not None
+                        self.clients[who].receive(op)
+        for client in self.clients:
+            assert client.state is State.SYNCHRONIZED
+            assert client.text == self.server.text
+            assert client.revision == self.server.revision
+        assert self.server.revision == len(self.sent_ids)  # each op applied exactly once
+
+
+TestClientServer = ClientServerMachine.TestCase
+
+
+def test_server_rejects_future_and_misfit_edits_and_leaves_the_document_alone() -> None:
+    doc = ServerDocument("hello")
+    with pytest.raises(InvalidArgument, match=r"^version: revision 1 is in the future"):
+        doc.receive(TextOp.identity(5), base=1, author="a")
+    with pytest.raises(InvalidArgument, match=r"^position: the edit spans 3 code points"):
+        doc.receive(TextOp.identity(3), base=0, author="a")
+    assert (doc.text, doc.revision) == ("hello", 0)
+
+
+def test_server_transforms_a_stale_edit_and_dedupes_by_op_id() -> None:
+    doc = ServerDocument("ac")
+    first = doc.receive(TextOp.splice(2, 1, 0, "b"), base=0, author="x", op_id="1")
+    late = doc.receive(TextOp.splice(2, 2, 0, "d"), base=0, author="y", op_id="1")
+    assert (doc.text, late.revision) == ("abcd", 2)
+    again = doc.receive(TextOp.splice(2, 1, 0, "b"), base=0, author="x", op_id="1")
+    assert again.duplicate and again.revision == first.revision and doc.text == "abcd"
+
+
+def test_compacted_revisions_expire() -> None:
+    doc = ServerDocument("", keep=2)
+    for n in range(3):
+        doc.receive(TextOp.splice(n, n, 0, "x"), base=n, author="a")
+    assert doc.oldest_base == 1
+    with pytest.raises(Expired, match="join again"):
+        doc.receive(TextOp.identity(0), base=0, author="a")
