@@ -6,6 +6,19 @@ an object passed in that implements a protocol declared here (``interplay.core.s
 """
 
 from .buffer import BackpressureBuffer, BufferStatistics, Signal
+from .documents import (
+    Acked,
+    CloseSession,
+    CursorMoved,
+    DocumentHub,
+    DocumentLimits,
+    EditDocument,
+    MoveCursor,
+    OpenDocument,
+    Piece,
+    Remote,
+    Snapshot,
+)
 from .errors import (
     CoreError,
     InvalidArgument,
@@ -13,9 +26,9 @@ from .errors import (
     NotJoined,
     PermissionDenied,
 )
+from .events import Deliver
 from .rooms import (
     ChatLimits,
-    Deliver,
     Disconnect,
     Join,
     Kind,
@@ -25,27 +38,39 @@ from .rooms import (
     RoomMessage,
     Typing,
 )
-from .store import HistoryStore, RoomRecord
+from .store import DocumentStore, HistoryStore, RoomRecord
 
 __all__ = [
+    "Acked",
     "BackpressureBuffer",
     "BufferStatistics",
     "ChatLimits",
+    "CloseSession",
     "CoreError",
+    "CursorMoved",
     "Deliver",
     "Disconnect",
+    "DocumentHub",
+    "DocumentLimits",
+    "DocumentStore",
+    "EditDocument",
     "HistoryStore",
     "InvalidArgument",
     "Join",
     "Kind",
     "Leave",
     "LimitExceeded",
+    "MoveCursor",
     "NotJoined",
+    "OpenDocument",
     "PermissionDenied",
+    "Piece",
     "Post",
+    "Remote",
     "RoomHub",
     "RoomMessage",
     "RoomRecord",
     "Signal",
+    "Snapshot",
     "Typing",
 ]

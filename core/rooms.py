@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .errors import InvalidArgument, LimitExceeded, NotJoined, PermissionDenied
+from .events import Deliver
 from .store import HistoryStore
 
 
@@ -105,14 +106,6 @@ class Disconnect:
 
 
 Command = Join | Leave | Post | Typing | Disconnect
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Deliver:
-    """Send ``message`` to each session in ``to``, after everything delivered to it before."""
-
-    to: tuple[str, ...]
-    message: RoomMessage
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -229,7 +222,7 @@ class RoomHub:
 
     # -- commands ------------------------------------------------------------------------
 
-    def handle(self, command: Command, *, now: float) -> list[Deliver]:
+    def handle(self, command: Command, *, now: float) -> list[Deliver[RoomMessage]]:
         """Apply one command at wall-clock time ``now`` (seconds); see the module docstring."""
         if isinstance(command, Post):
             return self._post(command, now)
@@ -243,7 +236,7 @@ class RoomHub:
             return self._disconnect(command.session, now)
         raise TypeError(f"not a chat command: {command!r}")
 
-    def _join(self, cmd: Join, now: float) -> list[Deliver]:
+    def _join(self, cmd: Join, now: float) -> list[Deliver[RoomMessage]]:
         self._check_id("room", cmd.room)
         self._check_id("user", cmd.user)
         if not cmd.user:
@@ -340,7 +333,7 @@ class RoomHub:
             kind=Kind.SYSTEM, room=room.name, content=content, timestamp=stamp, epoch=room.epoch
         )
 
-    def _leave(self, cmd: Leave, now: float) -> list[Deliver]:
+    def _leave(self, cmd: Leave, now: float) -> list[Deliver[RoomMessage]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "LEAVE")
         self._take_token(session, now)
         user = session.user
@@ -349,7 +342,7 @@ class RoomHub:
         to = (cmd.session, *room.recipients) if last else (cmd.session,)
         return [Deliver(to=to, message=leave)]
 
-    def _post(self, cmd: Post, now: float) -> list[Deliver]:
+    def _post(self, cmd: Post, now: float) -> list[Deliver[RoomMessage]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "TEXT")
         self._check_id("id", cmd.id)
         content = cmd.content
@@ -387,7 +380,7 @@ class RoomHub:
                 self._store.trim(room.name, room.first_seq)
         return [Deliver(to=room.recipients, message=message)]
 
-    def _typing(self, cmd: Typing, now: float) -> list[Deliver]:
+    def _typing(self, cmd: Typing, now: float) -> list[Deliver[RoomMessage]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "TYPING")
         self._take_token(session, now)
         others = tuple(s for s in room.recipients if s != cmd.session)
@@ -398,7 +391,7 @@ class RoomHub:
         )
         return [Deliver(to=others, message=message)]
 
-    def _disconnect(self, name: str, now: float) -> list[Deliver]:
+    def _disconnect(self, name: str, now: float) -> list[Deliver[RoomMessage]]:
         session = self._sessions.pop(name, None)
         if session is None:
             return []

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from .ot import TextOp
     from .rooms import RoomMessage
 
 
@@ -37,3 +38,28 @@ class HistoryStore(Protocol):
 
     def trim(self, room: str, before_seq: int) -> None:
         """Forget the room's messages with seq < ``before_seq`` (retention)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEdit:
+    op: TextOp
+    author: str
+    op_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentRecord:
+    """A snapshot (``text`` at ``revision``) and the edits after it, in order."""
+
+    text: str
+    revision: int
+    edits: list[StoredEdit]
+
+
+class DocumentStore(Protocol):
+    def load_document(self, document: str) -> DocumentRecord | None:
+        """The stored document, or None if it was never edited."""
+
+    def save_edit(self, document: str, revision: int, edit: StoredEdit, text: str) -> None:
+        """Store durably that ``edit`` made ``revision``, leaving ``text`` (a store may keep
+        ``text`` as a new snapshot and forget the edits before it)."""

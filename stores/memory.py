@@ -5,13 +5,15 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from interplay.core.rooms import RoomMessage
-from interplay.core.store import RoomRecord
+from interplay.core.store import DocumentRecord, RoomRecord, StoredEdit
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, *, keep_edits: int = 100) -> None:
+        self.keep_edits = keep_edits
         self._epochs: dict[str, str] = {}
         self._messages: dict[str, list[RoomMessage]] = {}
+        self._documents: dict[str, DocumentRecord] = {}
 
     def load_room(self, room: str) -> RoomRecord | None:
         epoch = self._epochs.get(room)
@@ -35,3 +37,20 @@ class MemoryStore:
     def trim(self, room: str, before_seq: int) -> None:
         messages = self._messages.get(room, [])
         del messages[: bisect_right(messages, before_seq - 1, key=lambda m: m.seq)]
+
+    def load_document(self, document: str) -> DocumentRecord | None:
+        return self._documents.get(document)
+
+    def save_edit(self, document: str, revision: int, edit: StoredEdit, text: str) -> None:
+        record = self._documents.get(document) or DocumentRecord(text="", revision=0, edits=[])
+        record.edits.append(edit)
+        if len(record.edits) > self.keep_edits:  # move the snapshot up
+            snapshot = record.text
+            for old in record.edits[: -self.keep_edits]:
+                snapshot = old.op.apply(snapshot)
+            record = DocumentRecord(
+                text=snapshot,
+                revision=revision - self.keep_edits,
+                edits=record.edits[-self.keep_edits :],
+            )
+        self._documents[document] = record

@@ -7,11 +7,13 @@ process (the OS holds the WAL pages); a power cut may lose the last few commits.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
+from interplay.core.ot import TextOp
 from interplay.core.rooms import Kind, RoomMessage
-from interplay.core.store import RoomRecord
+from interplay.core.store import DocumentRecord, RoomRecord, StoredEdit
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
@@ -29,11 +31,31 @@ CREATE TABLE IF NOT EXISTS messages (
     kind      INTEGER NOT NULL,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS documents (
+    document TEXT PRIMARY KEY,
+    text     TEXT NOT NULL,
+    revision INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS document_ops (
+    document TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    op       TEXT NOT NULL,
+    author   TEXT NOT NULL,
+    op_id    TEXT NOT NULL,
+    PRIMARY KEY (document, revision)
+) WITHOUT ROWID;
 """
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
+    """Chat history and documents. A document is a snapshot plus the ops since it; every
+    ``snapshot_every`` revisions the snapshot moves up and the ops behind it are deleted, so a
+    document costs its text plus at most that many ops."""
+
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "NORMAL", snapshot_every: int = 100
+    ) -> None:
+        self._snapshot_every = snapshot_every
         if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError(f"synchronous: unknown SQLite level {synchronous!r}")
         if str(path) != ":memory:":
@@ -99,6 +121,44 @@ class SQLiteStore:
     def trim(self, room: str, before_seq: int) -> None:
         with self._transaction():
             self._db.execute("DELETE FROM messages WHERE room = ? AND seq < ?", (room, before_seq))
+
+    def load_document(self, document: str) -> DocumentRecord | None:
+        row = self._db.execute(
+            "SELECT text, revision FROM documents WHERE document = ?", (document,)
+        ).fetchone()
+        text, revision = row if row else ("", 0)
+        edits = [
+            StoredEdit(op=TextOp.from_components(json.loads(op)), author=author, op_id=op_id)
+            for op, author, op_id in self._db.execute(
+                "SELECT op, author, op_id FROM document_ops WHERE document = ? AND revision > ?"
+                " ORDER BY revision",
+                (document, revision),
+            )
+        ]
+        if not row and not edits:
+            return None
+        return DocumentRecord(text=text, revision=revision, edits=edits)
+
+    def save_edit(self, document: str, revision: int, edit: StoredEdit, text: str) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO document_ops VALUES (?, ?, ?, ?, ?)",
+                (
+                    document,
+                    revision,
+                    json.dumps(edit.op.ops, ensure_ascii=False),
+                    edit.author,
+                    edit.op_id,
+                ),
+            )
+            if revision % self._snapshot_every == 0:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)", (document, text, revision)
+                )
+                self._db.execute(
+                    "DELETE FROM document_ops WHERE document = ? AND revision <= ?",
+                    (document, revision),
+                )
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

@@ -51,30 +51,40 @@ class ServerDocument:
         """The oldest revision an incoming operation may be based on."""
         return self.revision - len(self._log)
 
-    def receive(self, op: TextOp, *, base: int, author: str, op_id: str = "") -> Applied:
+    def length_at(self, base: int) -> int:
+        """The document's length at revision ``base``; refuses revisions not kept or to come."""
         if base < 0:
             raise InvalidArgument("version", "must not be negative")
         if base > self.revision:
             raise InvalidArgument(
                 "version", f"revision {base} is in the future: the document is at {self.revision}"
             )
-        if op_id:
-            seen = self._ids.get((author, op_id))
-            if seen is not None:
-                entry = self._log[seen - self.oldest_base - 1]
-                return Applied(
-                    revision=seen, op=entry.op, author=author, op_id=op_id, duplicate=True
-                )
         oldest = self.oldest_base
         if base < oldest:
             raise Expired(
-                "version",
-                f"revision {base} is no longer kept (oldest is {oldest}): join again",
+                "version", f"revision {base} is no longer kept (oldest is {oldest}): join again"
             )
-        if base < self.revision:
-            expected = self._log[base - oldest].length_before
-        else:
-            expected = len(self.text)
+        return self._log[base - oldest].length_before if base < self.revision else len(self.text)
+
+    def ops_since(self, base: int) -> list[TextOp]:
+        """The operations applied after revision ``base`` (which must be kept)."""
+        self.length_at(base)
+        return [entry.op for entry in list(self._log)[base - self.oldest_base :]]
+
+    def duplicate_of(self, author: str, op_id: str) -> Applied | None:
+        """The earlier application of ``op_id`` by ``author``, while it is kept."""
+        seen = self._ids.get((author, op_id)) if op_id else None
+        if seen is None:
+            return None
+        entry = self._log[seen - self.oldest_base - 1]
+        return Applied(revision=seen, op=entry.op, author=author, op_id=op_id, duplicate=True)
+
+    def receive(self, op: TextOp, *, base: int, author: str, op_id: str = "") -> Applied:
+        duplicate = self.duplicate_of(author, op_id)
+        if duplicate is not None:
+            return duplicate
+        expected = self.length_at(base)
+        oldest = self.oldest_base
         if op.base_length != expected:
             raise InvalidArgument(
                 "position",

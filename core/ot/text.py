@@ -138,6 +138,25 @@ class TextOp:
                 pending_insert, pending_delete = "", 0
             position += component
 
+    def transform_index(self, index: int) -> int:
+        """Where a caret at ``index`` ends up after this operation (an insert at the caret
+        pushes it right; a delete around it pulls it to the deletion's start)."""
+        moved = index
+        position = 0
+        for component in self.ops:
+            if isinstance(component, str):
+                if position <= index:
+                    moved += len(component)
+            elif component > 0:
+                position += component
+            else:
+                if position < index:
+                    moved -= min(-component, index - position)
+                position -= component
+            if position > index:
+                break
+        return moved
+
     # -- the algebra -----------------------------------------------------------------------
 
     def apply(self, text: str) -> str:

@@ -100,3 +100,14 @@ def test_mismatched_lengths_are_refused() -> None:
         TextOp.from_components([2]).compose(TextOp.from_components([3]))
     with pytest.raises(ValueError, match="cannot transform"):
         TextOp.transform(TextOp.from_components([2]), TextOp.from_components([3]))
+
+
+@given(st.data())
+def test_transform_index_moves_a_caret_like_a_zero_width_insert(data: st.DataObject) -> None:
+    doc = data.draw(texts)
+    op = data.draw(ops_for(doc))
+    index = data.draw(st.integers(0, len(doc)))
+    caret = TextOp.splice(len(doc), index, 0, "|")
+    _, rebased = TextOp.transform(op, caret)  # op goes left: text typed at the caret precedes it
+    [(position, _, _)] = list(rebased.splices())
+    assert op.transform_index(index) == position

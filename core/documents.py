@@ -1,0 +1,352 @@
+"""Collaborative documents: editors, position-based edits, cursors, durability.
+
+``DocumentHub.handle(command)`` takes one command from one stream (a *session*) and returns the
+``Deliver`` events it causes. Edits arrive position-based, as the wire carries them
+(``position``, ``deleted`` code points, ``inserted`` text, against revision ``base``); the hub
+turns each into a ``TextOp`` on the document *as it was at that revision*, lets the
+``ServerDocument`` rebase and apply it, stores it, then answers the sender ``Acked`` and every
+other editor ``Remote``: the op as applied, as splice pieces (a delete split by a concurrent
+insert becomes two pieces, each relative to the text after the one before). An op that
+rebasing emptied still takes a revision and reaches the others as a ``Remote`` with no pieces,
+so every editor counts revisions the same way.
+
+A stream that edits a document it has not opened opens it implicitly (snapshot first): the
+original clients never sent ``join``. Editors are keyed by stream; re-sent ops are recognised by
+``(user, op_id)`` so a retry after a reconnect, on a new stream, is acknowledged, not re-applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import InvalidArgument, LimitExceeded, PermissionDenied
+from .events import Deliver
+from .ot import ServerDocument, TextOp
+from .store import DocumentStore, StoredEdit
+
+# -- commands ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OpenDocument:
+    session: str
+    document: str
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EditDocument:
+    session: str
+    document: str
+    base: int
+    position: int
+    deleted: int = 0
+    inserted: str = ""
+    op_id: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MoveCursor:
+    session: str
+    document: str
+    base: int
+    position: int
+    length: int = 0
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseSession:
+    session: str
+
+
+DocumentCommand = OpenDocument | EditDocument | MoveCursor | CloseSession
+
+# -- events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Piece:
+    """One splice of an applied op: at ``position`` remove ``deleted``, insert ``inserted``."""
+
+    position: int
+    deleted: str
+    inserted: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    document: str
+    text: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Acked:
+    document: str
+    revision: int
+    op_id: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Remote:
+    document: str
+    revision: int
+    user: str
+    op_id: str
+    pieces: tuple[Piece, ...]  # empty: rebasing emptied the op (a noop revision)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CursorMoved:
+    document: str
+    revision: int
+    user: str
+    position: int
+    length: int
+
+
+DocumentEvent = Snapshot | Acked | Remote | CursorMoved
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentLimits:
+    max_inserted_chars: int = 64 * 1024
+    max_id_length: int = 255
+    max_documents: int = 64  # per stream
+    max_length: int = 10_000_000  # code points per document
+
+
+@dataclass(slots=True)
+class _Editor:
+    user: str
+    cursor: tuple[int, int] | None = None
+
+
+@dataclass(slots=True)
+class _Open:
+    document: ServerDocument
+    editors: dict[str, _Editor] = field(default_factory=dict)  # session -> editor
+
+
+@dataclass(slots=True)
+class _Session:
+    user: str
+    documents: set[str] = field(default_factory=set)
+
+
+class DocumentHub:
+    def __init__(
+        self, store: DocumentStore, *, keep: int = 1000, limits: DocumentLimits | None = None
+    ) -> None:
+        self._store = store
+        self._keep = keep
+        self.limits = limits or DocumentLimits()
+        self._docs: dict[str, _Open] = {}
+        self._sessions: dict[str, _Session] = {}
+
+    def documents_of(self, session: str) -> frozenset[str]:
+        state = self._sessions.get(session)
+        return frozenset(state.documents) if state else frozenset()
+
+    def text(self, document: str) -> str | None:
+        """The text of a document open in memory (tests and tools)."""
+        opened = self._docs.get(document)
+        return opened.document.text if opened else None
+
+    def handle(self, command: DocumentCommand) -> list[Deliver[DocumentEvent]]:
+        if isinstance(command, EditDocument):
+            return self._edit(command)
+        if isinstance(command, MoveCursor):
+            return self._cursor(command)
+        if isinstance(command, OpenDocument):
+            events: list[Deliver[DocumentEvent]] = []
+            self._open(command.session, command.document, command.user, events, again=True)
+            return events
+        if isinstance(command, CloseSession):
+            self._close(command.session)
+            return []
+        raise TypeError(f"not a document command: {command!r}")
+
+    def _open(
+        self,
+        name: str,
+        document: str,
+        claimed: str,
+        events: list[Deliver[DocumentEvent]],
+        *,
+        again: bool = False,
+    ) -> tuple[_Open, _Editor]:
+        """Make ``name`` an editor of ``document`` (snapshot into ``events`` if it was not)."""
+        if not document:
+            raise InvalidArgument("document", "must not be empty")
+        if len(document) > self.limits.max_id_length:
+            raise InvalidArgument(
+                "document", f"must be at most {self.limits.max_id_length} characters"
+            )
+        session = self._sessions.get(name)
+        user = claimed or (session.user if session else "") or name
+        if session is not None and user != session.user:
+            raise PermissionDenied("user", f"this stream is bound to {session.user!r}")
+        opened = self._docs.get(document)
+        if opened is not None and name in opened.editors:
+            if again:
+                events.append(Deliver(to=(name,), message=self._snapshot(document, opened)))
+            return opened, opened.editors[name]
+        if session is not None and len(session.documents) >= self.limits.max_documents:
+            raise LimitExceeded(
+                "document", f"at most {self.limits.max_documents} documents per stream"
+            )
+        if opened is None:
+            opened = _Open(self._load(document))
+            self._docs[document] = opened
+        if session is None:
+            session = self._sessions[name] = _Session(user=user)
+        session.documents.add(document)
+        editor = opened.editors[name] = _Editor(user=user)
+        events.append(Deliver(to=(name,), message=self._snapshot(document, opened)))
+        return opened, editor
+
+    def _load(self, document: str) -> ServerDocument:
+        """The stored snapshot, replayed forward through the stored edits: their op ids are
+        recognised again and their revisions are valid bases, even across a restart."""
+        record = self._store.load_document(document)
+        if record is None:
+            return ServerDocument(keep=self._keep)
+        doc = ServerDocument(record.text, revision=record.revision, keep=self._keep)
+        for edit in record.edits:
+            doc.receive(edit.op, base=doc.revision, author=edit.author, op_id=edit.op_id)
+        return doc
+
+    @staticmethod
+    def _snapshot(document: str, opened: _Open) -> Snapshot:
+        return Snapshot(
+            document=document, text=opened.document.text, revision=opened.document.revision
+        )
+
+    def _edit(self, cmd: EditDocument) -> list[Deliver[DocumentEvent]]:
+        if cmd.position < 0:
+            raise InvalidArgument("position", "must not be negative")
+        if cmd.deleted < 0:
+            raise InvalidArgument("length", "must not be negative")
+        if len(cmd.inserted) > self.limits.max_inserted_chars:
+            raise LimitExceeded(
+                "content", f"must be at most {self.limits.max_inserted_chars} characters"
+            )
+        if len(cmd.op_id) > self.limits.max_id_length:
+            raise InvalidArgument(
+                "op_id", f"must be at most {self.limits.max_id_length} characters"
+            )
+        if not (cmd.deleted or cmd.inserted):
+            raise InvalidArgument("content", "an edit must delete or insert something")
+        events: list[Deliver[DocumentEvent]] = []
+        opened, editor = self._open(cmd.session, cmd.document, cmd.user, events)
+        doc = opened.document
+        duplicate = doc.duplicate_of(editor.user, cmd.op_id)
+        if duplicate is not None:
+            ack = Acked(
+                document=cmd.document,
+                revision=duplicate.revision,
+                op_id=cmd.op_id,
+                user=editor.user,
+            )
+            return [*events, Deliver(to=(cmd.session,), message=ack)]
+        length = doc.length_at(cmd.base)
+        if cmd.position + cmd.deleted > length:
+            raise InvalidArgument(
+                "position",
+                f"{cmd.position} + length {cmd.deleted} is beyond the {length} code points "
+                f"of revision {cmd.base}",
+            )
+        op = TextOp.splice(length, cmd.position, cmd.deleted, cmd.inserted)
+        if op.target_length - op.base_length + len(doc.text) > self.limits.max_length:
+            raise LimitExceeded("content", f"documents hold at most {self.limits.max_length}")
+        before = doc.text
+        applied = doc.receive(op, base=cmd.base, author=editor.user, op_id=cmd.op_id)
+        self._store.save_edit(
+            cmd.document,
+            applied.revision,
+            StoredEdit(op=applied.op, author=editor.user, op_id=cmd.op_id),
+            doc.text,
+        )
+        for other in opened.editors.values():
+            if other.cursor is not None:
+                start, size = other.cursor
+                end = applied.op.transform_index(start + size)
+                start = applied.op.transform_index(start)
+                other.cursor = (start, max(0, end - start))
+        pieces = _pieces(before, applied.op)
+        events.append(
+            Deliver(
+                to=(cmd.session,),
+                message=Acked(
+                    document=cmd.document,
+                    revision=applied.revision,
+                    op_id=cmd.op_id,
+                    user=editor.user,
+                ),
+            )
+        )
+        others = tuple(s for s in opened.editors if s != cmd.session)
+        if others:
+            remote = Remote(
+                document=cmd.document,
+                revision=applied.revision,
+                user=editor.user,
+                op_id=cmd.op_id,
+                pieces=pieces,
+            )
+            events.append(Deliver(to=others, message=remote))
+        return events
+
+    def _cursor(self, cmd: MoveCursor) -> list[Deliver[DocumentEvent]]:
+        if cmd.position < 0 or cmd.length < 0:
+            raise InvalidArgument("position", "a cursor's position and length must not be negative")
+        events: list[Deliver[DocumentEvent]] = []
+        opened, editor = self._open(cmd.session, cmd.document, cmd.user, events)
+        doc = opened.document
+        length = doc.length_at(cmd.base)
+        if cmd.position + cmd.length > length:
+            raise InvalidArgument(
+                "position", f"the cursor is beyond the {length} code points of revision {cmd.base}"
+            )
+        start, end = cmd.position, cmd.position + cmd.length
+        for op in doc.ops_since(cmd.base):
+            start, end = op.transform_index(start), op.transform_index(end)
+        editor.cursor = (start, end - start)
+        others = tuple(s for s in opened.editors if s != cmd.session)
+        if others:
+            moved = CursorMoved(
+                document=cmd.document,
+                revision=doc.revision,
+                user=editor.user,
+                position=start,
+                length=end - start,
+            )
+            events.append(Deliver(to=others, message=moved))
+        return events
+
+    def _close(self, name: str) -> None:
+        session = self._sessions.pop(name, None)
+        if session is None:
+            return
+        for document in session.documents:
+            opened = self._docs[document]
+            del opened.editors[name]
+            if not opened.editors:
+                del self._docs[document]  # stored; the next open reloads it
+
+
+def _pieces(before: str, op: TextOp) -> tuple[Piece, ...]:
+    """``op`` as splices, each with the text it removes (read from ``before``)."""
+    pieces = []
+    shift = 0  # how far the pieces so far moved later text
+    for position, deleted, inserted in op.splices():
+        start = position - shift
+        pieces.append(
+            Piece(position=position, deleted=before[start : start + deleted], inserted=inserted)
+        )
+        shift += len(inserted) - deleted
+    return tuple(pieces)

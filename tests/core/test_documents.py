@@ -1,0 +1,164 @@
+"""DocumentHub: position-based edits in, acks and rebased pieces out; cursors; durability."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import texts
+
+from interplay.core import (
+    Acked,
+    CloseSession,
+    CursorMoved,
+    DocumentHub,
+    EditDocument,
+    InvalidArgument,
+    MoveCursor,
+    OpenDocument,
+    Piece,
+    Remote,
+    Snapshot,
+)
+from interplay.core.errors import Expired, PermissionDenied
+from interplay.stores import MemoryStore, SQLiteStore
+
+
+def edit(session: str, base: int, position: int, deleted: int = 0, inserted: str = "", **kw):  # type: ignore[no-untyped-def]
+    return EditDocument(
+        session=session,
+        document="d",
+        base=base,
+        position=position,
+        deleted=deleted,
+        inserted=inserted,
+        **kw,
+    )
+
+
+def apply_pieces(text: str, pieces: tuple[Piece, ...]) -> str:
+    for piece in pieces:
+        assert text[piece.position : piece.position + len(piece.deleted)] == piece.deleted
+        text = text[: piece.position] + piece.inserted + text[piece.position + len(piece.deleted) :]
+    return text
+
+
+def test_open_gives_a_snapshot_and_an_edit_opens_implicitly() -> None:
+    hub = DocumentHub(MemoryStore())
+    [snap] = hub.handle(OpenDocument(session="a", document="d", user="ann"))
+    assert snap.to == ("a",) and snap.message == Snapshot(document="d", text="", revision=0)
+    events = hub.handle(edit("b", 0, 0, inserted="hi", user="bob", op_id="b1"))
+    assert [e.message for e in events] == [
+        Snapshot(document="d", text="", revision=0),  # implicit join: snapshot first
+        Acked(document="d", revision=1, op_id="b1", user="bob"),
+        Remote(
+            document="d",
+            revision=1,
+            user="bob",
+            op_id="b1",
+            pieces=(Piece(position=0, deleted="", inserted="hi"),),
+        ),
+    ]
+    assert [e.to for e in events] == [("b",), ("b",), ("a",)]
+
+
+def test_a_concurrent_insert_splits_a_stale_delete_into_pieces() -> None:
+    hub = DocumentHub(MemoryStore())
+    hub.handle(edit("a", 0, 0, inserted="abcdef"))
+    hub.handle(OpenDocument(session="b", document="d"))
+    hub.handle(edit("a", 1, 3, inserted="XY"))  # abcXYdef
+    events = hub.handle(edit("b", 1, 1, deleted=4))  # b deletes "bcde", based on revision 1
+    remote = events[-1].message
+    assert isinstance(remote, Remote) and remote.revision == 3
+    assert apply_pieces("abcXYdef", remote.pieces) == "aXYf" == hub.text("d")
+    assert len(remote.pieces) == 2
+
+
+def test_an_edit_emptied_by_rebasing_still_takes_a_revision() -> None:
+    hub = DocumentHub(MemoryStore())
+    hub.handle(edit("a", 0, 0, inserted="abc"))
+    hub.handle(OpenDocument(session="b", document="d"))
+    hub.handle(edit("a", 1, 0, deleted=3))
+    events = hub.handle(edit("b", 1, 1, deleted=1))  # "b" is already gone
+    assert events[-1].message == Remote(document="d", revision=3, user="b", op_id="", pieces=())
+    assert hub.text("d") == ""
+
+
+def test_a_resent_op_is_acknowledged_again_never_applied_twice() -> None:
+    hub = DocumentHub(MemoryStore())
+    hub.handle(edit("a", 0, 0, inserted="x", user="ann", op_id="o1"))
+    hub.handle(CloseSession(session="a"))
+    hub.handle(OpenDocument(session="watch", document="d"))
+    events = hub.handle(edit("a2", 0, 0, inserted="x", user="ann", op_id="o1"))
+    assert events[-1].message == Acked(document="d", revision=1, op_id="o1", user="ann")
+    assert events[-1].to == ("a2",) and hub.text("d") == "x"
+
+
+@pytest.mark.parametrize(
+    ("command", "error", "text"),
+    [
+        (edit("a", 0, -1, inserted="x"), InvalidArgument, "position: must not be negative"),
+        (edit("a", 1, 3, deleted=1), InvalidArgument, r"position: 3 \+ length 1 is beyond the 3"),
+        (edit("a", 0, 0, deleted=-2), InvalidArgument, "length: must not be negative"),
+        (edit("a", 5, 0, inserted="x"), InvalidArgument, "version: revision 5 is in the future"),
+        (edit("a", 1, 0), InvalidArgument, "content: an edit must delete or insert"),
+        (edit("a", 1, 0, inserted="x", user="mallory"), PermissionDenied, "user: this stream"),
+    ],
+)
+def test_bad_edits_leave_the_document_untouched(command, error, text) -> None:  # type: ignore[no-untyped-def]
+    hub = DocumentHub(MemoryStore())
+    hub.handle(edit("a", 0, 0, inserted="abc", user="ann"))
+    with pytest.raises(error, match=text):
+        hub.handle(command)
+    assert hub.text("d") == "abc"
+
+
+def test_cursors_follow_later_edits_and_reach_the_others() -> None:
+    hub = DocumentHub(MemoryStore())
+    hub.handle(edit("a", 0, 0, inserted="hello world", user="ann"))
+    hub.handle(OpenDocument(session="b", document="d", user="bob"))
+    [moved] = hub.handle(MoveCursor(session="b", document="d", base=1, position=6, length=5))
+    assert moved.to == ("a",)
+    assert moved.message == CursorMoved(document="d", revision=1, user="bob", position=6, length=5)
+    hub.handle(edit("a", 1, 0, inserted=">> ", user="ann"))
+    # a stale cursor is rebased too
+    [moved] = hub.handle(MoveCursor(session="b", document="d", base=1, position=0, length=5))
+    assert (moved.message.position, moved.message.length) == (3, 5)  # type: ignore[union-attr]
+
+
+def test_documents_survive_a_restart_and_old_revisions_expire(tmp_path: Path) -> None:
+    path = tmp_path / "docs.db"
+    store = SQLiteStore(path, snapshot_every=3)
+    hub = DocumentHub(store)
+    for n in range(7):
+        hub.handle(edit("a", n, n, inserted="😀"))
+    store.close()
+    again = DocumentHub(SQLiteStore(path, snapshot_every=3))
+    [snap] = again.handle(OpenDocument(session="b", document="d"))
+    assert snap.message == Snapshot(document="d", text="😀" * 7, revision=7)
+    # Edits since the last snapshot (revision 6) are replayed: revision 6 is still a valid base.
+    again.handle(edit("b", 6, 0, inserted="x"))
+    with pytest.raises(Expired, match="join again"):
+        again.handle(edit("b", 5, 0, inserted="x"))
+
+
+@given(start=texts, data=st.data())
+def test_remote_pieces_replay_to_the_server_text(start: str, data: st.DataObject) -> None:
+    hub = DocumentHub(MemoryStore())
+    if start:
+        hub.handle(edit("w", 0, 0, inserted=start))
+    [snap] = hub.handle(OpenDocument(session="r", document="d"))
+    mirror = snap.message.text  # type: ignore[union-attr]
+    for _ in range(data.draw(st.integers(1, 6))):
+        base = data.draw(st.integers(int(bool(start)), hub._docs["d"].document.revision))
+        length = hub._docs["d"].document.length_at(base)
+        position = data.draw(st.integers(0, length))
+        deleted = data.draw(st.integers(0, length - position))
+        inserted = data.draw(texts.filter(bool)) if not deleted else data.draw(texts)
+        events = hub.handle(edit("w", base, position, deleted=deleted, inserted=inserted))
+        remote = events[-1].message
+        assert isinstance(remote, Remote)
+        mirror = apply_pieces(mirror, remote.pieces)
+        assert mirror == hub.text("d")
