@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--data",
         default=_env("DATA", str(DEFAULT_DATA)),
-        help="SQLite file for history, or ':memory:' to keep nothing [INTERPLAY_DATA]",
+        help="SQLite file for chat history and documents, or ':memory:' [INTERPLAY_DATA]",
     )
     serve.add_argument(
         "--log-level",
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from interplay.core.documents import DocumentHub
     from interplay.core.rooms import ChatLimits, RoomHub
     from interplay.stores import MemoryStore, SQLiteStore
     from interplay.transports.grpc import ChatSettings, ServerSettings, serve
@@ -101,7 +102,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
     )
     try:
-        asyncio.run(serve(hub, settings))
+        asyncio.run(serve(hub, DocumentHub(store), settings))
     finally:
         if isinstance(store, SQLiteStore):
             store.close()

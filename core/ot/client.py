@@ -56,14 +56,24 @@ class ClientDocument:
         self.buffer = op if self.buffer is None else self.buffer.compose(op)
         return None
 
-    def receive(self, op: TextOp) -> TextOp:
-        """Apply another client's operation (the next revision); return it as applied here."""
+    @property
+    def server_length(self) -> int:
+        """The length of the server's text as this client knows it (what incoming server
+        operations, and wire positions from the server, refer to)."""
+        return self.outstanding.base_length if self.outstanding is not None else len(self.text)
+
+    def receive(self, op: TextOp, *, revision: int | None = None) -> TextOp:
+        """Apply another client's operation; return it as applied here.
+
+        It is the next revision, or ``revision``: a rebased op that reaches the wire as several
+        pieces carries one revision, and each piece is received in turn.
+        """
         if self.outstanding is not None:
             self.outstanding, op = TextOp.transform(self.outstanding, op)
             if self.buffer is not None:
                 self.buffer, op = TextOp.transform(self.buffer, op)
         self.text = op.apply(self.text)
-        self.revision += 1
+        self.revision = self.revision + 1 if revision is None else revision
         return op
 
     def ack(self) -> Send | None:

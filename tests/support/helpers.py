@@ -76,18 +76,28 @@ class _GoAway(Exception):
 
 
 @asynccontextmanager
-async def chat_call(channel: Channel, **kwargs: Any) -> AsyncIterator[ChatClient]:
-    """A Chat call; leaving the block without ``stream.end()`` resets it (a broken client)."""
+async def open_call(
+    channel: Channel, path: str, request: type, reply: type, **kwargs: Any
+) -> AsyncIterator[Stream[Any, Any]]:
+    """A bidi call; leaving the block without ``stream.end()`` resets it (a broken client)."""
     try:
         async with channel.request(
-            "/chat.ChatService/Chat", Cardinality.STREAM_STREAM, ChatMessage, ChatMessage, **kwargs
+            path, Cardinality.STREAM_STREAM, request, reply, **kwargs
         ) as stream:
             await stream.send_request()
-            yield ChatClient(stream)
+            yield stream
             if not stream._end_done:
                 raise _GoAway
     except _GoAway:
         pass
+
+
+@asynccontextmanager
+async def chat_call(channel: Channel, **kwargs: Any) -> AsyncIterator[ChatClient]:
+    async with open_call(
+        channel, "/chat.ChatService/Chat", ChatMessage, ChatMessage, **kwargs
+    ) as stream:
+        yield ChatClient(stream)
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from grpclib.server import Server
 from grpclib.testing import ChannelFor
 
 from helpers import T, chat_call, msg
-from interplay.core import ChatLimits, RoomHub
+from interplay.core import ChatLimits, DocumentHub, RoomHub
 from interplay.stores import MemoryStore
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.service import ChatService, ChatSettings
@@ -27,8 +27,9 @@ pytestmark = pytest.mark.anyio
 async def serving(
     settings: ChatSettings | None = None, limits: ChatLimits | None = None
 ) -> AsyncIterator[tuple[ChatService, object]]:
+    store = MemoryStore()
     service = ChatService(
-        RoomHub(MemoryStore(), limits=limits or ChatLimits(rate=0)), settings=settings
+        RoomHub(store, limits=limits or ChatLimits(rate=0)), DocumentHub(store), settings=settings
     )
     async with ChannelFor([service], codec=WireCodec()) as channel:
         yield service, channel
@@ -193,7 +194,9 @@ async def test_slow_consumer_is_cut_others_lose_nothing_and_it_resumes() -> None
     # Real sockets, one connection per client: on a shared HTTP/2 connection a stream that
     # never reads starves the others through the connection window, whatever the server does.
     settings = ChatSettings(high_water=8, low_water=2, drain_timeout=0.3)
-    service = ChatService(RoomHub(MemoryStore(), limits=ChatLimits(rate=0)), settings=settings)
+    store = MemoryStore()
+    hub = RoomHub(store, limits=ChatLimits(rate=0))
+    service = ChatService(hub, DocumentHub(store), settings=settings)
     server = Server([service], codec=WireCodec())
     await server.start("127.0.0.1", 0)
     port = server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
@@ -268,15 +271,12 @@ async def test_typing_is_relayed_to_the_others_only() -> None:
             assert texts(await bob.recv_n(1)) == [(1, "bob", "done")]  # no TYPING echo
 
 
-async def test_collaborative_edit_and_game_sync_answer_unimplemented_for_now() -> None:
-    from interplay.transports.grpc.generated.chat import (
-        ChatServiceStub,
-        EditOperation,
-    )
+async def test_game_sync_answers_unimplemented_for_now() -> None:
+    from interplay.transports.grpc.generated.chat import ChatServiceStub, GameAction
 
     async with serving() as (_, channel):
         stub = ChatServiceStub(channel)  # type: ignore[arg-type]
         with pytest.raises(GRPCError) as caught:
-            async for _ in stub.collaborative_edit([EditOperation(document_id="d")]):
+            async for _ in stub.game_sync([GameAction(player_id="p")]):
                 pass
         assert caught.value.status is Status.UNIMPLEMENTED

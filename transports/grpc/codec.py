@@ -11,13 +11,25 @@ from typing import Any
 
 from grpclib.encoding.proto import ProtoCodec
 
+from interplay.core.documents import (
+    Acked,
+    CursorMoved,
+    DocumentCommand,
+    DocumentEvent,
+    EditDocument,
+    MoveCursor,
+    OpenDocument,
+    Remote,
+    Snapshot,
+)
 from interplay.core.errors import InvalidArgument
 from interplay.core.rooms import Command, Join, Kind, Leave, Post, RoomMessage, Typing
 
-from .generated.chat import ChatMessage, ChatMessageMessageType
+from .generated.chat import ChatMessage, ChatMessageMessageType, EditOperation
 
 # Core field names -> the wire's, for error messages the client can act on.
 CHAT_FIELDS = {"room": "room_id", "user": "sender_id"}
+EDIT_FIELDS = {"document": "document_id", "user": "user_id"}
 
 _WIRE_TYPES = {kind: ChatMessageMessageType(kind.value) for kind in Kind}
 
@@ -75,3 +87,106 @@ def chat_message(message: RoomMessage) -> ChatMessage:
 def encode_chat(message: RoomMessage) -> bytes:
     """Wire bytes of one ChatMessage, ready for ``WireCodec`` to pass through."""
     return bytes(chat_message(message))
+
+
+def edit_command(message: EditOperation, session: str) -> DocumentCommand:
+    """The core command a client's EditOperation asks for.
+
+    ``delete`` and ``replace`` remove ``length`` code points; 0 means ``len(content)``, what the
+    original clients meant (they sent no ``length``; ``replace`` overwrote as many as it wrote).
+    """
+    operation = message.operation
+    common = {"session": session, "document": message.document_id, "user": message.user_id}
+    if operation in ("insert", "delete", "replace"):
+        content = message.content
+        removed = message.length or len(content)
+        return EditDocument(
+            **common,
+            base=message.version,
+            position=message.position,
+            deleted=0 if operation == "insert" else removed,
+            inserted="" if operation == "delete" else content,
+            op_id=message.op_id,
+        )
+    if operation == "join":
+        return OpenDocument(**common)
+    if operation == "cursor":
+        return MoveCursor(
+            **common, base=message.version, position=message.position, length=message.length
+        )
+    raise InvalidArgument(
+        "operation",
+        f"unknown operation {operation!r}: expected join, insert, delete, replace or cursor",
+    )
+
+
+def encode_edit(event: DocumentEvent, timestamp: int) -> list[bytes]:
+    """The EditOperations an event becomes (a rebased op may need several), encoded."""
+    doc = event.document
+    if isinstance(event, Remote):
+        if not event.pieces:
+            return [
+                bytes(
+                    EditOperation(
+                        document_id=doc,
+                        user_id=event.user,
+                        operation="noop",
+                        version=event.revision,
+                        op_id=event.op_id,
+                        timestamp=timestamp,
+                    )
+                )
+            ]
+        out = []
+        for piece in event.pieces:
+            operation = (
+                "replace"
+                if piece.deleted and piece.inserted
+                else ("insert" if piece.inserted else "delete")
+            )
+            out.append(
+                bytes(
+                    EditOperation(
+                        document_id=doc,
+                        user_id=event.user,
+                        position=piece.position,
+                        operation=operation,
+                        content=piece.inserted or piece.deleted,
+                        length=len(piece.deleted),
+                        version=event.revision,
+                        op_id=event.op_id,
+                        timestamp=timestamp,
+                    )
+                )
+            )
+        return out
+    if isinstance(event, Acked):
+        message = EditOperation(
+            document_id=doc,
+            user_id=event.user,
+            operation="ack",
+            version=event.revision,
+            op_id=event.op_id,
+            timestamp=timestamp,
+        )
+    elif isinstance(event, Snapshot):
+        message = EditOperation(
+            document_id=doc,
+            operation="snapshot",
+            content=event.text,
+            version=event.revision,
+            timestamp=timestamp,
+        )
+    elif isinstance(event, CursorMoved):
+        message = EditOperation(
+            document_id=doc,
+            user_id=event.user,
+            operation="cursor",
+            position=event.position,
+            length=event.length,
+            version=event.revision,
+            timestamp=timestamp,
+        )
+    else:
+        raise TypeError(f"not a document event: {event!r}")
+    return [bytes(message)]

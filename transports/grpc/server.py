@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from grpclib.config import Configuration
 from grpclib.server import Server
 
+from interplay.core.documents import DocumentHub
 from interplay.core.rooms import RoomHub
 
 from .codec import WireCodec
@@ -30,8 +31,10 @@ class ServerSettings:
     connection_window: int = 1024 * 1024
 
 
-def build_server(hub: RoomHub, settings: ServerSettings) -> tuple[Server, ChatService]:
-    chat = ChatService(hub, settings=settings.chat)
+def build_server(
+    hub: RoomHub, documents: DocumentHub, settings: ServerSettings
+) -> tuple[Server, ChatService]:
+    chat = ChatService(hub, documents, settings=settings.chat)
     config = Configuration(
         http2_stream_window_size=settings.stream_window,
         http2_connection_window_size=settings.connection_window,
@@ -39,9 +42,9 @@ def build_server(hub: RoomHub, settings: ServerSettings) -> tuple[Server, ChatSe
     return Server([chat], codec=WireCodec(), config=config), chat
 
 
-async def serve(hub: RoomHub, settings: ServerSettings) -> None:
+async def serve(hub: RoomHub, documents: DocumentHub, settings: ServerSettings) -> None:
     """Serve until SIGINT or SIGTERM, then stop accepting and end every call."""
-    server, _ = build_server(hub, settings)
+    server, _ = build_server(hub, documents, settings)
     await server.start(settings.host, settings.port)
     sockets = server._server.sockets if server._server else ()
     bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)

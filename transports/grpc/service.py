@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +30,9 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.server import Stream
 
 from interplay.core.buffer import BackpressureBuffer, Signal
+from interplay.core.documents import CloseSession, DocumentHub
 from interplay.core.errors import CoreError
-from interplay.core.rooms import Deliver, Disconnect, RoomHub
+from interplay.core.rooms import Disconnect, RoomHub
 
 from . import codec, errors
 from .generated.chat import ChatMessage, EditOperation, GameAction, GameState
@@ -104,24 +105,33 @@ class Outbox:
         await self._resumed.wait()
 
 
+Deliveries = list[tuple[tuple[str, ...], bytes]]  # (recipient sessions, encoded message)
+
+
 class ChatService:
-    """Serves ``chat.ChatService``; ``__mapping__`` is grpclib's IServable protocol."""
+    """Serves ``chat.ChatService``; ``__mapping__`` is grpclib's IServable protocol.
+
+    Chat and CollaborativeEdit calls share the per-stream machinery (outbox, writer, drain
+    watchdog, flow control); only what a message means differs.
+    """
 
     def __init__(
         self,
         hub: RoomHub,
+        documents: DocumentHub,
         *,
         settings: ChatSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.hub = hub
+        self.documents = documents
         self.settings = settings or ChatSettings()
         self.counters = ChatCounters()
         self._clock = clock
         self._ids = itertools.count(1)
         self._outboxes: dict[str, Outbox] = {}
-        self._blocking: dict[str, set[str]] = {}  # room -> paused receivers in it
-        self._blocked_rooms: dict[str, frozenset[str]] = {}  # paused receiver -> its rooms
+        self._blocking: dict[str, set[str]] = {}  # room or document -> paused receivers in it
+        self._blocked_channels: dict[str, frozenset[str]] = {}  # paused receiver -> channels
         self._unblocked = anyio.Event()
 
     def __mapping__(self) -> dict[str, Handler]:
@@ -130,17 +140,51 @@ class ChatService:
                 self._chat, Cardinality.STREAM_STREAM, ChatMessage, ChatMessage
             ),
             "/chat.ChatService/CollaborativeEdit": Handler(
-                _unimplemented, Cardinality.STREAM_STREAM, EditOperation, EditOperation
+                self._edit, Cardinality.STREAM_STREAM, EditOperation, EditOperation
             ),
             "/chat.ChatService/GameSync": Handler(
                 _unimplemented, Cardinality.STREAM_STREAM, GameAction, GameState
             ),
         }
 
-    # -- one call ------------------------------------------------------------------------
+    # -- what messages mean ----------------------------------------------------------------
 
     async def _chat(self, stream: Stream[ChatMessage, ChatMessage]) -> None:
-        session = f"chat-{next(self._ids)}"
+        await self._serve(stream, "chat", self._chat_message, self._chat_end, codec.CHAT_FIELDS)
+
+    def _chat_message(self, message: ChatMessage, session: str) -> Deliveries:
+        events = self.hub.handle(codec.chat_command(message, session), now=self._clock())
+        return [(event.to, codec.encode_chat(event.message)) for event in events]
+
+    def _chat_end(self, session: str) -> Deliveries:
+        events = self.hub.handle(Disconnect(session=session), now=self._clock())
+        return [(event.to, codec.encode_chat(event.message)) for event in events]
+
+    async def _edit(self, stream: Stream[EditOperation, EditOperation]) -> None:
+        await self._serve(stream, "edit", self._edit_message, self._edit_end, codec.EDIT_FIELDS)
+
+    def _edit_message(self, message: EditOperation, session: str) -> Deliveries:
+        events = self.documents.handle(codec.edit_command(message, session))
+        stamp = int(self._clock() * 1000)
+        return [
+            (event.to, data) for event in events for data in codec.encode_edit(event.message, stamp)
+        ]
+
+    def _edit_end(self, session: str) -> Deliveries:
+        self.documents.handle(CloseSession(session=session))
+        return []
+
+    # -- one call ------------------------------------------------------------------------
+
+    async def _serve(
+        self,
+        stream: Stream[Any, Any],
+        kind: str,
+        handle: Callable[[Any, str], Deliveries],
+        end: Callable[[str], Deliveries],
+        fields: Mapping[str, str],
+    ) -> None:
+        session = f"{kind}-{next(self._ids)}"
         outbox = Outbox(self.settings.high_water, self.settings.low_water)
         self._outboxes[session] = outbox
         self.counters.streams_opened += 1
@@ -150,9 +194,9 @@ class ChatService:
                 writer_done = anyio.Event()
                 tasks.start_soon(self._write, stream, session, outbox, writer_done)
                 tasks.start_soon(self._watch, outbox)
-                await self._read(stream, session)
-                # Half-close: leave every room, flush what is queued, end with OK.
-                self._deliver(self.hub.handle(Disconnect(session=session), now=self._clock()))
+                await self._read(stream, session, handle, fields)
+                # Half-close: leave everything, flush what is queued, end with OK.
+                self._deliver(end(session))
                 outbox.close()
                 await writer_done.wait()
                 tasks.cancel_scope.cancel()
@@ -166,10 +210,15 @@ class ChatService:
             self.counters.streams_open -= 1
             del self._outboxes[session]
             self._unpause(session)
-            self._deliver(self.hub.handle(Disconnect(session=session), now=self._clock()))
+            self._deliver(end(session))
 
-    async def _read(self, stream: Stream[ChatMessage, ChatMessage], session: str) -> None:
-        hub = self.hub
+    async def _read(
+        self,
+        stream: Stream[Any, Any],
+        session: str,
+        handle: Callable[[Any, str], Deliveries],
+        fields: Mapping[str, str],
+    ) -> None:
         counters = self.counters
         while True:
             if self._blocking:
@@ -179,14 +228,14 @@ class ChatService:
                 return
             counters.messages_in += 1
             try:
-                events = hub.handle(codec.chat_command(message, session), now=self._clock())
+                deliveries = handle(message, session)
             except CoreError as error:
-                raise errors.to_grpc(error, codec.CHAT_FIELDS) from None
-            self._deliver(events)
+                raise errors.to_grpc(error, fields) from None
+            self._deliver(deliveries)
 
     async def _write(
         self,
-        stream: Stream[ChatMessage, ChatMessage],
+        stream: Stream[Any, Any],
         session: str,
         outbox: Outbox,
         done: anyio.Event,
@@ -201,7 +250,7 @@ class ChatService:
                 if signal is Signal.RESUME:
                     self.counters.resumes += 1
                     self._unpause(session)
-                await stream.send_message(data)  # type: ignore[arg-type]  # WireCodec
+                await stream.send_message(data)
         except StreamTerminatedError:
             pass  # the peer is gone; the handler is being cancelled
         finally:
@@ -218,46 +267,52 @@ class ChatService:
                 raise GRPCError(
                     Status.RESOURCE_EXHAUSTED,
                     f"slow consumer: more than {self.settings.high_water} messages queued for "
-                    f"over {timeout:g} s; reconnect and JOIN with resume_after_seq",
+                    f"over {timeout:g} s; reconnect and resume (JOIN with resume_after_seq, "
+                    "or join the document again)",
                 )
 
     # -- fan-out and flow control --------------------------------------------------------
 
-    def _deliver(self, events: list[Deliver]) -> None:
+    def _deliver(self, deliveries: Deliveries) -> None:
         outboxes = self._outboxes
         counters = self.counters
-        for event in events:
-            data = codec.encode_chat(event.message)
-            for session in event.to:
+        for to, data in deliveries:
+            for session in to:
                 outbox = outboxes.get(session)
                 if outbox is None:
-                    continue  # its call is ending; its Disconnect is being handled
+                    continue  # its call is ending; its disconnect is being handled
                 counters.deliveries += 1
                 if outbox.push(data) is Signal.PAUSE:
                     counters.pauses += 1
                     self._pause(session)
 
+    def _channels_of(self, session: str) -> frozenset[str]:
+        """The rooms and documents whose senders wait while ``session`` is congested."""
+        if session.startswith("chat-"):
+            return frozenset(f"room:{room}" for room in self.hub.rooms_of(session))
+        return frozenset(f"doc:{doc}" for doc in self.documents.documents_of(session))
+
     def _pause(self, session: str) -> None:
-        rooms = self.hub.rooms_of(session)
-        self._blocked_rooms[session] = rooms
-        for room in rooms:
-            self._blocking.setdefault(room, set()).add(session)
+        channels = self._channels_of(session)
+        self._blocked_channels[session] = channels
+        for channel in channels:
+            self._blocking.setdefault(channel, set()).add(session)
 
     def _unpause(self, session: str) -> None:
-        rooms = self._blocked_rooms.pop(session, None)
-        if rooms is None:
+        channels = self._blocked_channels.pop(session, None)
+        if channels is None:
             return
-        for room in rooms:
-            waiting = self._blocking[room]
+        for channel in channels:
+            waiting = self._blocking[channel]
             waiting.discard(session)
             if not waiting:
-                del self._blocking[room]
+                del self._blocking[channel]
         self._unblocked.set()
         self._unblocked = anyio.Event()
 
     async def _wait_unblocked(self, session: str) -> None:
-        """Wait while any room this session is in has a receiver over high water."""
-        while any(room in self._blocking for room in self.hub.rooms_of(session)):
+        """Wait while any room or document of this session has a receiver over high water."""
+        while any(channel in self._blocking for channel in self._channels_of(session)):
             await self._unblocked.wait()
 
     def _count_error(self, status: Status) -> None:
