@@ -1,7 +1,9 @@
 """The client's copy of a document: the ot.js state machine, with no I/O.
 
 At most one operation is in flight (sent, not yet acknowledged); later local edits are
-composed into one buffered operation. States and what each event does:
+composed into one buffered operation. Undo and redo are local too (ot.js UndoManager): each
+step is an inverse operation, transformed against every remote operation that arrives, and
+consecutive typing is one step. States and what each event does:
 
 =====================  ==============================  ==========================  ============
 state                  local edit                      server op (someone else's)  ack
@@ -40,6 +42,11 @@ class ClientDocument:
         self.revision = revision
         self.outstanding: TextOp | None = None
         self.buffer: TextOp | None = None
+        # Undo and redo stacks hold inverse operations against the current local text; every
+        # remote operation is transformed through them, so undo only takes back our own edits.
+        self._undo: list[TextOp] = []
+        self._redo: list[TextOp] = []
+        self._last_splice: tuple[int, int, str] | None = None  # for grouping typing
 
     @property
     def state(self) -> State:
@@ -47,8 +54,52 @@ class ClientDocument:
             return State.SYNCHRONIZED
         return State.AWAITING_CONFIRM if self.buffer is None else State.AWAITING_WITH_BUFFER
 
-    def edit(self, op: TextOp) -> Send | None:
-        """Apply a local edit; return what to send now, if anything."""
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def edit(self, op: TextOp, *, group: bool | None = None) -> Send | None:
+        """Apply a local edit; return what to send now, if anything.
+
+        The edit joins the previous one as a single undo step if ``group`` is true, or, when
+        ``group`` is None, if it continues it: typing on where the last insert ended,
+        deleting on where the last delete was (backspace or forward delete).
+        """
+        inverse = op.invert(self.text)
+        splices = list(op.splices())
+        splice = splices[0] if len(splices) == 1 else None
+        if group is None:
+            group = _continues(self._last_splice, splice)
+        if group and self._undo:
+            self._undo[-1] = inverse.compose(self._undo[-1])
+        else:
+            self._undo.append(inverse)
+        self._redo.clear()
+        self._last_splice = splice
+        return self._apply_local(op)
+
+    def undo(self) -> Send | None:
+        """Take back the last undo step (remote edits made since stay)."""
+        if not self._undo:
+            return None
+        inverse = self._undo.pop()
+        self._redo.append(inverse.invert(self.text))
+        self._last_splice = None
+        return self._apply_local(inverse)
+
+    def redo(self) -> Send | None:
+        if not self._redo:
+            return None
+        op = self._redo.pop()
+        self._undo.append(op.invert(self.text))
+        self._last_splice = None
+        return self._apply_local(op)
+
+    def _apply_local(self, op: TextOp) -> Send | None:
         self.text = op.apply(self.text)
         if self.outstanding is None:
             self.outstanding = op
@@ -74,6 +125,11 @@ class ClientDocument:
                 self.buffer, op = TextOp.transform(self.buffer, op)
         self.text = op.apply(self.text)
         self.revision = self.revision + 1 if revision is None else revision
+        for stack in (self._undo, self._redo):
+            remote = op
+            for index in range(len(stack) - 1, -1, -1):
+                stack[index], remote = TextOp.transform(stack[index], remote)
+        self._last_splice = None
         return op
 
     def ack(self) -> Send | None:
@@ -91,3 +147,16 @@ class ClientDocument:
         if self.outstanding is None:
             return None
         return Send(op=self.outstanding, base=self.revision)
+
+
+def _continues(last: tuple[int, int, str] | None, new: tuple[int, int, str] | None) -> bool:
+    """Does edit ``new`` carry on the typing or deleting of edit ``last`` (both splices)?"""
+    if last is None or new is None:
+        return False
+    last_at, last_deleted, last_inserted = last
+    at, deleted, inserted = new
+    if inserted and not deleted and last_inserted and not last_deleted:
+        return at == last_at + len(last_inserted)
+    if deleted and not inserted and last_deleted and not last_inserted:
+        return at + deleted == last_at or at == last_at  # backspace, forward delete
+    return False

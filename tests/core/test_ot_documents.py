@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import deque
 
 import pytest
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from strategies import ops_for, texts
@@ -39,6 +40,12 @@ class ClientServerMachine(RuleBasedStateMachine):
         who = data.draw(st.integers(0, len(self.clients) - 1))
         client = self.clients[who]
         self._send(who, client.edit(data.draw(ops_for(client.text))))
+
+    @rule(data=st.data(), redo=st.booleans())
+    def undo_or_redo(self, data: st.DataObject, redo: bool) -> None:
+        who = data.draw(st.integers(0, len(self.clients) - 1))
+        client = self.clients[who]
+        self._send(who, client.redo() if redo else client.undo())
 
     @precondition(lambda self: self.to_server)
     @rule()
@@ -114,3 +121,38 @@ def test_compacted_revisions_expire() -> None:
     assert doc.oldest_base == 1
     with pytest.raises(Expired, match="join again"):
         doc.receive(TextOp.identity(0), base=0, author="a")
+
+
+@given(start=texts, data=st.data())
+def test_undo_takes_every_local_edit_back_and_redo_replays_it(start: str, data) -> None:  # type: ignore[no-untyped-def]
+    client = ClientDocument(start)
+    states = [start]
+    for _ in range(data.draw(st.integers(1, 6))):
+        client.edit(data.draw(ops_for(client.text)), group=False)
+        states.append(client.text)
+    for expected in reversed(states[:-1]):
+        client.undo()
+        assert client.text == expected
+    assert not client.can_undo and client.undo() is None
+    for expected in states[1:]:
+        client.redo()
+        assert client.text == expected
+    assert not client.can_redo
+
+
+def test_typing_is_one_undo_step_and_undo_keeps_remote_text() -> None:
+    client = ClientDocument("")
+    for position, char in enumerate("hello"):
+        client.edit(TextOp.splice(position, position, 0, char))
+    client.ack()  # the first keystroke was in flight; the rest were buffered
+    client.ack()
+    client.receive(TextOp.splice(5, 0, 0, ">> "))  # someone else types in front
+    assert client.text == ">> hello"
+    client.undo()
+    assert client.text == ">> "  # all five keystrokes, not the remote text
+    client.redo()
+    assert client.text == ">> hello"
+    client.edit(TextOp.splice(8, 8, 0, "!"))
+    client.edit(TextOp.splice(9, 0, 3, ""), group=None)  # a delete elsewhere: a new step
+    client.undo()
+    assert client.text == ">> hello!"
