@@ -37,8 +37,10 @@ class Send:
 
 
 class ClientDocument:
-    def __init__(self, text: str = "", *, revision: int = 0) -> None:
+    def __init__(self, text: str = "", *, revision: int = 0, undo_limit: int = 100) -> None:
         self.text = text
+        # Every remote op is transformed through both stacks, so they are bounded (ot.js: 50).
+        self.undo_limit = undo_limit
         self.revision = revision
         self.outstanding: TextOp | None = None
         self.buffer: TextOp | None = None
@@ -77,7 +79,7 @@ class ClientDocument:
         if group and self._undo:
             self._undo[-1] = inverse.compose(self._undo[-1])
         else:
-            self._undo.append(inverse)
+            self._push(self._undo, inverse)
         self._redo.clear()
         self._last_splice = splice
         return self._apply_local(op)
@@ -87,7 +89,7 @@ class ClientDocument:
         if not self._undo:
             return None
         inverse = self._undo.pop()
-        self._redo.append(inverse.invert(self.text))
+        self._push(self._redo, inverse.invert(self.text))
         self._last_splice = None
         return self._apply_local(inverse)
 
@@ -95,9 +97,14 @@ class ClientDocument:
         if not self._redo:
             return None
         op = self._redo.pop()
-        self._undo.append(op.invert(self.text))
+        self._push(self._undo, op.invert(self.text))
         self._last_splice = None
         return self._apply_local(op)
+
+    def _push(self, stack: list[TextOp], step: TextOp) -> None:
+        stack.append(step)
+        if len(stack) > self.undo_limit:
+            del stack[0]  # the oldest step is forgotten
 
     def _apply_local(self, op: TextOp) -> Send | None:
         self.text = op.apply(self.text)

@@ -156,3 +156,12 @@ def test_typing_is_one_undo_step_and_undo_keeps_remote_text() -> None:
     client.edit(TextOp.splice(9, 0, 3, ""), group=None)  # a delete elsewhere: a new step
     client.undo()
     assert client.text == ">> hello!"
+
+
+def test_undo_history_is_bounded() -> None:
+    client = ClientDocument("", undo_limit=3)
+    for n in range(5):
+        client.edit(TextOp.splice(n, n, 0, str(n)), group=False)
+    for _ in range(5):
+        client.undo()
+    assert client.text == "01"  # the two oldest steps were forgotten

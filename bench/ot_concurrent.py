@@ -1,0 +1,248 @@
+"""Concurrent editing through the gRPC server: N editors type their share of a real trace.
+
+    python bench/ot_concurrent.py --editors 8 [--edits 4000] [--server HOST:PORT]
+
+Editor i takes patches i, i+N, i+2N, ... of a sequential trace (positions clamped to its own
+text, since the others are typing too), applies each through the core's ``ClientDocument``,
+sends it as a position-based ``EditOperation`` and waits for its ack before the next (the wire
+carries one splice per op), with a random pause between edits (0-2 ms by default). Everyone,
+the server included, must end with the same text. Prints one JSON line: ops/s, ack latency,
+convergence.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from grpclib.client import Channel
+from grpclib.const import Cardinality
+
+from interplay.core.ot import ClientDocument, TextOp
+from interplay.transports.grpc.codec import WireCodec
+from interplay.transports.grpc.generated.chat import EditOperation
+
+TRACE = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/editing-traces/sequential_traces/automerge-paper.json.gz"
+)
+
+
+def apply_message(doc: ClientDocument, message: EditOperation) -> None:
+    kind = message.operation
+    if kind == "ack":
+        doc.ack()
+    elif kind == "noop":
+        doc.receive(TextOp.identity(doc.server_length), revision=message.version)
+    elif kind in ("insert", "delete", "replace"):
+        deleted = 0 if kind == "insert" else message.length
+        inserted = "" if kind == "delete" else message.content
+        op = TextOp.splice(doc.server_length, message.position, deleted, inserted)
+        doc.receive(op, revision=message.version)
+
+
+async def editor(
+    host: str,
+    port: int,
+    name: str,
+    patches: list[tuple[int, int, str]],
+    total: int,
+    start: asyncio.Event,
+    all_done: asyncio.Event,
+    result: dict[str, Any],
+    max_delay: float,
+) -> None:
+    rng = random.Random(name)
+    channel = Channel(host, port, codec=WireCodec())
+    latencies = []
+    try:
+        async with channel.request(
+            "/chat.ChatService/CollaborativeEdit",
+            Cardinality.STREAM_STREAM,
+            EditOperation,
+            EditOperation,
+        ) as stream:
+            await stream.send_request()
+            await stream.send_message(
+                EditOperation(document_id="bench", user_id=name, operation="join")
+            )
+            snapshot = await stream.recv_message()
+            assert snapshot is not None
+            # No undo: this process hosts every editor, and undo costs each a transform per step.
+            doc = ClientDocument(snapshot.content, revision=snapshot.version, undo_limit=0)
+            first = snapshot.version
+            await start.wait()
+            for n, (position, deleted, inserted) in enumerate(patches):
+                length = len(doc.text)
+                position = min(position, length)
+                deleted = min(deleted, length - position)
+                if not (deleted or inserted):
+                    continue
+                op = TextOp.splice(length, position, deleted, inserted)
+                send = doc.edit(op, group=False)
+                assert send is not None
+                kind = "replace" if deleted and inserted else ("insert" if inserted else "delete")
+                sent = time.perf_counter()
+                await stream.send_message(
+                    EditOperation(
+                        document_id="bench",
+                        user_id=name,
+                        operation=kind,
+                        position=position,
+                        length=deleted,
+                        content=inserted,
+                        version=send.base,
+                        op_id=f"{name}-{n}",
+                    )
+                )
+                while doc.outstanding is not None:
+                    message = await stream.recv_message()
+                    assert message is not None
+                    apply_message(doc, message)
+                latencies.append(time.perf_counter() - sent)
+                result["edits"] = result.get("edits", 0) + 1
+                await asyncio.sleep(rng.random() * max_delay)
+            result["done"] = result.get("done", 0) + 1
+            if result["done"] == total:
+                all_done.set()
+            # Keep applying everyone else's edits; once all are done, catch up to the end.
+            reader = asyncio.ensure_future(stream.recv_message())
+            finished = asyncio.ensure_future(all_done.wait())
+            while True:
+                await asyncio.wait({reader, finished}, return_when=asyncio.FIRST_COMPLETED)
+                if all_done.is_set() and doc.revision >= first + result["edits"]:
+                    reader.cancel()
+                    break
+                if reader.done():
+                    message = reader.result()
+                    assert message is not None
+                    apply_message(doc, message)
+                    reader = asyncio.ensure_future(stream.recv_message())
+            result.setdefault("texts", {})[name] = (doc.text, doc.revision)
+            result.setdefault("latencies", []).extend(latencies)
+            await stream.end()
+    finally:
+        channel.close()
+
+
+async def final_text(host: str, port: int) -> tuple[str, int]:
+    channel = Channel(host, port, codec=WireCodec())
+    try:
+        async with channel.request(
+            "/chat.ChatService/CollaborativeEdit",
+            Cardinality.STREAM_STREAM,
+            EditOperation,
+            EditOperation,
+        ) as stream:
+            await stream.send_request()
+            await stream.send_message(EditOperation(document_id="bench", operation="join"))
+            snapshot = await stream.recv_message()
+            await stream.end()
+            assert snapshot is not None
+            return snapshot.content, snapshot.version
+    finally:
+        channel.close()
+
+
+async def run(host: str, port: int, editors: int, edits: int, max_delay: float) -> dict[str, Any]:
+    trace = json.loads(gzip.decompress(TRACE.read_bytes()))
+    patches = [tuple(p) for txn in trace["txns"] for p in txn["patches"]][:edits]
+    result: dict[str, Any] = {}
+    start, all_done = asyncio.Event(), asyncio.Event()
+    tasks = [
+        asyncio.create_task(
+            editor(
+                host,
+                port,
+                f"e{i}",
+                patches[i::editors],  # type: ignore[arg-type]
+                editors,
+                start,
+                all_done,
+                result,
+                max_delay,
+            )
+        )
+        for i in range(editors)
+    ]
+    await asyncio.sleep(0.5)  # everyone joined
+    began = time.perf_counter()
+    start.set()
+    await all_done.wait()
+    elapsed = time.perf_counter() - began  # every edit acknowledged
+    await asyncio.gather(*tasks)
+    server_text, server_revision = await final_text(host, port)
+    texts = result.get("texts", {})
+    latencies = sorted(result.get("latencies", []))
+
+    def pct(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
+
+    return {
+        "bench": "ot_concurrent",
+        "editors": editors,
+        "max_delay_ms": max_delay * 1000,
+        "edits": result.get("edits", 0),
+        "server_revision": server_revision,
+        "ops_per_s": round(result.get("edits", 0) / elapsed),
+        "ack_latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+        "converged": all(
+            text == server_text and rev == server_revision for text, rev in texts.values()
+        )
+        and len(texts) == editors,
+        "final_chars": len(server_text),
+        "wall_s": round(elapsed, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--editors", type=int, default=8)
+    parser.add_argument("--edits", type=int, default=4000, help="trace patches, all editors")
+    parser.add_argument(
+        "--max-delay-ms", type=float, default=2.0, help="random pause between an editor's edits"
+    )
+    parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
+    args = parser.parse_args()
+    process = None
+    if args.server:
+        host, _, raw = args.server.rpartition(":")
+        port = int(raw)
+    else:
+        exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
+        process = subprocess.Popen(
+            [exe, "serve", "--port", "0", "--data", ":memory:", "--max-rate", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert process.stdout is not None
+        match = re.search(r":(\d+)\s*$", process.stdout.readline())
+        if not match:
+            raise SystemExit("ot_concurrent: interplay serve did not start")
+        host, port = "127.0.0.1", int(match.group(1))
+    try:
+        print(
+            json.dumps(
+                asyncio.run(run(host, port, args.editors, args.edits, args.max_delay_ms / 1000))
+            ),
+            flush=True,
+        )
+    finally:
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
