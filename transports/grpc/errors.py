@@ -9,6 +9,7 @@ from grpclib.exceptions import GRPCError
 
 from interplay.core.errors import (
     CoreError,
+    Expired,
     InvalidArgument,
     LimitExceeded,
     NotJoined,
@@ -20,6 +21,7 @@ STATUS_OF: dict[type[CoreError], Status] = {
     NotJoined: Status.FAILED_PRECONDITION,
     LimitExceeded: Status.RESOURCE_EXHAUSTED,
     PermissionDenied: Status.PERMISSION_DENIED,
+    Expired: Status.FAILED_PRECONDITION,
 }
 
 
