@@ -68,8 +68,17 @@ class ServerDocument:
 
     def ops_since(self, base: int) -> list[TextOp]:
         """The operations applied after revision ``base`` (which must be kept)."""
+        return [applied.op for applied in self.history_since(base)]
+
+    def history_since(self, base: int) -> list[Applied]:
+        """Everything applied after revision ``base`` (which must be kept), in order: what a
+        client that reconnects at ``base`` must catch up on (its own ops become acks)."""
         self.length_at(base)
-        return [entry.op for entry in list(self._log)[base - self.oldest_base :]]
+        start = base - self.oldest_base
+        return [
+            Applied(revision=base + 1 + i, op=entry.op, author=entry.author, op_id=entry.op_id)
+            for i, entry in enumerate(list(self._log)[start:])
+        ]
 
     def duplicate_of(self, author: str, op_id: str) -> Applied | None:
         """The earlier application of ``op_id`` by ``author``, while it is kept."""

@@ -26,6 +26,7 @@ class ClientServerMachine(RuleBasedStateMachine):
         self.to_server: deque[tuple[int, Send, str]] = deque()
         self.to_client: list[deque[tuple[str, TextOp | None]]] = [deque() for _ in range(n)]
         self.sent_ids: list[str] = []
+        self.inflight: dict[int, str] = {}  # client -> op id of its unacknowledged op
         self.counter = 0
 
     def _send(self, who: int, send: Send | None) -> None:
@@ -33,7 +34,35 @@ class ClientServerMachine(RuleBasedStateMachine):
             self.counter += 1
             op_id = f"{who}-{self.counter}"
             self.sent_ids.append(op_id)
+            self.inflight[who] = op_id
             self.to_server.append((who, send, op_id))
+
+    def _ack(self, who: int) -> None:
+        del self.inflight[who]
+        self._send(who, self.clients[who].ack())
+
+    @rule(data=st.data())
+    def reconnect(self, data: st.DataObject) -> None:
+        """A client's connection drops: what was in flight either way is lost. It comes back
+        at its revision, catches up (its own applied op comes back as an ack), and re-sends
+        its unacknowledged op under the same id; the server must not apply anything twice."""
+        who = data.draw(st.integers(0, len(self.clients) - 1))
+        client = self.clients[who]
+        lost = [m for m in self.to_server if m[0] == who]
+        self.to_server = deque(m for m in self.to_server if m[0] != who)
+        self.to_client[who].clear()
+        pending = self.inflight.get(who)
+        for applied in self.server.history_since(client.revision):
+            if applied.author == str(who) and applied.op_id == pending:
+                self._ack(who)  # may send the buffered op, under a new id
+            else:
+                client.receive(applied.op)
+        if pending is not None and self.inflight.get(who) == pending:
+            send = client.resend()
+            assert send is not None and lost  # not applied, so it was lost on the way
+            self.to_server.append((who, send, self.inflight[who]))
+            if data.draw(st.booleans()):  # a nervous client sends it twice
+                self.to_server.append((who, send, self.inflight[who]))
 
     @rule(data=st.data())
     def edit(self, data: st.DataObject) -> None:
@@ -52,7 +81,8 @@ class ClientServerMachine(RuleBasedStateMachine):
     def deliver_to_server(self) -> None:
         who, send, op_id = self.to_server.popleft()
         applied = self.server.receive(send.op, base=send.base, author=str(who), op_id=op_id)
-        assert not applied.duplicate
+        if applied.duplicate:
+            return  # acknowledged when it was first applied
         for other, channel in enumerate(self.to_client):
             channel.append(("ack", None) if other == who else ("op", applied.op))
 
@@ -62,7 +92,7 @@ class ClientServerMachine(RuleBasedStateMachine):
         who = data.draw(st.sampled_from([i for i, c in enumerate(self.to_client) if c]))
         kind, op = self.to_client[who].popleft()
         if kind == "ack":
-            self._send(who, self.clients[who].ack())
+            self._ack(who)
         else:
             assert op is not None
             self.clients[who].receive(op)
@@ -82,7 +112,7 @@ class ClientServerMachine(RuleBasedStateMachine):
                 while channel:
                     kind, op = channel.popleft()
                     if kind == "ack":
-                        self._send(who, self.clients[who].ack())
+                        self._ack(who)
                     else:
                         assert op is not None
                         self.clients[who].receive(op)
@@ -91,6 +121,7 @@ class ClientServerMachine(RuleBasedStateMachine):
             assert client.text == self.server.text
             assert client.revision == self.server.revision
         assert self.server.revision == len(self.sent_ids)  # each op applied exactly once
+        assert not self.inflight
 
 
 TestClientServer = ClientServerMachine.TestCase
