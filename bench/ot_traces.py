@@ -1,11 +1,14 @@
-"""Replay every sequential editing trace through the core's OT apply path, beside a naive
-string-splice loop over the same edits, in the same run. Prints one JSON line.
+"""Replay every sequential editing trace through the core, beside a naive string-splice loop
+over the same edits, in the same run. Prints one JSON line.
 
     python bench/ot_traces.py [--traces DIR] [--repeat N]
 
-Each edit goes through ``TextOp.splice(...)`` then ``TextOp.apply`` (what the server does with
-an incoming position-based edit); the baseline is ``s = s[:pos] + ins + s[pos + deleted:]``.
-Both must end at the trace's ``endContent``.
+Three paths, each must end at the trace's ``endContent``:
+
+* ``text``: the document text the server applies into (``GapText.splice``);
+* ``server``: the whole server path for a position-based edit: ``TextOp.splice`` then
+  ``ServerDocument.receive`` (revision check, log, apply);
+* ``naive``: the baseline, ``s = s[:pos] + ins + s[pos + deleted:]``.
 """
 
 from __future__ import annotations
@@ -17,16 +20,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from interplay.core.ot import TextOp
+from interplay.core.ot import ServerDocument, TextOp
+from interplay.core.ot.gaptext import GapText
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "editing-traces"
 
 
-def core(patches: list[tuple[int, int, str]]) -> str:
-    text = ""
+def text_path(patches: list[tuple[int, int, str]]) -> str:
+    text = GapText()
+    splice = text.splice
     for position, deleted, inserted in patches:
-        text = TextOp.splice(len(text), position, deleted, inserted).apply(text)
-    return text
+        splice(position, deleted, inserted)
+    return str(text)
+
+
+def server_path(patches: list[tuple[int, int, str]]) -> str:
+    doc = ServerDocument()
+    for position, deleted, inserted in patches:
+        op = TextOp.splice(doc.length, position, deleted, inserted)
+        doc.receive(op, base=doc.revision, author="trace")
+    return doc.text
 
 
 def naive(patches: list[tuple[int, int, str]]) -> str:
@@ -54,20 +67,19 @@ def main() -> None:
     for path in sorted((args.traces / "sequential_traces").glob("*.json.gz")):
         trace = json.loads(gzip.decompress(path.read_bytes()))
         patches = [tuple(p) for txn in trace["txns"] for p in txn["patches"]]
-        core_s, core_text = best_of(args.repeat, core, patches)  # type: ignore[arg-type]
-        naive_s, naive_text = best_of(args.repeat, naive, patches)  # type: ignore[arg-type]
-        rows.append(
-            {
-                "trace": path.name.removesuffix(".json.gz"),
-                "edits": len(patches),
-                "final_chars": len(trace["endContent"]),
-                "core_edits_per_s": round(len(patches) / core_s),
-                "naive_edits_per_s": round(len(patches) / naive_s),
-                "core_over_naive": round(naive_s / core_s, 3),
-                "core_matches_end": core_text == trace["endContent"],
-                "naive_matches_end": naive_text == trace["endContent"],
-            }
-        )
+        row: dict[str, Any] = {
+            "trace": path.name.removesuffix(".json.gz"),
+            "edits": len(patches),
+            "final_chars": len(trace["endContent"]),
+        }
+        seconds = {}
+        for name, run in (("text", text_path), ("server", server_path), ("naive", naive)):
+            seconds[name], result = best_of(args.repeat, run, patches)  # type: ignore[arg-type]
+            row[f"{name}_edits_per_s"] = round(len(patches) / seconds[name])
+            row[f"{name}_matches_end"] = result == trace["endContent"]
+        row["text_over_naive"] = round(seconds["naive"] / seconds["text"], 2)
+        row["server_over_naive"] = round(seconds["naive"] / seconds["server"], 2)
+        rows.append(row)
     print(json.dumps({"bench": "ot_traces", "repeat": args.repeat, "traces": rows}))
 
 

@@ -139,10 +139,16 @@ class _Session:
 
 class DocumentHub:
     def __init__(
-        self, store: DocumentStore, *, keep: int = 1000, limits: DocumentLimits | None = None
+        self,
+        store: DocumentStore,
+        *,
+        keep: int = 1000,
+        snapshot_every: int = 100,
+        limits: DocumentLimits | None = None,
     ) -> None:
         self._store = store
         self._keep = keep
+        self._snapshot_every = snapshot_every
         self.limits = limits or DocumentLimits()
         self._docs: dict[str, _Open] = {}
         self._sessions: dict[str, _Session] = {}
@@ -261,15 +267,14 @@ class DocumentHub:
                 f"of revision {cmd.base}",
             )
         op = TextOp.splice(length, cmd.position, cmd.deleted, cmd.inserted)
-        if op.target_length - op.base_length + len(doc.text) > self.limits.max_length:
+        if op.target_length - op.base_length + doc.length > self.limits.max_length:
             raise LimitExceeded("content", f"documents hold at most {self.limits.max_length}")
-        before = doc.text
         applied = doc.receive(op, base=cmd.base, author=editor.user, op_id=cmd.op_id)
         self._store.save_edit(
             cmd.document,
             applied.revision,
             StoredEdit(op=applied.op, author=editor.user, op_id=cmd.op_id),
-            doc.text,
+            doc.text if applied.revision % self._snapshot_every == 0 else None,
         )
         for other in opened.editors.values():
             if other.cursor is not None:
@@ -277,7 +282,12 @@ class DocumentHub:
                 end = applied.op.transform_index(start + size)
                 start = applied.op.transform_index(start)
                 other.cursor = (start, max(0, end - start))
-        pieces = _pieces(before, applied.op)
+        pieces = tuple(
+            Piece(position=position, deleted=removed, inserted=inserted)
+            for (position, _, inserted), removed in zip(
+                applied.op.splices(), applied.removed, strict=True
+            )
+        )
         events.append(
             Deliver(
                 to=(cmd.session,),
@@ -337,16 +347,3 @@ class DocumentHub:
             del opened.editors[name]
             if not opened.editors:
                 del self._docs[document]  # stored; the next open reloads it
-
-
-def _pieces(before: str, op: TextOp) -> tuple[Piece, ...]:
-    """``op`` as splices, each with the text it removes (read from ``before``)."""
-    pieces = []
-    shift = 0  # how far the pieces so far moved later text
-    for position, deleted, inserted in op.splices():
-        start = position - shift
-        pieces.append(
-            Piece(position=position, deleted=before[start : start + deleted], inserted=inserted)
-        )
-        shift += len(inserted) - deleted
-    return tuple(pieces)

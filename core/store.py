@@ -60,6 +60,8 @@ class DocumentStore(Protocol):
     def load_document(self, document: str) -> DocumentRecord | None:
         """The stored document, or None if it was never edited."""
 
-    def save_edit(self, document: str, revision: int, edit: StoredEdit, text: str) -> None:
-        """Store durably that ``edit`` made ``revision``, leaving ``text`` (a store may keep
-        ``text`` as a new snapshot and forget the edits before it)."""
+    def save_edit(
+        self, document: str, revision: int, edit: StoredEdit, snapshot: str | None
+    ) -> None:
+        """Store durably that ``edit`` made ``revision``. With a ``snapshot`` (the text at
+        ``revision``), keep it and forget the edits up to ``revision``."""

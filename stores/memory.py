@@ -9,8 +9,7 @@ from interplay.core.store import DocumentRecord, RoomRecord, StoredEdit
 
 
 class MemoryStore:
-    def __init__(self, *, keep_edits: int = 100) -> None:
-        self.keep_edits = keep_edits
+    def __init__(self) -> None:
         self._epochs: dict[str, str] = {}
         self._messages: dict[str, list[RoomMessage]] = {}
         self._documents: dict[str, DocumentRecord] = {}
@@ -41,16 +40,13 @@ class MemoryStore:
     def load_document(self, document: str) -> DocumentRecord | None:
         return self._documents.get(document)
 
-    def save_edit(self, document: str, revision: int, edit: StoredEdit, text: str) -> None:
-        record = self._documents.get(document) or DocumentRecord(text="", revision=0, edits=[])
+    def save_edit(
+        self, document: str, revision: int, edit: StoredEdit, snapshot: str | None
+    ) -> None:
+        if snapshot is not None:
+            self._documents[document] = DocumentRecord(text=snapshot, revision=revision, edits=[])
+            return
+        record = self._documents.get(document)
+        if record is None:
+            record = self._documents[document] = DocumentRecord(text="", revision=0, edits=[])
         record.edits.append(edit)
-        if len(record.edits) > self.keep_edits:  # move the snapshot up
-            snapshot = record.text
-            for old in record.edits[: -self.keep_edits]:
-                snapshot = old.op.apply(snapshot)
-            record = DocumentRecord(
-                text=snapshot,
-                revision=revision - self.keep_edits,
-                edits=record.edits[-self.keep_edits :],
-            )
-        self._documents[document] = record

@@ -48,14 +48,11 @@ CREATE TABLE IF NOT EXISTS document_ops (
 
 
 class SQLiteStore:
-    """Chat history and documents. A document is a snapshot plus the ops since it; every
-    ``snapshot_every`` revisions the snapshot moves up and the ops behind it are deleted, so a
-    document costs its text plus at most that many ops."""
+    """Chat history and documents. A document is a snapshot plus the ops since it; each new
+    snapshot deletes the ops behind it, so a document costs its text plus the ops between
+    snapshots (the core decides how often: ``DocumentHub(snapshot_every=...)``)."""
 
-    def __init__(
-        self, path: str | Path, *, synchronous: str = "NORMAL", snapshot_every: int = 100
-    ) -> None:
-        self._snapshot_every = snapshot_every
+    def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError(f"synchronous: unknown SQLite level {synchronous!r}")
         if str(path) != ":memory:":
@@ -139,7 +136,9 @@ class SQLiteStore:
             return None
         return DocumentRecord(text=text, revision=revision, edits=edits)
 
-    def save_edit(self, document: str, revision: int, edit: StoredEdit, text: str) -> None:
+    def save_edit(
+        self, document: str, revision: int, edit: StoredEdit, snapshot: str | None
+    ) -> None:
         with self._transaction():
             self._db.execute(
                 "INSERT INTO document_ops VALUES (?, ?, ?, ?, ?)",
@@ -151,9 +150,10 @@ class SQLiteStore:
                     edit.op_id,
                 ),
             )
-            if revision % self._snapshot_every == 0:
+            if snapshot is not None:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)", (document, text, revision)
+                    "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
+                    (document, snapshot, revision),
                 )
                 self._db.execute(
                     "DELETE FROM document_ops WHERE document = ? AND revision <= ?",

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ..errors import Expired, InvalidArgument
+from .gaptext import GapText
 from .text import TextOp
 
 
@@ -26,6 +27,7 @@ class Applied:
     author: str
     op_id: str = ""
     duplicate: bool = False
+    removed: tuple[str, ...] = ()  # the text each of ``op.splices()`` removed, when applied
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +42,20 @@ class ServerDocument:
     def __init__(self, text: str = "", *, revision: int = 0, keep: int = 1000) -> None:
         if keep < 1:
             raise ValueError(f"keep: must be at least 1, got {keep}")
-        self.text = text
+        self._text = GapText(text)
         self.revision = revision
         self._keep = keep
         self._log: deque[_Entry] = deque()
         self._ids: dict[tuple[str, str], int] = {}
+
+    @property
+    def text(self) -> str:
+        """The current text (a copy: O(length))."""
+        return str(self._text)
+
+    @property
+    def length(self) -> int:
+        return len(self._text)
 
     @property
     def oldest_base(self) -> int:
@@ -64,7 +75,7 @@ class ServerDocument:
             raise Expired(
                 "version", f"revision {base} is no longer kept (oldest is {oldest}): join again"
             )
-        return self._log[base - oldest].length_before if base < self.revision else len(self.text)
+        return self._log[base - oldest].length_before if base < self.revision else len(self._text)
 
     def ops_since(self, base: int) -> list[TextOp]:
         """The operations applied after revision ``base`` (which must be kept)."""
@@ -101,8 +112,8 @@ class ServerDocument:
             )
         for index in range(base - oldest, len(self._log)):
             op, _ = TextOp.transform(op, self._log[index].op)
-        length_before = len(self.text)
-        self.text = op.apply(self.text)
+        length_before = len(self._text)
+        removed = self._text.apply(op)
         self.revision += 1
         self._log.append(_Entry(op, author, op_id, length_before))
         if op_id:
@@ -111,4 +122,4 @@ class ServerDocument:
             dropped = self._log.popleft()
             if dropped.op_id:
                 self._ids.pop((dropped.author, dropped.op_id), None)
-        return Applied(revision=self.revision, op=op, author=author, op_id=op_id)
+        return Applied(revision=self.revision, op=op, author=author, op_id=op_id, removed=removed)

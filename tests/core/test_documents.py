@@ -130,12 +130,12 @@ def test_cursors_follow_later_edits_and_reach_the_others() -> None:
 
 def test_documents_survive_a_restart_and_old_revisions_expire(tmp_path: Path) -> None:
     path = tmp_path / "docs.db"
-    store = SQLiteStore(path, snapshot_every=3)
-    hub = DocumentHub(store)
+    store = SQLiteStore(path)
+    hub = DocumentHub(store, snapshot_every=3)
     for n in range(7):
         hub.handle(edit("a", n, n, inserted="😀"))
     store.close()
-    again = DocumentHub(SQLiteStore(path, snapshot_every=3))
+    again = DocumentHub(SQLiteStore(path), snapshot_every=3)
     [snap] = again.handle(OpenDocument(session="b", document="d"))
     assert snap.message == Snapshot(document="d", text="😀" * 7, revision=7)
     # Edits since the last snapshot (revision 6) are replayed: revision 6 is still a valid base.
