@@ -186,6 +186,16 @@ class DocumentHub:
         again: bool = False,
     ) -> tuple[_Open, _Editor]:
         """Make ``name`` an editor of ``document`` (snapshot into ``events`` if it was not)."""
+        opened, user, editor = self._lookup(name, document, claimed)
+        if editor is None:
+            return opened, self._join(name, document, opened, user, events)
+        if again:
+            events.append(Deliver(to=(name,), message=self._snapshot(document, opened)))
+        return opened, editor
+
+    def _lookup(self, name: str, document: str, claimed: str) -> tuple[_Open, str, _Editor | None]:
+        """Check that ``name`` may edit ``document``, changing nothing: the document (loaded
+        if need be, not yet registered), the user, and the editor if it already is one."""
         if not document:
             raise InvalidArgument("document", "must not be empty")
         if len(document) > self.limits.max_id_length:
@@ -198,22 +208,27 @@ class DocumentHub:
             raise PermissionDenied("user", f"this stream is bound to {session.user!r}")
         opened = self._docs.get(document)
         if opened is not None and name in opened.editors:
-            if again:
-                events.append(Deliver(to=(name,), message=self._snapshot(document, opened)))
-            return opened, opened.editors[name]
+            return opened, user, opened.editors[name]
         if session is not None and len(session.documents) >= self.limits.max_documents:
             raise LimitExceeded(
                 "document", f"at most {self.limits.max_documents} documents per stream"
             )
-        if opened is None:
-            opened = _Open(self._load(document))
-            self._docs[document] = opened
-        if session is None:
-            session = self._sessions[name] = _Session(user=user)
+        return opened or _Open(self._load(document)), user, None
+
+    def _join(
+        self,
+        name: str,
+        document: str,
+        opened: _Open,
+        user: str,
+        events: list[Deliver[DocumentEvent]],
+    ) -> _Editor:
+        self._docs[document] = opened
+        session = self._sessions.get(name) or self._sessions.setdefault(name, _Session(user=user))
         session.documents.add(document)
         editor = opened.editors[name] = _Editor(user=user)
         events.append(Deliver(to=(name,), message=self._snapshot(document, opened)))
-        return opened, editor
+        return editor
 
     def _load(self, document: str) -> ServerDocument:
         """The stored snapshot, replayed forward through the stored edits: their op ids are
@@ -248,15 +263,14 @@ class DocumentHub:
         if not (cmd.deleted or cmd.inserted):
             raise InvalidArgument("content", "an edit must delete or insert something")
         events: list[Deliver[DocumentEvent]] = []
-        opened, editor = self._open(cmd.session, cmd.document, cmd.user, events)
+        opened, user, editor = self._lookup(cmd.session, cmd.document, cmd.user)
         doc = opened.document
-        duplicate = doc.duplicate_of(editor.user, cmd.op_id)
+        duplicate = doc.duplicate_of(user, cmd.op_id)
         if duplicate is not None:
+            if editor is None:
+                self._join(cmd.session, cmd.document, opened, user, events)
             ack = Acked(
-                document=cmd.document,
-                revision=duplicate.revision,
-                op_id=cmd.op_id,
-                user=editor.user,
+                document=cmd.document, revision=duplicate.revision, op_id=cmd.op_id, user=user
             )
             return [*events, Deliver(to=(cmd.session,), message=ack)]
         length = doc.length_at(cmd.base)
@@ -269,6 +283,8 @@ class DocumentHub:
         op = TextOp.splice(length, cmd.position, cmd.deleted, cmd.inserted)
         if op.target_length - op.base_length + doc.length > self.limits.max_length:
             raise LimitExceeded("content", f"documents hold at most {self.limits.max_length}")
+        if editor is None:  # an edit without join: join first (snapshot before the ack)
+            editor = self._join(cmd.session, cmd.document, opened, user, events)
         applied = doc.receive(op, base=cmd.base, author=editor.user, op_id=cmd.op_id)
         self._store.save_edit(
             cmd.document,
@@ -315,13 +331,15 @@ class DocumentHub:
         if cmd.position < 0 or cmd.length < 0:
             raise InvalidArgument("position", "a cursor's position and length must not be negative")
         events: list[Deliver[DocumentEvent]] = []
-        opened, editor = self._open(cmd.session, cmd.document, cmd.user, events)
+        opened, user, editor = self._lookup(cmd.session, cmd.document, cmd.user)
         doc = opened.document
         length = doc.length_at(cmd.base)
         if cmd.position + cmd.length > length:
             raise InvalidArgument(
                 "position", f"the cursor is beyond the {length} code points of revision {cmd.base}"
             )
+        if editor is None:
+            editor = self._join(cmd.session, cmd.document, opened, user, events)
         start, end = cmd.position, cmd.position + cmd.length
         for op in doc.ops_since(cmd.base):
             start, end = op.transform_index(start), op.transform_index(end)

@@ -162,3 +162,12 @@ def test_remote_pieces_replay_to_the_server_text(start: str, data: st.DataObject
         assert isinstance(remote, Remote)
         mirror = apply_pieces(mirror, remote.pieces)
         assert mirror == hub.text("d")
+
+
+def test_a_refused_edit_does_not_join_the_stream_either() -> None:
+    hub = DocumentHub(MemoryStore())
+    hub.handle(edit("a", 0, 0, inserted="abc", user="ann"))
+    with pytest.raises(InvalidArgument):
+        hub.handle(edit("b", 1, 9, inserted="x", user="bob"))  # out of range, never joined
+    assert hub.documents_of("b") == frozenset()
+    assert [e.to for e in hub.handle(edit("a", 1, 3, inserted="d"))] == [("a",)]  # no "b"
