@@ -18,16 +18,11 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
-import re
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from _serve import server
 from grpclib.client import Channel
 from grpclib.const import Cardinality
 
@@ -230,21 +225,6 @@ def run(port: int, cfg: Config) -> dict[str, Any]:
     }
 
 
-def start_server() -> tuple[subprocess.Popen[str], int]:
-    exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
-    process = subprocess.Popen(
-        [exe, "serve", "--port", "0", "--data", ":memory:", "--max-rate", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    match = re.search(r":(\d+)\s*$", process.stdout.readline())
-    if not match:
-        process.kill()
-        raise SystemExit("chat_load: interplay serve did not start")
-    return process, int(match.group(1))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rooms", type=int, default=1)
@@ -267,18 +247,8 @@ def main() -> None:
         procs=max(1, args.procs),
         timeout=args.timeout,
     )
-    server = None
-    if args.server:
-        cfg.host, _, raw_port = args.server.rpartition(":")
-        port = int(raw_port)
-    else:
-        server, port = start_server()
-    try:
+    with server(args.server) as (cfg.host, port):
         print(json.dumps(run(port, cfg)), flush=True)
-    finally:
-        if server is not None:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -17,15 +17,11 @@ import asyncio
 import gzip
 import json
 import random
-import re
-import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from _serve import server
 from grpclib.client import Channel
 from grpclib.const import Cardinality
 
@@ -215,33 +211,9 @@ def main() -> None:
     )
     parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
     args = parser.parse_args()
-    process = None
-    if args.server:
-        host, _, raw = args.server.rpartition(":")
-        port = int(raw)
-    else:
-        exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
-        process = subprocess.Popen(
-            [exe, "serve", "--port", "0", "--data", ":memory:", "--max-rate", "0"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert process.stdout is not None
-        match = re.search(r":(\d+)\s*$", process.stdout.readline())
-        if not match:
-            raise SystemExit("ot_concurrent: interplay serve did not start")
-        host, port = "127.0.0.1", int(match.group(1))
-    try:
-        print(
-            json.dumps(
-                asyncio.run(run(host, port, args.editors, args.edits, args.max_delay_ms / 1000))
-            ),
-            flush=True,
-        )
-    finally:
-        if process is not None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+    with server(args.server) as (host, port):
+        report = asyncio.run(run(host, port, args.editors, args.edits, args.max_delay_ms / 1000))
+        print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":

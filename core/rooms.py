@@ -204,10 +204,6 @@ class RoomHub:
         state = self._sessions.get(session)
         return frozenset(state.rooms) if state else frozenset()
 
-    def user_of(self, session: str) -> str:
-        state = self._sessions.get(session)
-        return state.user if state else ""
-
     def head(self, room: str) -> tuple[str, int] | None:
         """``(epoch, head seq)`` of a loaded room."""
         loaded = self._rooms.get(room)

@@ -116,9 +116,6 @@ class TextOp:
 
     # -- queries ---------------------------------------------------------------------------
 
-    def is_noop(self) -> bool:
-        return all(isinstance(c, int) and c > 0 for c in self.ops)
-
     def splices(self) -> Iterator[tuple[int, int, str]]:
         """``(position, deleted, inserted)`` pieces, each relative to the text after the ones
         before it: how a position-based wire carries an op that does not fit in one splice."""
