@@ -73,6 +73,7 @@ async def _client(
     room_id = f"room-{room}"
     sending = index < cfg.senders
     expected = cfg.senders * cfg.messages  # TEXT per receiver, own included
+    seen: set[int] = set()
     channel = Channel(cfg.host, port, codec=WireCodec())
     try:
         async with channel.request(
@@ -80,11 +81,14 @@ async def _client(
         ) as stream:
             await stream.send_request()
             await stream.send_message(ChatMessage(type=T.JOIN, room_id=room_id, sender_id=user))
-            present = {user}
-            while len(present) < cfg.clients:
+            present: set[str] = set()
+            base = -1  # the room's head at our JOIN: older TEXTs are history, not this run's
+            while len(present) < cfg.clients or base < 0:
                 message = await stream.recv_message()
                 assert message is not None
                 if message.type == T.JOIN:
+                    if message.sender_id == user and base < 0:
+                        base = message.seq
                     present.add(message.sender_id)
             joined.set()
             await start.wait()
@@ -105,13 +109,12 @@ async def _client(
                     tally.sent += 1
 
             sender = asyncio.create_task(send()) if sending else None
-            seen: set[int] = set()
-            last = 0
+            last = base
             while len(seen) < expected:
                 message = await stream.recv_message()
                 if message is None:
                     break
-                if message.type != T.TEXT:
+                if message.type != T.TEXT or message.seq <= base:
                     continue
                 now = time.time_ns()
                 seq = message.seq
@@ -130,7 +133,6 @@ async def _client(
                     tally.delivered += 1
                     tally.latencies_ns.append(now - int(message.content.rsplit(":", 1)[1]))
                 tally.last_recv_ns = max(tally.last_recv_ns, now)
-            tally.dropped += expected - len(seen)
             if sender is not None:
                 await sender
             await stream.end()
@@ -138,6 +140,7 @@ async def _client(
         tally.errors.append(f"{user}: {error!r}")
         joined.set()
     finally:
+        tally.dropped += expected - len(seen)  # a client that failed counts what it missed
         channel.close()
 
 
