@@ -5,6 +5,7 @@ code, reads a clock or sleeps: time, when it matters, is an argument (``now``), 
 an object passed in that implements a protocol declared here (``interplay.core.store``).
 """
 
+from .arena import Arena
 from .buffer import BackpressureBuffer, BufferStatistics, Signal
 from .documents import (
     Acked,
@@ -20,6 +21,7 @@ from .documents import (
     Snapshot,
 )
 from .errors import (
+    AlreadyExists,
     CoreError,
     InvalidArgument,
     LimitExceeded,
@@ -27,6 +29,18 @@ from .errors import (
     PermissionDenied,
 )
 from .events import Deliver
+from .game import Action, GameEvent, GameLoop, GameMirror, PlayerState, Rules, TickState, World
+from .latest import LatestState
+from .matches import (
+    Act,
+    EndSession,
+    GameLimits,
+    GameSettings,
+    JoinMatch,
+    LeaveMatch,
+    MatchHub,
+    TickReady,
+)
 from .rooms import (
     ChatLimits,
     Disconnect,
@@ -42,6 +56,10 @@ from .store import DocumentStore, HistoryStore, RoomRecord
 
 __all__ = [
     "Acked",
+    "Act",
+    "Action",
+    "AlreadyExists",
+    "Arena",
     "BackpressureBuffer",
     "BufferStatistics",
     "ChatLimits",
@@ -54,23 +72,38 @@ __all__ = [
     "DocumentLimits",
     "DocumentStore",
     "EditDocument",
+    "EndSession",
+    "GameEvent",
+    "GameLimits",
+    "GameLoop",
+    "GameMirror",
+    "GameSettings",
     "HistoryStore",
     "InvalidArgument",
     "Join",
+    "JoinMatch",
     "Kind",
+    "LatestState",
     "Leave",
+    "LeaveMatch",
     "LimitExceeded",
+    "MatchHub",
     "MoveCursor",
     "NotJoined",
     "OpenDocument",
     "PermissionDenied",
     "Piece",
+    "PlayerState",
     "Post",
     "Remote",
     "RoomHub",
     "RoomMessage",
     "RoomRecord",
+    "Rules",
     "Signal",
     "Snapshot",
+    "TickReady",
+    "TickState",
     "Typing",
+    "World",
 ]

@@ -24,6 +24,10 @@ class NotJoined(CoreError):
     """The command needs a membership (room, document, match) the stream does not have."""
 
 
+class AlreadyExists(CoreError):
+    """What the command creates exists already (a player id taken in a match)."""
+
+
 class LimitExceeded(CoreError):
     """A configured limit was hit: rate, count."""
 

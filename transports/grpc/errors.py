@@ -8,6 +8,7 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from interplay.core.errors import (
+    AlreadyExists,
     CoreError,
     Expired,
     InvalidArgument,
@@ -18,6 +19,7 @@ from interplay.core.errors import (
 
 STATUS_OF: dict[type[CoreError], Status] = {
     InvalidArgument: Status.INVALID_ARGUMENT,
+    AlreadyExists: Status.ALREADY_EXISTS,
     NotJoined: Status.FAILED_PRECONDITION,
     LimitExceeded: Status.RESOURCE_EXHAUSTED,
     PermissionDenied: Status.PERMISSION_DENIED,
