@@ -59,6 +59,25 @@ def _parser() -> argparse.ArgumentParser:
         "--max-rate", type=float, default=1000.0, help="messages per second per stream; 0 = off"
     )
     limits.add_argument("--burst", type=int, default=2000, help="messages above the rate")
+    game = serve.add_argument_group("games (GameSync)")
+    game.add_argument(
+        "--tick-hz",
+        type=float,
+        default=float(_env("TICK_HZ", "30")),
+        help="ticks per second per match [INTERPLAY_TICK_HZ]",
+    )
+    game.add_argument("--full-every", type=int, default=30, help="ticks between full states")
+    game.add_argument(
+        "--max-catch-up", type=int, default=10, help="missed ticks run on a late wake-up"
+    )
+    game.add_argument(
+        "--match-grace", type=float, default=30.0, help="seconds an empty match is kept"
+    )
+    game.add_argument("--max-matches", type=int, default=1000)
+    game.add_argument("--max-players", type=int, default=256, help="players per match")
+    game.add_argument(
+        "--max-actions", type=float, default=60.0, help="actions per second per player"
+    )
     flow = serve.add_argument_group("flow control")
     flow.add_argument("--high-water", type=int, default=512, help="queued messages per stream")
     flow.add_argument("--low-water", type=int, default=128)
@@ -70,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(args: argparse.Namespace) -> int:
     from interplay.core.documents import DocumentHub
+    from interplay.core.matches import GameLimits, GameSettings, MatchHub
     from interplay.core.rooms import ChatLimits, RoomHub
     from interplay.stores import MemoryStore, SQLiteStore
     from interplay.transports.grpc import ChatSettings, ServerSettings, serve
@@ -79,6 +99,27 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if not 0 <= args.low_water <= args.high_water:
         raise SystemExit("interplay serve: --low-water must be between 0 and --high-water")
+    if not (0 < args.tick_hz <= 1000 and args.full_every > 0 and args.max_catch_up > 0):
+        raise SystemExit(
+            "interplay serve: --tick-hz must be in (0, 1000]; --full-every and "
+            "--max-catch-up must be positive"
+        )
+    if args.max_actions <= 0:
+        raise SystemExit("interplay serve: --max-actions must be positive")
+    games = MatchHub(
+        settings=GameSettings(
+            tick_hz=args.tick_hz,
+            full_every=args.full_every,
+            max_catch_up=args.max_catch_up,
+            grace=args.match_grace,
+        ),
+        limits=GameLimits(
+            max_id_length=args.max_id_length,
+            max_matches=args.max_matches,
+            max_players=args.max_players,
+            actions_per_second=args.max_actions,
+        ),
+    )
     store = MemoryStore() if args.data == ":memory:" else SQLiteStore(args.data)
     hub = RoomHub(
         store,
@@ -102,7 +143,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
     )
     try:
-        asyncio.run(serve(hub, DocumentHub(store), settings))
+        asyncio.run(serve(hub, DocumentHub(store), games, settings))
     finally:
         if isinstance(store, SQLiteStore):
             store.close()

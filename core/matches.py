@@ -18,6 +18,7 @@ Rules, in one place:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .arena import Arena
@@ -133,6 +134,11 @@ class MatchHub:
         self._closed_totals = (0, 0, 0, 0)  # ticks run, skipped, applied, ignored
 
     # -- reading -------------------------------------------------------------------------
+
+    @property
+    def matches(self) -> Mapping[str, object]:
+        """The open matches, by name (values are internal)."""
+        return self._matches
 
     def match_of(self, session: str) -> str | None:
         seat = self._seats.get(session)

@@ -269,14 +269,3 @@ async def test_typing_is_relayed_to_the_others_only() -> None:
             assert (typing.type, typing.sender_id, typing.seq) == (T.TYPING, "bob", 0)
             await bob.text("done")
             assert texts(await bob.recv_n(1)) == [(1, "bob", "done")]  # no TYPING echo
-
-
-async def test_game_sync_answers_unimplemented_for_now() -> None:
-    from interplay.transports.grpc.generated.chat import ChatServiceStub, GameAction
-
-    async with serving() as (_, channel):
-        stub = ChatServiceStub(channel)  # type: ignore[arg-type]
-        with pytest.raises(GRPCError) as caught:
-            async for _ in stub.game_sync([GameAction(player_id="p")]):
-                pass
-        assert caught.value.status is Status.UNIMPLEMENTED

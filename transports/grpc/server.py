@@ -11,6 +11,7 @@ from grpclib.config import Configuration
 from grpclib.server import Server
 
 from interplay.core.documents import DocumentHub
+from interplay.core.matches import MatchHub
 from interplay.core.rooms import RoomHub
 
 from .codec import WireCodec
@@ -32,9 +33,9 @@ class ServerSettings:
 
 
 def build_server(
-    hub: RoomHub, documents: DocumentHub, settings: ServerSettings
+    hub: RoomHub, documents: DocumentHub, games: MatchHub, settings: ServerSettings
 ) -> tuple[Server, ChatService]:
-    chat = ChatService(hub, documents, settings=settings.chat)
+    chat = ChatService(hub, documents, games, settings=settings.chat)
     config = Configuration(
         http2_stream_window_size=settings.stream_window,
         http2_connection_window_size=settings.connection_window,
@@ -42,9 +43,11 @@ def build_server(
     return Server([chat], codec=WireCodec(), config=config), chat
 
 
-async def serve(hub: RoomHub, documents: DocumentHub, settings: ServerSettings) -> None:
+async def serve(
+    hub: RoomHub, documents: DocumentHub, games: MatchHub, settings: ServerSettings
+) -> None:
     """Serve until SIGINT or SIGTERM, then stop accepting and end every call."""
-    server, _ = build_server(hub, documents, settings)
+    server, _ = build_server(hub, documents, games, settings)
     await server.start(settings.host, settings.port)
     sockets = server._server.sockets if server._server else ()
     bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)

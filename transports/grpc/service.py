@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ from grpclib.server import Stream
 from interplay.core.buffer import BackpressureBuffer, Signal
 from interplay.core.documents import CloseSession, DocumentHub
 from interplay.core.errors import CoreError
+from interplay.core.game import TickState
+from interplay.core.latest import LatestState
+from interplay.core.matches import EndSession, MatchHub
 from interplay.core.rooms import Disconnect, RoomHub
 
 from . import codec, errors
@@ -58,17 +62,20 @@ class ChatCounters:
     pauses: int = 0
     resumes: int = 0
     slow_consumer_disconnects: int = 0
+    ticks: int = 0
+    states_superseded: int = 0  # game states a slow player never got: by design, counted
     errors: dict[str, int] = field(default_factory=dict)
 
 
 class Outbox:
     """What is queued for one stream, and a way for its writer to wait for more."""
 
-    __slots__ = ("_paused", "_ready", "_resumed", "buffer", "closed")
+    __slots__ = ("_on_resume", "_paused", "_ready", "_resumed", "buffer", "closed")
 
-    def __init__(self, high: int, low: int) -> None:
+    def __init__(self, high: int, low: int, on_resume: Callable[[], None]) -> None:
         self.buffer: BackpressureBuffer[bytes] = BackpressureBuffer(high=high, low=low)
         self.closed = False
+        self._on_resume = on_resume
         self._ready = anyio.Event()
         self._paused = anyio.Event()
         self._resumed = anyio.Event()
@@ -81,28 +88,99 @@ class Outbox:
             self._paused.set()
         return signal
 
-    def pop(self) -> tuple[bytes, Signal | None]:
+    async def next(self) -> bytes | None:
+        """The next message to write; None once closed and flushed."""
+        if not self.buffer and not self.closed:
+            self._ready = anyio.Event()
+            await self._ready.wait()
+        if not self.buffer:
+            return None
         data, signal = self.buffer.pop()
         if signal is Signal.RESUME:
             self._paused = anyio.Event()
             self._resumed.set()
-        return data, signal
+            self._on_resume()
+        return data
 
     def close(self) -> None:
         """No more pushes; the writer returns once the queue is empty."""
         self.closed = True
         self._ready.set()
 
-    async def wait_ready(self) -> None:
-        if not self.buffer and not self.closed:
-            self._ready = anyio.Event()
-            await self._ready.wait()
-
     async def wait_paused(self) -> None:
         await self._paused.wait()
 
     async def wait_resumed(self) -> None:
         await self._resumed.wait()
+
+
+class EncodedTick:
+    """One tick's state, encoded at most once per form (delta, full) for all its receivers."""
+
+    __slots__ = ("_delta", "_encoder", "_full", "state", "timestamp")
+
+    def __init__(
+        self,
+        encoder: codec.GameStateEncoder,
+        state: TickState,
+        timestamp: int,
+        *,
+        eager_full: bool,
+    ) -> None:
+        self._encoder = encoder
+        self.state = state
+        self.timestamp = timestamp
+        self._full: bytes | None = None
+        self._delta: bytes | None = None
+        # Encode now what receivers will surely want, so the cost is the tick's, not a writer's.
+        if eager_full or state.periodic_full:
+            self.full()
+        else:
+            self.delta()
+
+    def full(self) -> bytes:
+        if self._full is None:
+            self._full = self._encoder.encode(self.state, full=True, timestamp=self.timestamp)
+        return self._full
+
+    def delta(self) -> bytes:
+        if self.state.periodic_full:
+            return self.full()
+        if self._delta is None:
+            self._delta = self._encoder.encode(self.state, full=False, timestamp=self.timestamp)
+        return self._delta
+
+
+class StateOutbox:
+    """The newest game state waiting for one GameSync stream: ``LatestState`` plus a wake-up
+    for its writer. A slow player holds one state, never a queue, and blocks nobody."""
+
+    __slots__ = ("_ready", "closed", "slot")
+
+    def __init__(self) -> None:
+        self.slot: LatestState[EncodedTick] = LatestState()
+        self.closed = False
+        self._ready = anyio.Event()
+
+    def offer(self, tick: EncodedTick) -> bool:
+        """True when it superseded a state this stream never got."""
+        superseded = self.slot.offer(tick)
+        self._ready.set()
+        return superseded
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    async def next(self) -> bytes | None:
+        """The state to write now (full if the stream missed one); None once closed."""
+        while not self.slot:
+            if self.closed:
+                return None
+            self._ready = anyio.Event()
+            await self._ready.wait()
+        tick, full = self.slot.take()
+        return tick.full() if full else tick.delta()
 
 
 Deliveries = list[tuple[tuple[str, ...], bytes]]  # (recipient sessions, encoded message)
@@ -119,12 +197,19 @@ class ChatService:
         self,
         hub: RoomHub,
         documents: DocumentHub,
+        games: MatchHub | None = None,
         *,
         settings: ChatSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.hub = hub
         self.documents = documents
+        self.games = games if games is not None else MatchHub()
+        self.tick_durations: deque[float] = deque(maxlen=100_000)  # seconds, newest last
+        self._state_outboxes: dict[str, StateOutbox] = {}
+        self._encoders: dict[str, codec.GameStateEncoder] = {}
+        self._driver = anyio.Lock()
+        self._tick_wakeup = anyio.Event()
         self.settings = settings or ChatSettings()
         self.counters = ChatCounters()
         self._clock = clock
@@ -143,14 +228,16 @@ class ChatService:
                 self._edit, Cardinality.STREAM_STREAM, EditOperation, EditOperation
             ),
             "/chat.ChatService/GameSync": Handler(
-                _unimplemented, Cardinality.STREAM_STREAM, GameAction, GameState
+                self._game, Cardinality.STREAM_STREAM, GameAction, GameState
             ),
         }
 
     # -- what messages mean ----------------------------------------------------------------
 
     async def _chat(self, stream: Stream[ChatMessage, ChatMessage]) -> None:
-        await self._serve(stream, "chat", self._chat_message, self._chat_end, codec.CHAT_FIELDS)
+        await self._serve_queued(
+            stream, "chat", self._chat_message, self._chat_end, codec.CHAT_FIELDS
+        )
 
     def _chat_message(self, message: ChatMessage, session: str) -> Deliveries:
         events = self.hub.handle(codec.chat_command(message, session), now=self._clock())
@@ -161,7 +248,9 @@ class ChatService:
         return [(event.to, codec.encode_chat(event.message)) for event in events]
 
     async def _edit(self, stream: Stream[EditOperation, EditOperation]) -> None:
-        await self._serve(stream, "edit", self._edit_message, self._edit_end, codec.EDIT_FIELDS)
+        await self._serve_queued(
+            stream, "edit", self._edit_message, self._edit_end, codec.EDIT_FIELDS
+        )
 
     def _edit_message(self, message: EditOperation, session: str) -> Deliveries:
         events = self.documents.handle(codec.edit_command(message, session))
@@ -174,9 +263,29 @@ class ChatService:
         self.documents.handle(CloseSession(session=session))
         return []
 
+    async def _game(self, stream: Stream[GameAction, GameState]) -> None:
+        session = f"game-{next(self._ids)}"
+        outbox = StateOutbox()
+        self._state_outboxes[session] = outbox
+        try:
+            await self._serve(
+                stream, session, self._game_message, self._game_end, {}, outbox, self._drive_ticks
+            )
+        finally:
+            del self._state_outboxes[session]
+
+    def _game_message(self, message: GameAction, session: str) -> Deliveries:
+        self.games.handle(codec.game_command(message, session), now=anyio.current_time())
+        self._tick_wakeup.set()  # a join may have started a match: its first tick is due soon
+        return []
+
+    def _game_end(self, session: str) -> Deliveries:
+        self.games.handle(EndSession(session=session), now=anyio.current_time())
+        return []
+
     # -- one call ------------------------------------------------------------------------
 
-    async def _serve(
+    async def _serve_queued(
         self,
         stream: Stream[Any, Any],
         kind: str,
@@ -184,18 +293,40 @@ class ChatService:
         end: Callable[[str], Deliveries],
         fields: Mapping[str, str],
     ) -> None:
+        """A call whose messages are never dropped: a queue with water marks, and a watchdog."""
         session = f"{kind}-{next(self._ids)}"
-        outbox = Outbox(self.settings.high_water, self.settings.low_water)
+        outbox = Outbox(
+            self.settings.high_water, self.settings.low_water, lambda: self._resume(session)
+        )
         self._outboxes[session] = outbox
+        try:
+            await self._serve(
+                stream, session, handle, end, fields, outbox, lambda: self._watch(outbox)
+            )
+        finally:
+            del self._outboxes[session]
+            self._unpause(session)
+
+    async def _serve(
+        self,
+        stream: Stream[Any, Any],
+        session: str,
+        handle: Callable[[Any, str], Deliveries],
+        end: Callable[[str], Deliveries],
+        fields: Mapping[str, str],
+        outbox: Outbox | StateOutbox,
+        background: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Read (this task), write and ``background`` under one task group; on half-close,
+        end the session, flush what is queued and finish with OK."""
         self.counters.streams_opened += 1
         self.counters.streams_open += 1
         try:
             async with anyio.create_task_group() as tasks:
                 writer_done = anyio.Event()
-                tasks.start_soon(self._write, stream, session, outbox, writer_done)
-                tasks.start_soon(self._watch, outbox)
+                tasks.start_soon(self._write, stream, outbox, writer_done)
+                tasks.start_soon(background)
                 await self._read(stream, session, handle, fields)
-                # Half-close: leave everything, flush what is queued, end with OK.
                 self._deliver(end(session))
                 outbox.close()
                 await writer_done.wait()
@@ -208,8 +339,7 @@ class ChatService:
             raise error from None
         finally:
             self.counters.streams_open -= 1
-            del self._outboxes[session]
-            self._unpause(session)
+            outbox.close()
             self._deliver(end(session))
 
     async def _read(
@@ -234,27 +364,20 @@ class ChatService:
             self._deliver(deliveries)
 
     async def _write(
-        self,
-        stream: Stream[Any, Any],
-        session: str,
-        outbox: Outbox,
-        done: anyio.Event,
+        self, stream: Stream[Any, Any], outbox: Outbox | StateOutbox, done: anyio.Event
     ) -> None:
-        buffer = outbox.buffer
+        """The only task that sends on ``stream`` (grpclib requires one)."""
         try:
-            while True:
-                await outbox.wait_ready()
-                if not buffer:
-                    break  # closed and flushed
-                data, signal = outbox.pop()
-                if signal is Signal.RESUME:
-                    self.counters.resumes += 1
-                    self._unpause(session)
+            while (data := await outbox.next()) is not None:
                 await stream.send_message(data)
         except StreamTerminatedError:
             pass  # the peer is gone; the handler is being cancelled
         finally:
             done.set()
+
+    def _resume(self, session: str) -> None:
+        self.counters.resumes += 1
+        self._unpause(session)
 
     async def _watch(self, outbox: Outbox) -> None:
         timeout = self.settings.drain_timeout
@@ -270,6 +393,51 @@ class ChatService:
                     f"over {timeout:g} s; reconnect and resume (JOIN with resume_after_seq, "
                     "or join the document again)",
                 )
+
+    # -- game ticks ----------------------------------------------------------------------
+
+    async def _drive_ticks(self) -> None:
+        """Run the matches' ticks on time. Every GameSync call starts one of these; one at a
+        time holds the lock and drives, so ticks run while any call is open and stop with the
+        last (an idle match then closes lazily, on the next join)."""
+        async with self._driver:
+            while True:
+                wakeup = self._tick_wakeup = anyio.Event()
+                deadline = self.games.next_deadline()
+                if deadline is None:
+                    await wakeup.wait()
+                    continue
+                delay = deadline - anyio.current_time()
+                if delay > 0:
+                    with anyio.move_on_after(delay):
+                        await wakeup.wait()
+                    continue  # on time, or woken by a join: look again
+                self._run_ticks()
+
+    def _run_ticks(self) -> None:
+        started = time.perf_counter()
+        ready = self.games.advance(anyio.current_time())
+        stamp = int(self._clock() * 1000)
+        counters = self.counters
+        outboxes = self._state_outboxes
+        for tick in ready:
+            encoder = self._encoders.get(tick.match)
+            if encoder is None:
+                encoder = self._encoders[tick.match] = codec.GameStateEncoder(tick.match)
+            encoded = EncodedTick(encoder, tick.state, stamp, eager_full=bool(tick.restart))
+            for session in tick.restart:
+                if session in outboxes:
+                    outboxes[session].slot.restart()
+            for session in tick.to:
+                outbox = outboxes.get(session)
+                if outbox is not None and outbox.offer(encoded):
+                    counters.states_superseded += 1
+            counters.ticks += 1
+        if len(self._encoders) > len(self.games.matches):
+            for name in [name for name in self._encoders if name not in self.games.matches]:
+                del self._encoders[name]
+        if ready:
+            self.tick_durations.append(time.perf_counter() - started)
 
     # -- fan-out and flow control --------------------------------------------------------
 
@@ -288,6 +456,8 @@ class ChatService:
 
     def _channels_of(self, session: str) -> frozenset[str]:
         """The rooms and documents whose senders wait while ``session`` is congested."""
+        if session.startswith("game-"):
+            return frozenset()  # a game stream's outbox never blocks anyone: it supersedes
         if session.startswith("chat-"):
             return frozenset(f"room:{room}" for room in self.hub.rooms_of(session))
         return frozenset(f"doc:{doc}" for doc in self.documents.documents_of(session))
@@ -328,7 +498,3 @@ def _grpc_error(group: BaseExceptionGroup[BaseException]) -> GRPCError | None:
             return first
         matched = first if isinstance(first, BaseExceptionGroup) else None
     return None
-
-
-async def _unimplemented(stream: Stream[Any, Any]) -> None:
-    raise GRPCError(Status.UNIMPLEMENTED, "not implemented yet: only Chat is served")
