@@ -22,8 +22,9 @@ def test_readme_has_the_two_commands_ci_runs() -> None:
     assert "pip install -q -e '.[dev]'" in ci and "\nCI=true pytest\n" in ci
 
 
-def test_embedding_example_runs() -> None:
-    [embedding] = [b for b in BLOCKS if "RoomHub" in b]
+@pytest.mark.parametrize("needle", ["RoomHub", "GameLoop"])
+def test_embedding_examples_run(needle: str) -> None:
+    [embedding] = [b for b in BLOCKS if needle in b]
     exec(compile(embedding, "README.md", "exec"), {})
 
 

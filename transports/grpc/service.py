@@ -205,7 +205,10 @@ class ChatService:
         self.hub = hub
         self.documents = documents
         self.games = games if games is not None else MatchHub()
-        self.tick_durations: deque[float] = deque(maxlen=100_000)  # seconds, newest last
+        # Seconds, newest last: the driver's work per wake-up (advance, encode, hand out) and
+        # how late it woke after the deadline. For metrics and bench/game_tick.py.
+        self.tick_durations: deque[float] = deque(maxlen=100_000)
+        self.tick_lags: deque[float] = deque(maxlen=100_000)
         self._state_outboxes: dict[str, StateOutbox] = {}
         self._encoders: dict[str, codec.GameStateEncoder] = {}
         self._driver = anyio.Lock()
@@ -412,11 +415,12 @@ class ChatService:
                     with anyio.move_on_after(delay):
                         await wakeup.wait()
                     continue  # on time, or woken by a join: look again
-                self._run_ticks()
+                self._run_ticks(deadline)
 
-    def _run_ticks(self) -> None:
+    def _run_ticks(self, deadline: float) -> None:
         started = time.perf_counter()
-        ready = self.games.advance(anyio.current_time())
+        now = anyio.current_time()
+        ready = self.games.advance(now)
         stamp = int(self._clock() * 1000)
         counters = self.counters
         outboxes = self._state_outboxes
@@ -438,6 +442,7 @@ class ChatService:
                 del self._encoders[name]
         if ready:
             self.tick_durations.append(time.perf_counter() - started)
+            self.tick_lags.append(now - deadline)
 
     # -- fan-out and flow control --------------------------------------------------------
 

@@ -1,0 +1,320 @@
+"""GameSync through the real server: M matches x P players at a tick rate.
+
+    python bench/game_tick.py --matches 1 --players 100 --hz 60 [--seconds 10] [--action-hz 10]
+
+The server (``build_server`` with a ``MatchHub``, as ``interplay serve`` wires it) runs in a
+child process so that the load generator does not share its core; it reports its tick driver's
+work per wake-up (advance + encode + hand-out: ``tick_ms``), how late each wake-up came after its
+deadline (``lag_ms``), its CPU time, and the counters. Every player is a real client on its own
+stream (50 streams per HTTP/2 connection) that joins, sends a ``move`` at ``--action-hz`` and
+decodes every state with upb classes generated from the same proto (``grpcio-tools``; the
+betterproto2 decoder would make the load generator the thing measured).
+
+Prints one JSON object: ticks/s per match (server) and states/s per player (client), whether the
+rate was held (>= 99 % of the ticks, none skipped), tick and lag p50/p99/max, bytes per state
+(full and delta), states superseded, and how many ticks a client saw out of order (must be 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from grpclib.client import Channel
+from grpclib.const import Cardinality
+from grpclib.encoding.proto import ProtoCodec
+
+PROTO = Path(__file__).resolve().parents[1] / "protos"
+STREAMS_PER_CONNECTION = 50
+
+
+def upb_classes() -> Any:
+    """``chat_pb2`` generated now from protos/chat.proto (upb runtime)."""
+    from grpc_tools import protoc
+
+    out = tempfile.mkdtemp(prefix="interplay-pb2-")
+    code = protoc.main(["protoc", f"-I{PROTO}", f"--python_out={out}", str(PROTO / "chat.proto")])
+    if code:
+        raise SystemExit("grpc_tools.protoc failed")
+    sys.path.insert(0, out)
+    import chat_pb2  # type: ignore[import-not-found]
+
+    return chat_pb2
+
+
+# -- the server, in its own process ---------------------------------------------------------
+
+
+def run_server(conn: Connection, hz: float, full_every: int, players: int) -> None:
+    asyncio.run(_serve(conn, hz, full_every, players))
+
+
+async def _serve(conn: Connection, hz: float, full_every: int, players: int) -> None:
+    from interplay.core import DocumentHub, RoomHub
+    from interplay.core.matches import GameLimits, GameSettings, MatchHub
+    from interplay.stores import MemoryStore
+    from interplay.transports.grpc.server import ServerSettings, build_server
+
+    store = MemoryStore()
+    games = MatchHub(
+        settings=GameSettings(tick_hz=hz, full_every=full_every),
+        limits=GameLimits(max_players=max(players, 256), actions_per_second=1000),
+    )
+    server, service = build_server(RoomHub(store), DocumentHub(store), games, ServerSettings())
+    await server.start("127.0.0.1", 0)
+    assert server._server is not None
+    conn.send(server._server.sockets[0].getsockname()[1])
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, conn.recv)  # "start measuring"
+    service.tick_durations.clear()
+    service.tick_lags.clear()
+    ticks0, superseded0 = service.counters.ticks, service.counters.states_superseded
+    skipped0 = games.statistics().ticks_skipped
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await loop.run_in_executor(None, conn.recv)  # "stop measuring"
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    conn.send(
+        {
+            "ticks": service.counters.ticks - ticks0,
+            "skipped": games.statistics().ticks_skipped - skipped0,
+            "superseded": service.counters.states_superseded - superseded0,
+            "tick_s": list(service.tick_durations),
+            "lag_s": list(service.tick_lags),
+            "cpu_s": cpu,
+            "wall_s": wall,
+            "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+    )
+    await loop.run_in_executor(None, conn.recv)  # "quit": the players have ended their calls
+    server.close()
+    await server.wait_closed()
+
+
+# -- the players -----------------------------------------------------------------------------
+
+
+class Player:
+    def __init__(self, name: str, match: str) -> None:
+        self.name = name
+        self.match = match
+        self.states = 0
+        self.last_tick = 0
+        self.disorder = 0
+        self.full_bytes: list[int] = []
+        self.delta_bytes: list[int] = []
+        self.measuring = False
+
+
+async def play(
+    pb: Any, channel: Channel, player: Player, action_hz: float, stop: asyncio.Event
+) -> None:
+    rng = random.Random(player.name)
+    async with channel.request(
+        "/chat.ChatService/GameSync", Cardinality.STREAM_STREAM, pb.GameAction, pb.GameState
+    ) as stream:
+        await stream.send_request()
+        await stream.send_message(
+            pb.GameAction(player_id=player.name, action_type="join", match_id=player.match)
+        )
+
+        async def act() -> None:
+            sequence = 0
+            while not stop.is_set():
+                await asyncio.sleep(rng.expovariate(action_hz))
+                sequence += 1
+                await stream.send_message(
+                    pb.GameAction(
+                        player_id=player.name,
+                        action_type="move",
+                        parameters={"dx": str(rng.randint(-5, 5)), "dy": str(rng.randint(-5, 5))},
+                        sequence=sequence,
+                    )
+                )
+            await stream.end()
+
+        sender = asyncio.create_task(act()) if action_hz > 0 else None
+        if sender is None:
+            stop_task = asyncio.create_task(_end_after(stop, stream))
+        while (state := await stream.recv_message()) is not None:
+            if state.tick <= player.last_tick:
+                player.disorder += 1
+            player.last_tick = state.tick
+            if player.measuring:
+                player.states += 1
+                size = state.ByteSize()
+                (player.full_bytes if state.full else player.delta_bytes).append(size)
+        await (sender if sender is not None else stop_task)
+
+
+async def _end_after(stop: asyncio.Event, stream: Any) -> None:
+    await stop.wait()
+    await stream.end()
+
+
+def encode_cost(players: int) -> dict[str, float]:
+    """µs to encode one full state of ``players``: our encoder (cold cache, as after every
+    player moved) against betterproto2's, the baseline it replaces."""
+    from interplay.core.arena import Arena
+    from interplay.core.game import Action, GameLoop
+    from interplay.transports.grpc.codec import GameStateEncoder
+    from interplay.transports.grpc.generated.chat import GameEvent, GameState, PlayerState
+
+    loop = GameLoop(Arena(), start=0.0, tick_hz=60.0, actions_per_second=1000)
+    for i in range(players):
+        loop.submit(Action(player=f"player-{i}", kind="join"))
+    (state,) = loop.advance(1 / 60)
+    message = GameState(
+        tick=state.tick,
+        players=[
+            PlayerState(
+                player_id=p.player,
+                x=p.x,
+                y=p.y,
+                health=p.health,
+                attributes=dict(p.attributes),
+                last_sequence=p.last_sequence,
+            )
+            for p in state.players
+        ],
+        events=[GameEvent(event_id=e.id, event_type=e.kind, data=e.data) for e in state.events],
+        timestamp=1,
+        match_id="m",
+        full=True,
+    )
+    rounds = 20
+    started = time.perf_counter()
+    for _ in range(rounds):
+        GameStateEncoder("m").encode(state, full=True, timestamp=1)
+    ours = (time.perf_counter() - started) / rounds
+    started = time.perf_counter()
+    for _ in range(rounds):
+        bytes(message)
+    theirs = (time.perf_counter() - started) / rounds
+    return {"interplay_us": round(ours * 1e6, 1), "betterproto2_us": round(theirs * 1e6, 1)}
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def drive(
+    pb: Any, port: int, conn: Connection, args: argparse.Namespace
+) -> tuple[list[Player], float]:
+    players = [
+        Player(f"p{m}-{i}", f"match-{m}") for m in range(args.matches) for i in range(args.players)
+    ]
+    channels = [
+        Channel("127.0.0.1", port, codec=ProtoCodec())
+        for _ in range(0, len(players), STREAMS_PER_CONNECTION)
+    ]
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(
+            play(pb, channels[i // STREAMS_PER_CONNECTION], player, args.action_hz, stop)
+        )
+        for i, player in enumerate(players)
+    ]
+    await asyncio.sleep(args.warmup)  # everyone joined, matches ticking
+    conn.send("start")
+    for player in players:
+        player.measuring = True
+    started = time.perf_counter()
+    await asyncio.sleep(args.seconds)
+    for player in players:
+        player.measuring = False
+    elapsed = time.perf_counter() - started
+    conn.send("stop")
+    stop.set()
+    await asyncio.gather(*tasks)
+    for channel in channels:
+        channel.close()
+    conn.send("quit")
+    return players, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--matches", type=int, default=1)
+    parser.add_argument("--players", type=int, default=100, help="per match")
+    parser.add_argument("--hz", type=float, default=60.0)
+    parser.add_argument("--full-every", type=int, default=60)
+    parser.add_argument("--action-hz", type=float, default=10.0, help="moves per player per s")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    args = parser.parse_args()
+
+    pb = upb_classes()
+    encode = encode_cost(args.players)
+    ours, theirs = multiprocessing.Pipe()
+    server = multiprocessing.get_context("spawn").Process(
+        target=run_server, args=(theirs, args.hz, args.full_every, args.players), daemon=True
+    )
+    server.start()
+    port = ours.recv()
+    cpu0 = time.process_time()
+    players, elapsed = asyncio.run(drive(pb, port, ours, args))
+    client_cpu = time.process_time() - cpu0
+    report = ours.recv()
+    server.join(timeout=30)
+
+    expected = args.hz * report["wall_s"] * args.matches
+    rates = [p.states / elapsed for p in players]
+    full = [b for p in players for b in p.full_bytes]
+    delta = [b for p in players for b in p.delta_bytes]
+    tick_ms = [s * 1000 for s in report["tick_s"]]
+    lag_ms = [s * 1000 for s in report["lag_s"]]
+    print(
+        json.dumps(
+            {
+                "config": f"{args.matches}x{args.players} at {args.hz:g} Hz, "
+                f"{args.action_hz:g} moves/s per player, full every {args.full_every}",
+                "ticks_per_s_per_match": round(
+                    report["ticks"] / report["wall_s"] / args.matches, 2
+                ),
+                "held": report["ticks"] >= 0.99 * expected and report["skipped"] == 0,
+                "ticks_skipped": report["skipped"],
+                "tick_ms": {
+                    "p50": round(pct(tick_ms, 0.5), 3),
+                    "p99": round(pct(tick_ms, 0.99), 3),
+                    "max": round(max(tick_ms, default=0), 3),
+                },
+                "lag_ms": {
+                    "p50": round(pct(lag_ms, 0.5), 3),
+                    "p99": round(pct(lag_ms, 0.99), 3),
+                    "max": round(max(lag_ms, default=0), 3),
+                },
+                "states_per_s_per_player": {
+                    "min": round(min(rates), 2),
+                    "mean": round(statistics.fmean(rates), 2),
+                },
+                "bytes_per_state": {
+                    "full": round(statistics.fmean(full)) if full else 0,
+                    "delta": round(statistics.fmean(delta)) if delta else 0,
+                },
+                "encode_full_state": encode,
+                "states_superseded": report["superseded"],
+                "out_of_order": sum(p.disorder for p in players),
+                "server_cpu_share": round(report["cpu_s"] / report["wall_s"], 3),
+                "client_cpu_s": round(client_cpu, 2),
+                "server_max_rss_mib": round(report["max_rss_mib"], 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
