@@ -174,8 +174,13 @@ async def test_matches_are_isolated_and_an_empty_one_closes_after_grace() -> Non
             await ann2.until(lambda c: c.mirror.tick is not None and c.mirror.tick > 3)
             assert ann2.mirror.players["ann"].last_sequence == 0
             assert set(service.games.matches) == {"m1", "m2"}
+            await ann2.send("leave")
             await ann2.stream.end()
-            assert await ann2.recv() is None
+            with anyio.fail_after(5):
+                while await ann2.recv() is not None:
+                    pass
+            assert ann2.states[-1].tick <= service.games.loop("m2").tick  # type: ignore[union-attr]
+            assert service.games.statistics().sessions == 1  # ann2 left; ann plays on
             with anyio.fail_after(5):
                 while "m2" in service.games.matches:  # closed by the driver ann's call runs
                     await ann.recv()

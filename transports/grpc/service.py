@@ -35,7 +35,7 @@ from interplay.core.documents import CloseSession, DocumentHub
 from interplay.core.errors import CoreError
 from interplay.core.game import TickState
 from interplay.core.latest import LatestState
-from interplay.core.matches import EndSession, MatchHub
+from interplay.core.matches import EndSession, JoinMatch, MatchHub
 from interplay.core.rooms import Disconnect, RoomHub
 
 from . import codec, errors
@@ -278,8 +278,10 @@ class ChatService:
             del self._state_outboxes[session]
 
     def _game_message(self, message: GameAction, session: str) -> Deliveries:
-        self.games.handle(codec.game_command(message, session), now=anyio.current_time())
-        self._tick_wakeup.set()  # a join may have started a match: its first tick is due soon
+        command = codec.game_command(message, session)
+        self.games.handle(command, now=anyio.current_time())
+        if isinstance(command, JoinMatch):
+            self._tick_wakeup.set()  # it may have started a match: its first tick is due soon
         return []
 
     def _game_end(self, session: str) -> Deliveries:
