@@ -36,7 +36,9 @@ LEAVE = "leave"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlayerState:
     """One player as every client sees it. ``attributes`` are sorted (key, value) pairs;
-    ``last_sequence`` is the highest action sequence of this player applied so far."""
+    ``last_sequence`` is the highest action sequence of this player applied so far. ``x`` and
+    ``y`` travel as 32-bit floats: rules keep them exactly representable (``Arena`` uses whole
+    numbers) so that a client's copy equals the server's."""
 
     player: str
     x: float
@@ -181,6 +183,7 @@ class GameLoop:
         self._tick = 0
         self._players: dict[str, PlayerState] = {}
         self._sequences: dict[str, int] = {}  # highest accepted, kept after a leave
+        self._applied_sequences: dict[str, int] = {}  # highest applied, kept after a leave
         self._tokens: dict[str, float] = {}
         self._joins: dict[str, Action] = {}
         self._leaves: dict[str, Action] = {}
@@ -270,6 +273,7 @@ class GameLoop:
         if player in self._joins:  # joined and left within one tick: it never appeared
             del self._joins[player]
             self._ignored += len(self._queues.pop(player, ()))
+            self._sequences[player] = self._applied_sequences.get(player, 0)
             return
         if player not in self._players or player in self._leaves:
             raise NotJoined("player_id", f"{player!r} is not in this match")
@@ -324,7 +328,7 @@ class GameLoop:
         rules = self.rules
         for player, action in self._joins.items():
             state = rules.spawn(player, tick)
-            players[player] = replace(state, last_sequence=self._sequences.get(player, 0))
+            players[player] = replace(state, last_sequence=self._applied_sequences.get(player, 0))
             world._changed[player] = None
             world.emit(JOIN, player)
             applied.append(action)
@@ -339,7 +343,9 @@ class GameLoop:
                 for action, command in queue:
                     rules.act(world, player, command)
                     applied.append(action)
-                world.update(replace(players[player], last_sequence=queue[-1][0].sequence))
+                last = queue[-1][0].sequence
+                world.update(replace(players[player], last_sequence=last))
+                self._applied_sequences[player] = last
                 self._applied += len(queue)
         for player, action in self._leaves.items():
             del players[player]

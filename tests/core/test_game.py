@@ -236,6 +236,21 @@ def test_join_and_leave_within_one_tick_cancel_out() -> None:
     assert [player.player for player in state.players] == ["ann"] and state.events == ()
 
 
+def test_actions_of_a_join_cancelled_by_a_leave_leave_no_trace() -> None:
+    """Found by hypothesis: the dropped action's sequence survived into the next join, so the
+    state was no longer a function of the applied log."""
+    loop = GameLoop(ARENA, start=0.0, tick_hz=10.0)
+    loop.submit(Action(player="cy", kind="join"))
+    loop.submit(Action(player="cy", kind="move", params={"dx": "1"}, sequence=1))
+    loop.submit(Action(player="cy", kind="leave"))
+    (state,) = loop.advance(0.1)
+    assert state.applied == () and loop.statistics().actions_ignored == 1
+    loop.submit(Action(player="cy", kind="join"))
+    (state,) = loop.advance(0.2)
+    assert state.players[0].last_sequence == 0
+    assert loop.submit(Action(player="cy", kind="move", params={"dx": "1"}, sequence=1))
+
+
 def test_a_delta_before_any_full_state_is_refused() -> None:
     with pytest.raises(ValueError, match="full state"):
         GameMirror().apply(tick=1, full=False, players=[])
