@@ -77,11 +77,15 @@ class BackpressureBuffer(Generic[T]):
         item = self._items.popleft()
         return item, self._after_pop()
 
-    def pop_all(self) -> tuple[list[T], Signal | None]:
-        """Remove every item, oldest first (a writer drains in batches)."""
-        items = list(self._items)
-        self._items.clear()
-        return items, self._after_pop()
+    def pop_many(self, limit: int) -> tuple[list[T], Signal | None]:
+        """Remove up to ``limit`` items, oldest first (a writer sends them in one write)."""
+        items = self._items
+        if limit >= len(items):
+            batch = list(items)
+            items.clear()
+        else:
+            batch = [items.popleft() for _ in range(limit)]
+        return batch, self._after_pop()
 
     def _after_pop(self) -> Signal | None:
         if self._paused and len(self._items) <= self.low:

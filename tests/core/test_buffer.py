@@ -41,11 +41,11 @@ class BufferMachine(RuleBasedStateMachine):
         assert item == self.model.popleft()
         self._after_pop(signal)
 
-    @rule()
-    def pop_all(self) -> None:
-        items, signal = self.buffer.pop_all()
-        assert items == list(self.model)
-        self.model.clear()
+    @rule(limit=st.integers(1, 8))
+    def pop_many(self, limit: int) -> None:
+        items, signal = self.buffer.pop_many(limit)
+        expected = [self.model.popleft() for _ in range(min(limit, len(self.model)))]
+        assert items == expected
         self._after_pop(signal)
 
     def _after_pop(self, signal: Signal | None) -> None:

@@ -39,6 +39,7 @@ from interplay.core.matches import EndSession, JoinMatch, MatchHub
 from interplay.core.rooms import Disconnect, RoomHub
 
 from . import codec, errors
+from .framing import send_many
 from .generated.chat import ChatMessage, EditOperation, GameAction, GameState
 
 
@@ -67,6 +68,10 @@ class ChatCounters:
     errors: dict[str, int] = field(default_factory=dict)
 
 
+# Messages one write may carry: what queued while the writer was busy goes out together.
+BATCH = 64
+
+
 class Outbox:
     """What is queued for one stream, and a way for its writer to wait for more."""
 
@@ -88,14 +93,15 @@ class Outbox:
             self._paused.set()
         return signal
 
-    async def next(self) -> bytes | None:
-        """The next message to write; None once closed and flushed."""
+    async def next(self) -> list[bytes] | None:
+        """What to write next, oldest first (up to ``BATCH`` messages); None once closed and
+        flushed."""
         if not self.buffer and not self.closed:
             self._ready = anyio.Event()
             await self._ready.wait()
         if not self.buffer:
             return None
-        data, signal = self.buffer.pop()
+        data, signal = self.buffer.pop_many(BATCH)
         if signal is Signal.RESUME:
             self._paused = anyio.Event()
             self._resumed.set()
@@ -172,7 +178,7 @@ class StateOutbox:
         self.closed = True
         self._ready.set()
 
-    async def next(self) -> bytes | None:
+    async def next(self) -> list[bytes] | None:
         """The state to write now (full if the stream missed one); None once closed."""
         while not self.slot:
             if self.closed:
@@ -180,7 +186,7 @@ class StateOutbox:
             self._ready = anyio.Event()
             await self._ready.wait()
         tick, full = self.slot.take()
-        return tick.full() if full else tick.delta()
+        return [tick.full() if full else tick.delta()]
 
 
 Deliveries = list[tuple[tuple[str, ...], bytes]]  # (recipient sessions, encoded message)
@@ -373,8 +379,8 @@ class ChatService:
     ) -> None:
         """The only task that sends on ``stream`` (grpclib requires one)."""
         try:
-            while (data := await outbox.next()) is not None:
-                await stream.send_message(data)
+            while (batch := await outbox.next()) is not None:
+                await send_many(stream, batch)
         except StreamTerminatedError:
             pass  # the peer is gone; the handler is being cancelled
         finally:
