@@ -33,7 +33,7 @@ class ServerSettings:
 
 
 def build_server(
-    hub: RoomHub, documents: DocumentHub, games: MatchHub, settings: ServerSettings
+    hub: RoomHub, documents: DocumentHub, games: MatchHub | None, settings: ServerSettings
 ) -> tuple[Server, ChatService]:
     chat = ChatService(hub, documents, games, settings=settings.chat)
     config = Configuration(

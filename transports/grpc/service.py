@@ -60,6 +60,7 @@ class ChatCounters:
     streams_open: int = 0
     messages_in: int = 0
     deliveries: int = 0
+    writes: int = 0  # HTTP/2 writes by the stream writers: deliveries / writes = batching
     pauses: int = 0
     resumes: int = 0
     slow_consumer_disconnects: int = 0
@@ -380,6 +381,7 @@ class ChatService:
         """The only task that sends on ``stream`` (grpclib requires one)."""
         try:
             while (batch := await outbox.next()) is not None:
+                self.counters.writes += 1
                 await send_many(stream, batch)
         except StreamTerminatedError:
             pass  # the peer is gone; the handler is being cancelled
