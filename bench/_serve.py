@@ -1,7 +1,8 @@
-"""The server a benchmark runs against: the one given, or `interplay serve` started for it."""
+"""The servers a benchmark runs against: the one given, or one started for it."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -11,30 +12,52 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
+INTERPLAY = [
+    shutil.which("interplay") or str(Path(sys.executable).parent / "interplay"),
+    "serve",
+    "--port",
+    "0",
+    "--data",
+    ":memory:",
+    "--max-rate",
+    "0",  # a load generator is not a flood to refuse
+]
+BARE = [sys.executable, str(HERE / "_bare.py"), "--port", "0"]
+
 
 @contextmanager
-def server(address: str | None) -> Iterator[tuple[str, int]]:
-    """``(host, port)`` of ``address`` ("HOST:PORT"), or of a fresh ``interplay serve`` on a
-    free port with an in-memory store and the per-stream rate limit off (a load generator is
-    not a flood to refuse), stopped with SIGTERM afterwards."""
-    if address:
-        host, _, port = address.rpartition(":")
-        yield host, int(port)
-        return
-    exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
+def started(argv: list[str]) -> Iterator[tuple[int, int]]:
+    """Run ``argv`` (a server printing ":PORT" at the end of its first line) until the block
+    ends; yields ``(port, pid)``. Stopped with SIGTERM."""
     with subprocess.Popen(
-        [exe, "serve", "--port", "0", "--data", ":memory:", "--max-rate", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+        argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     ) as process:
         assert process.stdout is not None
         match = re.search(r":(\d+)\s*$", process.stdout.readline())
         if not match:
             process.kill()
-            raise SystemExit("interplay serve did not start")
+            raise SystemExit(f"{argv[0]} did not start")
         try:
-            yield "127.0.0.1", int(match.group(1))
+            yield int(match.group(1)), process.pid
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
+
+
+@contextmanager
+def server(address: str | None) -> Iterator[tuple[str, int]]:
+    """``(host, port)`` of ``address`` ("HOST:PORT"), or of a fresh ``interplay serve`` on a
+    free port with an in-memory store and the per-stream rate limit off."""
+    if address:
+        host, _, port = address.rpartition(":")
+        yield host, int(port)
+        return
+    with started(INTERPLAY) as (port, _):
+        yield "127.0.0.1", port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -8,8 +8,12 @@ as fast as flow control lets them) while every client reads. Losses, duplicates 
 are computed from the seqs each receiver actually saw. Prints one JSON line.
 
 Without ``--server`` it starts ``interplay serve`` on a free port with an in-memory store and
-the per-stream rate limit off (a load generator is not a flood to refuse), and stops it after.
-``--procs N`` spreads the clients over N processes so the generator is not the bottleneck.
+the per-stream rate limit off (a load generator is not a flood to refuse), and stops it after;
+then, in the same run, it does the same against ``bench/_bare.py``, a bare grpclib fan-out with
+Google's codec and none of our guarantees: the transport's own limit, reported as a ratio.
+``--procs N`` spreads the clients over N processes so the generator is not the bottleneck;
+clients decode with upb classes generated from the same proto. Server and client CPU seconds
+are reported with every figure.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from _serve import server
+from _pb import chat_pb2
+from _serve import BARE, INTERPLAY, cpu_seconds, started
 from grpclib.client import Channel
 from grpclib.const import Cardinality
+from grpclib.encoding.proto import ProtoCodec
 
-from interplay.transports.grpc.codec import WireCodec
-from interplay.transports.grpc.generated.chat import ChatMessage
-from interplay.transports.grpc.generated.chat import ChatMessageMessageType as T
+pb = chat_pb2()
+ChatMessage = pb.ChatMessage
+TEXT, JOIN = pb.ChatMessage.TEXT, pb.ChatMessage.JOIN
 
 
 @dataclass
@@ -58,6 +64,7 @@ class Tally:
     first_send_ns: int = 0
     last_recv_ns: int = 0
     errors: list[str] = field(default_factory=list)
+    cpu_s: float = 0.0
 
 
 async def _client(
@@ -74,19 +81,19 @@ async def _client(
     sending = index < cfg.senders
     expected = cfg.senders * cfg.messages  # TEXT per receiver, own included
     seen: set[int] = set()
-    channel = Channel(cfg.host, port, codec=WireCodec())
+    channel = Channel(cfg.host, port, codec=ProtoCodec())
     try:
         async with channel.request(
             "/chat.ChatService/Chat", Cardinality.STREAM_STREAM, ChatMessage, ChatMessage
         ) as stream:
             await stream.send_request()
-            await stream.send_message(ChatMessage(type=T.JOIN, room_id=room_id, sender_id=user))
+            await stream.send_message(ChatMessage(type=JOIN, room_id=room_id, sender_id=user))
             present: set[str] = set()
             base = -1  # the room's head at our JOIN: older TEXTs are history, not this run's
             while len(present) < cfg.clients or base < 0:
                 message = await stream.recv_message()
                 assert message is not None
-                if message.type == T.JOIN:
+                if message.type == JOIN:
                     if message.sender_id == user and base < 0:
                         base = message.seq
                     present.add(message.sender_id)
@@ -104,7 +111,7 @@ async def _client(
                             await asyncio.sleep(delay)
                     content = f"{user}:{n}:{time.time_ns()}"
                     await stream.send_message(
-                        ChatMessage(type=T.TEXT, room_id=room_id, content=content, id=f"{user}-{n}")
+                        ChatMessage(type=TEXT, room_id=room_id, content=content, id=f"{user}-{n}")
                     )
                     tally.sent += 1
 
@@ -114,7 +121,7 @@ async def _client(
                 message = await stream.recv_message()
                 if message is None:
                     break
-                if message.type != T.TEXT or message.seq <= base:
+                if message.type != TEXT or message.seq <= base:
                     continue
                 now = time.time_ns()
                 seq = message.seq
@@ -148,6 +155,7 @@ async def _run_share(
     port: int, cfg: Config, share: list[tuple[int, int]], joined_barrier: Any, start_barrier: Any
 ) -> Tally:
     tally = Tally()
+    cpu = time.process_time()
     start = asyncio.Event()
     joins = [asyncio.Event() for _ in share]
     tasks = [
@@ -163,6 +171,7 @@ async def _run_share(
     for task in pending:
         task.cancel()
         tally.errors.append("timeout: a client did not finish")
+    tally.cpu_s = time.process_time() - cpu
     return tally
 
 
@@ -177,13 +186,14 @@ def _percentile(sorted_values: list[int], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] / 1e6
 
 
-def run(port: int, cfg: Config) -> dict[str, Any]:
+def run(port: int, cfg: Config, pid: int | None = None) -> dict[str, Any]:
     everyone = [(r, i) for r in range(cfg.rooms) for i in range(cfg.clients)]
     shares = [everyone[p :: cfg.procs] for p in range(cfg.procs)]
     ctx = mp.get_context("spawn")
     barriers = (ctx.Barrier(cfg.procs), ctx.Barrier(cfg.procs))
     out = ctx.Queue()
     began = time.perf_counter()
+    server_cpu = cpu_seconds(pid) if pid else 0.0
     processes = [
         ctx.Process(target=_process, args=(port, cfg, share, barriers, out)) for share in shares
     ]
@@ -193,6 +203,7 @@ def run(port: int, cfg: Config) -> dict[str, Any]:
     for process in processes:
         process.join()
     wall = time.perf_counter() - began
+    server_cpu = cpu_seconds(pid) - server_cpu if pid else 0.0
 
     total = Tally()
     for t in tallies:
@@ -206,8 +217,6 @@ def run(port: int, cfg: Config) -> dict[str, Any]:
     span = (last - first) / 1e9 if first and last > first else 0.0
     latencies = sorted(total.latencies_ns)
     return {
-        "bench": "chat_load",
-        "config": vars(cfg),
         "sent": total.sent,
         "expected_deliveries": total.sent * (cfg.clients - 1),
         "delivered": total.delivered,
@@ -224,6 +233,11 @@ def run(port: int, cfg: Config) -> dict[str, Any]:
         },
         "send_to_last_delivery_s": round(span, 3),
         "wall_s": round(wall, 3),
+        "server_cpu_s": round(server_cpu, 2),
+        "server_cpu_us_per_delivery": round(server_cpu / total.delivered * 1e6, 2)
+        if total.delivered
+        else 0.0,
+        "client_cpu_s": round(sum(t.cpu_s for t in tallies), 2),
         "errors": total.errors[:20],
     }
 
@@ -238,6 +252,7 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=1, help="client processes")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the bare grpclib run")
     args = parser.parse_args()
     if not 1 <= args.senders <= args.clients:
         parser.error("--senders must be between 1 and --clients")
@@ -250,8 +265,25 @@ def main() -> None:
         procs=max(1, args.procs),
         timeout=args.timeout,
     )
-    with server(args.server) as (cfg.host, port):
-        print(json.dumps(run(port, cfg)), flush=True)
+    if args.server:
+        cfg.host, _, port = args.server.rpartition(":")
+        print(
+            json.dumps(
+                {"bench": "chat_load", "config": vars(cfg), "interplay": run(int(port), cfg)}
+            )
+        )
+        return
+    report: dict[str, Any] = {"bench": "chat_load", "config": vars(cfg)}
+    for name, argv in (("interplay", INTERPLAY), ("bare_grpclib", BARE)):
+        if name == "bare_grpclib" and args.no_baseline:
+            continue
+        with started(argv) as (port, pid):
+            report[name] = run(port, cfg, pid)
+    if "bare_grpclib" in report and report["bare_grpclib"]["deliveries_per_s"]:
+        report["ratio_to_bare"] = round(
+            report["interplay"]["deliveries_per_s"] / report["bare_grpclib"]["deliveries_per_s"], 2
+        )
+    print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":
