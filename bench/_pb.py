@@ -1,4 +1,5 @@
-"""Google's upb classes for protos/chat.proto, generated on first use (grpcio-tools).
+"""Google's upb classes for protos/chat.proto: the ones the server uses, committed in
+``interplay.transports.grpc.generated.chat_pb2``.
 
 Benchmark clients decode with these so that the load generator is not what gets measured
 (betterproto2 takes ~18 µs per ChatMessage, upb ~0.3 µs; ../shared/notes).
@@ -6,22 +7,10 @@ Benchmark clients decode with these so that the load generator is not what gets 
 
 from __future__ import annotations
 
-import sys
-import tempfile
-from pathlib import Path
 from typing import Any
-
-PROTOS = Path(__file__).resolve().parents[1] / "protos"
 
 
 def chat_pb2() -> Any:
-    from grpc_tools import protoc
-
-    out = tempfile.mkdtemp(prefix="interplay-pb2-")
-    args = ["protoc", f"-I{PROTOS}", f"--python_out={out}", str(PROTOS / "chat.proto")]
-    if protoc.main(args):
-        raise SystemExit("grpc_tools.protoc failed on protos/chat.proto")
-    sys.path.insert(0, out)
-    import chat_pb2 as module  # type: ignore[import-not-found]
+    from interplay.transports.grpc.generated import chat_pb2 as module
 
     return module

@@ -7,8 +7,8 @@ child process so that the load generator does not share its core; it reports its
 work per wake-up (advance + encode + hand-out: ``tick_ms``), how late each wake-up came after its
 deadline (``lag_ms``), its CPU time, and the counters. Every player is a real client on its own
 stream (50 streams per HTTP/2 connection) that joins, sends a ``move`` at ``--action-hz`` and
-decodes every state with upb classes generated from the same proto (``grpcio-tools``; the
-betterproto2 decoder would make the load generator the thing measured).
+decodes every state with Google's upb classes for the same proto (the betterproto2 decoder would
+make the load generator the thing measured).
 
 Prints one JSON object: ticks/s per match (server) and states/s per player (client), whether the
 rate was held (>= 99 % of the ticks, none skipped), tick and lag p50/p99/max, bytes per state
@@ -24,33 +24,16 @@ import multiprocessing
 import random
 import resource
 import statistics
-import sys
-import tempfile
 import time
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
+from _pb import chat_pb2
 from grpclib.client import Channel
 from grpclib.const import Cardinality
 from grpclib.encoding.proto import ProtoCodec
 
-PROTO = Path(__file__).resolve().parents[1] / "protos"
 STREAMS_PER_CONNECTION = 50
-
-
-def upb_classes() -> Any:
-    """``chat_pb2`` generated now from protos/chat.proto (upb runtime)."""
-    from grpc_tools import protoc
-
-    out = tempfile.mkdtemp(prefix="interplay-pb2-")
-    code = protoc.main(["protoc", f"-I{PROTO}", f"--python_out={out}", str(PROTO / "chat.proto")])
-    if code:
-        raise SystemExit("grpc_tools.protoc failed")
-    sys.path.insert(0, out)
-    import chat_pb2  # type: ignore[import-not-found]
-
-    return chat_pb2
 
 
 # -- the server, in its own process ---------------------------------------------------------
@@ -257,7 +240,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     args = parser.parse_args()
 
-    pb = upb_classes()
+    pb = chat_pb2()
     encode = encode_cost(args.players)
     ours, theirs = multiprocessing.Pipe()
     server = multiprocessing.get_context("spawn").Process(

@@ -1,4 +1,5 @@
-"""Regenerate the committed betterproto2 code from protos/chat.proto.
+"""Regenerate the committed code from protos/chat.proto: betterproto2's typed dataclasses (the
+API users see) and Google's ``chat_pb2`` (the upb runtime: the server's hot paths).
 
     python scripts/generate_proto.py            # rewrite transports/grpc/generated/
     python scripts/generate_proto.py --check    # exit 1 if the committed code is stale
@@ -32,6 +33,7 @@ def generate(out: Path) -> None:
             f"-I{PROTO_DIR}",
             f"--python_betterproto2_out={out}",
             f"--python_betterproto2_opt={OPTIONS}",
+            f"--python_out={out}",
             str(PROTO_DIR / "chat.proto"),
         ],
         check=True,

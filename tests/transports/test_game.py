@@ -206,7 +206,8 @@ async def test_a_slow_reader_keeps_only_the_newest_state_and_gets_a_full_one_nex
     mirror = GameMirror()
     async with anyio.create_task_group() as tasks:
         done = anyio.Event()
-        service = ChatService.__new__(ChatService)
+        store = MemoryStore()
+        service = ChatService(RoomHub(store), DocumentHub(store))
         tasks.start_soon(service._write, StalledStream(), outbox, done)
         for tick in range(1, 8):
             loop.submit(Action(player="ann", kind="move", params={"dx": "1"}, sequence=tick))

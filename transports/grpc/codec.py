@@ -1,8 +1,11 @@
-"""Every conversion between the wire (generated betterproto2 messages) and the core.
+"""Every conversion between the wire and the core.
 
-All encoding and decoding lives here so the wire codec can be swapped on the hot paths in one
-module. ``WireCodec`` lets the service send bytes it encoded itself: a broadcast is encoded once
-and the same bytes are written to every receiving stream.
+The server decodes requests and encodes replies with Google's upb runtime (``chat_pb2``,
+generated from the same proto): ~0.3 µs a ChatMessage against ~20 µs for betterproto2, whose
+typed dataclasses stay the API users see (``generated.chat``); a property test checks both write
+the same bytes. Game states are written by hand (``GameStateEncoder``). ``WireCodec`` lets the
+service send bytes it encoded itself: a broadcast is encoded once and the same bytes go to every
+receiving stream.
 """
 
 from __future__ import annotations
@@ -27,21 +30,14 @@ from interplay.core.errors import InvalidArgument
 from interplay.core.game import JOIN, LEAVE, Action, GameEvent, PlayerState, TickState
 from interplay.core.matches import Act, JoinMatch, LeaveMatch
 from interplay.core.matches import Command as MatchCommand
-from interplay.core.rooms import Command, Join, Kind, Leave, Post, RoomMessage, Typing
+from interplay.core.rooms import Command, Join, Leave, Post, RoomMessage, Typing
 
-from .generated.chat import (
-    ChatMessage,
-    ChatMessageMessageType,
-    EditOperation,
-    GameAction,
-    GameState,
-)
+from .generated import chat_pb2 as pb
+from .generated.chat import GameState
 
 # Core field names -> the wire's, for error messages the client can act on.
 CHAT_FIELDS = {"room": "room_id", "user": "sender_id"}
 EDIT_FIELDS = {"document": "document_id", "user": "user_id"}
-
-_WIRE_TYPES = {kind: ChatMessageMessageType(kind.value) for kind in Kind}
 
 
 class WireCodec(ProtoCodec):
@@ -53,10 +49,10 @@ class WireCodec(ProtoCodec):
         return super().encode(message, message_type)
 
 
-def chat_command(message: ChatMessage, session: str) -> Command:
-    """The core command a client's ChatMessage asks for."""
+def chat_command(message: Any, session: str) -> Command:
+    """The core command a client's ChatMessage (upb) asks for."""
     kind = message.type
-    if kind == ChatMessageMessageType.TEXT:
+    if kind == pb.ChatMessage.TEXT:
         return Post(
             session=session,
             room=message.room_id,
@@ -64,43 +60,41 @@ def chat_command(message: ChatMessage, session: str) -> Command:
             id=message.id,
             user=message.sender_id,
         )
-    if kind == ChatMessageMessageType.JOIN:
+    if kind == pb.ChatMessage.JOIN:
         return Join(
             session=session,
             user=message.sender_id,
             room=message.room_id,
-            resume_after_seq=message.resume_after_seq,
+            resume_after_seq=message.resume_after_seq
+            if message.HasField("resume_after_seq")
+            else None,
             epoch=message.epoch,
         )
-    if kind == ChatMessageMessageType.TYPING:
+    if kind == pb.ChatMessage.TYPING:
         return Typing(session=session, room=message.room_id, user=message.sender_id)
-    if kind == ChatMessageMessageType.LEAVE:
+    if kind == pb.ChatMessage.LEAVE:
         return Leave(session=session, room=message.room_id, user=message.sender_id)
-    if kind == ChatMessageMessageType.SYSTEM:
+    if kind == pb.ChatMessage.SYSTEM:
         raise InvalidArgument("type", "SYSTEM messages are sent by the server only")
     raise InvalidArgument("type", f"unknown message type {int(kind)}")
 
 
-def chat_message(message: RoomMessage) -> ChatMessage:
-    return ChatMessage(
+def encode_chat(message: RoomMessage) -> bytes:
+    """Wire bytes of one ChatMessage, ready for ``WireCodec`` to pass through."""
+    return pb.ChatMessage(
         id=message.id,
         sender_id=message.sender,
         room_id=message.room,
         content=message.content,
         timestamp=message.timestamp,
-        type=_WIRE_TYPES[message.kind],
+        type=message.kind.value,
         seq=message.seq,
         epoch=message.epoch,
-    )
+    ).SerializeToString()
 
 
-def encode_chat(message: RoomMessage) -> bytes:
-    """Wire bytes of one ChatMessage, ready for ``WireCodec`` to pass through."""
-    return bytes(chat_message(message))
-
-
-def edit_command(message: EditOperation, session: str) -> DocumentCommand:
-    """The core command a client's EditOperation asks for.
+def edit_command(message: Any, session: str) -> DocumentCommand:
+    """The core command a client's EditOperation (upb) asks for.
 
     ``delete`` and ``replace`` remove ``length`` code points; 0 means ``len(content)``, what the
     original clients meant (they sent no ``length``; ``replace`` overwrote as many as it wrote).
@@ -136,16 +130,14 @@ def encode_edit(event: DocumentEvent, timestamp: int) -> list[bytes]:
     if isinstance(event, Remote):
         if not event.pieces:
             return [
-                bytes(
-                    EditOperation(
-                        document_id=doc,
-                        user_id=event.user,
-                        operation="noop",
-                        version=event.revision,
-                        op_id=event.op_id,
-                        timestamp=timestamp,
-                    )
-                )
+                pb.EditOperation(
+                    document_id=doc,
+                    user_id=event.user,
+                    operation="noop",
+                    version=event.revision,
+                    op_id=event.op_id,
+                    timestamp=timestamp,
+                ).SerializeToString()
             ]
         out = []
         for piece in event.pieces:
@@ -155,23 +147,21 @@ def encode_edit(event: DocumentEvent, timestamp: int) -> list[bytes]:
                 else ("insert" if piece.inserted else "delete")
             )
             out.append(
-                bytes(
-                    EditOperation(
-                        document_id=doc,
-                        user_id=event.user,
-                        position=piece.position,
-                        operation=operation,
-                        content=piece.inserted or piece.deleted,
-                        length=len(piece.deleted),
-                        version=event.revision,
-                        op_id=event.op_id,
-                        timestamp=timestamp,
-                    )
-                )
+                pb.EditOperation(
+                    document_id=doc,
+                    user_id=event.user,
+                    position=piece.position,
+                    operation=operation,
+                    content=piece.inserted or piece.deleted,
+                    length=len(piece.deleted),
+                    version=event.revision,
+                    op_id=event.op_id,
+                    timestamp=timestamp,
+                ).SerializeToString()
             )
         return out
     if isinstance(event, Acked):
-        message = EditOperation(
+        message = pb.EditOperation(
             document_id=doc,
             user_id=event.user,
             operation="ack",
@@ -180,7 +170,7 @@ def encode_edit(event: DocumentEvent, timestamp: int) -> list[bytes]:
             timestamp=timestamp,
         )
     elif isinstance(event, Snapshot):
-        message = EditOperation(
+        message = pb.EditOperation(
             document_id=doc,
             operation="snapshot",
             content=event.text,
@@ -188,7 +178,7 @@ def encode_edit(event: DocumentEvent, timestamp: int) -> list[bytes]:
             timestamp=timestamp,
         )
     elif isinstance(event, CursorMoved):
-        message = EditOperation(
+        message = pb.EditOperation(
             document_id=doc,
             user_id=event.user,
             operation="cursor",
@@ -199,14 +189,14 @@ def encode_edit(event: DocumentEvent, timestamp: int) -> list[bytes]:
         )
     else:
         raise TypeError(f"not a document event: {event!r}")
-    return [bytes(message)]
+    return [message.SerializeToString()]
 
 
 # -- GameSync ----------------------------------------------------------------------------
 
 
-def game_command(message: GameAction, session: str) -> MatchCommand:
-    """The core command a client's GameAction asks for."""
+def game_command(message: Any, session: str) -> MatchCommand:
+    """The core command a client's GameAction (upb) asks for."""
     kind = message.action_type
     if kind == JOIN:
         return JoinMatch(session=session, player=message.player_id, match=message.match_id)
@@ -215,7 +205,7 @@ def game_command(message: GameAction, session: str) -> MatchCommand:
     action = Action(
         player=message.player_id,
         kind=kind,
-        params=message.parameters,
+        params=dict(message.parameters),
         sequence=message.sequence,
     )
     return Act(session=session, action=action, match=message.match_id)

@@ -40,7 +40,7 @@ from interplay.core.rooms import Disconnect, RoomHub
 
 from . import codec, errors
 from .framing import send_many
-from .generated.chat import ChatMessage, EditOperation, GameAction, GameState
+from .generated import chat_pb2 as pb
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,24 +232,24 @@ class ChatService:
     def __mapping__(self) -> dict[str, Handler]:
         return {
             "/chat.ChatService/Chat": Handler(
-                self._chat, Cardinality.STREAM_STREAM, ChatMessage, ChatMessage
+                self._chat, Cardinality.STREAM_STREAM, pb.ChatMessage, pb.ChatMessage
             ),
             "/chat.ChatService/CollaborativeEdit": Handler(
-                self._edit, Cardinality.STREAM_STREAM, EditOperation, EditOperation
+                self._edit, Cardinality.STREAM_STREAM, pb.EditOperation, pb.EditOperation
             ),
             "/chat.ChatService/GameSync": Handler(
-                self._game, Cardinality.STREAM_STREAM, GameAction, GameState
+                self._game, Cardinality.STREAM_STREAM, pb.GameAction, pb.GameState
             ),
         }
 
     # -- what messages mean ----------------------------------------------------------------
 
-    async def _chat(self, stream: Stream[ChatMessage, ChatMessage]) -> None:
+    async def _chat(self, stream: Stream[Any, Any]) -> None:
         await self._serve_queued(
             stream, "chat", self._chat_message, self._chat_end, codec.CHAT_FIELDS
         )
 
-    def _chat_message(self, message: ChatMessage, session: str) -> Deliveries:
+    def _chat_message(self, message: Any, session: str) -> Deliveries:
         events = self.hub.handle(codec.chat_command(message, session), now=self._clock())
         return [(event.to, codec.encode_chat(event.message)) for event in events]
 
@@ -257,12 +257,12 @@ class ChatService:
         events = self.hub.handle(Disconnect(session=session), now=self._clock())
         return [(event.to, codec.encode_chat(event.message)) for event in events]
 
-    async def _edit(self, stream: Stream[EditOperation, EditOperation]) -> None:
+    async def _edit(self, stream: Stream[Any, Any]) -> None:
         await self._serve_queued(
             stream, "edit", self._edit_message, self._edit_end, codec.EDIT_FIELDS
         )
 
-    def _edit_message(self, message: EditOperation, session: str) -> Deliveries:
+    def _edit_message(self, message: Any, session: str) -> Deliveries:
         events = self.documents.handle(codec.edit_command(message, session))
         stamp = int(self._clock() * 1000)
         return [
@@ -273,7 +273,7 @@ class ChatService:
         self.documents.handle(CloseSession(session=session))
         return []
 
-    async def _game(self, stream: Stream[GameAction, GameState]) -> None:
+    async def _game(self, stream: Stream[Any, Any]) -> None:
         session = f"game-{next(self._ids)}"
         outbox = StateOutbox()
         self._state_outboxes[session] = outbox
@@ -284,7 +284,7 @@ class ChatService:
         finally:
             del self._state_outboxes[session]
 
-    def _game_message(self, message: GameAction, session: str) -> Deliveries:
+    def _game_message(self, message: Any, session: str) -> Deliveries:
         command = codec.game_command(message, session)
         self.games.handle(command, now=anyio.current_time())
         if isinstance(command, JoinMatch):
