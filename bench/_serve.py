@@ -13,16 +13,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-INTERPLAY = [
-    shutil.which("interplay") or str(Path(sys.executable).parent / "interplay"),
-    "serve",
-    "--port",
-    "0",
-    "--data",
-    ":memory:",
-    "--max-rate",
-    "0",  # a load generator is not a flood to refuse
-]
+
+
+def interplay(data: str = ":memory:") -> list[str]:
+    """``interplay serve`` on a free port; the per-stream rate limit off (a load generator is
+    not a flood to refuse)."""
+    exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
+    return [exe, "serve", "--port", "0", "--data", data, "--max-rate", "0"]
+
+
 BARE = [sys.executable, str(HERE / "_bare.py"), "--port", "0"]
 
 
@@ -53,7 +52,7 @@ def server(address: str | None) -> Iterator[tuple[str, int]]:
         host, _, port = address.rpartition(":")
         yield host, int(port)
         return
-    with started(INTERPLAY) as (port, _):
+    with started(interplay()) as (port, _):
         yield "127.0.0.1", port
 
 

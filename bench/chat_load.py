@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from _pb import chat_pb2
-from _serve import BARE, INTERPLAY, cpu_seconds, started
+from _serve import BARE, cpu_seconds, interplay, started
 from grpclib.client import Channel
 from grpclib.const import Cardinality
 from grpclib.encoding.proto import ProtoCodec
@@ -253,6 +253,9 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare grpclib run")
+    parser.add_argument(
+        "--data", default=":memory:", help="the server store: :memory: or a SQLite file"
+    )
     args = parser.parse_args()
     if not 1 <= args.senders <= args.clients:
         parser.error("--senders must be between 1 and --clients")
@@ -274,7 +277,7 @@ def main() -> None:
         )
         return
     report: dict[str, Any] = {"bench": "chat_load", "config": vars(cfg)}
-    for name, argv in (("interplay", INTERPLAY), ("bare_grpclib", BARE)):
+    for name, argv in (("interplay", interplay(args.data)), ("bare_grpclib", BARE)):
         if name == "bare_grpclib" and args.no_baseline:
             continue
         with started(argv) as (port, pid):

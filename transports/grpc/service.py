@@ -1,19 +1,23 @@
-"""``chat.ChatService`` over grpclib: the streams around the core's ``RoomHub``.
+"""``chat.ChatService`` over grpclib: the streams around the core's hubs.
 
-Each Chat call is one *session* of the hub and runs three tasks under one anyio task group:
+Each call is one *session* of its hub (``RoomHub`` for Chat, ``DocumentHub`` for
+CollaborativeEdit, ``MatchHub`` for GameSync) and runs under one anyio task group:
 
-* the handler itself reads: message -> core command -> ``Deliver`` events, each encoded once
-  and pushed as bytes into every recipient's ``Outbox``;
-* a writer drains this stream's ``Outbox`` into ``stream.send_message`` (the only task that
-  sends on the stream, as grpclib requires);
-* a watchdog ends the call with RESOURCE_EXHAUSTED when the outbox stays above its high-water
-  mark longer than the drain timeout (a slow consumer; it reconnects and resumes by seq).
+* the handler itself reads: message -> core command -> events, each encoded once and pushed as
+  bytes into every recipient's outbox;
+* a writer drains this stream's outbox into the stream (the only task that sends on it, as
+  grpclib requires), everything queued at once in one HTTP/2 write (``framing.py``);
+* Chat and CollaborativeEdit: a watchdog ends the call with RESOURCE_EXHAUSTED when the outbox
+  stays above its high-water mark longer than the drain timeout (a slow consumer; it
+  reconnects and resumes by seq or revision);
+* GameSync: a tick driver; one of them at a time runs every match's ticks on schedule.
 
-Backpressure: when a receiver's outbox rises above high water, every room it is in stops
-reading from its senders (the readers wait, grpclib stops acknowledging their DATA, and HTTP/2
-flow control slows the sending clients) until the outbox falls to low water. Nothing is
+Backpressure: when a receiver's outbox rises above high water, every room or document it is in
+stops reading from its senders (the readers wait, grpclib stops acknowledging their DATA, and
+HTTP/2 flow control slows the sending clients) until the outbox falls to low water. Nothing is
 dropped, TYPING included: a receiver over high water blocks every sender that shares a room
-with it, so there is nothing to coalesce.
+with it, so there is nothing to coalesce. Game states are the exception by design: a GameSync
+outbox keeps only the newest state (``core/latest.py``) and never blocks anyone.
 """
 
 from __future__ import annotations
