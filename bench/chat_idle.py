@@ -1,0 +1,200 @@
+"""Many idle clients: server memory, and one TEXT to a big room.
+
+    python bench/chat_idle.py --clients 10000 --big-room 1000 [--room-size 100] [--procs 2]
+
+Starts ``interplay serve`` (in-memory store, rate limit off) and connects ``--clients`` Chat
+streams (100 per HTTP/2 connection, spread over ``--procs`` processes): ``--big-room`` of them
+join one room, the rest join rooms of ``--room-size``. Every client reads its presence (one
+JOIN per member: joining N people into a room is ~N²/2 messages, which is why presence is
+counted here as setup, not measured as speed). Once everyone has seen everyone in its room,
+the server's RSS is read from /proc, then one member of the big room sends a TEXT and every
+member records when it arrived. Prints one JSON object: connect+join time, presence messages,
+server RSS (total and per client), and the TEXT's fan-out time to the last member.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import time
+from pathlib import Path
+from typing import Any
+
+from _pb import chat_pb2
+from _serve import interplay, started
+from grpclib.client import Channel
+from grpclib.const import Cardinality
+from grpclib.encoding.proto import ProtoCodec
+
+pb = chat_pb2()
+STREAMS_PER_CONNECTION = 100
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def member(
+    channel: Channel,
+    user: str,
+    room: str,
+    size: int,
+    joined: asyncio.Event,
+    go: asyncio.Event,
+    release: asyncio.Event,
+    sender: bool,
+    out: dict[str, Any],
+) -> None:
+    async with channel.request(
+        "/chat.ChatService/Chat", Cardinality.STREAM_STREAM, pb.ChatMessage, pb.ChatMessage
+    ) as stream:
+        await stream.send_request()
+        await stream.send_message(
+            pb.ChatMessage(type=pb.ChatMessage.JOIN, room_id=room, sender_id=user)
+        )
+        present: set[str] = set()
+        while len(present) < size:
+            message = await stream.recv_message()
+            assert message is not None
+            out["presence"] += 1
+            if message.type == pb.ChatMessage.JOIN:
+                present.add(message.sender_id)
+        joined.set()
+        await go.wait()
+        if sender:
+            out["sent_ns"] = time.time_ns()
+            await stream.send_message(
+                pb.ChatMessage(type=pb.ChatMessage.TEXT, room_id=room, content="hello, all")
+            )
+        while room == "big":  # the others stay idle
+            message = await stream.recv_message()
+            assert message is not None
+            if message.type == pb.ChatMessage.TEXT:
+                out["arrivals"].append(time.time_ns())
+                if len(out["arrivals"]) == out["big"]:
+                    out["reached"].set()
+                break
+        await release.wait()  # idle until every process measured: leaving is traffic too
+        await stream.end()
+        async for _ in stream:
+            pass
+
+
+async def run_share(
+    port: int, share: list[tuple[str, str, int, bool]], barriers: Any, limit: float
+) -> dict[str, Any]:
+    channels = [
+        Channel("127.0.0.1", port, codec=ProtoCodec())
+        for _ in range(0, len(share), STREAMS_PER_CONNECTION)
+    ]
+    out: dict[str, Any] = {"presence": 0, "arrivals": [], "sent_ns": 0}
+    go, release = asyncio.Event(), asyncio.Event()
+    joins = [asyncio.Event() for _ in share]
+    tasks = [
+        asyncio.create_task(
+            member(
+                channels[i // STREAMS_PER_CONNECTION],
+                user,
+                room,
+                size,
+                joins[i],
+                go,
+                release,
+                s,
+                out,
+            )
+        )
+        for i, (user, room, size, s) in enumerate(share)
+    ]
+    out["big"] = sum(1 for _, room, _, _ in share if room == "big")
+    out["reached"] = asyncio.Event()
+    if not out["big"]:
+        out["reached"].set()
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in joins)), limit)
+    loop = asyncio.get_running_loop()
+    for barrier in barriers[:2]:  # everyone joined (the parent reads RSS), then go
+        await loop.run_in_executor(None, barrier.wait)
+    go.set()
+    await asyncio.wait_for(out["reached"].wait(), limit)
+    del out["reached"]  # not picklable; every arrival is in
+    await loop.run_in_executor(None, barriers[-1].wait)  # every process measured
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), limit)
+    for channel in channels:
+        channel.close()
+    return out
+
+
+def process(port: int, share: Any, barriers: Any, timeout: float, queue: Any) -> None:
+    queue.put(asyncio.run(run_share(port, share, barriers, timeout)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=10_000)
+    parser.add_argument("--big-room", type=int, default=1000, help="members of the big room")
+    parser.add_argument("--room-size", type=int, default=100, help="members of the others")
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args()
+
+    members: list[tuple[str, str, int, bool]] = [
+        (f"big-{i}", "big", args.big_room, i == 0) for i in range(args.big_room)
+    ]
+    rest = args.clients - args.big_room
+    for i in range(rest):
+        room = i // args.room_size
+        size = min(args.room_size, rest - room * args.room_size)
+        members.append((f"u-{i}", f"room-{room}", size, False))
+    ctx = mp.get_context("spawn")
+    parties = args.procs + 1
+    barriers = (ctx.Barrier(parties), ctx.Barrier(parties), ctx.Barrier(args.procs))
+    queue = ctx.Queue()
+    with started(interplay()) as (port, pid):
+        base_rss = rss_mib(pid)
+        began = time.perf_counter()
+        workers = [
+            ctx.Process(
+                target=process, args=(port, members[p :: args.procs], barriers, args.timeout, queue)
+            )
+            for p in range(args.procs)
+        ]
+        for worker in workers:
+            worker.start()
+        barriers[0].wait(timeout=args.timeout)
+        joined_s = time.perf_counter() - began
+        rss = rss_mib(pid)
+        barriers[1].wait(timeout=args.timeout)
+        results = [queue.get(timeout=args.timeout) for _ in workers]
+        for worker in workers:
+            worker.join()
+    sent = max(r["sent_ns"] for r in results)
+    arrivals = sorted(t for r in results for t in r["arrivals"])
+    print(
+        json.dumps(
+            {
+                "bench": "chat_idle",
+                "config": vars(args),
+                "connect_and_join_s": round(joined_s, 2),
+                "presence_messages": sum(r["presence"] for r in results),
+                "server_rss_mib": round(rss, 1),
+                "server_rss_before_mib": round(base_rss, 1),
+                "rss_kib_per_client": round((rss - base_rss) * 1024 / args.clients, 1),
+                "big_room_text": {
+                    "members_reached": len([t for t in arrivals if t >= sent]),
+                    "of": args.big_room,
+                    "p50_ms": round((arrivals[len(arrivals) // 2] - sent) / 1e6, 1),
+                    "last_ms": round((arrivals[-1] - sent) / 1e6, 1),
+                },
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
