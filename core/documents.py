@@ -273,7 +273,7 @@ class DocumentHub:
                 document=cmd.document, revision=duplicate.revision, op_id=cmd.op_id, user=user
             )
             return [*events, Deliver(to=(cmd.session,), message=ack)]
-        length = doc.length_at(cmd.base)
+        length = doc.context_length(cmd.base, cmd.session)
         if cmd.position + cmd.deleted > length:
             raise InvalidArgument(
                 "position",
@@ -285,7 +285,9 @@ class DocumentHub:
             raise LimitExceeded("content", f"documents hold at most {self.limits.max_length}")
         if editor is None:  # an edit without join: join first (snapshot before the ack)
             editor = self._join(cmd.session, cmd.document, opened, user, events)
-        applied = doc.receive(op, base=cmd.base, author=editor.user, op_id=cmd.op_id)
+        applied = doc.receive(
+            op, base=cmd.base, author=editor.user, op_id=cmd.op_id, session=cmd.session
+        )
         self._store.save_edit(
             cmd.document,
             applied.revision,
@@ -363,5 +365,6 @@ class DocumentHub:
         for document in session.documents:
             opened = self._docs[document]
             del opened.editors[name]
+            opened.document.forget(name)
             if not opened.editors:
                 del self._docs[document]  # stored; the next open reloads it

@@ -1,9 +1,13 @@
 """The client's copy of a document: the ot.js state machine, with no I/O.
 
 At most one operation is in flight (sent, not yet acknowledged); later local edits are
-composed into one buffered operation. Undo and redo are local too (ot.js UndoManager): each
-step is an inverse operation, transformed against every remote operation that arrives, and
-consecutive typing is one step. States and what each event does:
+composed into one buffered operation. With ``max_in_flight`` above 1 the client pipelines:
+up to that many operations are in flight, each sent against the newest revision received
+(the server rebases it past this stream's earlier ones: ``ServerDocument`` bridges), so a
+client on a slow link is not held to one operation per round trip; only then does it buffer.
+Undo and redo are local too (ot.js UndoManager): each step is an inverse operation, transformed
+against every remote operation that arrives, and consecutive typing is one step. States and
+what each event does (one in flight):
 
 =====================  ==============================  ==========================  ============
 state                  local edit                      server op (someone else's)  ack
@@ -37,18 +41,28 @@ class Send:
 
 
 class ClientDocument:
-    def __init__(self, text: str = "", *, revision: int = 0, undo_limit: int = 100) -> None:
+    def __init__(
+        self, text: str = "", *, revision: int = 0, undo_limit: int = 100, max_in_flight: int = 1
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight: must be at least 1, got {max_in_flight}")
         self.text = text
+        self.max_in_flight = max_in_flight
         # Every remote op is transformed through both stacks, so they are bounded (ot.js: 50).
         self.undo_limit = undo_limit
         self.revision = revision
-        self.outstanding: TextOp | None = None
+        self.in_flight: list[TextOp] = []  # sent, oldest first; acks come in this order
         self.buffer: TextOp | None = None
         # Undo and redo stacks hold inverse operations against the current local text; every
         # remote operation is transformed through them, so undo only takes back our own edits.
         self._undo: list[TextOp] = []
         self._redo: list[TextOp] = []
         self._last_splice: tuple[int, int, str] | None = None  # for grouping typing
+
+    @property
+    def outstanding(self) -> TextOp | None:
+        """The oldest operation awaiting its ack."""
+        return self.in_flight[0] if self.in_flight else None
 
     @property
     def state(self) -> State:
@@ -108,8 +122,8 @@ class ClientDocument:
 
     def _apply_local(self, op: TextOp) -> Send | None:
         self.text = op.apply(self.text)
-        if self.outstanding is None:
-            self.outstanding = op
+        if len(self.in_flight) < self.max_in_flight and self.buffer is None:
+            self.in_flight.append(op)
             return Send(op=op, base=self.revision)
         self.buffer = op if self.buffer is None else self.buffer.compose(op)
         return None
@@ -126,10 +140,11 @@ class ClientDocument:
         It is the next revision, or ``revision``: a rebased op that reaches the wire as several
         pieces carries one revision, and each piece is received in turn.
         """
-        if self.outstanding is not None:
-            self.outstanding, op = TextOp.transform(self.outstanding, op)
-            if self.buffer is not None:
-                self.buffer, op = TextOp.transform(self.buffer, op)
+        in_flight = self.in_flight
+        for index, mine in enumerate(in_flight):
+            in_flight[index], op = TextOp.transform(mine, op)
+        if self.buffer is not None:
+            self.buffer, op = TextOp.transform(self.buffer, op)
         self.text = op.apply(self.text)
         self.revision = self.revision + 1 if revision is None else revision
         for stack in (self._undo, self._redo):
@@ -140,20 +155,26 @@ class ClientDocument:
         return op
 
     def ack(self) -> Send | None:
-        """The server applied our in-flight operation; return the buffered one to send next."""
-        if self.outstanding is None:
+        """The server applied our oldest in-flight operation; return the buffered one to send
+        next, if any."""
+        if not self.in_flight:
             raise RuntimeError("ack: nothing is awaiting confirmation")
         self.revision += 1
-        self.outstanding, self.buffer = self.buffer, None
-        if self.outstanding is None:
+        del self.in_flight[0]
+        if self.buffer is None:
             return None
-        return Send(op=self.outstanding, base=self.revision)
+        op, self.buffer = self.buffer, None
+        self.in_flight.append(op)
+        return Send(op=op, base=self.revision)
 
     def resend(self) -> Send | None:
-        """After a reconnect: the in-flight operation again (its op id makes it idempotent)."""
-        if self.outstanding is None:
+        """After a reconnect: the in-flight operation again (its op id makes it idempotent).
+        A pipelining client (several in flight) re-joins instead: a new stream has no bridge."""
+        if len(self.in_flight) > 1:
+            raise RuntimeError("resend: several operations in flight; join the document again")
+        if not self.in_flight:
             return None
-        return Send(op=self.outstanding, base=self.revision)
+        return Send(op=self.in_flight[0], base=self.revision)
 
 
 def _continues(last: tuple[int, int, str] | None, new: tuple[int, int, str] | None) -> bool:

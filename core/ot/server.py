@@ -6,6 +6,16 @@ insert tie-break), then applied; it becomes revision ``n + 1``. The incoming ope
 *left* of an already-applied insert at the same position, as the client state machine assumes.
 Only the last ``keep`` operations are kept; an operation based on an older revision gets
 ``Expired`` and its client re-joins from a snapshot.
+
+Pipelining (several operations in flight from one client, as in the Jupiter protocol that ot.js
+simplified to one): a client sends each operation against the newest revision it has *received*,
+and the operation also follows that client's own operations still unacknowledged. Given the
+``session`` (one ordered stream), the server keeps, per session, the other clients' operations
+it has applied since that session's base, transformed past that session's own later operations
+(its *bridge*), and rebases the next operation over those instead of over the raw log. A
+session with one operation in flight never needs it (its base is at least its last own
+revision), so the plain rule above is the special case. A bridge lives as long as the stream:
+a reconnecting client re-joins (its unacknowledged operations are recognised by op id).
 """
 
 from __future__ import annotations
@@ -38,6 +48,12 @@ class _Entry:
     length_before: int
 
 
+@dataclass(slots=True)
+class _Bridge:
+    last_own: int  # revision of the session's newest operation
+    others: list[tuple[int, TextOp]]  # (revision, op) of others' ops, as seen past its own
+
+
 class ServerDocument:
     def __init__(self, text: str = "", *, revision: int = 0, keep: int = 1000) -> None:
         if keep < 1:
@@ -47,6 +63,7 @@ class ServerDocument:
         self._keep = keep
         self._log: deque[_Entry] = deque()
         self._ids: dict[tuple[str, str], int] = {}
+        self._bridges: dict[str, _Bridge] = {}
 
     @property
     def text(self) -> str:
@@ -99,25 +116,56 @@ class ServerDocument:
         entry = self._log[seen - self.oldest_base - 1]
         return Applied(revision=seen, op=entry.op, author=author, op_id=op_id, duplicate=True)
 
-    def receive(self, op: TextOp, *, base: int, author: str, op_id: str = "") -> Applied:
+    def context_length(self, base: int, session: str = "") -> int:
+        """The length of the text an operation from ``session`` made against ``base`` applies
+        to: revision ``base`` plus that session's own operations applied since."""
+        self.length_at(base)  # refuses revisions not kept or to come
+        unseen = self._unseen(base, session)
+        return unseen[0][1].base_length if unseen else len(self._text)
+
+    def forget(self, session: str) -> None:
+        """The session's stream ended: drop its bridge."""
+        self._bridges.pop(session, None)
+
+    def _unseen(self, base: int, session: str) -> list[tuple[int, TextOp]]:
+        """Others' operations the session had not received when it sent an op against
+        ``base``, each in the form that applies after everything before it in this list."""
+        bridge = self._bridges.get(session) if session else None
+        if bridge is None or bridge.last_own <= base:
+            start, unseen = base, []
+        else:
+            start = bridge.last_own
+            unseen = [(revision, op) for revision, op in bridge.others if revision > base]
+        log, oldest = self._log, self.oldest_base
+        unseen.extend((r, log[r - 1 - oldest].op) for r in range(start + 1, self.revision + 1))
+        return unseen
+
+    def receive(
+        self, op: TextOp, *, base: int, author: str, op_id: str = "", session: str = ""
+    ) -> Applied:
+        """Rebase ``op`` (made against ``base``, after ``session``'s own unacknowledged ops)
+        over what its sender had not seen, and apply it."""
         duplicate = self.duplicate_of(author, op_id)
         if duplicate is not None:
             return duplicate
-        expected = self.length_at(base)
-        oldest = self.oldest_base
+        expected = self.context_length(base, session)
         if op.base_length != expected:
             raise InvalidArgument(
                 "position",
                 f"the edit spans {op.base_length} code points but revision {base} has {expected}",
             )
-        for index in range(base - oldest, len(self._log)):
-            op, _ = TextOp.transform(op, self._log[index].op)
+        rebased = []
+        for revision, other in self._unseen(base, session):
+            op, other = TextOp.transform(op, other)
+            rebased.append((revision, other))
         length_before = len(self._text)
         removed = self._text.apply(op)
         self.revision += 1
         self._log.append(_Entry(op, author, op_id, length_before))
         if op_id:
             self._ids[(author, op_id)] = self.revision
+        if session:
+            self._bridges[session] = _Bridge(self.revision, rebased)
         if len(self._log) > self._keep:
             dropped = self._log.popleft()
             if dropped.op_id:

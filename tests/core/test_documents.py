@@ -151,13 +151,15 @@ def test_remote_pieces_replay_to_the_server_text(start: str, data: st.DataObject
         hub.handle(edit("w", 0, 0, inserted=start))
     [snap] = hub.handle(OpenDocument(session="r", document="d"))
     mirror = snap.message.text  # type: ignore[union-attr]
-    for _ in range(data.draw(st.integers(1, 6))):
+    for n in range(data.draw(st.integers(1, 6))):
+        # Each edit from a stream of its own: a stale base means concurrent writers (from one
+        # stream it would mean "after my own unacknowledged edits": pipelining).
         base = data.draw(st.integers(int(bool(start)), hub._docs["d"].document.revision))
         length = hub._docs["d"].document.length_at(base)
         position = data.draw(st.integers(0, length))
         deleted = data.draw(st.integers(0, length - position))
         inserted = data.draw(texts.filter(bool)) if not deleted else data.draw(texts)
-        events = hub.handle(edit("w", base, position, deleted=deleted, inserted=inserted))
+        events = hub.handle(edit(f"w{n}", base, position, deleted=deleted, inserted=inserted))
         remote = events[-1].message
         assert isinstance(remote, Remote)
         mirror = apply_pieces(mirror, remote.pieces)

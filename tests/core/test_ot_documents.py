@@ -127,6 +127,78 @@ class ClientServerMachine(RuleBasedStateMachine):
 TestClientServer = ClientServerMachine.TestCase
 
 
+class PipelinedMachine(RuleBasedStateMachine):
+    """Clients with up to 1-4 operations in flight, each sent against the newest revision the
+    client has received; the server rebases through per-stream bridges. FIFO channels per
+    client both ways, interleaved at random; after draining everyone holds the server's text."""
+
+    @initialize(start=texts, limits=st.lists(st.integers(1, 4), min_size=2, max_size=4))
+    def create(self, start: str, limits: list[int]) -> None:
+        self.server = ServerDocument(start, keep=10_000)
+        self.clients = [ClientDocument(start, max_in_flight=m) for m in limits]
+        self.up: list[deque[Send]] = [deque() for _ in limits]
+        self.down: list[deque[TextOp | None]] = [deque() for _ in limits]  # None: an ack
+        self.sent = 0
+
+    def _send(self, who: int, send: Send | None) -> None:
+        if send is not None:
+            self.sent += 1
+            self.up[who].append(send)
+            assert len(self.clients[who].in_flight) <= self.clients[who].max_in_flight
+
+    @rule(data=st.data())
+    def edit(self, data: st.DataObject) -> None:
+        who = data.draw(st.integers(0, len(self.clients) - 1))
+        client = self.clients[who]
+        self._send(who, client.edit(data.draw(ops_for(client.text))))
+
+    @rule(data=st.data(), redo=st.booleans())
+    def undo_or_redo(self, data: st.DataObject, redo: bool) -> None:
+        who = data.draw(st.integers(0, len(self.clients) - 1))
+        client = self.clients[who]
+        self._send(who, client.redo() if redo else client.undo())
+
+    @precondition(lambda self: any(self.up))
+    @rule(data=st.data())
+    def deliver_to_server(self, data: st.DataObject) -> None:
+        self._to_server(data.draw(st.sampled_from([i for i, c in enumerate(self.up) if c])))
+
+    def _to_server(self, who: int) -> None:
+        send = self.up[who].popleft()
+        applied = self.server.receive(send.op, base=send.base, author=str(who), session=str(who))
+        for other, channel in enumerate(self.down):
+            channel.append(None if other == who else applied.op)
+
+    @precondition(lambda self: any(self.down))
+    @rule(data=st.data())
+    def deliver_to_client(self, data: st.DataObject) -> None:
+        self._to_client(data.draw(st.sampled_from([i for i, c in enumerate(self.down) if c])))
+
+    def _to_client(self, who: int) -> None:
+        op = self.down[who].popleft()
+        if op is None:
+            self._send(who, self.clients[who].ack())
+        else:
+            self.clients[who].receive(op)
+
+    def teardown(self) -> None:
+        if not hasattr(self, "server"):
+            return
+        while any(self.up) or any(self.down):
+            for who in range(len(self.clients)):
+                while self.up[who]:
+                    self._to_server(who)
+                while self.down[who]:
+                    self._to_client(who)
+        for client in self.clients:
+            assert client.state is State.SYNCHRONIZED
+            assert (client.text, client.revision) == (self.server.text, self.server.revision)
+        assert self.server.revision == self.sent  # each op applied exactly once
+
+
+TestPipelined = PipelinedMachine.TestCase
+
+
 def test_server_rejects_future_and_misfit_edits_and_leaves_the_document_alone() -> None:
     doc = ServerDocument("hello")
     with pytest.raises(InvalidArgument, match=r"^version: revision 1 is in the future"):
