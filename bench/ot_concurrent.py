@@ -21,13 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _serve import server
+from _serve import cpu_seconds, interplay, started
 from grpclib.client import Channel
 from grpclib.const import Cardinality
+from grpclib.encoding.proto import ProtoCodec
 
 from interplay.core.ot import ClientDocument, TextOp
-from interplay.transports.grpc.codec import WireCodec
-from interplay.transports.grpc.generated.chat import EditOperation
+from interplay.transports.grpc.generated import chat_pb2 as pb
 
 TRACE = (
     Path(__file__).resolve().parents[2]
@@ -35,7 +35,7 @@ TRACE = (
 )
 
 
-def apply_message(doc: ClientDocument, message: EditOperation) -> None:
+def apply_message(doc: ClientDocument, message: Any) -> None:
     kind = message.operation
     if kind == "ack":
         doc.ack()
@@ -58,40 +58,62 @@ async def editor(
     all_done: asyncio.Event,
     result: dict[str, Any],
     max_delay: float,
+    in_flight: int,
 ) -> None:
     rng = random.Random(name)
-    channel = Channel(host, port, codec=WireCodec())
+    channel = Channel(host, port, codec=ProtoCodec())
     latencies = []
     try:
         async with channel.request(
             "/chat.ChatService/CollaborativeEdit",
             Cardinality.STREAM_STREAM,
-            EditOperation,
-            EditOperation,
+            pb.EditOperation,
+            pb.EditOperation,
         ) as stream:
             await stream.send_request()
             await stream.send_message(
-                EditOperation(document_id="bench", user_id=name, operation="join")
+                pb.EditOperation(document_id="bench", user_id=name, operation="join")
             )
             snapshot = await stream.recv_message()
             assert snapshot is not None
             # No undo: this process hosts every editor, and undo costs each a transform per step.
-            doc = ClientDocument(snapshot.content, revision=snapshot.version, undo_limit=0)
+            doc = ClientDocument(
+                snapshot.content,
+                revision=snapshot.version,
+                undo_limit=0,
+                max_in_flight=in_flight,
+            )
             first = snapshot.version
+            room = asyncio.Event()  # set while fewer than max_in_flight ops await their ack
+            room.set()
+            progress = asyncio.Event()  # set on every message received
+            sent_at: list[float] = []  # send times of the ops in flight, oldest first
+
+            async def read() -> None:
+                while (message := await stream.recv_message()) is not None:
+                    apply_message(doc, message)
+                    progress.set()
+                    if message.operation == "ack":
+                        latencies.append(time.perf_counter() - sent_at.pop(0))
+                        room.set()
+
+            reader = asyncio.create_task(read())
             await start.wait()
             for n, (position, deleted, inserted) in enumerate(patches):
+                while len(doc.in_flight) >= in_flight:
+                    room.clear()
+                    await room.wait()
                 length = len(doc.text)
                 position = min(position, length)
                 deleted = min(deleted, length - position)
                 if not (deleted or inserted):
                     continue
-                op = TextOp.splice(length, position, deleted, inserted)
-                send = doc.edit(op, group=False)
-                assert send is not None
+                send = doc.edit(TextOp.splice(length, position, deleted, inserted), group=False)
+                assert send is not None  # room in flight, so nothing is buffered
                 kind = "replace" if deleted and inserted else ("insert" if inserted else "delete")
-                sent = time.perf_counter()
+                sent_at.append(time.perf_counter())
                 await stream.send_message(
-                    EditOperation(
+                    pb.EditOperation(
                         document_id="bench",
                         user_id=name,
                         operation=kind,
@@ -102,29 +124,21 @@ async def editor(
                         op_id=f"{name}-{n}",
                     )
                 )
-                while doc.outstanding is not None:
-                    message = await stream.recv_message()
-                    assert message is not None
-                    apply_message(doc, message)
-                latencies.append(time.perf_counter() - sent)
                 result["edits"] = result.get("edits", 0) + 1
-                await asyncio.sleep(rng.random() * max_delay)
+                if max_delay:
+                    await asyncio.sleep(rng.random() * max_delay)
+            while doc.in_flight:
+                room.clear()
+                await room.wait()
             result["done"] = result.get("done", 0) + 1
             if result["done"] == total:
                 all_done.set()
             # Keep applying everyone else's edits; once all are done, catch up to the end.
-            reader = asyncio.ensure_future(stream.recv_message())
-            finished = asyncio.ensure_future(all_done.wait())
-            while True:
-                await asyncio.wait({reader, finished}, return_when=asyncio.FIRST_COMPLETED)
-                if all_done.is_set() and doc.revision >= first + result["edits"]:
-                    reader.cancel()
-                    break
-                if reader.done():
-                    message = reader.result()
-                    assert message is not None
-                    apply_message(doc, message)
-                    reader = asyncio.ensure_future(stream.recv_message())
+            await all_done.wait()
+            while doc.revision < first + result["edits"]:
+                progress.clear()
+                await progress.wait()
+            reader.cancel()
             result.setdefault("texts", {})[name] = (doc.text, doc.revision)
             result.setdefault("latencies", []).extend(latencies)
             await stream.end()
@@ -133,16 +147,16 @@ async def editor(
 
 
 async def final_text(host: str, port: int) -> tuple[str, int]:
-    channel = Channel(host, port, codec=WireCodec())
+    channel = Channel(host, port, codec=ProtoCodec())
     try:
         async with channel.request(
             "/chat.ChatService/CollaborativeEdit",
             Cardinality.STREAM_STREAM,
-            EditOperation,
-            EditOperation,
+            pb.EditOperation,
+            pb.EditOperation,
         ) as stream:
             await stream.send_request()
-            await stream.send_message(EditOperation(document_id="bench", operation="join"))
+            await stream.send_message(pb.EditOperation(document_id="bench", operation="join"))
             snapshot = await stream.recv_message()
             await stream.end()
             assert snapshot is not None
@@ -151,7 +165,9 @@ async def final_text(host: str, port: int) -> tuple[str, int]:
         channel.close()
 
 
-async def run(host: str, port: int, editors: int, edits: int, max_delay: float) -> dict[str, Any]:
+async def run(
+    host: str, port: int, editors: int, edits: int, max_delay: float, in_flight: int
+) -> dict[str, Any]:
     trace = json.loads(gzip.decompress(TRACE.read_bytes()))
     patches = [tuple(p) for txn in trace["txns"] for p in txn["patches"]][:edits]
     result: dict[str, Any] = {}
@@ -168,6 +184,7 @@ async def run(host: str, port: int, editors: int, edits: int, max_delay: float) 
                 all_done,
                 result,
                 max_delay,
+                in_flight,
             )
         )
         for i in range(editors)
@@ -189,6 +206,7 @@ async def run(host: str, port: int, editors: int, edits: int, max_delay: float) 
         "bench": "ot_concurrent",
         "editors": editors,
         "max_delay_ms": max_delay * 1000,
+        "in_flight": in_flight,
         "edits": result.get("edits", 0),
         "server_revision": server_revision,
         "ops_per_s": round(result.get("edits", 0) / elapsed),
@@ -209,11 +227,27 @@ def main() -> None:
     parser.add_argument(
         "--max-delay-ms", type=float, default=2.0, help="random pause between an editor's edits"
     )
+    parser.add_argument(
+        "--in-flight", type=int, default=1, help="ops an editor may have awaiting their ack"
+    )
     parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
     args = parser.parse_args()
-    with server(args.server) as (host, port):
-        report = asyncio.run(run(host, port, args.editors, args.edits, args.max_delay_ms / 1000))
-        print(json.dumps(report), flush=True)
+
+    def measure(host: str, port: int, pid: int | None) -> dict[str, Any]:
+        server_cpu, client_cpu = cpu_seconds(pid) if pid else 0.0, time.process_time()
+        report = asyncio.run(
+            run(host, port, args.editors, args.edits, args.max_delay_ms / 1000, args.in_flight)
+        )
+        report["server_cpu_s"] = round(cpu_seconds(pid) - server_cpu, 2) if pid else None
+        report["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
+        return report
+
+    if args.server:
+        host, _, port = args.server.rpartition(":")
+        print(json.dumps(measure(host, int(port), None)), flush=True)
+        return
+    with started(interplay()) as (port, pid):
+        print(json.dumps(measure("127.0.0.1", port, pid)), flush=True)
 
 
 if __name__ == "__main__":

@@ -229,6 +229,28 @@ class TextOp:
                 f"cannot transform: operations expect {a.base_length} and "
                 f"{b.base_length} code points"
             )
+        # Fast path: two single splices whose ranges neither overlap nor touch (what concurrent
+        # editors mostly send, the wire being position-based) only shift each other.
+        first, second = _splice_of(a), _splice_of(b)
+        if first is not None and second is not None:
+            pa, da, sa = first
+            pb, db, sb = second
+            length = a.base_length
+            if pa + da < pb:
+                return (
+                    _splice(length - db + len(sb), pa, da, sa),
+                    _splice(length - da + len(sa), pb - da + len(sa), db, sb),
+                )
+            if pb + db < pa:
+                return (
+                    _splice(length - db + len(sb), pa - db + len(sb), da, sa),
+                    _splice(length - da + len(sa), pb, db, sb),
+                )
+        return TextOp._transform(a, b)
+
+    @staticmethod
+    def _transform(a: TextOp, b: TextOp) -> tuple[TextOp, TextOp]:
+        """The general case: walk both operations component by component."""
         a_out, b_out = _Builder(), _Builder()
         first, second = _Cursor(a.ops), _Cursor(b.ops)
         while not (first.done and second.done):
@@ -297,3 +319,35 @@ class _Cursor:
         else:
             self._head = rest
         return piece
+
+
+def _splice_of(op: TextOp) -> tuple[int, int, str] | None:
+    """``(position, deleted, inserted)`` if ``op`` is one splice (or nothing), else None."""
+    ops, index, count = op.ops, 0, len(op.ops)
+    position, inserted, deleted = 0, "", 0
+    if index < count and type(ops[index]) is int and ops[index] > 0:  # type: ignore[operator]
+        position = ops[index]  # type: ignore[assignment]
+        index += 1
+    if index < count and type(ops[index]) is str:
+        inserted = ops[index]  # type: ignore[assignment]
+        index += 1
+    if index < count and type(ops[index]) is int and ops[index] < 0:  # type: ignore[operator]
+        deleted = -ops[index]  # type: ignore[operator]
+        index += 1
+    if index < count and type(ops[index]) is int and ops[index] > 0:  # type: ignore[operator]
+        index += 1
+    return (position, deleted, inserted) if index == count else None
+
+
+def _splice(length: int, position: int, deleted: int, inserted: str) -> TextOp:
+    """``TextOp.splice`` for arguments known to fit, without the builder."""
+    ops: list[Component] = []
+    if position:
+        ops.append(position)
+    if inserted:
+        ops.append(inserted)
+    if deleted:
+        ops.append(-deleted)
+    if length - position - deleted:
+        ops.append(length - position - deleted)
+    return TextOp(tuple(ops), length, length - deleted + len(inserted))

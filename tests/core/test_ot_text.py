@@ -111,3 +111,18 @@ def test_transform_index_moves_a_caret_like_a_zero_width_insert(data: st.DataObj
     _, rebased = TextOp.transform(op, caret)  # op goes left: text typed at the caret precedes it
     [(position, _, _)] = list(rebased.splices())
     assert op.transform_index(index) == position
+
+
+@st.composite
+def splices_for(draw: st.DrawFn, doc: str) -> TextOp:
+    position = draw(st.integers(0, len(doc)))
+    deleted = draw(st.integers(0, len(doc) - position))
+    return TextOp.splice(len(doc), position, deleted, draw(texts))
+
+
+@given(st.data())
+def test_the_splice_fast_path_agrees_with_the_general_transform(data: st.DataObject) -> None:
+    doc = data.draw(texts)
+    ops = st.one_of(splices_for(doc), ops_for(doc))
+    a, b = data.draw(ops), data.draw(ops)
+    assert TextOp.transform(a, b) == TextOp._transform(a, b)
