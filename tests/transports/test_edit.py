@@ -172,3 +172,20 @@ async def test_a_resent_op_id_is_acknowledged_again_and_not_applied_twice() -> N
         async with edit_call(channel, "d", "cat") as cat:
             await cat.join()
             assert cat.doc.text == "x"
+
+
+async def test_two_edits_sent_before_the_first_ack_follow_each_other() -> None:
+    """Pipelining: both carry the revision the stream last received; the second is positioned
+    after the first (what a client typing "ab" means), not concurrent with it."""
+    async with serving() as (service, channel), edit_call(channel, "d", "ann") as ann:
+        await ann.join()
+        await ann.edit(0, inserted="xy")
+        await ann.until_acked()
+        async with edit_call(channel, "d", "bob") as bob:
+            await bob.join()
+            await bob.send(operation="insert", position=2, content="!", version=1, op_id="b1")
+            await ann.send(operation="insert", position=0, content="a", version=1, op_id="a1")
+            await ann.send(operation="insert", position=1, content="b", version=1, op_id="a2")
+            acks = [m for m in [await ann.recv() for _ in range(3)] if m and m.operation == "ack"]
+            assert [m.op_id for m in acks] == ["a1", "a2"]
+            assert service.documents.text("d") == "abxy!"
