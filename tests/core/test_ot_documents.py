@@ -15,7 +15,28 @@ from interplay.core.errors import Expired, InvalidArgument
 from interplay.core.ot import ClientDocument, Send, ServerDocument, State, TextOp
 
 
-class ClientServerMachine(RuleBasedStateMachine):
+class EditingClients(RuleBasedStateMachine):
+    """The local rules both machines share: a client edits, undoes or redoes."""
+
+    clients: list[ClientDocument]
+
+    def _send(self, who: int, send: Send | None) -> None:
+        raise NotImplementedError
+
+    @rule(data=st.data())
+    def edit(self, data: st.DataObject) -> None:
+        who = data.draw(st.integers(0, len(self.clients) - 1))
+        client = self.clients[who]
+        self._send(who, client.edit(data.draw(ops_for(client.text))))
+
+    @rule(data=st.data(), redo=st.booleans())
+    def undo_or_redo(self, data: st.DataObject, redo: bool) -> None:
+        who = data.draw(st.integers(0, len(self.clients) - 1))
+        client = self.clients[who]
+        self._send(who, client.redo() if redo else client.undo())
+
+
+class ClientServerMachine(EditingClients):
     """One server document, 2-4 clients, FIFO channels both ways; after draining, everyone
     holds the server's text and every operation was applied exactly once."""
 
@@ -63,18 +84,6 @@ class ClientServerMachine(RuleBasedStateMachine):
             self.to_server.append((who, send, self.inflight[who]))
             if data.draw(st.booleans()):  # a nervous client sends it twice
                 self.to_server.append((who, send, self.inflight[who]))
-
-    @rule(data=st.data())
-    def edit(self, data: st.DataObject) -> None:
-        who = data.draw(st.integers(0, len(self.clients) - 1))
-        client = self.clients[who]
-        self._send(who, client.edit(data.draw(ops_for(client.text))))
-
-    @rule(data=st.data(), redo=st.booleans())
-    def undo_or_redo(self, data: st.DataObject, redo: bool) -> None:
-        who = data.draw(st.integers(0, len(self.clients) - 1))
-        client = self.clients[who]
-        self._send(who, client.redo() if redo else client.undo())
 
     @precondition(lambda self: self.to_server)
     @rule()
@@ -127,7 +136,7 @@ class ClientServerMachine(RuleBasedStateMachine):
 TestClientServer = ClientServerMachine.TestCase
 
 
-class PipelinedMachine(RuleBasedStateMachine):
+class PipelinedMachine(EditingClients):
     """Clients with up to 1-4 operations in flight, each sent against the newest revision the
     client has received; the server rebases through per-stream bridges. FIFO channels per
     client both ways, interleaved at random; after draining everyone holds the server's text."""
@@ -145,18 +154,6 @@ class PipelinedMachine(RuleBasedStateMachine):
             self.sent += 1
             self.up[who].append(send)
             assert len(self.clients[who].in_flight) <= self.clients[who].max_in_flight
-
-    @rule(data=st.data())
-    def edit(self, data: st.DataObject) -> None:
-        who = data.draw(st.integers(0, len(self.clients) - 1))
-        client = self.clients[who]
-        self._send(who, client.edit(data.draw(ops_for(client.text))))
-
-    @rule(data=st.data(), redo=st.booleans())
-    def undo_or_redo(self, data: st.DataObject, redo: bool) -> None:
-        who = data.draw(st.integers(0, len(self.clients) - 1))
-        client = self.clients[who]
-        self._send(who, client.redo() if redo else client.undo())
 
     @precondition(lambda self: any(self.up))
     @rule(data=st.data())
