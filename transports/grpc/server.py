@@ -8,6 +8,8 @@ import signal
 from dataclasses import dataclass, field
 
 from grpclib.config import Configuration
+from grpclib.health.service import Health
+from grpclib.reflection.service import ServerReflection
 from grpclib.server import Server
 
 from interplay.core.documents import DocumentHub
@@ -40,7 +42,10 @@ def build_server(
         http2_stream_window_size=settings.stream_window,
         http2_connection_window_size=settings.connection_window,
     )
-    return Server([chat], codec=WireCodec(), config=config), chat
+    # The standard health service and server reflection, so grpcurl, grpc_cli and Postman find
+    # chat.ChatService with no proto file at hand (its descriptor: the committed chat_pb2).
+    services = ServerReflection.extend([chat, Health()])
+    return Server(services, codec=WireCodec(), config=config), chat
 
 
 async def serve(
