@@ -41,15 +41,16 @@ async def test_health_says_serving() -> None:
 
 
 async def test_reflection_lists_and_describes_the_chat_service() -> None:
-    async with channel_to_server() as channel:
-        async with ServerReflectionStub(channel).ServerReflectionInfo.open() as stream:
-            await stream.send_message(ServerReflectionRequest(list_services=""))
-            listed = await stream.recv_message()
-            await stream.send_message(
-                ServerReflectionRequest(file_containing_symbol="chat.ChatService")
-            )
-            described = await stream.recv_message()
-            await stream.end()
+    async with (
+        channel_to_server() as channel,
+        ServerReflectionStub(channel).ServerReflectionInfo.open() as stream,
+    ):
+        await stream.send_message(ServerReflectionRequest(list_services=""))
+        listed = await stream.recv_message()
+        symbol = ServerReflectionRequest(file_containing_symbol="chat.ChatService")
+        await stream.send_message(symbol)
+        described = await stream.recv_message()
+        await stream.end()
     assert listed is not None and described is not None
     names = {s.name for s in listed.list_services_response.service}
     assert {"chat.ChatService", "grpc.health.v1.Health"} <= names
