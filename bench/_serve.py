@@ -15,11 +15,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def interplay(data: str = ":memory:") -> list[str]:
+def interplay(data: str = ":memory:", loop: str = "auto") -> list[str]:
     """``interplay serve`` on a free port; the per-stream rate limit off (a load generator is
     not a flood to refuse)."""
     exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
-    return [exe, "serve", "--port", "0", "--data", data, "--max-rate", "0"]
+    return [exe, "serve", "--port", "0", "--data", data, "--max-rate", "0", "--loop", loop]
 
 
 BARE = [sys.executable, str(HERE / "_bare.py"), "--port", "0"]

@@ -253,6 +253,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare grpclib run")
+    parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     parser.add_argument(
         "--data", default=":memory:", help="the server store: :memory: or a SQLite file"
     )
@@ -277,7 +278,7 @@ def main() -> None:
         )
         return
     report: dict[str, Any] = {"bench": "chat_load", "config": vars(cfg)}
-    for name, argv in (("interplay", interplay(args.data)), ("bare_grpclib", BARE)):
+    for name, argv in (("interplay", interplay(args.data, args.loop)), ("bare_grpclib", BARE)):
         if name == "bare_grpclib" and args.no_baseline:
             continue
         with started(argv) as (port, pid):
