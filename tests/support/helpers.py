@@ -101,10 +101,10 @@ async def chat_call(channel: Channel, **kwargs: Any) -> AsyncIterator[ChatClient
 
 
 @contextmanager
-def interplay_serve(data: Path) -> Iterator[int]:
+def interplay_serve(data: Path, *extra: str) -> Iterator[int]:
     exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
     with subprocess.Popen(
-        [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING"],
+        [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING", *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -46,3 +46,20 @@ async def test_serve_chats_over_tcp_and_keeps_history_across_a_restart(tmp_path:
                 await bob.stream.end()
         finally:
             channel.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+async def test_serve_runs_on_either_event_loop(tmp_path: Path, loop: str) -> None:
+    with interplay_serve(tmp_path / "chat.db", "--loop", loop) as port:
+        channel = Channel("127.0.0.1", port, codec=WireCodec())
+        try:
+            async with chat_call(channel) as ann:
+                await ann.join("ann")
+                await ann.text("hi", id="1")
+                [joined, text] = await ann.recv_n(2)
+                assert joined.sender_id == "ann"
+                assert (text.seq, text.content) == (1, "hi")
+                await ann.stream.end()
+                assert await ann.recv() is None
+        finally:
+            channel.close()
