@@ -62,6 +62,10 @@ class ChatCounters:
 
     streams_opened: int = 0
     streams_open: int = 0
+    # by RPC: "chat", "edit", "game"
+    streams_open_by_rpc: dict[str, int] = field(
+        default_factory=lambda: {"chat": 0, "edit": 0, "game": 0}
+    )
     messages_in: int = 0
     deliveries: int = 0
     writes: int = 0  # HTTP/2 writes by the stream writers: deliveries / writes = batching
@@ -335,8 +339,11 @@ class ChatService:
     ) -> None:
         """Read (this task), write and ``background`` under one task group; on half-close,
         end the session, flush what is queued and finish with OK."""
+        rpc = session.partition("-")[0]
+        by_rpc = self.counters.streams_open_by_rpc
         self.counters.streams_opened += 1
         self.counters.streams_open += 1
+        by_rpc[rpc] += 1
         try:
             async with anyio.create_task_group() as tasks:
                 writer_done = anyio.Event()
@@ -355,6 +362,7 @@ class ChatService:
             raise error from None
         finally:
             self.counters.streams_open -= 1
+            by_rpc[rpc] -= 1
             outbox.close()
             self._deliver(end(session))
 
