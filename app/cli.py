@@ -55,6 +55,22 @@ def _parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="[INTERPLAY_LOG_LEVEL]",
     )
+    serve.add_argument(
+        "--grace",
+        type=float,
+        default=float(_env("GRACE", "10")),
+        help="seconds a shutdown (SIGTERM) waits for calls to flush and end [INTERPLAY_GRACE]",
+    )
+    wire = serve.add_argument_group("connection limits")
+    wire.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=1024 * 1024,
+        help="bytes per received message, checked before it is read",
+    )
+    wire.add_argument(
+        "--max-streams", type=int, default=100, help="concurrent calls per HTTP/2 connection"
+    )
     limits = serve.add_argument_group("chat limits")
     limits.add_argument("--history", type=int, default=100, help="messages a joiner receives")
     limits.add_argument(
@@ -67,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
         "--max-rate", type=float, default=1000.0, help="messages per second per stream; 0 = off"
     )
     limits.add_argument("--burst", type=int, default=2000, help="messages above the rate")
+    edit = serve.add_argument_group("documents (CollaborativeEdit)")
+    edit.add_argument("--max-documents", type=int, default=64, help="documents per stream")
+    edit.add_argument(
+        "--max-inserted-chars", type=int, default=64 * 1024, help="code points per insert"
+    )
     game = serve.add_argument_group("games (GameSync)")
     game.add_argument(
         "--tick-hz",
@@ -96,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from interplay.core.documents import DocumentHub
+    from interplay.core.documents import DocumentHub, DocumentLimits
     from interplay.core.matches import GameLimits, GameSettings, MatchHub
     from interplay.core.rooms import ChatLimits, RoomHub
     from interplay.stores import MemoryStore, SQLiteStore
@@ -114,6 +135,11 @@ def _serve(args: argparse.Namespace) -> int:
         )
     if args.max_actions <= 0:
         raise SystemExit("interplay serve: --max-actions must be positive")
+    for flag in ("max_message_bytes", "max_streams", "max_documents", "max_inserted_chars"):
+        if getattr(args, flag) <= 0:
+            raise SystemExit(f"interplay serve: --{flag.replace('_', '-')} must be positive")
+    if args.grace < 0:
+        raise SystemExit("interplay serve: --grace must be 0 or more seconds")
     games = MatchHub(
         settings=GameSettings(
             tick_hz=args.tick_hz,
@@ -148,10 +174,21 @@ def _serve(args: argparse.Namespace) -> int:
             high_water=args.high_water,
             low_water=args.low_water,
             drain_timeout=args.drain_timeout,
+            max_message_bytes=args.max_message_bytes,
+        ),
+        max_streams=args.max_streams,
+        grace=args.grace,
+    )
+    documents = DocumentHub(
+        store,
+        limits=DocumentLimits(
+            max_inserted_chars=args.max_inserted_chars,
+            max_id_length=args.max_id_length,
+            max_documents=args.max_documents,
         ),
     )
     try:
-        _run(serve(hub, DocumentHub(store), games, settings), args.loop)
+        _run(serve(hub, documents, games, settings), args.loop)
     finally:
         if isinstance(store, SQLiteStore):
             store.close()

@@ -14,8 +14,10 @@ from interplay.core import (
     CloseSession,
     CursorMoved,
     DocumentHub,
+    DocumentLimits,
     EditDocument,
     InvalidArgument,
+    LimitExceeded,
     MoveCursor,
     OpenDocument,
     Piece,
@@ -173,3 +175,20 @@ def test_a_refused_edit_does_not_join_the_stream_either() -> None:
         hub.handle(edit("b", 1, 9, inserted="x", user="bob"))  # out of range, never joined
     assert hub.documents_of("b") == frozenset()
     assert [e.to for e in hub.handle(edit("a", 1, 3, inserted="d"))] == [("a",)]  # no "b"
+
+
+def test_documents_per_stream_and_insert_size_are_limited() -> None:
+    hub = DocumentHub(MemoryStore(), limits=DocumentLimits(max_documents=2, max_inserted_chars=3))
+    for name in ("d1", "d2"):
+        hub.handle(OpenDocument(session="a", document=name, user="ann"))
+    with pytest.raises(LimitExceeded, match=r"^document: at most 2 documents per stream"):
+        hub.handle(OpenDocument(session="a", document="d3", user="ann"))
+    with pytest.raises(LimitExceeded, match="document: at most 2 documents per stream"):
+        hub.handle(EditDocument(session="a", document="d3", base=0, position=0, inserted="x"))
+    assert hub.documents_of("a") == {"d1", "d2"}
+    hub.handle(OpenDocument(session="b", document="d3", user="bob"))  # per stream, not global
+    hub.handle(CloseSession(session="a"))
+    hub.handle(OpenDocument(session="a2", document="d3", user="ann"))  # a new stream starts over
+    with pytest.raises(LimitExceeded, match=r"^content: must be at most 3 characters"):
+        hub.handle(EditDocument(session="a2", document="d3", base=0, position=0, inserted="abcd"))
+    assert hub.text("d3") == ""

@@ -1,4 +1,5 @@
-"""Several gRPC messages in one HTTP/2 write.
+"""gRPC message framing where grpclib's falls short: several messages in one HTTP/2 write, and
+a size limit checked before a message is buffered.
 
 grpclib writes every message as its own DATA frame with its own ``transport.write`` (~7.5 µs of
 h2 and grpclib work each, ../shared/notes/grpclib-and-betterproto2.md). The gRPC wire format
@@ -11,13 +12,22 @@ This reaches into two private attributes of grpclib's server ``Stream`` (``_stre
 initial-metadata flag); ``tests/transports/test_framing.py`` pins the behaviour against grpclib's
 and Google's grpcio clients. Per-message ``SendMessage`` events are not dispatched for batches
 (we register no listeners for them).
+
+Receiving, grpclib trusts the 4-byte length prefix: it reads (and acknowledges to HTTP/2 flow
+control) as many bytes as the prefix announces, up to 4 GiB for one message. ``recv_message``
+checks the prefix against a limit first and ends the call with RESOURCE_EXHAUSTED without reading
+the body, so a peer can make the server hold at most one stream window of its bytes.
 """
 
 from __future__ import annotations
 
 import struct
+import time
 from typing import Any
 
+from google.protobuf.message import DecodeError
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 
 _PREFIX = struct.Struct(">?I")  # compressed flag, message length
@@ -42,3 +52,34 @@ async def send_many(stream: Stream[Any, Any], messages: list[bytes]) -> None:
         await stream.send_initial_metadata()
     await stream._stream.send_data(frame(messages))
     stream._send_message_done = True
+
+
+async def recv_message(stream: Stream[Any, Any], max_bytes: int) -> Any:
+    """The next message from the client, or None at its half-close: grpclib's
+    ``Stream.recv_message`` with ``max_bytes`` enforced on the length prefix."""
+    h2_stream = stream._stream
+    prefix = await h2_stream.recv_data(5)
+    if not prefix:
+        return None
+    compressed, length = _PREFIX.unpack(prefix)
+    if compressed:
+        raise GRPCError(
+            Status.UNIMPLEMENTED, "grpc-encoding: compressed messages are not supported"
+        )
+    if length > max_bytes:
+        raise GRPCError(
+            Status.RESOURCE_EXHAUSTED,
+            f"message: {length} bytes is over the limit of {max_bytes} bytes per message",
+        )
+    data = await h2_stream.recv_data(length)
+    try:
+        message = stream._codec.decode(data, stream._recv_type)
+    except DecodeError as error:  # grpclib would end the call with UNKNOWN
+        name = stream._recv_type.DESCRIPTOR.full_name
+        raise GRPCError(Status.INVALID_ARGUMENT, f"message: not a valid {name} ({error})") from None
+    (message,) = await stream._dispatch.recv_message(message)
+    stream._messages_received += 1
+    connection = h2_stream.connection
+    connection.messages_received += 1
+    connection.last_message_received = time.monotonic()
+    return message

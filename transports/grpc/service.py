@@ -12,6 +12,11 @@ CollaborativeEdit, ``MatchHub`` for GameSync) and runs under one anyio task grou
   reconnects and resumes by seq or revision);
 * GameSync: a tick driver; one of them at a time runs every match's ticks on schedule.
 
+Shutdown (``shutdown()``, then ``wait_closed()``): the health check turns NOT_SERVING, new calls
+get UNAVAILABLE, every call stops reading, ends its session, flushes what is queued for it and
+ends with UNAVAILABLE "server shutting down" so its client reconnects elsewhere; grpclib's own
+``Server.close()`` would cancel every handler at once and flush nothing.
+
 Backpressure: when a receiver's outbox rises above high water, every room or document it is in
 stops reading from its senders (the readers wait, grpclib stops acknowledging their DATA, and
 HTTP/2 flow control slows the sending clients) until the outbox falls to low water. Nothing is
@@ -32,6 +37,7 @@ from typing import Any
 import anyio
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
+from grpclib.health.check import ServiceStatus
 from grpclib.server import Stream
 
 from interplay.core.buffer import BackpressureBuffer, Signal
@@ -43,7 +49,7 @@ from interplay.core.matches import EndSession, JoinMatch, MatchHub
 from interplay.core.rooms import Disconnect, RoomHub
 
 from . import codec, errors
-from .framing import send_many
+from .framing import recv_message, send_many
 from .generated import chat_pb2 as pb
 
 
@@ -54,6 +60,9 @@ class ChatSettings:
     high_water: int = 512
     low_water: int = 128
     drain_timeout: float = 5.0
+    # Checked on the length prefix, before the body is read (framing.recv_message). Above the
+    # largest valid message: 64 Ki inserted code points are up to 256 KiB of UTF-8.
+    max_message_bytes: int = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -76,6 +85,8 @@ class ChatCounters:
     states_superseded: int = 0  # game states a slow player never got: by design, counted
     errors: dict[str, int] = field(default_factory=dict)
 
+
+SHUTTING_DOWN = "server shutting down: reconnect and resume"
 
 # Messages one write may carry: what queued while the writer was busy goes out together.
 BATCH = 64
@@ -236,6 +247,12 @@ class ChatService:
         self._blocking: dict[str, set[str]] = {}  # room or document -> paused receivers in it
         self._blocked_channels: dict[str, frozenset[str]] = {}  # paused receiver -> channels
         self._unblocked = anyio.Event()
+        # The health check of chat.ChatService (server.py serves it): NOT_SERVING once draining.
+        self.serving = ServiceStatus()
+        self.serving.set(True)
+        self.shutting_down = False
+        self._readers: dict[str, anyio.CancelScope] = {}
+        self._idle = anyio.Event()
 
     def __mapping__(self) -> dict[str, Handler]:
         return {
@@ -339,6 +356,9 @@ class ChatService:
     ) -> None:
         """Read (this task), write and ``background`` under one task group; on half-close,
         end the session, flush what is queued and finish with OK."""
+        if self.shutting_down:
+            self._count_error(Status.UNAVAILABLE)
+            raise GRPCError(Status.UNAVAILABLE, SHUTTING_DOWN)
         rpc = session.partition("-")[0]
         by_rpc = self.counters.streams_open_by_rpc
         self.counters.streams_opened += 1
@@ -349,11 +369,19 @@ class ChatService:
                 writer_done = anyio.Event()
                 tasks.start_soon(self._write, stream, outbox, writer_done)
                 tasks.start_soon(background)
-                await self._read(stream, session, handle, fields)
+                with anyio.CancelScope() as reading:  # shutdown() cancels it
+                    self._readers[session] = reading
+                    try:
+                        await self._read(stream, session, handle, fields)
+                    finally:
+                        del self._readers[session]
                 self._deliver(end(session))
                 outbox.close()
                 await writer_done.wait()
                 tasks.cancel_scope.cancel()
+            if reading.cancelled_caught:  # flushed; now send the client elsewhere
+                self._count_error(Status.UNAVAILABLE)
+                raise GRPCError(Status.UNAVAILABLE, SHUTTING_DOWN)
         except BaseExceptionGroup as group:
             error = _grpc_error(group)
             if error is None:
@@ -365,6 +393,8 @@ class ChatService:
             by_rpc[rpc] -= 1
             outbox.close()
             self._deliver(end(session))
+            if self.shutting_down and not self.counters.streams_open:
+                self._idle.set()
 
     async def _read(
         self,
@@ -374,10 +404,11 @@ class ChatService:
         fields: Mapping[str, str],
     ) -> None:
         counters = self.counters
+        max_bytes = self.settings.max_message_bytes
         while True:
             if self._blocking:
                 await self._wait_unblocked(session)
-            message = await stream.recv_message()
+            message = await recv_message(stream, max_bytes)
             if message is None:
                 return
             counters.messages_in += 1
@@ -399,6 +430,22 @@ class ChatService:
             pass  # the peer is gone; the handler is being cancelled
         finally:
             done.set()
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Start draining: NOT_SERVING, refuse new calls, and make every open call stop
+        reading, flush its queue and end with UNAVAILABLE."""
+        self.shutting_down = True
+        self.serving.set(False)
+        for reading in self._readers.values():
+            reading.cancel()
+        if not self.counters.streams_open:
+            self._idle.set()
+
+    async def wait_closed(self) -> None:
+        """Return once every call has ended (after ``shutdown()``); bound it with a timeout."""
+        await self._idle.wait()
 
     def _resume(self, session: str) -> None:
         self.counters.resumes += 1
