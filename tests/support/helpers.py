@@ -7,7 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,13 @@ T = ChatMessageMessageType
 
 def msg(kind: ChatMessageMessageType, room: str = "lobby", **fields: Any) -> ChatMessage:
     return ChatMessage(type=kind, room_id=room, **fields)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``predicate()`` holds: for server counters, which have no event to wait on."""
+    with anyio.fail_after(timeout):
+        while not predicate():  # noqa: ASYNC110 (polling is the point)
+            await anyio.sleep(0.005)
 
 
 class ChatClient:
@@ -45,7 +52,10 @@ class ChatClient:
         """The next message; None at the end; GRPCError when the server ended with a status."""
         with anyio.fail_after(timeout):
             try:
-                return await self.stream.recv_message()
+                message = await self.stream.recv_message()
+                if message is None:
+                    self.stream._maybe_raise()  # error trailers with no reset after them
+                return message
             except StreamTerminatedError:
                 # grpclib's client: the server's RST_STREAM after error trailers cancels a
                 # pending read; the trailers themselves arrived first and carry the status.
@@ -102,6 +112,13 @@ async def chat_call(channel: Channel, **kwargs: Any) -> AsyncIterator[ChatClient
 
 @contextmanager
 def interplay_serve(data: Path, *extra: str) -> Iterator[int]:
+    with interplay_process(data, *extra) as (port, _):
+        yield port
+
+
+@contextmanager
+def interplay_process(data: Path, *extra: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """``interplay serve`` in a subprocess on a free port; SIGTERM at the end, exit code 0."""
     exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
     with subprocess.Popen(
         [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING", *extra],
@@ -114,11 +131,11 @@ def interplay_serve(data: Path, *extra: str) -> Iterator[int]:
             line = process.stdout.readline()
             match = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+)", line)
             assert match, f"first line {line!r}; stderr: {process.stderr.read()}"
-            yield int(match.group(1))
+            yield int(match.group(1)), process
         finally:
             process.send_signal(signal.SIGTERM)
             try:
-                code = process.wait(timeout=10)
+                code = process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
                 raise

@@ -28,6 +28,7 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
+from grpclib.metadata import encode_grpc_message
 from grpclib.server import Stream
 
 _PREFIX = struct.Struct(">?I")  # compressed flag, message length
@@ -52,6 +53,24 @@ async def send_many(stream: Stream[Any, Any], messages: list[bytes]) -> None:
         await stream.send_initial_metadata()
     await stream._stream.send_data(frame(messages))
     stream._send_message_done = True
+
+
+async def end_without_reset(stream: Stream[Any, Any], status: Status, message: str) -> None:
+    """End the call with ``status`` in its trailers, without the RST_STREAM grpclib sends
+    after every non-OK status: a grpclib client discards what it has received but not yet read
+    once its stream is reset, so after a flush (shutdown) the reset would lose the flushed
+    messages on the client's side. Sends no trailers if the call already ended."""
+    if stream._send_trailing_metadata_done or stream._cancel_done:
+        return
+    headers = (
+        []
+        if stream._send_initial_metadata_done
+        else [(":status", "200"), ("content-type", stream._content_type)]
+    )
+    headers.append(("grpc-status", str(status.value)))
+    headers.append(("grpc-message", encode_grpc_message(message)))
+    await stream._stream.send_headers(headers, end_stream=True)
+    stream._send_trailing_metadata_done = True
 
 
 async def recv_message(stream: Stream[Any, Any], max_bytes: int) -> Any:

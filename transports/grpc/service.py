@@ -27,6 +27,7 @@ outbox keeps only the newest state (``core/latest.py``) and never blocks anyone.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections import deque
@@ -49,7 +50,7 @@ from interplay.core.matches import EndSession, JoinMatch, MatchHub
 from interplay.core.rooms import Disconnect, RoomHub
 
 from . import codec, errors
-from .framing import recv_message, send_many
+from .framing import end_without_reset, recv_message, send_many
 from .generated import chat_pb2 as pb
 
 
@@ -369,19 +370,21 @@ class ChatService:
                 writer_done = anyio.Event()
                 tasks.start_soon(self._write, stream, outbox, writer_done)
                 tasks.start_soon(background)
+                drained = False
                 with anyio.CancelScope() as reading:  # shutdown() cancels it
                     self._readers[session] = reading
                     try:
-                        await self._read(stream, session, handle, fields)
+                        drained = await self._read(stream, session, handle, fields)
                     finally:
                         del self._readers[session]
                 self._deliver(end(session))
                 outbox.close()
                 await writer_done.wait()
                 tasks.cancel_scope.cancel()
-            if reading.cancelled_caught:  # flushed; now send the client elsewhere
+            if reading.cancelled_caught or drained:  # flushed; now send the client elsewhere
                 self._count_error(Status.UNAVAILABLE)
-                raise GRPCError(Status.UNAVAILABLE, SHUTTING_DOWN)
+                with contextlib.suppress(StreamTerminatedError):
+                    await end_without_reset(stream, Status.UNAVAILABLE, SHUTTING_DOWN)
         except BaseExceptionGroup as group:
             error = _grpc_error(group)
             if error is None:
@@ -402,7 +405,8 @@ class ChatService:
         session: str,
         handle: Callable[[Any, str], Deliveries],
         fields: Mapping[str, str],
-    ) -> None:
+    ) -> bool:
+        """Handle messages until the client half-closes (False) or the server drains (True)."""
         counters = self.counters
         max_bytes = self.settings.max_message_bytes
         while True:
@@ -410,7 +414,11 @@ class ChatService:
                 await self._wait_unblocked(session)
             message = await recv_message(stream, max_bytes)
             if message is None:
-                return
+                return False
+            if self.shutting_down:
+                # Not accepted, so not acknowledged: the client re-sends it elsewhere. (shutdown()
+                # cancels a reader that waits; this one had a message ready.)
+                return True
             counters.messages_in += 1
             try:
                 deliveries = handle(message, session)
