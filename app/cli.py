@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         help="[INTERPLAY_LOG_LEVEL]",
     )
     serve.add_argument(
+        "--auth-secret",
+        default=None,
+        help="require bearer tokens (JWT, HS256) signed with this secret; mint them with "
+        "'interplay token' [INTERPLAY_AUTH_SECRET; the variable keeps it out of ps]",
+    )
+    serve.add_argument(
         "--grace",
         type=float,
         default=float(_env("GRACE", "10")),
@@ -113,7 +119,53 @@ def _parser() -> argparse.ArgumentParser:
     flow.add_argument(
         "--drain-timeout", type=float, default=5.0, help="seconds over high water, then cut"
     )
+    token = commands.add_parser(
+        "token",
+        help="mint a bearer token for development (signed with the server's auth secret)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    token.add_argument("--user", required=True, help="the user the token acts as ('sub')")
+    for claim, what in (("rooms", "rooms"), ("documents", "documents"), ("matches", "matches")):
+        token.add_argument(
+            f"--{claim}",
+            type=_names,
+            default=None,
+            help=f"comma-separated {what} it may join (default: any)",
+        )
+    token.add_argument("--ttl", type=float, default=24 * 3600, help="seconds; 0 = no expiry")
+    token.add_argument(
+        "--auth-secret", default=None, help="the server's secret [INTERPLAY_AUTH_SECRET]"
+    )
     return parser
+
+
+def _names(value: str) -> list[str]:
+    return [name for name in value.split(",") if name]
+
+
+def _secret(args: argparse.Namespace) -> str | None:
+    return args.auth_secret or os.environ.get("INTERPLAY_AUTH_SECRET") or None
+
+
+def _token(args: argparse.Namespace) -> int:
+    from interplay.transports.grpc.auth import Authenticator
+
+    secret = _secret(args)
+    if secret is None:
+        raise SystemExit("interplay token: --auth-secret or INTERPLAY_AUTH_SECRET is required")
+    try:
+        authenticator = Authenticator(secret)
+    except ValueError as error:
+        raise SystemExit(f"interplay token: {error}") from None
+    minted = authenticator.mint(
+        args.user,
+        rooms=args.rooms,
+        documents=args.documents,
+        matches=args.matches,
+        ttl=args.ttl or None,
+    )
+    print(minted)
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -122,6 +174,7 @@ def _serve(args: argparse.Namespace) -> int:
     from interplay.core.rooms import ChatLimits, RoomHub
     from interplay.stores import MemoryStore, SQLiteStore
     from interplay.transports.grpc import ChatSettings, ServerSettings, serve
+    from interplay.transports.grpc.auth import Authenticator
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -167,6 +220,10 @@ def _serve(args: argparse.Namespace) -> int:
             burst=args.burst,
         ),
     )
+    try:
+        auth = Authenticator(secret) if (secret := _secret(args)) else None
+    except ValueError as error:
+        raise SystemExit(f"interplay serve: {error}") from None
     settings = ServerSettings(
         host=args.host,
         port=args.port,
@@ -178,6 +235,7 @@ def _serve(args: argparse.Namespace) -> int:
         ),
         max_streams=args.max_streams,
         grace=args.grace,
+        auth=auth,
     )
     documents = DocumentHub(
         store,
@@ -215,4 +273,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "token":
+        return _token(args)
     raise AssertionError(args.command)

@@ -20,6 +20,7 @@ from interplay.core.documents import DocumentHub
 from interplay.core.matches import MatchHub
 from interplay.core.rooms import RoomHub
 
+from .auth import Authenticator
 from .codec import WireCodec
 from .service import ChatService, ChatSettings
 
@@ -39,6 +40,8 @@ class ServerSettings:
     # Concurrent calls per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS; grpclib leaves
     # h2's 100). Well-behaved clients queue calls above it; h2 ends a connection that ignores it.
     max_streams: int = 100
+    # Bearer tokens required on every call (auth.py); None: no authentication.
+    auth: Authenticator | None = None
     # Seconds a shutdown waits for calls to flush and end before cancelling what is left.
     grace: float = 10.0
 
@@ -67,7 +70,7 @@ class _Server(Server):
 def build_server(
     hub: RoomHub, documents: DocumentHub, games: MatchHub | None, settings: ServerSettings
 ) -> tuple[Server, ChatService]:
-    chat = ChatService(hub, documents, games, settings=settings.chat)
+    chat = ChatService(hub, documents, games, settings=settings.chat, auth=settings.auth)
     config = Configuration(
         http2_stream_window_size=settings.stream_window,
         http2_connection_window_size=settings.connection_window,

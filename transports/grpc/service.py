@@ -50,6 +50,7 @@ from interplay.core.matches import EndSession, JoinMatch, MatchHub
 from interplay.core.rooms import Disconnect, RoomHub
 
 from . import codec, errors
+from .auth import Authenticator, Identity
 from .framing import end_without_reset, recv_message, send_many
 from .generated import chat_pb2 as pb
 
@@ -227,6 +228,7 @@ class ChatService:
         games: MatchHub | None = None,
         *,
         settings: ChatSettings | None = None,
+        auth: Authenticator | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.hub = hub
@@ -241,6 +243,7 @@ class ChatService:
         self._driver = anyio.Lock()
         self._tick_wakeup = anyio.Event()
         self.settings = settings or ChatSettings()
+        self.auth = auth  # None: identity is whatever the first message claims (DESIGN §4)
         self.counters = ChatCounters()
         self._clock = clock
         self._ids = itertools.count(1)
@@ -361,6 +364,13 @@ class ChatService:
             self._count_error(Status.UNAVAILABLE)
             raise GRPCError(Status.UNAVAILABLE, SHUTTING_DOWN)
         rpc = session.partition("-")[0]
+        identity = None
+        if self.auth is not None:
+            try:
+                identity = self.auth.authenticate(stream.metadata or {})
+            except GRPCError as error:
+                self._count_error(error.status)
+                raise
         by_rpc = self.counters.streams_open_by_rpc
         self.counters.streams_opened += 1
         self.counters.streams_open += 1
@@ -374,7 +384,7 @@ class ChatService:
                 with anyio.CancelScope() as reading:  # shutdown() cancels it
                     self._readers[session] = reading
                     try:
-                        drained = await self._read(stream, session, handle, fields)
+                        drained = await self._read(stream, session, handle, fields, identity)
                     finally:
                         del self._readers[session]
                 self._deliver(end(session))
@@ -405,10 +415,12 @@ class ChatService:
         session: str,
         handle: Callable[[Any, str], Deliveries],
         fields: Mapping[str, str],
+        identity: Identity | None,
     ) -> bool:
         """Handle messages until the client half-closes (False) or the server drains (True)."""
         counters = self.counters
         max_bytes = self.settings.max_message_bytes
+        rpc = session.partition("-")[0]
         while True:
             if self._blocking:
                 await self._wait_unblocked(session)
@@ -420,6 +432,8 @@ class ChatService:
                 # cancels a reader that waits; this one had a message ready.)
                 return True
             counters.messages_in += 1
+            if identity is not None:
+                identity.authorize(rpc, message)
             try:
                 deliveries = handle(message, session)
             except CoreError as error:
