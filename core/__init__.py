@@ -6,7 +6,9 @@ an object passed in that implements a protocol declared here (``interplay.core.s
 """
 
 from .arena import Arena
+from .backoff import Backoff, BackoffPolicy
 from .buffer import BackpressureBuffer, BufferStatistics, Signal
+from .chat_client import ClientRooms
 from .documents import (
     Acked,
     CloseSession,
@@ -60,9 +62,12 @@ __all__ = [
     "Action",
     "AlreadyExists",
     "Arena",
+    "Backoff",
+    "BackoffPolicy",
     "BackpressureBuffer",
     "BufferStatistics",
     "ChatLimits",
+    "ClientRooms",
     "CloseSession",
     "CoreError",
     "CursorMoved",
