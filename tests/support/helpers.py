@@ -117,8 +117,11 @@ def interplay_serve(data: Path, *extra: str) -> Iterator[int]:
 
 
 @contextmanager
-def interplay_process(data: Path, *extra: str) -> Iterator[tuple[int, subprocess.Popen[str]]]:
-    """``interplay serve`` in a subprocess on a free port; SIGTERM at the end, exit code 0."""
+def interplay_process(
+    data: Path, *extra: str, killed: bool = False
+) -> Iterator[tuple[int, subprocess.Popen[str]]]:
+    """``interplay serve`` in a subprocess on a free port (or ``--port P`` in ``extra``);
+    SIGTERM at the end, exit code 0 (unless the test ``killed`` it)."""
     exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
     with subprocess.Popen(
         [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING", *extra],
@@ -139,4 +142,4 @@ def interplay_process(data: Path, *extra: str) -> Iterator[tuple[int, subprocess
             except subprocess.TimeoutExpired:
                 process.kill()
                 raise
-        assert code == 0, process.stderr.read()
+        assert killed or code == 0, process.stderr.read()

@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 
 from grpclib.encoding.proto import ProtoCodec
 
+from interplay.core.chat_client import JoinRequest, LeaveRequest, Request, TextRequest
 from interplay.core.documents import (
     Acked,
     CursorMoved,
@@ -30,7 +31,7 @@ from interplay.core.errors import InvalidArgument
 from interplay.core.game import JOIN, LEAVE, Action, GameEvent, PlayerState, TickState
 from interplay.core.matches import Act, JoinMatch, LeaveMatch
 from interplay.core.matches import Command as MatchCommand
-from interplay.core.rooms import Command, Join, Leave, Post, RoomMessage, Typing
+from interplay.core.rooms import Command, Join, Kind, Leave, Post, RoomMessage, Typing
 
 from .generated import chat_pb2 as pb
 from .generated.chat import GameState
@@ -91,6 +92,41 @@ def encode_chat(message: RoomMessage) -> bytes:
         seq=message.seq,
         epoch=message.epoch,
     ).SerializeToString()
+
+
+def chat_request(request: Request, user: str) -> Any:
+    """The ChatMessage (upb) a client sends for one of ``ClientRooms``' requests."""
+    if isinstance(request, JoinRequest):
+        message = pb.ChatMessage(
+            type=pb.ChatMessage.JOIN, room_id=request.room, sender_id=user, epoch=request.epoch
+        )
+        if request.resume_after_seq is not None:
+            message.resume_after_seq = request.resume_after_seq
+        return message
+    if isinstance(request, TextRequest):
+        return pb.ChatMessage(
+            type=pb.ChatMessage.TEXT,
+            room_id=request.room,
+            sender_id=user,
+            content=request.content,
+            id=request.id,
+        )
+    kind = pb.ChatMessage.LEAVE if isinstance(request, LeaveRequest) else pb.ChatMessage.TYPING
+    return pb.ChatMessage(type=kind, room_id=request.room, sender_id=user)
+
+
+def room_message(message: Any) -> RoomMessage:
+    """A ChatMessage (upb) the server sent, as the core's ``RoomMessage``."""
+    return RoomMessage(
+        kind=Kind(message.type),
+        room=message.room_id,
+        sender=message.sender_id,
+        id=message.id,
+        content=message.content,
+        timestamp=message.timestamp,
+        seq=message.seq,
+        epoch=message.epoch,
+    )
 
 
 def edit_command(message: Any, session: str) -> DocumentCommand:
