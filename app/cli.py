@@ -119,6 +119,19 @@ def _parser() -> argparse.ArgumentParser:
     flow.add_argument(
         "--drain-timeout", type=float, default=5.0, help="seconds over high water, then cut"
     )
+    chat = commands.add_parser(
+        "chat",
+        help="chat in a terminal (reconnects and resumes by itself)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    chat.add_argument("--room", required=True)
+    chat.add_argument("--user", required=True)
+    chat.add_argument(
+        "--server", default=_env("SERVER", "127.0.0.1:50051"), help="HOST:PORT [INTERPLAY_SERVER]"
+    )
+    chat.add_argument(
+        "--token", default=None, help="bearer token, if the server wants one [INTERPLAY_TOKEN]"
+    )
     token = commands.add_parser(
         "token",
         help="mint a bearer token for development (signed with the server's auth secret)",
@@ -166,6 +179,17 @@ def _token(args: argparse.Namespace) -> int:
     )
     print(minted)
     return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from interplay.chat import run_chat
+
+    host, _, port = args.server.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"interplay chat: --server must be HOST:PORT, got {args.server!r}")
+    token = args.token or os.environ.get("INTERPLAY_TOKEN")
+    main = run_chat(host, int(port), room=args.room, user=args.user, token=token)
+    return asyncio.run(main)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -275,4 +299,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "token":
         return _token(args)
+    if args.command == "chat":
+        return _chat(args)
     raise AssertionError(args.command)

@@ -161,6 +161,10 @@ class ClientRooms:
         self._acknowledge(message)
         return [*seen, message], []
 
+    def joined(self) -> list[str]:
+        """The rooms this client is in (joined and not left), in join order."""
+        return list(self._rooms)
+
     def members(self, room: str) -> frozenset[str]:
         """Who is in ``room`` (rebuilt on every rejoin, so a reconnect misses no LEAVE)."""
         state = self._rooms.get(room)

@@ -93,6 +93,10 @@ def test_unacknowledged_texts_are_resent_after_the_joins_under_their_ids() -> No
     ]
     with pytest.raises(NotJoined):
         client.text("elsewhere", "x")
+    client.join("s")
+    assert client.joined() == ["r", "s"]
+    assert client.leave("r") == [LeaveRequest(room="r")]
+    assert client.joined() == ["s"] and client.unacknowledged() == []  # p-2 went with "r"
 
 
 def test_history_no_longer_retained_starts_the_room_over_after_the_notice() -> None:

@@ -1,0 +1,78 @@
+"""`interplay chat` used as a person uses it: two terminals against a real `interplay serve`,
+read as screens (pexpect + a VT100 emulator, tests/support/terminal.py)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from helpers import interplay_process, interplay_serve
+from terminal import Terminal
+
+pytestmark = pytest.mark.slow
+
+EXE = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
+
+
+@contextmanager
+def chat(port: int, user: str, room: str = "lobby") -> Iterator[Terminal]:
+    terminal = Terminal(
+        [EXE, "chat", "--room", room, "--user", user, "--server", f"127.0.0.1:{port}"]
+    )
+    try:
+        terminal.wait_for("connected · #lobby")
+        yield terminal
+    finally:
+        if terminal.child.isalive():
+            terminal.type("/quit\r")
+        assert terminal.close() == 0
+
+
+def test_two_people_chat_with_typing_who_rooms_and_quit(tmp_path: Path) -> None:
+    with interplay_serve(tmp_path / "chat.db") as port, chat(port, "ann") as ann:
+        with chat(port, "bob") as bob:
+            ann.wait_for("* bob joined")
+            ann.type("hello bob\r")
+            bob.wait_for("#lobby ann: hello bob")
+            bob.type("/who\r")
+            bob.wait_for("#lobby: ann, bob")
+            bob.type("I am typ")  # not sent yet: the other side sees the indicator
+            ann.wait_for("bob typing…")
+            assert "bob typing" in ann.bottom()  # in the status line, under the prompt
+            bob.type("ing\r")
+            ann.wait_for("#lobby bob: I am typing")
+            bob.type("/join dev\r")
+            bob.wait_for("connected · #dev as bob")
+            bob.type("over here\r")
+            bob.wait_for("#dev bob: over here")
+            bob.type("/leave dev\r")
+            bob.wait_for("* you left #dev")
+            bob.wait_for("connected · #lobby as bob")
+            bob.type("/nonsense\r")
+            bob.wait_for("commands: /join ROOM")
+        ann.wait_for("* bob left")
+        assert "over here" not in ann.text()  # another room
+
+
+def test_the_status_line_shows_a_reconnect_and_nothing_said_meanwhile_is_lost(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "chat.db"
+    with interplay_process(data, killed=True) as (port, process):
+        ann_chat, bob_chat = chat(port, "ann"), chat(port, "bob")
+        ann, bob = ann_chat.__enter__(), bob_chat.__enter__()
+        ann.wait_for("* bob joined")
+        process.kill()
+        ann.wait_for("reconnecting · #lobby")
+        ann.type("said while the server was down\r")
+    with interplay_serve(data, "--port", str(port)):
+        ann.wait_for("connected · #lobby", timeout=15)
+        bob.wait_for("#lobby ann: said while the server was down", timeout=15)
+        ann.wait_for("#lobby ann: said while the server was down")
+        ann_chat.__exit__(None, None, None)
+        bob_chat.__exit__(None, None, None)
