@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from .errors import InvalidArgument, LimitExceeded, PermissionDenied
 from .events import Deliver
 from .ot import ServerDocument, TextOp
+from .ot.server import Applied
 from .store import DocumentStore, StoredEdit
 
 # -- commands ----------------------------------------------------------------------------
@@ -29,9 +30,13 @@ from .store import DocumentStore, StoredEdit
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenDocument:
+    """Open a document: a snapshot, or with ``since`` (a revision the client holds, > 0) the
+    edits after it, when the server still keeps them (a reconnecting client catches up)."""
+
     session: str
     document: str
     user: str = ""
+    since: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,7 +174,14 @@ class DocumentHub:
             return self._cursor(command)
         if isinstance(command, OpenDocument):
             events: list[Deliver[DocumentEvent]] = []
-            self._open(command.session, command.document, command.user, events, again=True)
+            self._open(
+                command.session,
+                command.document,
+                command.user,
+                events,
+                again=True,
+                since=command.since,
+            )
             return events
         if isinstance(command, CloseSession):
             self._close(command.session)
@@ -184,13 +196,15 @@ class DocumentHub:
         events: list[Deliver[DocumentEvent]],
         *,
         again: bool = False,
+        since: int | None = None,
     ) -> tuple[_Open, _Editor]:
-        """Make ``name`` an editor of ``document`` (snapshot into ``events`` if it was not)."""
+        """Make ``name`` an editor of ``document`` (snapshot or catch-up into ``events`` if it
+        was not, or if it asks ``again``)."""
         opened, user, editor = self._lookup(name, document, claimed)
         if editor is None:
-            return opened, self._join(name, document, opened, user, events)
+            return opened, self._join(name, document, opened, user, events, since)
         if again:
-            events.append(Deliver(to=(name,), message=self._snapshot(document, opened)))
+            events.extend(self._catch_up(name, document, opened, since))
         return opened, editor
 
     def _lookup(self, name: str, document: str, claimed: str) -> tuple[_Open, str, _Editor | None]:
@@ -222,13 +236,28 @@ class DocumentHub:
         opened: _Open,
         user: str,
         events: list[Deliver[DocumentEvent]],
+        since: int | None = None,
     ) -> _Editor:
         self._docs[document] = opened
         session = self._sessions.get(name) or self._sessions.setdefault(name, _Session(user=user))
         session.documents.add(document)
         editor = opened.editors[name] = _Editor(user=user)
-        events.append(Deliver(to=(name,), message=self._snapshot(document, opened)))
+        events.extend(self._catch_up(name, document, opened, since))
         return editor
+
+    def _catch_up(
+        self, name: str, document: str, opened: _Open, since: int | None
+    ) -> list[Deliver[DocumentEvent]]:
+        """The edits after ``since``, as ``Remote``s in revision order (its own among them,
+        which the client takes as acks by op id); a snapshot when ``since`` is not given,
+        no longer kept, or ahead of the server (which lost edits: the client starts over)."""
+        doc = opened.document
+        if since is None or not doc.oldest_base <= since <= doc.revision:
+            return [Deliver(to=(name,), message=self._snapshot(document, opened))]
+        return [
+            Deliver(to=(name,), message=_remote(document, applied))
+            for applied in doc.history_since(since)
+        ]
 
     def _load(self, document: str) -> ServerDocument:
         """The stored snapshot, replayed forward through the stored edits: their op ids are
@@ -300,12 +329,6 @@ class DocumentHub:
                 end = applied.op.transform_index(start + size)
                 start = applied.op.transform_index(start)
                 other.cursor = (start, max(0, end - start))
-        pieces = tuple(
-            Piece(position=position, deleted=removed, inserted=inserted)
-            for (position, _, inserted), removed in zip(
-                applied.op.splices(), applied.removed, strict=True
-            )
-        )
         events.append(
             Deliver(
                 to=(cmd.session,),
@@ -319,14 +342,7 @@ class DocumentHub:
         )
         others = tuple(s for s in opened.editors if s != cmd.session)
         if others:
-            remote = Remote(
-                document=cmd.document,
-                revision=applied.revision,
-                user=editor.user,
-                op_id=cmd.op_id,
-                pieces=pieces,
-            )
-            events.append(Deliver(to=others, message=remote))
+            events.append(Deliver(to=others, message=_remote(cmd.document, applied)))
         return events
 
     def _cursor(self, cmd: MoveCursor) -> list[Deliver[DocumentEvent]]:
@@ -368,3 +384,20 @@ class DocumentHub:
             opened.document.forget(name)
             if not opened.editors:
                 del self._docs[document]  # stored; the next open reloads it
+
+
+def _remote(document: str, applied: Applied) -> Remote:
+    """An applied op as the other editors receive it: its splices, each with what it removed."""
+    pieces = tuple(
+        Piece(position=position, deleted=removed, inserted=inserted)
+        for (position, _, inserted), removed in zip(
+            applied.op.splices(), applied.removed, strict=True
+        )
+    )
+    return Remote(
+        document=document,
+        revision=applied.revision,
+        user=applied.author,
+        op_id=applied.op_id,
+        pieces=pieces,
+    )

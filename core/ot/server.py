@@ -46,6 +46,7 @@ class _Entry:
     author: str
     op_id: str
     length_before: int
+    removed: tuple[str, ...]
 
 
 @dataclass(slots=True)
@@ -104,7 +105,13 @@ class ServerDocument:
         self.length_at(base)
         start = base - self.oldest_base
         return [
-            Applied(revision=base + 1 + i, op=entry.op, author=entry.author, op_id=entry.op_id)
+            Applied(
+                revision=base + 1 + i,
+                op=entry.op,
+                author=entry.author,
+                op_id=entry.op_id,
+                removed=entry.removed,
+            )
             for i, entry in enumerate(list(self._log)[start:])
         ]
 
@@ -161,7 +168,7 @@ class ServerDocument:
         length_before = len(self._text)
         removed = self._text.apply(op)
         self.revision += 1
-        self._log.append(_Entry(op, author, op_id, length_before))
+        self._log.append(_Entry(op, author, op_id, length_before, removed))
         if op_id:
             self._ids[(author, op_id)] = self.revision
         if session:

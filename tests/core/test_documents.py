@@ -192,3 +192,35 @@ def test_documents_per_stream_and_insert_size_are_limited() -> None:
     with pytest.raises(LimitExceeded, match=r"^content: must be at most 3 characters"):
         hub.handle(EditDocument(session="a2", document="d3", base=0, position=0, inserted="abcd"))
     assert hub.text("d3") == ""
+
+
+def test_a_join_since_a_kept_revision_catches_up_instead_of_a_snapshot() -> None:
+    hub = DocumentHub(MemoryStore(), keep=3)
+    hub.handle(edit("a", 0, 0, inserted="abc", user="ann", op_id="a1"))
+    hub.handle(edit("b", 1, 3, inserted="!", user="bob", op_id="b1"))
+    hub.handle(edit("a", 2, 0, deleted=1, user="ann", op_id="a2"))
+    events = hub.handle(OpenDocument(session="a2", document="d", user="ann", since=1))
+    assert [e.to for e in events] == [("a2",), ("a2",)]
+    assert [e.message for e in events] == [
+        Remote(
+            document="d",
+            revision=2,
+            user="bob",
+            op_id="b1",
+            pieces=(Piece(position=3, deleted="", inserted="!"),),
+        ),
+        Remote(  # its own op: the client takes it as the ack it missed, by op id
+            document="d",
+            revision=3,
+            user="ann",
+            op_id="a2",
+            pieces=(Piece(position=0, deleted="a", inserted=""),),
+        ),
+    ]
+    # Not kept any more (keep=3 after two more edits), or ahead of the server: a snapshot.
+    hub.handle(edit("b", 3, 0, inserted="x", user="bob", op_id="b2"))
+    hub.handle(edit("b", 4, 0, inserted="y", user="bob", op_id="b3"))
+    for since in (1, 99):
+        [event] = hub.handle(OpenDocument(session="a3", document="d", user="ann", since=since))
+        assert event.message == Snapshot(document="d", text="yxbc!", revision=5)
+    assert hub.handle(OpenDocument(session="a4", document="d", user="ann", since=5)) == []

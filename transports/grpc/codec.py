@@ -148,8 +148,8 @@ def edit_command(message: Any, session: str) -> DocumentCommand:
             inserted="" if operation == "delete" else content,
             op_id=message.op_id,
         )
-    if operation == "join":
-        return OpenDocument(**common)
+    if operation == "join":  # version > 0: "I hold this revision, catch me up"
+        return OpenDocument(**common, since=message.version or None)
     if operation == "cursor":
         return MoveCursor(
             **common, base=message.version, position=message.position, length=message.length
