@@ -14,8 +14,11 @@ state                  local edit                      server op (someone else's
 =====================  ==============================  ==========================  ============
 synchronized           send it -> awaiting confirm     apply it                    (error)
 awaiting confirm       buffer it -> awaiting w/ buffer  transform in-flight, apply  -> synchronized
-awaiting with buffer   compose into the buffer         transform both, apply       send buffer
+awaiting with buffer   compose into the buffer         transform both, apply       send buffer*
 =====================  ==============================  ==========================  ============
+
+(*) Every operation sent is one splice, as the position-based wire requires: a buffer (or an
+undo step) that touches several places goes out a splice at a time, one per ack.
 """
 
 from __future__ import annotations
@@ -122,11 +125,22 @@ class ClientDocument:
 
     def _apply_local(self, op: TextOp) -> Send | None:
         self.text = op.apply(self.text)
-        if len(self.in_flight) < self.max_in_flight and self.buffer is None:
-            self.in_flight.append(op)
-            return Send(op=op, base=self.revision)
-        self.buffer = op if self.buffer is None else self.buffer.compose(op)
-        return None
+        if self.buffer is not None:
+            self.buffer = self.buffer.compose(op)
+            return None
+        self.buffer = op
+        return self._send_buffered() if len(self.in_flight) < self.max_in_flight else None
+
+    def _send_buffered(self) -> Send | None:
+        """Put the buffer's first splice in flight; the rest stays buffered. Every operation
+        sent is one splice: the wire's position-based edits carry no more (DESIGN §3)."""
+        if self.buffer is None:
+            return None
+        head, self.buffer = _split_first(self.buffer)
+        if head is None:
+            return None
+        self.in_flight.append(head)
+        return Send(op=head, base=self.revision)
 
     @property
     def server_length(self) -> int:
@@ -161,11 +175,7 @@ class ClientDocument:
             raise RuntimeError("ack: nothing is awaiting confirmation")
         self.revision += 1
         del self.in_flight[0]
-        if self.buffer is None:
-            return None
-        op, self.buffer = self.buffer, None
-        self.in_flight.append(op)
-        return Send(op=op, base=self.revision)
+        return self._send_buffered()
 
     def resend(self) -> Send | None:
         """After a reconnect: the in-flight operation again (its op id makes it idempotent).
@@ -188,3 +198,19 @@ def _continues(last: tuple[int, int, str] | None, new: tuple[int, int, str] | No
     if deleted and not inserted and last_deleted and not last_inserted:
         return at + deleted == last_at or at == last_at  # backspace, forward delete
     return False
+
+
+def _split_first(op: TextOp) -> tuple[TextOp | None, TextOp | None]:
+    """``op`` as its first splice and the rest (which applies after it); ``(None, None)``
+    for an operation that changes nothing."""
+    length = op.base_length
+    head: TextOp | None = None
+    rest: TextOp | None = None
+    for position, deleted, inserted in op.splices():
+        piece = TextOp.splice(length, position, deleted, inserted)
+        length = piece.target_length
+        if head is None:
+            head = piece
+        else:
+            rest = piece if rest is None else rest.compose(piece)
+    return head, rest
