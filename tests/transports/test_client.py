@@ -7,6 +7,7 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -14,11 +15,16 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
 from helpers import eventually, interplay_process
-from interplay.core import ChatLimits, DocumentHub, Kind, RoomHub, RoomMessage
+from interplay.core import ChatLimits, DocumentHub, Kind, MatchHub, RoomHub, RoomMessage
 from interplay.core.backoff import BackoffPolicy
 from interplay.stores import MemoryStore
 from interplay.transports.grpc.auth import Authenticator
-from interplay.transports.grpc.client import ChatClient, ConnectionState
+from interplay.transports.grpc.client import (
+    ChatClient,
+    ConnectionState,
+    EditClient,
+    GameClient,
+)
 from interplay.transports.grpc.server import ServerSettings, build_server
 
 pytestmark = pytest.mark.anyio
@@ -144,3 +150,90 @@ async def test_server_killed_and_restarted_loses_and_repeats_nothing(tmp_path: P
         for attempt, delay in enumerate(client.reconnect_delays):
             low, high = FAST.bounds(attempt)
             assert low <= delay <= high
+
+
+async def type_text(editor: EditClient, words: list[str], pause: float = 0.0) -> None:
+    for word in words:
+        await editor.insert(len(editor.text), word)
+        await anyio.sleep(pause)
+
+
+async def test_editors_converge_undo_and_replace() -> None:
+    async with (
+        tcp_server() as port,
+        EditClient("127.0.0.1", port, user="ann", document="notes") as ann,
+        EditClient("127.0.0.1", port, user="bob", document="notes") as bob,
+    ):
+        await ann.wait_synced()
+        await bob.wait_synced()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(type_text, ann, ["a1 ", "a2 ", "a3 "])
+            tasks.start_soon(type_text, bob, ["b1 ", "b2 ", "b3 "])
+        for editor in (ann, bob):
+            await editor.wait_settled()
+        await eventually(lambda: ann.text == bob.text and len(ann.text) == 18)
+        before = ann.text
+        await ann.insert(0, "XY")
+        await ann.undo()  # takes back only ann's own edit
+        await ann.wait_settled()
+        await eventually(lambda: bob.text == ann.text == before)
+        await bob.edit(0, 2, "B1")  # a replace
+        await eventually(lambda: ann.text == bob.text == "B1" + before[2:])
+
+
+@pytest.mark.slow
+async def test_editors_keep_typing_through_a_server_kill_and_converge(tmp_path: Path) -> None:
+    data, port = tmp_path / "docs.db", free_port()
+    flags = ("--port", str(port))
+    words = {user: [f"{user}{n} " for n in range(40)] for user in ("ann", "bob")}
+    server = interplay_process(data, *flags, killed=True)
+    _, process = server.__enter__()
+    options: dict[str, Any] = {"backoff": FAST, "document": "notes"}
+    async with (
+        EditClient("127.0.0.1", port, user="ann", **options) as ann,
+        EditClient("127.0.0.1", port, user="bob", **options) as bob,
+    ):
+        await ann.wait_synced()
+        await bob.wait_synced()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(type_text, ann, words["ann"], 0.01)
+            tasks.start_soon(type_text, bob, words["bob"], 0.01)
+            await anyio.sleep(0.2)
+            process.kill()
+            server.__exit__(None, None, None)
+            await anyio.sleep(0.3)
+            server = interplay_process(data, *flags, killed=True)
+            server.__enter__()
+        with anyio.fail_after(20):
+            await ann.wait_settled()
+            await bob.wait_settled()
+        await eventually(lambda: ann.text == bob.text and ann.doc.revision == bob.doc.revision)
+        assert ann.reconnect_delays and bob.reconnect_delays
+        async with EditClient("127.0.0.1", port, user="cat", document="notes") as cat:
+            await cat.wait_synced()
+            assert cat.text == ann.text  # the server's (restarted, durable) text
+    server.__exit__(None, None, None)
+    # Every word typed is there exactly once, each editor's in its own order.
+    for user, typed in words.items():
+        mine = [w + " " for w in ann.text.split(" ") if w.startswith(user)]
+        assert mine == typed
+
+
+async def test_a_player_acts_and_sees_its_actions_confirmed() -> None:
+    store = MemoryStore()
+    server, _ = build_server(RoomHub(store), DocumentHub(store), MatchHub(), ServerSettings(port=0))
+    await server.start("127.0.0.1", 0)
+    assert server._server is not None
+    port = server._server.sockets[0].getsockname()[1]
+    try:
+        async with GameClient("127.0.0.1", port, player="ann", match="m") as ann:
+            sequence = await ann.act("move", dx="3", dy="-2")
+            with anyio.fail_after(5):
+                async for mirror in ann:
+                    me = mirror.players.get("ann")
+                    if me is not None and me.last_sequence == sequence:
+                        break
+            assert ann._unconfirmed == {}
+    finally:
+        server.close()
+        await server.wait_closed()
