@@ -1,0 +1,98 @@
+"""Each example in examples/ runs against a real `interplay serve` and does what it says."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from helpers import interplay_serve
+from interplay.core import Kind
+from interplay.transports.grpc.client import ChatClient
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@contextmanager
+def example(name: str, *args: str) -> Iterator[subprocess.Popen[str]]:
+    with subprocess.Popen(
+        [sys.executable, str(EXAMPLES / name), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
+
+
+@pytest.mark.anyio
+async def test_the_chat_bot_greets_and_answers(tmp_path: Path) -> None:
+    with (
+        interplay_serve(tmp_path / "chat.db") as port,
+        example("chat_bot.py", "--server", f"127.0.0.1:{port}", "--room", "lobby") as bot,
+    ):
+        assert bot.stdout is not None
+        assert bot.stdout.readline() == "bot: in #lobby\n"
+        async with ChatClient("127.0.0.1", port, user="ann") as ann:
+            await ann.join("lobby")
+            await ann.send("lobby", "!echo hello there")
+            await ann.send("lobby", "!who")
+            replies = []
+            with anyio.fail_after(10):
+                async for message in ann:
+                    if message.kind is Kind.TEXT and message.sender == "bot":
+                        replies.append(message.content)
+                        if len(replies) == 3:
+                            break
+        assert replies == ["welcome, ann!", "hello there", "ann, bot"]
+    assert bot.returncode == 0, bot.stderr.read() if bot.stderr else ""
+
+
+def test_two_shared_editors_converge(tmp_path: Path) -> None:
+    with interplay_serve(tmp_path / "docs.db") as port:
+        server = f"127.0.0.1:{port}"
+        with (
+            example("shared_editor.py", "--server", server, "--user", "ann") as ann,
+            example("shared_editor.py", "--server", server, "--user", "bob") as bob,
+        ):
+            assert ann.stdin is not None and bob.stdin is not None
+            ann.stdin.write("i $ hello\ni $  world\n")
+            ann.stdin.flush()
+            bob.stdin.write("i 0 >> \nu\nr\n")
+            bob.stdin.flush()
+            ann_out, _ = ann.communicate("p\nq\n", timeout=20)  # all of ann's are acked now
+            time.sleep(0.5)  # ... and relayed to bob over loopback
+            bob_out, _ = bob.communicate("p\nq\n", timeout=20)
+    assert ann.returncode == bob.returncode == 0
+    finals = {out.strip().splitlines()[-1].split("] ", 1)[1] for out in (ann_out, bob_out)}
+    assert len(finals) == 1, (ann_out, bob_out)
+    [text] = finals
+    assert sorted(text.replace(">> ", "", 1)) == sorted("hello world") and ">> " in text
+
+
+def test_the_game_client_walks_and_prints_the_match(tmp_path: Path) -> None:
+    with interplay_serve(tmp_path / "game.db") as port:
+        args = ("--server", f"127.0.0.1:{port}", "--match", "m", "--moves", "5")
+        with example("game_client.py", *args, "--player", "ann") as ann:
+            out, err = ann.communicate(timeout=30)
+    assert ann.returncode == 0, err
+    [line] = out.splitlines()
+    assert line.startswith("ann: x=") and line.endswith("last_sequence=5")
