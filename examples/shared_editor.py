@@ -3,7 +3,8 @@
     python examples/shared_editor.py --server 127.0.0.1:50051 --document notes --user ann
 
 Commands, one per line: ``i POS TEXT`` inserts TEXT at POS (``$`` is the end), ``d POS N``
-deletes N characters, ``u`` undoes your last step, ``r`` redoes, ``p`` prints, ``q`` quits.
+deletes N characters, ``u`` undoes your last step, ``r`` redoes, ``p`` prints (``= [rev N] text``,
+once your edits are acknowledged), ``q`` quits.
 Every change, yours or someone else's, prints the document as ``[rev N] text``; everyone ends
 with the same text (operational transformation), and a server restart is ridden out.
 """
@@ -43,7 +44,7 @@ async def commands(editor: EditClient) -> None:
                 await editor.redo()
             elif command == "p":
                 await editor.wait_settled()
-                print(f"[rev {editor.doc.revision}] {editor.text}", flush=True)
+                print(f"= [rev {editor.doc.revision}] {editor.text}", flush=True)
                 continue
             else:
                 print("? i POS TEXT | d POS N | u | r | p | q", flush=True)
