@@ -37,3 +37,25 @@ def test_grpclib_client_snippet_runs_against_interplay_serve(tmp_path: Path) -> 
             [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
         ).stdout
     assert out.splitlines() == ["JOIN 0 ann ", "TEXT 1 ann hi"]
+
+
+def test_every_serve_flag_is_in_the_operations_table() -> None:
+    from interplay.cli import _parser
+
+    commands = _parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
+    serve = commands.choices["serve"]  # type: ignore[index]
+    flags = {a.option_strings[-1] for a in serve._actions if a.option_strings} - {"--help"}
+    operations = README[README.index("## Operations") : README.index("## Embedding the core")]
+    table = {flag for flag in re.findall(r"`(--[a-z-]+)`", operations)}
+    assert flags == table
+
+
+@pytest.mark.slow
+def test_reconnecting_client_snippet_runs_against_interplay_serve(tmp_path: Path) -> None:
+    [client] = [b for b in BLOCKS if "ChatClient(" in b]
+    with interplay_serve(tmp_path / "chat.db") as port:
+        script = client.replace("50051", str(port))
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    assert out.splitlines() == ["JOIN 0 ann ", "TEXT 1 ann hi"]
