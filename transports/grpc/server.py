@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from asyncio import BaseTransport
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from grpclib.config import Configuration
 from grpclib.health.service import Health
-from grpclib.protocol import H2Protocol
+from grpclib.protocol import Connection, H2Protocol
 from grpclib.reflection.service import ServerReflection
 from grpclib.server import Server
 from h2.settings import SettingCodes
 
 from interplay.core.documents import DocumentHub
+from interplay.core.histogram import Histogram
 from interplay.core.matches import MatchHub
 from interplay.core.rooms import RoomHub
 
@@ -44,26 +47,102 @@ class ServerSettings:
     auth: Authenticator | None = None
     # Seconds a shutdown waits for calls to flush and end before cancelling what is left.
     grace: float = 10.0
+    # TLS for every connection (``tls_context``); None: plaintext HTTP/2 (h2c).
+    tls: ssl.SSLContext | None = None
+    # HTTP/2 keepalive: every ``keepalive_time`` seconds the server pings each connection, idle
+    # or not; one whose ack has not come ``keepalive_timeout`` seconds later is dropped and its
+    # calls end, so a member whose network vanished leaves its rooms within time + timeout.
+    # None: no pings (a dead peer then lingers until TCP itself gives up, which can take hours).
+    keepalive_time: float | None = 20.0
+    keepalive_timeout: float = 10.0
+    # Prometheus metrics at http://host:metrics_port/metrics (metrics.py); None: no exporter.
+    metrics_port: int | None = None
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server context for gRPC: the certificate chain and key (PEM files), TLS 1.2 or newer
+    (HTTP/2 requires it), and ALPN ``h2``, which gRPC clients insist on."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+class _KeepaliveConnection(Connection):
+    """grpclib's connection, dropping a peer that misses a keepalive ping at once.
+
+    grpclib (protocol.py, ``Connection._ping``) ends such a connection with ``close()``, that is
+    ``transport.close()``, which flushes first: over TLS it waits for the peer's close_notify,
+    up to asyncio's ``ssl_shutdown_timeout`` (30 s), and over TCP for a full send buffer to
+    drain. A peer that answers no ping answers neither, so we abort the transport instead.
+    """
+
+    def _ping(self) -> None:
+        waiting = self._close_by_ping_handler is not None
+        super()._ping()
+        timer = self._close_by_ping_handler
+        if timer is not None and not waiting:  # a ping went out just now: arm our own timer
+            timer.cancel()
+            self._close_by_ping_handler = asyncio.get_running_loop().call_later(
+                self._config._keepalive_timeout, self._ping_timed_out
+            )
+
+    def _ping_timed_out(self) -> None:
+        transport = getattr(self, "_transport", None)  # close() deletes it
+        if transport is not None:
+            log.info(
+                "keepalive: no ping ack from %s in %g s; dropping the connection",
+                transport.get_extra_info("peername"),
+                self._config._keepalive_timeout,
+            )
+            transport.abort()  # connection_lost follows: grpclib cancels every call on it
+        self.close()
 
 
 class _Server(Server):
-    """grpclib's server, announcing ``max_streams`` in its HTTP/2 settings."""
+    """grpclib's server, announcing ``max_streams`` in its HTTP/2 settings, dropping peers that
+    miss a keepalive ping at once, and knowing its open connections (for ``drain``)."""
 
     def __init__(self, *args: Any, max_streams: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_streams = max_streams
+        self.connections: set[H2Protocol] = set()
+        self._all_closed = asyncio.Event()
+
+    async def wait_disconnected(self) -> None:
+        """Until every client has closed its connection."""
+        while self.connections:
+            self._all_closed.clear()
+            await self._all_closed.wait()
 
     def _protocol_factory(self) -> H2Protocol:
         protocol = super()._protocol_factory()
         made = protocol.connection_made
+        lost = protocol.connection_lost
+
+        def connection_lost(exc: BaseException | None) -> None:
+            try:
+                lost(exc)
+            finally:
+                self.connections.discard(protocol)
+                if not self.connections:
+                    self._all_closed.set()
 
         def connection_made(transport: BaseTransport) -> None:
             made(transport)
+            self.connections.add(protocol)
+            connection = protocol.connection
             settings = {SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams}
-            protocol.connection._connection.update_settings(settings)
-            protocol.connection.flush()
+            connection._connection.update_settings(settings)
+            connection.flush()
+            connection.__class__ = _KeepaliveConnection
+            if connection._ping_handle is not None:  # scheduled grpclib's own _ping: redo it
+                connection._ping_handle.cancel()
+                connection.initialize()
 
         protocol.connection_made = connection_made  # type: ignore[method-assign]
+        protocol.connection_lost = connection_lost  # type: ignore[method-assign]
         return protocol
 
 
@@ -71,9 +150,22 @@ def build_server(
     hub: RoomHub, documents: DocumentHub, games: MatchHub | None, settings: ServerSettings
 ) -> tuple[Server, ChatService]:
     chat = ChatService(hub, documents, games, settings=settings.chat, auth=settings.auth)
+    keepalive = settings.keepalive_time
     config = Configuration(
         http2_stream_window_size=settings.stream_window,
         http2_connection_window_size=settings.connection_window,
+        # grpclib's keepalive (private fields; protocol.py, Connection._ping): a ping every
+        # _keepalive_time while a stream is open, or always with _permit_without_calls (dead
+        # idle connections go too). Its "without data" limits must be lifted, or a member who
+        # only listens in a quiet room is pinged twice and then never again: the count resets
+        # only when *we* send headers or data (_max_pings_without_data; 0 = no limit), and the
+        # minimum interval (default 300 s) applies to every ping; half the period absorbs timer
+        # jitter.
+        _keepalive_time=keepalive,
+        _keepalive_timeout=settings.keepalive_timeout,
+        _keepalive_permit_without_calls=True,
+        _http2_max_pings_without_data=0,
+        _http2_min_sent_ping_interval_without_data=keepalive / 2 if keepalive else 300,
     )
     # The standard health service and server reflection, so grpcurl, grpc_cli and Postman find
     # chat.ChatService with no proto file at hand (its descriptor: the committed chat_pb2).
@@ -86,33 +178,59 @@ def build_server(
 async def drain(server: Server, chat: ChatService, grace: float) -> None:
     """Stop the way a real-time server should: NOT_SERVING and no new connections at once;
     every call flushes what it was sent and ends with UNAVAILABLE (its client reconnects
-    elsewhere); after ``grace`` seconds, what has not ended is cancelled."""
+    elsewhere); then the clients close their connections. After ``grace`` seconds, what has
+    not ended is cancelled and closed.
+
+    The server does not close a connection first: its client may still be sending (the
+    reconnect has not begun), and closing a socket with unread data makes the kernel send a
+    reset, which can destroy the end of what the client had not read yet. Nor does it send
+    GOAWAY: grpclib's client fails every stream on it, read or not."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
     chat.shutdown()
     if server._server is not None:
         server._server.close()  # stop accepting; grpclib's close() would also cancel every call
     open_calls = chat.counters.streams_open
     try:
         await asyncio.wait_for(chat.wait_closed(), grace)
+        if isinstance(server, _Server):
+            await asyncio.wait_for(server.wait_disconnected(), deadline - loop.time())
     except TimeoutError:
         log.warning(
-            "shutdown: %d of %d calls still open after %g s; cancelling them",
+            "shutdown: after %g s, %d of %d calls still open, %d connections; closing them",
+            grace,
             chat.counters.streams_open,
             open_calls,
-            grace,
+            len(server.connections) if isinstance(server, _Server) else -1,
         )
     server.close()
     await server.wait_closed()
 
 
 async def serve(
-    hub: RoomHub, documents: DocumentHub, games: MatchHub, settings: ServerSettings
+    hub: RoomHub,
+    documents: DocumentHub,
+    games: MatchHub,
+    settings: ServerSettings,
+    *,
+    store_latency: Mapping[str, Histogram] | None = None,
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then drain: see ``drain``."""
+    """Serve until SIGINT or SIGTERM, then drain: see ``drain``. With
+    ``settings.metrics_port``, export Prometheus metrics until the drain has ended, the store's
+    write histograms (``TimedStore.latency``: ``store_latency``) among them."""
     server, chat = build_server(hub, documents, games, settings)
-    await server.start(settings.host, settings.port)
+    await server.start(settings.host, settings.port, ssl=settings.tls)
+    metrics = None
+    if settings.metrics_port is not None:
+        from .metrics import metrics_registry, start_metrics_server
+
+        registry = metrics_registry(chat, store_latency)
+        metrics = start_metrics_server(registry, settings.host, settings.metrics_port)
+        log.info("metrics: http://%s:%d/metrics", settings.host, metrics.port)
     sockets = server._server.sockets if server._server else ()
     bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)
-    print(f"interplay: serving chat.ChatService on {bound}", flush=True)
+    security = "TLS" if settings.tls else "plaintext"
+    print(f"interplay: serving chat.ChatService on {bound} ({security})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -125,4 +243,8 @@ async def serve(
         log.info(
             "shutting down: %d open calls, grace %g s", chat.counters.streams_open, settings.grace
         )
-        await drain(server, chat, settings.grace)
+        try:
+            await drain(server, chat, settings.grace)
+        finally:
+            if metrics is not None:  # scraped until the end: the drain shows in them
+                await asyncio.to_thread(metrics.close)
