@@ -2,5 +2,6 @@
 
 from .memory import MemoryStore
 from .sqlite import SQLiteStore
+from .timed import TimedStore
 
-__all__ = ["MemoryStore", "SQLiteStore"]
+__all__ = ["MemoryStore", "SQLiteStore", "TimedStore"]

@@ -45,6 +45,7 @@ from interplay.core.buffer import BackpressureBuffer, Signal
 from interplay.core.documents import CloseSession, DocumentHub
 from interplay.core.errors import CoreError
 from interplay.core.game import TickState
+from interplay.core.histogram import Histogram
 from interplay.core.latest import LatestState
 from interplay.core.matches import EndSession, JoinMatch, MatchHub
 from interplay.core.rooms import Disconnect, RoomHub
@@ -238,6 +239,9 @@ class ChatService:
         # how late it woke after the deadline. For metrics and bench/game_tick.py.
         self.tick_durations: deque[float] = deque(maxlen=100_000)
         self.tick_lags: deque[float] = deque(maxlen=100_000)
+        # The same, cumulative since start, for the Prometheus exporter (metrics.py).
+        self.tick_duration = Histogram()
+        self.tick_lag = Histogram()
         self._state_outboxes: dict[str, StateOutbox] = {}
         self._encoders: dict[str, codec.GameStateEncoder] = {}
         self._driver = anyio.Lock()
@@ -532,8 +536,11 @@ class ChatService:
             for name in [name for name in self._encoders if name not in self.games.matches]:
                 del self._encoders[name]
         if ready:
-            self.tick_durations.append(time.perf_counter() - started)
+            duration = time.perf_counter() - started
+            self.tick_durations.append(duration)
             self.tick_lags.append(now - deadline)
+            self.tick_duration.observe(duration)
+            self.tick_lag.observe(now - deadline)
 
     # -- fan-out and flow control --------------------------------------------------------
 

@@ -1,0 +1,282 @@
+"""The Prometheus exporter, scraped over HTTP as Prometheus would, next to a real TCP server."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pytest
+from edit_client import edit_call
+from game_client import game_call
+from grpclib.client import Channel
+from grpclib.const import Status
+from grpclib.exceptions import GRPCError
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
+from helpers import chat_call, eventually, interplay_serve
+from interplay.cli import _parser
+from interplay.core import DocumentHub, RoomHub
+from interplay.core.matches import GameSettings, MatchHub
+from interplay.core.rooms import Kind, RoomMessage
+from interplay.stores import MemoryStore, TimedStore
+from interplay.transports.grpc.codec import WireCodec
+from interplay.transports.grpc.metrics import metrics_registry, start_metrics_server
+from interplay.transports.grpc.server import ServerSettings, build_server
+from interplay.transports.grpc.service import ChatService
+
+pytestmark = pytest.mark.anyio
+
+
+class Scrape:
+    """One scrape of /metrics: sample name and labels -> value. A missing sample is a failure."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        self.types: dict[str, str] = {}
+        for family in text_string_to_metric_families(text):
+            self.types[family.name] = family.type
+            for sample in family.samples:
+                key = (sample.name, frozenset(sample.labels.items()))
+                self.samples[key] = sample.value
+
+    def __call__(self, name: str, **labels: str) -> float:
+        key = (name, frozenset(labels.items()))
+        assert key in self.samples, f"no sample {name}{labels} in:\n{self.text}"
+        return self.samples[key]
+
+    def buckets(self, name: str, **labels: str) -> list[tuple[float, float]]:
+        """(le, cumulative count) of a histogram, ascending."""
+        found = [
+            (float(dict(key)["le"]), value)
+            for (sample, key), value in self.samples.items()
+            if sample == f"{name}_bucket" and {k: v for k, v in key if k != "le"} == labels
+        ]
+        return sorted(found)
+
+
+async def scrape(port: int) -> Scrape:
+    def get() -> str:
+        url = f"http://127.0.0.1:{port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            assert reply.status == 200
+            return str(reply.read().decode())
+
+    return Scrape(await anyio.to_thread.run_sync(get))
+
+
+@dataclass
+class Running:
+    service: ChatService
+    channel: Channel
+    metrics_port: int
+
+
+@asynccontextmanager
+async def running() -> AsyncIterator[Running]:
+    """A grpclib server on a TCP port, its store timed, and the exporter on another port."""
+    store = TimedStore(MemoryStore())
+    games = MatchHub(settings=GameSettings(tick_hz=100.0, full_every=10, grace=1.0))
+    server, service = build_server(
+        RoomHub(store), DocumentHub(store), games, ServerSettings(port=0)
+    )
+    await server.start("127.0.0.1", 0)
+    assert server._server is not None
+    metrics = start_metrics_server(metrics_registry(service, store.latency), "127.0.0.1", port=0)
+    channel = Channel("127.0.0.1", server._server.sockets[0].getsockname()[1], codec=WireCodec())
+    try:
+        yield Running(service, channel, metrics.port)
+    finally:
+        channel.close()
+        server.close()
+        await server.wait_closed()
+        await anyio.to_thread.run_sync(metrics.close)
+
+
+async def test_a_fresh_server_exports_every_metric_at_zero() -> None:
+    async with running() as server:
+        got = await scrape(server.metrics_port)
+    for name in (
+        "interplay_streams_opened_total",
+        "interplay_messages_in_total",
+        "interplay_deliveries_total",
+        "interplay_writes_total",
+        "interplay_backpressure_pauses_total",
+        "interplay_backpressure_resumes_total",
+        "interplay_slow_consumer_disconnects_total",
+        "interplay_ticks_total",
+        "interplay_game_states_superseded_total",
+    ):
+        assert got(name) == 0, name
+        assert got.types[name.removesuffix("_total")] == "counter"
+    assert got.types["interplay_streams_open"] == "gauge"
+    assert {rpc: got("interplay_streams_open", rpc=rpc) for rpc in ("chat", "edit", "game")} == {
+        "chat": 0,
+        "edit": 0,
+        "game": 0,
+    }
+    assert got.types["interplay_errors"] == "counter"
+    for histogram in ("interplay_tick_lag_seconds", "interplay_tick_duration_seconds"):
+        assert got.types[histogram] == "histogram"
+        assert got(f"{histogram}_count") == 0
+        assert got.buckets(histogram)[-1] == (float("inf"), 0)
+    for op in ("append", "create_room", "trim", "save_edit"):
+        assert got("interplay_store_write_seconds_count", op=op) == 0
+    # a registry of its own: nothing lands in the process-global one
+    assert not [m for m in REGISTRY.collect() if m.name.startswith("interplay_")]
+
+
+async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
+    async with running() as server:
+        async with chat_call(server.channel) as ann:
+            await ann.join("ann")
+            for n in range(3):
+                await ann.text(f"hi {n}", id=str(n))
+            received = await ann.recv_n(4)  # her JOIN, then her three texts
+            got = await scrape(server.metrics_port)
+            assert got("interplay_streams_open", rpc="chat") == 1
+            assert got("interplay_messages_in_total") == 4
+            assert got("interplay_deliveries_total") == len(received) == 4
+            assert 1 <= got("interplay_writes_total") <= 4
+
+            async with chat_call(server.channel) as rude:
+                await rude.text("hello?")
+                with pytest.raises(GRPCError) as caught:
+                    await rude.recv()
+                assert caught.value.status is Status.FAILED_PRECONDITION
+            await ann.stream.end()
+            assert await ann.recv() is None
+
+        async with edit_call(server.channel, "doc", "ann") as editor:
+            await editor.join()
+            await editor.edit(0, inserted="hello")
+            await editor.until_acked()
+            got = await scrape(server.metrics_port)
+            assert got("interplay_streams_open", rpc="edit") == 1
+            await editor.stream.end()
+
+        async with game_call(server.channel, "ann") as player:
+            await player.join("arena")
+            await player.until(lambda p: len(p.states) >= 3)
+            got = await scrape(server.metrics_port)
+            assert got("interplay_streams_open", rpc="game") == 1
+            assert got("interplay_ticks_total") >= 3
+            await player.stream.end()
+
+        await eventually(lambda: server.service.counters.streams_open == 0)
+        got = await scrape(server.metrics_port)
+
+    assert got("interplay_errors_total", code="FAILED_PRECONDITION") == 1
+    assert got("interplay_streams_opened_total") == 4
+    assert {rpc: got("interplay_streams_open", rpc=rpc) for rpc in ("chat", "edit", "game")} == {
+        "chat": 0,
+        "edit": 0,
+        "game": 0,
+    }
+    # chat 4 + rude 1 + edit join and edit 2 + game join 1 (and whatever actions: none)
+    assert got("interplay_messages_in_total") == 8
+    counters = server.service.counters
+    assert got("interplay_deliveries_total") == counters.deliveries >= 4 + 2  # + snapshot, ack
+    assert got("interplay_ticks_total") == counters.ticks >= 3
+
+    for name, source in (
+        ("interplay_tick_duration_seconds", server.service.tick_duration),
+        ("interplay_tick_lag_seconds", server.service.tick_lag),
+    ):
+        buckets = got.buckets(name)
+        counts = [count for _, count in buckets]
+        assert counts == sorted(counts), "cumulative buckets never decrease"
+        assert buckets[-1] == (float("inf"), got(f"{name}_count"))
+        assert got(f"{name}_count") == source.count >= 1
+        assert got(f"{name}_sum") == pytest.approx(source.sum)
+        assert got(f"{name}_sum") >= 0
+    assert got("interplay_tick_duration_seconds_count") == len(server.service.tick_durations)
+
+    write = "interplay_store_write_seconds"
+    assert got(f"{write}_count", op="create_room") == 1  # the room "lobby", on the first JOIN
+    assert got(f"{write}_count", op="append") == 3  # the three texts: durable before delivery
+    assert got(f"{write}_count", op="save_edit") == 1
+    assert got(f"{write}_count", op="trim") == 0
+    assert got.buckets(write, op="append")[-1] == (float("inf"), 3)
+    assert 0 < got(f"{write}_sum", op="append") < 1
+
+
+async def test_closing_the_exporter_releases_its_port() -> None:
+    async with running() as server:
+        port = server.metrics_port
+        await scrape(port)
+    with socket.socket() as probe, pytest.raises(ConnectionRefusedError):
+        probe.connect(("127.0.0.1", port))  # nobody listens there any more
+    with socket.socket() as probe:
+        # free again (SO_REUSEADDR: past the scrape's TIME_WAIT, never past a listener)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+
+
+def test_metrics_port_flag_defaults_to_off_and_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("INTERPLAY_METRICS_PORT", raising=False)
+    assert _parser().parse_args(["serve"]).metrics_port == 0
+    assert _parser().parse_args(["serve", "--metrics-port", "9464"]).metrics_port == 9464
+    monkeypatch.setenv("INTERPLAY_METRICS_PORT", "9465")
+    assert _parser().parse_args(["serve"]).metrics_port == 9465
+
+
+@pytest.mark.slow
+async def test_interplay_serve_with_metrics_port(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a free port, released for the server to take
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    flags = ("--metrics-port", str(metrics_port), "--grace", "1")  # the drain is not tested here
+    with interplay_serve(tmp_path / "chat.db", *flags) as port:
+        channel = Channel("127.0.0.1", port, codec=WireCodec())
+        try:
+            async with chat_call(channel) as ann:
+                await ann.join("ann")
+                await ann.text("hi", id="1")
+                await ann.recv_n(2)
+                got = await scrape(metrics_port)
+                await ann.stream.end()
+        finally:
+            channel.close()
+    assert got("interplay_messages_in_total") == 2
+    assert got("interplay_streams_open", rpc="chat") == 1
+    # the CLI wrapped the SQLite store: its writes are timed
+    assert got("interplay_store_write_seconds_count", op="append") == 1
+    assert got("interplay_store_write_seconds_count", op="create_room") == 1
+
+
+def test_timed_store_times_each_write_and_passes_everything_through() -> None:
+    ticks = iter(range(100))
+    inner = MemoryStore()
+    store = TimedStore(inner, clock=lambda: float(next(ticks)))  # every write "takes" 1 s
+    store.create_room("lobby", "e1")
+    message = RoomMessage(
+        kind=Kind.TEXT,
+        room="lobby",
+        sender="ann",
+        id="1",
+        content="hi",
+        timestamp=0,
+        seq=1,
+        epoch="e1",
+    )
+    store.append(message)
+    store.trim("lobby", 1)
+    assert store.read("lobby", 0, 10) == inner.read("lobby", 0, 10) == [message]
+    assert store.load_room("lobby") == inner.load_room("lobby")
+    assert store.load_document("doc") is None
+    assert store._messages is inner._messages  # anything else: the real store's
+    assert {op: (h.count, h.sum) for op, h in store.latency.items()} == {
+        "append": (1, 1.0),
+        "create_room": (1, 1.0),
+        "trim": (1, 1.0),
+        "save_edit": (0, 0.0),
+    }

@@ -1,0 +1,173 @@
+"""Prometheus metrics for ``interplay serve --metrics-port``.
+
+Nothing on a hot path knows about Prometheus: the service keeps plain ints
+(``ChatCounters``) and fixed-bucket histograms (``interplay.core.histogram``), and
+``MetricsCollector`` turns them into metric families only when scraped. So a message costs
+the same with the exporter on or off, and the exporter cannot slow a stream down.
+
+Scrapes run on prometheus_client's HTTP thread while the event loop keeps counting. Each
+value is read in one step (an int, a copied dict, a copied bucket list) under the GIL; a
+scrape is a moment's picture, not a transaction, which is all a monotonic counter needs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from interplay.core.histogram import Histogram
+
+from .service import ChatService
+
+# (attribute of ChatCounters, metric name, help): the unlabelled counters.
+_COUNTERS = (
+    ("streams_opened", "interplay_streams_opened_total", "Calls accepted, all RPCs."),
+    ("messages_in", "interplay_messages_in_total", "Messages received from clients."),
+    (
+        "deliveries",
+        "interplay_deliveries_total",
+        "Messages queued for a receiving stream (one per recipient: the fan-out).",
+    ),
+    (
+        "writes",
+        "interplay_writes_total",
+        "HTTP/2 writes by the stream writers; deliveries / writes is the batching.",
+    ),
+    (
+        "pauses",
+        "interplay_backpressure_pauses_total",
+        "Times a receiver's queue rose above high water and its rooms' senders were paused.",
+    ),
+    (
+        "resumes",
+        "interplay_backpressure_resumes_total",
+        "Times a paused receiver's queue fell to low water and its rooms' senders resumed.",
+    ),
+    (
+        "slow_consumer_disconnects",
+        "interplay_slow_consumer_disconnects_total",
+        "Calls ended with RESOURCE_EXHAUSTED: over high water for longer than the drain timeout.",
+    ),
+    ("ticks", "interplay_ticks_total", "Match ticks run (one per match per tick)."),
+    (
+        "states_superseded",
+        "interplay_game_states_superseded_total",
+        "Game states replaced by a newer one before a slow player's stream took them.",
+    ),
+)
+
+
+class MetricsCollector(Collector):
+    """The service's counters and histograms as Prometheus metrics, read at scrape time.
+
+    ``store_latency``: write method -> histogram (``interplay.stores.TimedStore.latency``).
+    """
+
+    def __init__(
+        self, service: ChatService, store_latency: Mapping[str, Histogram] | None = None
+    ) -> None:
+        self.service = service
+        self.store_latency = dict(store_latency or {})
+
+    def collect(self) -> Iterator[Metric]:
+        counters = self.service.counters
+        for attribute, name, help_text in _COUNTERS:
+            yield CounterMetricFamily(name, help_text, value=getattr(counters, attribute))
+
+        open_by_rpc = GaugeMetricFamily(
+            "interplay_streams_open",
+            "Calls open now, by RPC (chat, edit, game).",
+            labels=["rpc"],
+        )
+        for rpc, count in sorted(dict(counters.streams_open_by_rpc).items()):
+            open_by_rpc.add_metric([rpc], count)
+        yield open_by_rpc
+
+        errors = CounterMetricFamily(
+            "interplay_errors_total",
+            "Calls ended with a non-OK status, by gRPC status code "
+            "(UNAVAILABLE includes the calls a shutdown sent elsewhere).",
+            labels=["code"],
+        )
+        for code, count in sorted(dict(counters.errors).items()):
+            errors.add_metric([code], count)
+        yield errors
+
+        yield _histogram(
+            "interplay_tick_duration_seconds",
+            "Work per tick-driver wake-up that ran ticks: advance, encode, hand out.",
+            {(): self.service.tick_duration},
+        )
+        yield _histogram(
+            "interplay_tick_lag_seconds",
+            "How late the tick driver woke after a tick's deadline.",
+            {(): self.service.tick_lag},
+        )
+        if self.store_latency:
+            yield _histogram(
+                "interplay_store_write_seconds",
+                "Store write latency (on the event loop, before anyone receives the message), "
+                "by method.",
+                {(op,): h for op, h in sorted(self.store_latency.items())},
+                labels=["op"],
+            )
+
+
+def _histogram(
+    name: str,
+    help_text: str,
+    series: Mapping[tuple[str, ...], Histogram],
+    labels: list[str] | None = None,
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, help_text, labels=labels)
+    for values, histogram in series.items():
+        snapshot = histogram.snapshot()
+        buckets = [(floatToGoString(bound), count) for bound, count in snapshot.buckets]
+        family.add_metric(list(values), buckets, snapshot.sum)
+    return family
+
+
+class MetricsServer:
+    """prometheus_client's HTTP exporter (a daemon thread) and a way to stop it."""
+
+    def __init__(self, server: WSGIServer, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful after asking for port 0)."""
+        return int(self._server.server_address[1])
+
+    def close(self) -> None:
+        """Stop serving and release the port. Blocks up to half a second (the server polls
+        for shutdown), so call it from a worker thread in async code."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def metrics_registry(
+    service: ChatService, store_latency: Mapping[str, Histogram] | None = None
+) -> CollectorRegistry:
+    """A registry of its own (never the process-global one), so several servers can export."""
+    registry = CollectorRegistry()
+    registry.register(MetricsCollector(service, store_latency))
+    return registry
+
+
+def start_metrics_server(registry: CollectorRegistry, host: str, port: int) -> MetricsServer:
+    """Serve ``registry`` at ``http://host:port/metrics``; port 0 picks a free one."""
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    return MetricsServer(server, thread)
