@@ -30,6 +30,8 @@ from interplay.transports.grpc.server import ServerSettings, build_server, drain
 
 pytestmark = pytest.mark.anyio
 
+SMALL = Configuration(http2_stream_window_size=65535, http2_connection_window_size=65535)
+
 
 @asynccontextmanager
 async def started(settings: ServerSettings) -> AsyncIterator[tuple[Server, ChatService, int]]:
@@ -61,7 +63,8 @@ async def read_until_status(client: ChatClient) -> tuple[list[int], GRPCError]:
 
 async def test_drain_flushes_every_queue_then_ends_each_call_unavailable() -> None:
     async with started(ServerSettings(port=0, grace=10)) as (server, service, port):
-        channel = Channel("127.0.0.1", port, codec=WireCodec())
+        # Small windows: the calls cannot end before ann and bob read what is queued for them.
+        channel = Channel("127.0.0.1", port, codec=WireCodec(), config=SMALL)
         other = Channel("127.0.0.1", port, codec=WireCodec())
         try:
             async with chat_call(channel) as ann, chat_call(channel) as bob:
@@ -71,7 +74,7 @@ async def test_drain_flushes_every_queue_then_ends_each_call_unavailable() -> No
                     HealthCheckResponse.SERVING
                 )
                 for n in range(300):
-                    await ann.text(f"m{n}", id=str(n))
+                    await ann.text(f"m{n}" + "." * 300, id=str(n))  # ~90 KiB: over the window
                 # All accepted, none read yet: queued for both.
                 await eventually(lambda: service.counters.messages_in == 302)
                 async with anyio.create_task_group() as tasks:
@@ -110,8 +113,7 @@ async def test_drain_flushes_every_queue_then_ends_each_call_unavailable() -> No
 async def test_drain_cancels_a_call_that_does_not_read_after_the_grace_period() -> None:
     settings = ServerSettings(port=0, chat=ChatSettings(high_water=10**6, low_water=0))
     async with started(settings) as (server, service, port):
-        small = Configuration(http2_stream_window_size=65535, http2_connection_window_size=65535)
-        channel = Channel("127.0.0.1", port, codec=WireCodec(), config=small)
+        channel = Channel("127.0.0.1", port, codec=WireCodec(), config=SMALL)
         try:
             async with chat_call(channel) as ann:
                 await ann.join("ann")

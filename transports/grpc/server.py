@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import ssl
@@ -111,10 +112,18 @@ class _Server(Server):
         self._all_closed = asyncio.Event()
 
     async def wait_disconnected(self) -> None:
-        """Until every client has closed its connection."""
+        """Until every connection has closed: the client closes it, or, once the client has
+        ended every stream on it (it has read all it was sent; an idle, reusable channel at
+        once), we do."""
+        closed: set[H2Protocol] = set()
         while self.connections:
+            for protocol in self.connections - closed:
+                if not protocol.connection._connection.open_inbound_streams:
+                    closed.add(protocol)
+                    protocol.processor.close("drained")  # connection_lost follows
             self._all_closed.clear()
-            await self._all_closed.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_closed.wait(), 0.02)
 
     def _protocol_factory(self) -> H2Protocol:
         protocol = super()._protocol_factory()
@@ -181,10 +190,11 @@ async def drain(server: Server, chat: ChatService, grace: float) -> None:
     elsewhere); then the clients close their connections. After ``grace`` seconds, what has
     not ended is cancelled and closed.
 
-    The server does not close a connection first: its client may still be sending (the
-    reconnect has not begun), and closing a socket with unread data makes the kernel send a
-    reset, which can destroy the end of what the client had not read yet. Nor does it send
-    GOAWAY: grpclib's client fails every stream on it, read or not."""
+    A connection is closed once its client has ended every stream on it, not before: the
+    client may still be sending (its reconnect has not begun), and closing a socket with
+    unread data makes the kernel send a reset, which can destroy the end of what the client
+    had not read yet. No GOAWAY first either: grpclib's client fails every stream on one,
+    read or not."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace
     chat.shutdown()
