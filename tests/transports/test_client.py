@@ -11,10 +11,12 @@ from typing import Any
 
 import anyio
 import pytest
+from grpclib.client import Channel
+from grpclib.config import Configuration
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from helpers import eventually, interplay_process
+from helpers import chat_call, eventually, interplay_process
 from interplay.core import ChatLimits, DocumentHub, Kind, MatchHub, RoomHub, RoomMessage
 from interplay.core.backoff import BackoffPolicy
 from interplay.stores import MemoryStore
@@ -25,10 +27,13 @@ from interplay.transports.grpc.client import (
     EditClient,
     GameClient,
 )
+from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.server import ServerSettings, build_server
+from interplay.transports.grpc.service import ChatSettings
 
 pytestmark = pytest.mark.anyio
 
+SMALL_WINDOWS = Configuration(http2_stream_window_size=65535, http2_connection_window_size=65535)
 FAST = BackoffPolicy(initial=0.05, multiplier=1.6, jitter=0.2, cap=0.5)
 
 
@@ -237,3 +242,49 @@ async def test_a_player_acts_and_sees_its_actions_confirmed() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_send_waits_while_the_transport_is_full_and_drops_nothing() -> None:
+    """bob joins and stops reading: the server pauses the room's senders, HTTP/2 flow control
+    fills, and ann's sends wait (they neither fail nor drop); once bob reads, all arrive."""
+    chat = ChatSettings(high_water=8, low_water=4, drain_timeout=60)
+    small = {"stream_window": 65535, "connection_window": 65535}
+    async with tcp_server(ServerSettings(port=0, chat=chat, **small)) as port:
+        channel = Channel("127.0.0.1", port, codec=WireCodec(), config=SMALL_WINDOWS)
+        try:
+            async with (
+                chat_call(channel) as bob,
+                ChatClient("127.0.0.1", port, user="ann", inbox_size=10_000) as ann,
+            ):
+                await bob.join("bob")  # then reads nothing until the end
+                await ann.join("lobby")
+                sent = 0
+
+                async def talk() -> None:
+                    nonlocal sent
+                    for n in range(400):
+                        await ann.send("lobby", f"{n:04} " + "x" * 1000)
+                        sent += 1
+
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(talk)
+                    await anyio.sleep(1.0)
+                    stalled = sent
+                    await anyio.sleep(0.5)
+                    assert sent == stalled < 400, "sends neither waited nor stopped"
+                    texts = [m async for m in _texts(bob, 400)]
+                assert [int(m.content[:4]) for m in texts] == list(range(400))
+                assert [m.seq for m in texts] == list(range(1, 401))
+                await eventually(lambda: ann.rooms.unacknowledged() == [])
+        finally:
+            channel.close()
+
+
+async def _texts(client: Any, count: int) -> AsyncIterator[Any]:
+    got = 0
+    while got < count:
+        message = await client.recv(timeout=10)
+        assert message is not None
+        if message.type == 0 and message.room_id == "lobby":  # TEXT
+            got += 1
+            yield message
