@@ -288,3 +288,22 @@ async def _texts(client: Any, count: int) -> AsyncIterator[Any]:
         if message.type == 0 and message.room_id == "lobby":  # TEXT
             got += 1
             yield message
+
+
+async def test_an_edit_applies_to_the_text_the_caller_saw_even_while_a_send_waits() -> None:
+    """The position is the caller's: the edit is made at once, not when the transport is
+    free (by then remote edits may have moved the text)."""
+    async with (
+        tcp_server() as port,
+        EditClient("127.0.0.1", port, user="ann", document="d") as ann,
+    ):
+        await ann.wait_synced()
+        await ann.insert(0, "abc")
+        async with anyio.create_task_group() as tasks:
+            await ann._lock.acquire()  # a send in progress
+            tasks.start_soon(ann.insert, 3, "!")
+            await anyio.wait_all_tasks_blocked()
+            assert ann.text == "abc!"  # applied already; sent once the lock is free
+            ann._lock.release()
+        await ann.wait_settled()
+        assert ann.doc.revision == 2

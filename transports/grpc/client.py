@@ -92,6 +92,7 @@ class _Reconnecting(Generic[Event]):
         self.error: GRPCError | None = None  # the fatal status, once CLOSED by one
         self._stream: Stream[Any, Any] | None = None
         self._lock = anyio.Lock()  # one sender at a time; see _send
+        self._generation = 0  # connections so far: tells _send whether a _hello sent its messages
         self._inbox_in, self._inbox = anyio.create_memory_object_stream[Event](inbox_size)
         self._tasks: TaskGroup | None = None
         self._changed = anyio.Event()
@@ -155,17 +156,24 @@ class _Reconnecting(Generic[Event]):
     # -- the connection -------------------------------------------------------------------
 
     async def _send(self, make: Callable[[], list[Any]]) -> list[Any]:
-        """Make messages (from the core's state) and write them, under the lock that makes
-        "write now or with the next ``_hello``" exact: what is made while disconnected is sent
-        by the reconnect, what is made while connected is sent now, never both."""
+        """Make messages from the core's state, at once (an edit applies to the text the
+        caller saw, before any other message is handled), then write them unless a
+        (re)connect's ``_hello`` has carried them since: what is made while disconnected, or
+        before a reconnect, goes with the next ``_hello``; what is made while connected goes
+        now; never both."""
         if self.error is not None:
             raise self.error
+        messages = make()
+        await self._write(messages, self._generation)
+        return messages
+
+    async def _write(self, messages: list[Any], generation: int) -> None:
+        """Write ``messages``, made during connection ``generation``, if that connection is
+        still the current one (else the next ``_hello`` carries what they carried)."""
         async with self._lock:
-            messages = make()
-            if self._stream is not None:
+            if self._stream is not None and self._generation == generation:
                 for message in messages:
                     await self._stream.send_message(message)
-            return messages
 
     async def _run(self) -> None:
         try:
@@ -202,6 +210,7 @@ class _Reconnecting(Generic[Event]):
             ) as stream:
                 await stream.send_request()
                 async with self._lock:
+                    self._generation += 1  # with _hello, in one step: see _send
                     for message in self._hello():
                         await stream.send_message(message)
                     self._stream = stream
@@ -233,7 +242,7 @@ class _Reconnecting(Generic[Event]):
             if replies and self._tasks is not None:
                 # Without making the reader wait for the send lock. (If this connection breaks
                 # first, the next one's _hello carries what they would have.)
-                self._tasks.start_soon(self._send, lambda replies=replies: replies)
+                self._tasks.start_soon(self._write, replies, self._generation)
             for event in events:
                 await self._inbox_in.send(event)
 
