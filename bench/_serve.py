@@ -27,13 +27,13 @@ BARE = [sys.executable, str(HERE / "_bare.py"), "--port", "0"]
 
 @contextmanager
 def started(argv: list[str]) -> Iterator[tuple[int, int]]:
-    """Run ``argv`` (a server printing ":PORT" at the end of its first line) until the block
+    """Run ``argv`` (a server printing "HOST:PORT" in its first line) until the block
     ends; yields ``(port, pid)``. Stopped with SIGTERM."""
     with subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     ) as process:
         assert process.stdout is not None
-        match = re.search(r":(\d+)\s*$", process.stdout.readline())
+        match = re.search(r":(\d+)\b", process.stdout.readline())
         if not match:
             process.kill()
             raise SystemExit(f"{argv[0]} did not start")
