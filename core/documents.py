@@ -216,6 +216,8 @@ class DocumentHub:
             raise InvalidArgument(
                 "document", f"must be at most {self.limits.max_id_length} characters"
             )
+        if len(claimed) > self.limits.max_id_length:
+            raise InvalidArgument("user", f"must be at most {self.limits.max_id_length} characters")
         session = self._sessions.get(name)
         user = claimed or (session.user if session else "") or name
         if session is not None and user != session.user:

@@ -107,6 +107,7 @@ def test_a_resent_op_is_acknowledged_again_never_applied_twice() -> None:
         (edit("a", 5, 0, inserted="x"), InvalidArgument, "version: revision 5 is in the future"),
         (edit("a", 1, 0), InvalidArgument, "content: an edit must delete or insert"),
         (edit("a", 1, 0, inserted="x", user="mallory"), PermissionDenied, "user: this stream"),
+        (edit("b", 1, 0, inserted="x", user="u" * 256), InvalidArgument, "user: must be at most"),
     ],
 )
 def test_bad_edits_leave_the_document_untouched(command, error, text) -> None:  # type: ignore[no-untyped-def]

@@ -77,7 +77,7 @@ async def recv_message(stream: Stream[Any, Any], max_bytes: int) -> Any:
     """The next message from the client, or None at its half-close: grpclib's
     ``Stream.recv_message`` with ``max_bytes`` enforced on the length prefix."""
     h2_stream = stream._stream
-    prefix = await h2_stream.recv_data(5)
+    prefix = await _read(h2_stream, 5, "its 5-byte length prefix")
     if not prefix:
         return None
     compressed, length = _PREFIX.unpack(prefix)
@@ -90,7 +90,7 @@ async def recv_message(stream: Stream[Any, Any], max_bytes: int) -> Any:
             Status.RESOURCE_EXHAUSTED,
             f"message: {length} bytes is over the limit of {max_bytes} bytes per message",
         )
-    data = await h2_stream.recv_data(length)
+    data = await _read(h2_stream, length, f"its {length} bytes")
     try:
         message = stream._codec.decode(data, stream._recv_type)
     except DecodeError as error:  # grpclib would end the call with UNKNOWN
@@ -102,3 +102,15 @@ async def recv_message(stream: Stream[Any, Any], max_bytes: int) -> Any:
     connection.messages_received += 1
     connection.last_message_received = time.monotonic()
     return message
+
+
+async def _read(h2_stream: Any, size: int, what: str) -> bytes:
+    """``size`` bytes of the request, or INVALID_ARGUMENT if the client half-closed inside a
+    message (grpclib asserts there, and the call would end UNKNOWN)."""
+    try:
+        data: bytes = await h2_stream.recv_data(size)
+    except AssertionError:  # grpclib's Buffer.read: "Received less data than expected"
+        raise GRPCError(
+            Status.INVALID_ARGUMENT, f"message: the request ended before {what}"
+        ) from None
+    return data

@@ -27,6 +27,7 @@ outbox keeps only the newest state (``core/latest.py``) and never blocks anyone.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import time
@@ -40,6 +41,7 @@ from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.check import ServiceStatus
 from grpclib.server import Stream
+from h2.exceptions import StreamClosedError
 
 from interplay.core.buffer import BackpressureBuffer, Signal
 from interplay.core.documents import CloseSession, DocumentHub
@@ -400,6 +402,13 @@ class ChatService:
                 with contextlib.suppress(StreamTerminatedError):
                     await end_without_reset(stream, Status.UNAVAILABLE, SHUTTING_DOWN)
         except BaseExceptionGroup as group:
+            cancelled = anyio.get_cancelled_exc_class()
+            task = asyncio.current_task()  # grpclib is asyncio-only
+            if group.subgroup(cancelled) is not None or (task and task.cancelling()):
+                # grpclib cancelled the call (the client reset it, or a deadline), perhaps
+                # while a task was raising a status: the cancellation wins, as grpclib
+                # expects; no one is left to receive the status.
+                raise cancelled() from None
             error = _grpc_error(group)
             if error is None:
                 raise
@@ -452,8 +461,8 @@ class ChatService:
             while (batch := await outbox.next()) is not None:
                 self.counters.writes += 1
                 await send_many(stream, batch)
-        except StreamTerminatedError:
-            pass  # the peer is gone; the handler is being cancelled
+        except (StreamTerminatedError, StreamClosedError):
+            pass  # the peer is gone or reset the call; the handler is being cancelled
         finally:
             done.set()
 
