@@ -143,3 +143,21 @@ def interplay_process(
                 process.kill()
                 raise
         assert killed or code == 0, process.stderr.read()
+
+
+PROTOS = Path(__file__).resolve().parents[2] / "protos"
+
+
+def generate_grpcio_stubs(out: Path) -> tuple[Any, Any]:
+    """Google's generated ``chat_pb2`` and ``chat_pb2_grpc`` for protos/chat.proto, made by
+    grpcio-tools' protoc in ``out`` (never committed) and imported by their top-level names."""
+    proto = PROTOS / "chat.proto"
+    command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{PROTOS}", f"--python_out={out}"]
+    subprocess.run([*command, f"--grpc_python_out={out}", str(proto)], check=True, timeout=60)
+    sys.path.insert(0, str(out))
+    try:
+        import chat_pb2  # type: ignore[import-not-found]
+        import chat_pb2_grpc  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(out))
+    return chat_pb2, chat_pb2_grpc

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import struct
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -13,12 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import generate_grpcio_stubs
 from interplay.core import DocumentHub, RoomHub
 from interplay.stores import MemoryStore
 from interplay.transports.grpc.framing import frame
 from interplay.transports.grpc.server import ServerSettings, build_server
-
-PROTOS = Path(__file__).resolve().parents[2] / "protos"
 
 
 @given(st.lists(st.binary(max_size=300), max_size=20))
@@ -35,26 +31,7 @@ def test_framing_is_the_grpc_length_prefixed_format(messages: list[bytes]) -> No
 @pytest.fixture(scope="module")
 def grpcio_stubs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
     """Google's generated classes and stubs for protos/chat.proto (grpcio-tools)."""
-    out = tmp_path_factory.mktemp("grpcio")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            f"-I{PROTOS}",
-            f"--python_out={out}",
-            f"--grpc_python_out={out}",
-            str(PROTOS / "chat.proto"),
-        ],
-        check=True,
-    )
-    sys.path.insert(0, str(out))
-    try:
-        import chat_pb2  # type: ignore[import-not-found]
-        import chat_pb2_grpc  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(out))
-    return chat_pb2, chat_pb2_grpc
+    return generate_grpcio_stubs(tmp_path_factory.mktemp("grpcio"))
 
 
 def grpcio_chat_burst(pb: Any, pb_grpc: Any, port: int, count: int) -> list[tuple[int, str]]:
