@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,13 @@ import anyio
 from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality
 from grpclib.exceptions import StreamTerminatedError
+from grpclib.server import Server
 
+from interplay.core import ChatLimits, DocumentHub, MatchHub, RoomHub
+from interplay.stores import MemoryStore
 from interplay.transports.grpc.generated.chat import ChatMessage, ChatMessageMessageType
+from interplay.transports.grpc.server import ServerSettings, build_server, drain
+from interplay.transports.grpc.service import ChatService
 
 T = ChatMessageMessageType
 
@@ -161,3 +167,32 @@ def generate_grpcio_stubs(out: Path) -> tuple[Any, Any]:
     finally:
         sys.path.remove(str(out))
     return chat_pb2, chat_pb2_grpc
+
+
+@dataclass(frozen=True)
+class Served:
+    server: Server
+    service: ChatService
+    port: int
+
+
+@asynccontextmanager
+async def tcp_server(
+    settings: ServerSettings | None = None,
+    *,
+    games: MatchHub | None = None,
+    store: Any = None,
+) -> AsyncIterator[Served]:
+    """``build_server`` on a free TCP port in this process: a MemoryStore (or ``store``), no
+    chat rate limit. Drained at the end, which closes every connection before the loop ends
+    (grpclib's close() leaves them open, and a transport outliving its loop is a warning)."""
+    store = MemoryStore() if store is None else store
+    hub = RoomHub(store, limits=ChatLimits(rate=0))
+    settings = settings or ServerSettings(port=0)
+    server, service = build_server(hub, DocumentHub(store), games, settings)
+    await server.start("127.0.0.1", 0)
+    assert server._server is not None
+    try:
+        yield Served(server, service, server._server.sockets[0].getsockname()[1])
+    finally:
+        await drain(server, service, 5)

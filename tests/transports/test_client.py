@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,9 @@ from grpclib.config import Configuration
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 
-from helpers import chat_call, eventually, interplay_process
-from interplay.core import ChatLimits, DocumentHub, Kind, MatchHub, RoomHub, RoomMessage
+from helpers import chat_call, eventually, interplay_process, tcp_server
+from interplay.core import Kind, MatchHub, RoomMessage
 from interplay.core.backoff import BackoffPolicy
-from interplay.stores import MemoryStore
 from interplay.transports.grpc.auth import Authenticator
 from interplay.transports.grpc.client import (
     ChatClient,
@@ -28,27 +26,13 @@ from interplay.transports.grpc.client import (
     GameClient,
 )
 from interplay.transports.grpc.codec import WireCodec
-from interplay.transports.grpc.server import ServerSettings, build_server
+from interplay.transports.grpc.server import ServerSettings
 from interplay.transports.grpc.service import ChatSettings
 
 pytestmark = pytest.mark.anyio
 
 SMALL_WINDOWS = Configuration(http2_stream_window_size=65535, http2_connection_window_size=65535)
 FAST = BackoffPolicy(initial=0.05, multiplier=1.6, jitter=0.2, cap=0.5)
-
-
-@asynccontextmanager
-async def tcp_server(settings: ServerSettings | None = None) -> AsyncIterator[int]:
-    store = MemoryStore()
-    hub = RoomHub(store, limits=ChatLimits(rate=0))
-    server, _ = build_server(hub, DocumentHub(store), None, settings or ServerSettings(port=0))
-    await server.start("127.0.0.1", 0)
-    assert server._server is not None
-    try:
-        yield server._server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def next_text(client: ChatClient) -> RoomMessage:
@@ -60,10 +44,10 @@ async def next_text(client: ChatClient) -> RoomMessage:
 
 
 async def test_two_clients_chat_and_leave_cleanly() -> None:
-    async with tcp_server() as port:
+    async with tcp_server() as served:
         async with (
-            ChatClient("127.0.0.1", port, user="ann") as ann,
-            ChatClient("127.0.0.1", port, user="bob") as bob,
+            ChatClient("127.0.0.1", served.port, user="ann") as ann,
+            ChatClient("127.0.0.1", served.port, user="bob") as bob,
         ):
             await ann.join("lobby")
             await bob.join("lobby")
@@ -80,9 +64,11 @@ async def test_two_clients_chat_and_leave_cleanly() -> None:
 
 async def test_a_fatal_status_closes_the_client_and_is_raised() -> None:
     secret = "a-test-secret-that-is-at-least-32-bytes"
-    async with tcp_server(ServerSettings(port=0, auth=Authenticator(secret))) as port:
+    async with tcp_server(ServerSettings(port=0, auth=Authenticator(secret))) as served:
         token = Authenticator(secret).mint("ann", rooms=["lobby"])
-        async with ChatClient("127.0.0.1", port, user="ann", token=token, backoff=FAST) as ann:
+        async with ChatClient(
+            "127.0.0.1", served.port, user="ann", token=token, backoff=FAST
+        ) as ann:
             await ann.join("secret")
             with pytest.raises(GRPCError) as caught, anyio.fail_after(5):
                 async for _ in ann:
@@ -165,9 +151,9 @@ async def type_text(editor: EditClient, words: list[str], pause: float = 0.0) ->
 
 async def test_editors_converge_undo_and_replace() -> None:
     async with (
-        tcp_server() as port,
-        EditClient("127.0.0.1", port, user="ann", document="notes") as ann,
-        EditClient("127.0.0.1", port, user="bob", document="notes") as bob,
+        tcp_server() as served,
+        EditClient("127.0.0.1", served.port, user="ann", document="notes") as ann,
+        EditClient("127.0.0.1", served.port, user="bob", document="notes") as bob,
     ):
         await ann.wait_synced()
         await bob.wait_synced()
@@ -225,23 +211,17 @@ async def test_editors_keep_typing_through_a_server_kill_and_converge(tmp_path: 
 
 
 async def test_a_player_acts_and_sees_its_actions_confirmed() -> None:
-    store = MemoryStore()
-    server, _ = build_server(RoomHub(store), DocumentHub(store), MatchHub(), ServerSettings(port=0))
-    await server.start("127.0.0.1", 0)
-    assert server._server is not None
-    port = server._server.sockets[0].getsockname()[1]
-    try:
-        async with GameClient("127.0.0.1", port, player="ann", match="m") as ann:
-            sequence = await ann.act("move", dx="3", dy="-2")
-            with anyio.fail_after(5):
-                async for mirror in ann:
-                    me = mirror.players.get("ann")
-                    if me is not None and me.last_sequence == sequence:
-                        break
-            assert ann._unconfirmed == {}
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with (
+        tcp_server(games=MatchHub()) as served,
+        GameClient("127.0.0.1", served.port, player="ann", match="m") as ann,
+    ):
+        sequence = await ann.act("move", dx="3", dy="-2")
+        with anyio.fail_after(5):
+            async for mirror in ann:
+                me = mirror.players.get("ann")
+                if me is not None and me.last_sequence == sequence:
+                    break
+        assert ann._unconfirmed == {}
 
 
 async def test_send_waits_while_the_transport_is_full_and_drops_nothing() -> None:
@@ -249,12 +229,12 @@ async def test_send_waits_while_the_transport_is_full_and_drops_nothing() -> Non
     fills, and ann's sends wait (they neither fail nor drop); once bob reads, all arrive."""
     chat = ChatSettings(high_water=8, low_water=4, drain_timeout=60)
     small = {"stream_window": 65535, "connection_window": 65535}
-    async with tcp_server(ServerSettings(port=0, chat=chat, **small)) as port:
-        channel = Channel("127.0.0.1", port, codec=WireCodec(), config=SMALL_WINDOWS)
+    async with tcp_server(ServerSettings(port=0, chat=chat, **small)) as served:
+        channel = Channel("127.0.0.1", served.port, codec=WireCodec(), config=SMALL_WINDOWS)
         try:
             async with (
                 chat_call(channel) as bob,
-                ChatClient("127.0.0.1", port, user="ann", inbox_size=10_000) as ann,
+                ChatClient("127.0.0.1", served.port, user="ann", inbox_size=10_000) as ann,
             ):
                 await bob.join("bob")  # then reads nothing until the end
                 await ann.join("lobby")
@@ -294,8 +274,8 @@ async def test_an_edit_applies_to_the_text_the_caller_saw_even_while_a_send_wait
     """The position is the caller's: the edit is made at once, not when the transport is
     free (by then remote edits may have moved the text)."""
     async with (
-        tcp_server() as port,
-        EditClient("127.0.0.1", port, user="ann", document="d") as ann,
+        tcp_server() as served,
+        EditClient("127.0.0.1", served.port, user="ann", document="d") as ann,
     ):
         await ann.wait_synced()
         await ann.insert(0, "abc")

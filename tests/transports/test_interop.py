@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,11 +20,8 @@ import grpc
 import pytest
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
-from helpers import generate_grpcio_stubs
-from interplay.core import DocumentHub, RoomHub
+from helpers import generate_grpcio_stubs, tcp_server
 from interplay.core.matches import GameSettings, MatchHub
-from interplay.stores import MemoryStore
-from interplay.transports.grpc.server import ServerSettings, build_server, drain
 from interplay.transports.grpc.service import ChatService
 
 pytestmark = pytest.mark.anyio
@@ -41,25 +38,6 @@ def google(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(pb=chat_pb2, rpc=chat_pb2_grpc)
 
 
-@asynccontextmanager
-async def tcp_server() -> AsyncIterator[tuple[int, ChatService]]:
-    store = MemoryStore()
-    games = MatchHub(settings=GameSettings(tick_hz=50.0, grace=1.0))
-    server, service = build_server(
-        RoomHub(store), DocumentHub(store), games, ServerSettings(port=0)
-    )
-    await server.start("127.0.0.1", 0)
-    assert server._server is not None
-    listening = server._server
-    try:
-        yield listening.sockets[0].getsockname()[1], service
-    finally:
-        # grpcio closes its socket a moment after ``channel.close()`` returns, and grpclib's
-        # close() leaves connections open: drain, which closes each once its streams are
-        # over, or the server's transport may outlive the event loop (a ResourceWarning).
-        await drain(server, service, WAIT)
-
-
 async def run_client(client: Callable[[grpc.Channel], Any]) -> tuple[Any, ChatService]:
     """Start a server, run ``client(channel)`` (sync grpcio) in a worker thread against it."""
 
@@ -68,7 +46,9 @@ async def run_client(client: Callable[[grpc.Channel], Any]) -> tuple[Any, ChatSe
             grpc.channel_ready_future(channel).result(timeout=WAIT)
             return client(channel)
 
-    async with tcp_server() as (port, service):
+    games = MatchHub(settings=GameSettings(tick_hz=50.0, grace=1.0))
+    async with tcp_server(games=games) as served:
+        port, service = served.port, served.service
         return await anyio.to_thread.run_sync(in_thread, port), service
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import h2.config
@@ -16,29 +14,14 @@ import h2.events
 import pytest
 from grpclib.client import Channel
 
-from helpers import chat_call
-from interplay.core import DocumentHub, RoomHub
-from interplay.stores import MemoryStore
-from interplay.transports.grpc import ChatService, ChatSettings
+from helpers import chat_call, tcp_server
+from interplay.transports.grpc import ChatSettings
 from interplay.transports.grpc.codec import WireCodec
-from interplay.transports.grpc.server import ServerSettings, build_server
+from interplay.transports.grpc.server import ServerSettings
 
 pytestmark = pytest.mark.anyio
 
 WINDOW = 64 * 1024  # the server's HTTP/2 stream window in these tests
-
-
-@asynccontextmanager
-async def tcp_server(settings: ServerSettings) -> AsyncIterator[tuple[int, ChatService]]:
-    store = MemoryStore()
-    server, service = build_server(RoomHub(store), DocumentHub(store), None, settings)
-    await server.start("127.0.0.1", 0)
-    assert server._server is not None
-    try:
-        yield server._server.sockets[0].getsockname()[1], service
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def raw_call(port: int, prefix: bytes, body: int) -> tuple[dict[str, str], int]:
@@ -93,7 +76,8 @@ async def test_an_oversized_message_is_refused_on_its_length_prefix() -> None:
     settings = ServerSettings(
         port=0, stream_window=WINDOW, chat=ChatSettings(max_message_bytes=1000)
     )
-    async with tcp_server(settings) as (port, service):
+    async with tcp_server(settings) as served:
+        port, service = served.port, served.service
         # The prefix announces 64 MiB; the client then tries to push 4 MiB of it. grpclib alone
         # would read and acknowledge it all, waiting for the rest (its Buffer acks as it reads).
         trailers, sent = await raw_call(port, struct.pack(">?I", False, 64 << 20), 4 << 20)
@@ -120,7 +104,8 @@ async def test_an_oversized_message_is_refused_on_its_length_prefix() -> None:
 
 async def test_a_message_at_the_limit_is_read() -> None:
     settings = ServerSettings(port=0, chat=ChatSettings(max_message_bytes=1000))
-    async with tcp_server(settings) as (port, _):
+    async with tcp_server(settings) as served:
+        port = served.port
         # 1000 bytes exactly: read and decoded (zeros are not a valid ChatMessage, so the
         # decoder's INVALID_ARGUMENT proves the body was read, not refused on its size).
         trailers, sent = await raw_call(port, struct.pack(">?I", False, 1000), 1000)
@@ -129,14 +114,16 @@ async def test_a_message_at_the_limit_is_read() -> None:
 
 
 async def test_a_compressed_message_is_unimplemented_not_unknown() -> None:
-    async with tcp_server(ServerSettings(port=0)) as (port, _):
+    async with tcp_server(ServerSettings(port=0)) as served:
+        port = served.port
         trailers, _ = await raw_call(port, struct.pack(">?I", True, 10), 10)
         assert trailers.get("grpc-status") == "12", trailers  # UNIMPLEMENTED
         assert "compressed messages are not supported" in trailers.get("grpc-message", "")
 
 
 async def test_calls_per_connection_are_capped_and_the_next_one_waits_its_turn() -> None:
-    async with tcp_server(ServerSettings(port=0, max_streams=2)) as (port, service):
+    async with tcp_server(ServerSettings(port=0, max_streams=2)) as served:
+        port, service = served.port, served.service
         channel = Channel("127.0.0.1", port, codec=WireCodec())
         try:
             async with chat_call(channel) as ann, chat_call(channel) as bob:

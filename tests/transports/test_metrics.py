@@ -19,15 +19,13 @@ from grpclib.exceptions import GRPCError
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import chat_call, eventually, interplay_serve
+from helpers import chat_call, eventually, interplay_serve, tcp_server
 from interplay.cli import _parser
-from interplay.core import DocumentHub, RoomHub
 from interplay.core.matches import GameSettings, MatchHub
 from interplay.core.rooms import Kind, RoomMessage
 from interplay.stores import MemoryStore, TimedStore
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.metrics import metrics_registry, start_metrics_server
-from interplay.transports.grpc.server import ServerSettings, build_server
 from interplay.transports.grpc.service import ChatService
 
 pytestmark = pytest.mark.anyio
@@ -83,20 +81,15 @@ async def running() -> AsyncIterator[Running]:
     """A grpclib server on a TCP port, its store timed, and the exporter on another port."""
     store = TimedStore(MemoryStore())
     games = MatchHub(settings=GameSettings(tick_hz=100.0, full_every=10, grace=1.0))
-    server, service = build_server(
-        RoomHub(store), DocumentHub(store), games, ServerSettings(port=0)
-    )
-    await server.start("127.0.0.1", 0)
-    assert server._server is not None
-    metrics = start_metrics_server(metrics_registry(service, store.latency), "127.0.0.1", port=0)
-    channel = Channel("127.0.0.1", server._server.sockets[0].getsockname()[1], codec=WireCodec())
-    try:
-        yield Running(service, channel, metrics.port)
-    finally:
-        channel.close()
-        server.close()
-        await server.wait_closed()
-        await anyio.to_thread.run_sync(metrics.close)
+    async with tcp_server(games=games, store=store) as served:
+        registry = metrics_registry(served.service, store.latency)
+        metrics = start_metrics_server(registry, "127.0.0.1", port=0)
+        channel = Channel("127.0.0.1", served.port, codec=WireCodec())
+        try:
+            yield Running(served.service, channel, metrics.port)
+        finally:
+            channel.close()
+            await anyio.to_thread.run_sync(metrics.close)
 
 
 async def test_a_fresh_server_exports_every_metric_at_zero() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -18,34 +16,22 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.v1.health_grpc import HealthStub
 from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
-from grpclib.server import Server
 
-from helpers import ChatClient, chat_call, eventually, interplay_process, interplay_serve
-from interplay.core import DocumentHub, RoomHub
-from interplay.core.rooms import ChatLimits
-from interplay.stores import MemoryStore
-from interplay.transports.grpc import ChatService, ChatSettings
+from helpers import (
+    ChatClient,
+    chat_call,
+    eventually,
+    interplay_process,
+    interplay_serve,
+    tcp_server,
+)
+from interplay.transports.grpc import ChatSettings
 from interplay.transports.grpc.codec import WireCodec
-from interplay.transports.grpc.server import ServerSettings, build_server, drain
+from interplay.transports.grpc.server import ServerSettings, drain
 
 pytestmark = pytest.mark.anyio
 
 SMALL = Configuration(http2_stream_window_size=65535, http2_connection_window_size=65535)
-
-
-@asynccontextmanager
-async def started(settings: ServerSettings) -> AsyncIterator[tuple[Server, ChatService, int]]:
-    store = MemoryStore()
-    hub = RoomHub(store, limits=ChatLimits(rate=0))
-    server, service = build_server(hub, DocumentHub(store), None, settings)
-    await server.start("127.0.0.1", 0)
-    assert server._server is not None
-    try:
-        yield server, service, server._server.sockets[0].getsockname()[1]
-    finally:
-        if server._server.is_serving():
-            server.close()
-        await server.wait_closed()
 
 
 async def read_until_status(client: ChatClient) -> tuple[list[int], GRPCError]:
@@ -62,7 +48,8 @@ async def read_until_status(client: ChatClient) -> tuple[list[int], GRPCError]:
 
 
 async def test_drain_flushes_every_queue_then_ends_each_call_unavailable() -> None:
-    async with started(ServerSettings(port=0, grace=10)) as (server, service, port):
+    async with tcp_server(ServerSettings(port=0, grace=10)) as served:
+        server, service, port = served.server, served.service, served.port
         # Small windows: the calls cannot end before ann and bob read what is queued for them.
         channel = Channel("127.0.0.1", port, codec=WireCodec(), config=SMALL)
         other = Channel("127.0.0.1", port, codec=WireCodec())
@@ -112,7 +99,8 @@ async def test_drain_flushes_every_queue_then_ends_each_call_unavailable() -> No
 
 async def test_drain_cancels_a_call_that_does_not_read_after_the_grace_period() -> None:
     settings = ServerSettings(port=0, chat=ChatSettings(high_water=10**6, low_water=0))
-    async with started(settings) as (server, service, port):
+    async with tcp_server(settings) as served:
+        server, service, port = served.server, served.service, served.port
         channel = Channel("127.0.0.1", port, codec=WireCodec(), config=SMALL)
         try:
             async with chat_call(channel) as ann:
