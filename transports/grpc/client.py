@@ -489,10 +489,7 @@ class GameClient(_Reconnecting[GameMirror]):
         return [join, *self._unconfirmed.values()]
 
     def _on_message(self, message: Any) -> tuple[list[GameMirror], list[Any]]:
-        update = codec.game_update(message)
-        if not update["full"] and self.mirror.tick is None:
-            return [], []  # a delta from before our full state (cannot happen; be safe)
-        self.mirror.apply(**update)
+        self.mirror.apply(**codec.game_update(message))  # a join's first state is full
         me = self.mirror.players.get(self.player)
         if me is not None:
             for sequence in [s for s in self._unconfirmed if s <= me.last_sequence]:

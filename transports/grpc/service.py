@@ -390,7 +390,7 @@ class ChatService:
                 with anyio.CancelScope() as reading:  # shutdown() cancels it
                     self._readers[session] = reading
                     try:
-                        drained = await self._read(stream, session, handle, fields, identity)
+                        drained = await self._read(stream, session, rpc, handle, fields, identity)
                     finally:
                         del self._readers[session]
                 self._deliver(end(session))
@@ -426,6 +426,7 @@ class ChatService:
         self,
         stream: Stream[Any, Any],
         session: str,
+        rpc: str,
         handle: Callable[[Any, str], Deliveries],
         fields: Mapping[str, str],
         identity: Identity | None,
@@ -433,7 +434,6 @@ class ChatService:
         """Handle messages until the client half-closes (False) or the server drains (True)."""
         counters = self.counters
         max_bytes = self.settings.max_message_bytes
-        rpc = session.partition("-")[0]
         while True:
             if self._blocking:
                 await self._wait_unblocked(session)
