@@ -30,8 +30,8 @@ from interplay.core.ot import ClientDocument, TextOp
 from interplay.transports.grpc.generated import chat_pb2 as pb
 
 TRACE = (
-    Path(__file__).resolve().parents[2]
-    / "shared/data/editing-traces/sequential_traces/automerge-paper.json.gz"
+    Path(__file__).resolve().parents[1]
+    / "data/editing-traces/sequential_traces/automerge-paper.json.gz"
 )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from interplay.core.ot import ServerDocument, TextOp
 from interplay.core.ot.gaptext import GapText
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "editing-traces"
+DEFAULT = Path(__file__).resolve().parents[1] / "data" / "editing-traces"
 
 
 def text_path(patches: list[tuple[int, int, str]]) -> str:

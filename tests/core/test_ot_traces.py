@@ -1,7 +1,7 @@
 """Every real editing trace replays through the core's operations to its recorded endContent.
 
-The traces (CC BY 4.0, see their ATTRIBUTION.md) sit in ../shared beside the repository, as in
-CI; a missing folder fails the test rather than skipping it.
+The traces (CC BY 4.0, see data/editing-traces/ATTRIBUTION.md) are committed with the repository,
+so a clone alone runs this; a missing folder fails the test rather than skipping it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from interplay.core.ot import TextOp
 
-TRACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "editing-traces"
+TRACES = Path(__file__).resolve().parents[2] / "data" / "editing-traces"
 FILES = sorted((TRACES / "sequential_traces").glob("**/*.json.gz"))
 
 
