@@ -34,7 +34,20 @@ def test_core_source_never_reads_a_clock_or_sleeps() -> None:
             assert banned not in text, f"{path.relative_to(ROOT)} uses {banned!r}"
 
 
-@pytest.mark.parametrize("folder", ["core", "stores", "transports", "app"])
+def test_runtime_imports_no_wire_library() -> None:
+    code = (
+        "import sys, interplay.runtime; "
+        "banned = {'grpclib', 'h2', 'betterproto2', 'google', 'websockets', 'interplay.transports'}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in banned"
+        " or m.startswith('interplay.transports')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
+    ).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("folder", ["core", "runtime", "stores", "transports", "app"])
 def test_folder_names_are_not_importable(folder: str) -> None:
     assert importlib.util.find_spec(folder) is None
 
@@ -61,6 +74,7 @@ def test_wheel_contains_every_package(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     folders = {
         "core": "interplay/core",
+        "runtime": "interplay/runtime",
         "stores": "interplay/stores",
         "transports": "interplay/transports",
         "app": "interplay",
