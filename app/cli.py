@@ -13,7 +13,10 @@ import os
 import ssl
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from interplay.runtime.backend import Backend
 
 DEFAULT_DATA = Path("interplay-data") / "interplay.db"
 
@@ -195,7 +198,7 @@ def _secret(args: argparse.Namespace) -> str | None:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from interplay.transports.grpc.auth import Authenticator
+    from interplay.runtime.auth import Authenticator
 
     secret = _secret(args)
     if secret is None:
@@ -230,9 +233,8 @@ def _serve(args: argparse.Namespace) -> int:
     from interplay.core.documents import DocumentHub, DocumentLimits
     from interplay.core.matches import GameLimits, GameSettings, MatchHub
     from interplay.core.rooms import ChatLimits, RoomHub
-    from interplay.stores import MemoryStore, SQLiteStore, TimedStore
-    from interplay.transports.grpc import ChatSettings, ServerSettings, serve
-    from interplay.transports.grpc.auth import Authenticator
+    from interplay.runtime import Authenticator, Runtime, Settings
+    from interplay.transports.grpc import ServerSettings, serve
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -275,59 +277,68 @@ def _serve(args: argparse.Namespace) -> int:
             actions_per_second=args.max_actions,
         ),
     )
-    store = MemoryStore() if args.data == ":memory:" else SQLiteStore(args.data)
-    # With metrics on, the hubs write through a wrapper that times each write: two clock reads
-    # per write, next to a SQLite commit; with them off nothing would read the times.
-    timed = TimedStore(store) if args.metrics_port else None
-    backend = store if timed is None else timed
     hub = RoomHub(
-        backend,
         history=args.history,
         retain=args.retain,
         limits=ChatLimits(
             max_content_bytes=args.max_content_bytes,
             max_id_length=args.max_id_length,
             max_rooms=args.max_rooms,
-            rate=args.max_rate,
-            burst=args.burst,
         ),
     )
     try:
         auth = Authenticator(secret) if (secret := _secret(args)) else None
     except ValueError as error:
         raise SystemExit(f"interplay serve: {error}") from None
+    runtime_settings = Settings(
+        high_water=args.high_water,
+        low_water=args.low_water,
+        drain_timeout=args.drain_timeout,
+        rate=args.max_rate,
+        burst=args.burst,
+    )
     settings = ServerSettings(
         host=args.host,
         port=args.port,
-        chat=ChatSettings(
-            high_water=args.high_water,
-            low_water=args.low_water,
-            drain_timeout=args.drain_timeout,
-            max_message_bytes=args.max_message_bytes,
-        ),
+        max_message_bytes=args.max_message_bytes,
         max_streams=args.max_streams,
         grace=args.grace,
-        auth=auth,
         tls=tls,
         keepalive_time=args.keepalive_time or None,
         keepalive_timeout=args.keepalive_timeout,
         metrics_port=args.metrics_port or None,
     )
     documents = DocumentHub(
-        backend,
         limits=DocumentLimits(
             max_inserted_chars=args.max_inserted_chars,
             max_id_length=args.max_id_length,
             max_documents=args.max_documents,
         ),
     )
-    try:
-        latency = None if timed is None else timed.latency
-        _run(serve(hub, documents, games, settings, store_latency=latency), args.loop)
-    finally:
-        if isinstance(store, SQLiteStore):
-            store.close()
+
+    async def main() -> None:
+        backend = _backend(args.data)
+        try:
+            async with Runtime(
+                backend,
+                rooms=hub,
+                documents=documents,
+                games=games,
+                settings=runtime_settings,
+                auth=auth,
+            ) as runtime:
+                await serve(runtime, settings)
+        finally:
+            await backend.aclose()
+
+    _run(main(), args.loop)
     return 0
+
+
+def _backend(data: str) -> Backend:
+    from interplay.backends import MemoryBackend, SQLiteBackend
+
+    return MemoryBackend() if data == ":memory:" else SQLiteBackend(data)
 
 
 def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:

@@ -2,7 +2,8 @@
 
 Commands in, events out. Nothing here imports asyncio, anyio, grpclib or generated protobuf
 code, reads a clock or sleeps: time, when it matters, is an argument (``now``), and storage is
-an object passed in that implements a protocol declared here (``interplay.core.store``).
+effects: hubs say what they need read and what they wrote (``interplay.core.effects``); the
+runtime performs them on a backend.
 """
 
 from .arena import Arena
@@ -21,6 +22,21 @@ from .documents import (
     Piece,
     Remote,
     Snapshot,
+)
+from .effects import (
+    AppendMessage,
+    CreateRoom,
+    DocumentRecord,
+    LoadDocument,
+    LoadedRoom,
+    LoadRoom,
+    Read,
+    ReadHistory,
+    RoomRecord,
+    SaveEdit,
+    StoredEdit,
+    TrimRoom,
+    Write,
 )
 from .errors import (
     AlreadyExists,
@@ -43,6 +59,7 @@ from .matches import (
     MatchHub,
     TickReady,
 )
+from .rate import TokenBucket
 from .rooms import (
     ChatLimits,
     Disconnect,
@@ -54,13 +71,13 @@ from .rooms import (
     RoomMessage,
     Typing,
 )
-from .store import DocumentStore, HistoryStore, RoomRecord
 
 __all__ = [
     "Acked",
     "Act",
     "Action",
     "AlreadyExists",
+    "AppendMessage",
     "Arena",
     "Backoff",
     "BackoffPolicy",
@@ -70,12 +87,13 @@ __all__ = [
     "ClientRooms",
     "CloseSession",
     "CoreError",
+    "CreateRoom",
     "CursorMoved",
     "Deliver",
     "Disconnect",
     "DocumentHub",
     "DocumentLimits",
-    "DocumentStore",
+    "DocumentRecord",
     "EditDocument",
     "EndSession",
     "GameEvent",
@@ -83,7 +101,6 @@ __all__ = [
     "GameLoop",
     "GameMirror",
     "GameSettings",
-    "HistoryStore",
     "InvalidArgument",
     "Join",
     "JoinMatch",
@@ -92,6 +109,9 @@ __all__ = [
     "Leave",
     "LeaveMatch",
     "LimitExceeded",
+    "LoadDocument",
+    "LoadRoom",
+    "LoadedRoom",
     "MatchHub",
     "MoveCursor",
     "NotJoined",
@@ -100,15 +120,22 @@ __all__ = [
     "Piece",
     "PlayerState",
     "Post",
+    "Read",
+    "ReadHistory",
     "Remote",
     "RoomHub",
     "RoomMessage",
     "RoomRecord",
     "Rules",
+    "SaveEdit",
     "Signal",
     "Snapshot",
+    "StoredEdit",
     "TickReady",
     "TickState",
+    "TokenBucket",
+    "TrimRoom",
     "Typing",
     "World",
+    "Write",
 ]

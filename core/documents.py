@@ -4,7 +4,8 @@
 ``Deliver`` events it causes. Edits arrive position-based, as the wire carries them
 (``position``, ``deleted`` code points, ``inserted`` text, against revision ``base``); the hub
 turns each into a ``TextOp`` on the document *as it was at that revision*, lets the
-``ServerDocument`` rebase and apply it, stores it, then answers the sender ``Acked`` and every
+``ServerDocument`` rebase and apply it, records a ``SaveEdit`` write (``take_writes()``; the
+runtime makes it durable before the events are delivered), then answers the sender ``Acked`` and every
 other editor ``Remote``: the op as applied, as splice pieces (a delete split by a concurrent
 insert becomes two pieces, each relative to the text after the one before). An op that
 rebasing emptied still takes a revision and reaches the others as a ``Remote`` with no pieces,
@@ -13,17 +14,20 @@ so every editor counts revisions the same way.
 A stream that edits a document it has not opened opens it implicitly (snapshot first): the
 original clients never sent ``join``. Editors are keyed by stream; re-sent ops are recognised by
 ``(user, op_id)`` so a retry after a reconnect, on a new stream, is acknowledged, not re-applied.
+
+Storage is effects (``core/effects.py``): ``needs(command)`` names a document that must be
+loaded first (``LoadDocument``), ``provide`` hands it back, ``take_writes()`` the edits to save.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .effects import DocumentRecord, LoadDocument, Read, SaveEdit, StoredEdit, Write
 from .errors import InvalidArgument, LimitExceeded, PermissionDenied
 from .events import Deliver
 from .ot import ServerDocument, TextOp
 from .ot.server import Applied
-from .store import DocumentStore, StoredEdit
 
 # -- commands ----------------------------------------------------------------------------
 
@@ -145,18 +149,43 @@ class _Session:
 class DocumentHub:
     def __init__(
         self,
-        store: DocumentStore,
         *,
         keep: int = 1000,
         snapshot_every: int = 100,
         limits: DocumentLimits | None = None,
     ) -> None:
-        self._store = store
         self._keep = keep
         self._snapshot_every = snapshot_every
         self.limits = limits or DocumentLimits()
         self._docs: dict[str, _Open] = {}
         self._sessions: dict[str, _Session] = {}
+        self._staged: dict[str, _Open] = {}  # provided for the next command, not yet open
+        self._writes: list[Write] = []
+
+    # -- storage effects -----------------------------------------------------------------
+
+    def needs(self, command: DocumentCommand) -> Read | None:
+        """What must be read before ``handle(command)``: a document not open in memory."""
+        if isinstance(command, CloseSession):
+            return None
+        document = command.document
+        if not document or len(document) > self.limits.max_id_length:
+            return None  # handle() refuses it
+        if document in self._docs or document in self._staged:
+            return None
+        return LoadDocument(document=document)
+
+    def provide(self, read: Read, result: DocumentRecord | None) -> None:
+        """Hand back the stored document ``needs`` asked for (None: never edited)."""
+        if not isinstance(read, LoadDocument):
+            raise TypeError(f"not a document read: {read!r}")
+        if read.document not in self._docs:  # opened meanwhile by another stream: keep that
+            self._staged[read.document] = _Open(self._load(result))
+
+    def take_writes(self) -> list[Write]:
+        """The writes the commands handled so far made, oldest first; each only once."""
+        writes, self._writes = self._writes, []
+        return writes
 
     def documents_of(self, session: str) -> frozenset[str]:
         state = self._sessions.get(session)
@@ -168,6 +197,12 @@ class DocumentHub:
         return opened.document.text if opened else None
 
     def handle(self, command: DocumentCommand) -> list[Deliver[DocumentEvent]]:
+        try:
+            return self._handle(command)
+        finally:
+            self._staged.clear()  # what was provided served this command, or nothing
+
+    def _handle(self, command: DocumentCommand) -> list[Deliver[DocumentEvent]]:
         if isinstance(command, EditDocument):
             return self._edit(command)
         if isinstance(command, MoveCursor):
@@ -229,7 +264,10 @@ class DocumentHub:
             raise LimitExceeded(
                 "document", f"at most {self.limits.max_documents} documents per stream"
             )
-        return opened or _Open(self._load(document)), user, None
+        opened = opened or self._staged.get(document)
+        if opened is None:
+            raise RuntimeError(f"document {document!r} is not loaded: provide needs() first")
+        return opened, user, None
 
     def _join(
         self,
@@ -261,10 +299,9 @@ class DocumentHub:
             for applied in doc.history_since(since)
         ]
 
-    def _load(self, document: str) -> ServerDocument:
+    def _load(self, record: DocumentRecord | None) -> ServerDocument:
         """The stored snapshot, replayed forward through the stored edits: their op ids are
         recognised again and their revisions are valid bases, even across a restart."""
-        record = self._store.load_document(document)
         if record is None:
             return ServerDocument(keep=self._keep)
         doc = ServerDocument(record.text, revision=record.revision, keep=self._keep)
@@ -319,11 +356,13 @@ class DocumentHub:
         applied = doc.receive(
             op, base=cmd.base, author=editor.user, op_id=cmd.op_id, session=cmd.session
         )
-        self._store.save_edit(
-            cmd.document,
-            applied.revision,
-            StoredEdit(op=applied.op, author=editor.user, op_id=cmd.op_id),
-            doc.text if applied.revision % self._snapshot_every == 0 else None,
+        self._writes.append(
+            SaveEdit(
+                document=cmd.document,
+                revision=applied.revision,
+                edit=StoredEdit(op=applied.op, author=editor.user, op_id=cmd.op_id),
+                snapshot=doc.text if applied.revision % self._snapshot_every == 0 else None,
+            )
         )
         for other in opened.editors.values():
             if other.cursor is not None:

@@ -279,6 +279,13 @@ class GameLoop:
             raise NotJoined("player_id", f"{player!r} is not in this match")
         self._leaves[player] = action
 
+    def action_delay(self, player: str, now: float) -> float:
+        """Seconds until ``player`` may act again without passing ``actions_per_second`` (its
+        tokens refill each tick): the runtime waits that long instead of refusing the action."""
+        if self._tokens.get(player, self.actions_per_second) >= 1:
+            return 0.0
+        return max(0.0, self.next_deadline() - now)
+
     # -- time ----------------------------------------------------------------------------
 
     def resume(self, now: float) -> None:

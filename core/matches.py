@@ -166,6 +166,13 @@ class MatchHub:
             actions_ignored=ignored,
         )
 
+    def action_delay(self, session: str, now: float) -> float:
+        """Seconds until the session's player may act again within its action rate (0: now;
+        a session that plays nowhere: 0, its action is refused when handled)."""
+        seat = self._seats.get(session)
+        match = self._matches.get(seat.match) if seat else None
+        return match.loop.action_delay(seat.player, now) if match and seat else 0.0
+
     def next_deadline(self) -> float | None:
         """When ``advance`` has something to do (a tick or a close); None: nothing until a join."""
         deadlines = []

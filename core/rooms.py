@@ -11,9 +11,10 @@ Rules, in one place:
 
 * A session's first JOIN binds its user; a command claiming another user is refused.
 * A session may be in several rooms (``ChatLimits.max_rooms``).
-* TEXT gets the room's next ``seq`` (1, 2, 3, ... per room, no gaps), is appended to the store
-  before any event is returned, and goes to every member session, the sender's own included
-  (its acknowledgement). A TEXT re-sent with the same sender and ``id`` while the original is in
+* TEXT gets the room's next ``seq`` (1, 2, 3, ... per room, no gaps), becomes an
+  ``AppendMessage`` write (``take_writes()``; the runtime makes it durable before it delivers
+  the events), and goes to every member session, the sender's own included (its
+  acknowledgement). A TEXT re-sent with the same sender and ``id`` while the original is in
   the history window is not stored again: the sender gets the original back.
 * JOIN and LEAVE are presence: relayed, not stored, not sequenced, and per *user*: a user with
   two sessions in a room is announced once, when the first joins and when the last leaves.
@@ -22,6 +23,11 @@ Rules, in one place:
   JOIN per other user present; then history: the last ``history`` messages, or everything after
   ``resume_after_seq`` when that is still retained. A resume from before the retained range,
   or under another epoch, first gets a SYSTEM notice saying so, then the normal window.
+
+Storage is effects (``core/effects.py``): before ``handle``, the caller asks ``needs(command)``
+and ``provide``s what it names (a room's record and window on its first JOIN, older history on a
+resume from beyond the window); after it, ``take_writes()``. Rate limits are not here: the
+runtime shapes each stream's rate (a fast sender waits; nothing is refused for speed).
 """
 
 from __future__ import annotations
@@ -32,9 +38,19 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .effects import (
+    AppendMessage,
+    CreateRoom,
+    LoadedRoom,
+    LoadRoom,
+    Read,
+    ReadHistory,
+    RoomRecord,
+    TrimRoom,
+    Write,
+)
 from .errors import InvalidArgument, LimitExceeded, NotJoined, PermissionDenied
 from .events import Deliver
-from .store import HistoryStore
 
 
 class Kind(enum.IntEnum):
@@ -110,13 +126,16 @@ Command = Join | Leave | Post | Typing | Disconnect
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatLimits:
-    """Per-message and per-stream limits; 0 disables the rate limit."""
+    """Per-message and per-stream limits."""
 
     max_content_bytes: int = 64 * 1024
     max_id_length: int = 255
     max_rooms: int = 128
-    rate: float = 1000.0
-    burst: int = 2000
+
+    def __post_init__(self) -> None:
+        for name in ("max_content_bytes", "max_id_length", "max_rooms"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,8 +149,6 @@ class HubStatistics:
 class _Session:
     user: str = ""
     rooms: set[str] = field(default_factory=set)
-    tokens: float = 0.0
-    refilled_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -175,7 +192,6 @@ class RoomHub:
 
     def __init__(
         self,
-        store: HistoryStore,
         *,
         history: int = 100,
         retain: int = 10_000,
@@ -184,7 +200,6 @@ class RoomHub:
     ) -> None:
         if not 0 <= history <= retain:
             raise ValueError(f"history: need 0 <= history <= retain, got {history}, {retain}")
-        self._store = store
         self._history = history
         self._retain = max(retain, 1)
         self._trim_every = max(self._retain // 10, 1)
@@ -192,6 +207,53 @@ class RoomHub:
         self._new_epoch = new_epoch
         self._sessions: dict[str, _Session] = {}
         self._rooms: dict[str, _Room] = {}
+        self._writes: list[Write] = []
+        self._fetched: dict[tuple[str, str], list[RoomMessage]] = {}  # (session, room) -> older
+        self._exhausted: set[tuple[str, str]] = set()  # ... whose last read found nothing
+
+    # -- storage effects -----------------------------------------------------------------
+
+    def needs(self, command: Command) -> Read | None:
+        """What must be read before ``handle(command)``: the room on its first JOIN, older
+        history on a resume from before the window. None: handle it now. Raises the
+        ``CoreError`` that ``handle`` would, for a JOIN refused whatever the room holds."""
+        if not isinstance(command, Join):
+            return None
+        self._check_join(command)  # what would be refused anyway is refused before any read
+        room = self._rooms.get(command.room)
+        if room is None:
+            return LoadRoom(room=command.room, recent=self._history)
+        resume = command.resume_after_seq
+        if resume is None or resume < 0 or (command.epoch and command.epoch != room.epoch):
+            return None
+        older = self._fetched.get((command.session, command.room))
+        have = older[-1].seq if older else resume
+        window_start = room.window[0].seq if room.window else room.head + 1
+        if have >= room.head or have + 1 >= window_start or resume < room.first_seq - 1:
+            return None
+        if (command.session, command.room) in self._exhausted:
+            return None  # the last read found nothing more: what the backend has is all there is
+        return ReadHistory(room=command.room, after_seq=have, limit=self._retain)
+
+    def provide(self, read: Read, result: object, *, session: str = "") -> None:
+        """Hand back what ``needs`` asked for: a ``LoadedRoom`` for ``LoadRoom``; for
+        ``ReadHistory``, the messages read (for ``session``'s next JOIN of that room)."""
+        if isinstance(read, LoadRoom):
+            assert isinstance(result, LoadedRoom)
+            if read.room not in self._rooms:  # loaded meanwhile by another JOIN: keep that
+                self._rooms[read.room] = self._load(read.room, result)
+        elif isinstance(read, ReadHistory):
+            assert isinstance(result, list)
+            self._fetched.setdefault((session, read.room), []).extend(result)
+            if not result:
+                self._exhausted.add((session, read.room))
+        else:
+            raise TypeError(f"not a chat read: {read!r}")
+
+    def take_writes(self) -> list[Write]:
+        """The writes the commands handled so far made, oldest first; each only once."""
+        writes, self._writes = self._writes, []
+        return writes
 
     # -- queries -------------------------------------------------------------------------
 
@@ -232,7 +294,8 @@ class RoomHub:
             return self._disconnect(command.session, now)
         raise TypeError(f"not a chat command: {command!r}")
 
-    def _join(self, cmd: Join, now: float) -> list[Deliver[RoomMessage]]:
+    def _check_join(self, cmd: Join) -> _Session | None:
+        """The rules a JOIN must pass before its room is even loaded; its session, if any."""
         self._check_id("room", cmd.room)
         self._check_id("user", cmd.user)
         if not cmd.user:
@@ -247,19 +310,24 @@ class RoomHub:
         already_in = session is not None and cmd.room in session.rooms
         if session is not None and not already_in and len(session.rooms) >= self.limits.max_rooms:
             raise LimitExceeded("room", f"at most {self.limits.max_rooms} rooms per stream")
-        room = self._rooms.get(cmd.room) or self._load(cmd.room)
+        return session
+
+    def _join(self, cmd: Join, now: float) -> list[Deliver[RoomMessage]]:
+        session = self._check_join(cmd)
+        already_in = session is not None and cmd.room in session.rooms
+        room = self._rooms.get(cmd.room)
+        if room is None:
+            raise RuntimeError(f"room {cmd.room!r} is not loaded: provide needs(command) first")
         resume = cmd.resume_after_seq
         same_epoch = not cmd.epoch or cmd.epoch == room.epoch
         if resume is not None and same_epoch and resume > room.head:
+            if not room.members:  # loaded for this JOIN only: the next one reloads it
+                del self._rooms[cmd.room]
             raise InvalidArgument(
                 "resume_after_seq", f"must not exceed the room's head seq {room.head}"
             )
         if session is None:
-            session = _Session(user=cmd.user, tokens=self.limits.burst, refilled_at=now)
-            self._take_token(session, now)
-            self._sessions[cmd.session] = session
-        else:
-            self._take_token(session, now)
+            session = self._sessions[cmd.session] = _Session(user=cmd.user)
 
         stamp = _millis(now)
         newly_present = False
@@ -286,7 +354,9 @@ class RoomHub:
             for user in sorted(room.sessions_of)
             if user != cmd.user
         ]
-        events += [Deliver(to=me, message=m) for m in self._history_for(room, cmd, stamp)]
+        older = self._fetched.pop((cmd.session, cmd.room), [])
+        self._exhausted.discard((cmd.session, cmd.room))
+        events += [Deliver(to=me, message=m) for m in self._history_for(room, cmd, stamp, older)]
         if newly_present:
             others = tuple(s for s in room.recipients if s != cmd.session)
             if others:
@@ -300,7 +370,9 @@ class RoomHub:
                 )
         return events
 
-    def _history_for(self, room: _Room, cmd: Join, stamp: int) -> list[RoomMessage]:
+    def _history_for(
+        self, room: _Room, cmd: Join, stamp: int, older: list[RoomMessage]
+    ) -> list[RoomMessage]:
         resume = cmd.resume_after_seq
         window = list(room.window)
         if resume is None:
@@ -316,7 +388,9 @@ class RoomHub:
         if window and resume >= window[0].seq - 1:
             return [m for m in window if m.seq > resume]
         if resume >= room.first_seq - 1:
-            return self._store.read(room.name, resume, self._retain)
+            # Read by the caller (``needs``); the window continues where it ends.
+            last = older[-1].seq if older else resume
+            return [*older, *(m for m in window if m.seq > last)]
         notice = (
             f"history starts at seq {room.first_seq}: messages {resume + 1} to "
             f"{room.first_seq - 1} are no longer retained"
@@ -331,7 +405,6 @@ class RoomHub:
 
     def _leave(self, cmd: Leave, now: float) -> list[Deliver[RoomMessage]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "LEAVE")
-        self._take_token(session, now)
         user = session.user
         last = self._remove(cmd.session, session, room)
         leave = RoomMessage(kind=Kind.LEAVE, room=room.name, sender=user, timestamp=_millis(now))
@@ -353,9 +426,7 @@ class RoomHub:
                     raise InvalidArgument(
                         "id", f"{cmd.id!r} was already used by {user!r} for another message"
                     )
-                self._take_token(session, now)
                 return [Deliver(to=(cmd.session,), message=original)]
-        self._take_token(session, now)
         seq = room.head + 1
         message = RoomMessage(
             kind=Kind.TEXT,
@@ -367,18 +438,17 @@ class RoomHub:
             seq=seq,
             epoch=room.epoch,
         )
-        self._store.append(message)  # durable before anyone hears of it
+        self._writes.append(AppendMessage(message=message))  # durable before anyone hears of it
         room.head = seq
         self._remember(room, message)
         if seq - room.first_seq >= self._retain:
             room.first_seq = seq - self._retain + 1
             if seq % self._trim_every == 0:
-                self._store.trim(room.name, room.first_seq)
+                self._writes.append(TrimRoom(room=room.name, before_seq=room.first_seq))
         return [Deliver(to=room.recipients, message=message)]
 
     def _typing(self, cmd: Typing, now: float) -> list[Deliver[RoomMessage]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "TYPING")
-        self._take_token(session, now)
         others = tuple(s for s in room.recipients if s != cmd.session)
         if not others:
             return []
@@ -389,6 +459,10 @@ class RoomHub:
 
     def _disconnect(self, name: str, now: float) -> list[Deliver[RoomMessage]]:
         session = self._sessions.pop(name, None)
+        if self._fetched:  # older history read for a JOIN that never came (it was refused)
+            for key in [key for key in self._fetched if key[0] == name]:
+                del self._fetched[key]
+                self._exhausted.discard(key)
         if session is None:
             return []
         events = []
@@ -422,24 +496,22 @@ class RoomHub:
             del self._rooms[room.name]  # the store keeps it; the next JOIN reloads it
         return last
 
-    def _load(self, name: str) -> _Room:
-        record = self._store.load_room(name)
+    def _load(self, name: str, loaded: LoadedRoom) -> _Room:
+        record = loaded.record
         if record is None:
-            epoch, head = self._new_epoch(), 0
-            self._store.create_room(name, epoch)
-        else:
-            epoch, head = record.epoch, record.head
+            record = RoomRecord(epoch=self._new_epoch(), head=0)
+            self._writes.append(CreateRoom(room=name, epoch=record.epoch))
+        head = record.head
         room = _Room(
             name=name,
-            epoch=epoch,
+            epoch=record.epoch,
             head=head,
             first_seq=max(1, head - self._retain + 1),
             window=deque(maxlen=self._history),
             by_id={},
         )
-        if self._history and head:
-            for message in self._store.read(name, max(0, head - self._history), self._history):
-                self._remember(room, message)
+        for message in loaded.recent[-self._history :] if self._history else ():
+            self._remember(room, message)
         return room
 
     def _remember(self, room: _Room, message: RoomMessage) -> None:
@@ -458,19 +530,6 @@ class RoomHub:
             raise InvalidArgument(name, f"must be at most {self.limits.max_id_length} characters")
         if name == "room" and not value:
             raise InvalidArgument(name, "must not be empty")
-
-    def _take_token(self, session: _Session, now: float) -> None:
-        rate = self.limits.rate
-        if not rate:
-            return
-        tokens = min(self.limits.burst, session.tokens + max(0.0, now - session.refilled_at) * rate)
-        if tokens < 1:
-            raise LimitExceeded(
-                "rate",
-                f"at most {rate:g} messages per second per stream (burst {self.limits.burst})",
-            )
-        session.tokens = tokens - 1
-        session.refilled_at = now
 
 
 def _millis(now: float) -> int:

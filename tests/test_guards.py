@@ -17,9 +17,9 @@ def test_core_imports_no_io_transport_or_protobuf_module() -> None:
     code = (
         "import sys, interplay.core; "
         "banned = {'asyncio', 'anyio', 'grpclib', 'h2', 'betterproto2', 'google', 'sqlite3',"
-        " 'socket', 'interplay.transports', 'interplay.stores'}; "
+        " 'socket', 'interplay.transports', 'interplay.backends'}; "
         "print(sorted(m for m in sys.modules if m in banned or m.split('.')[0] in banned"
-        " or m.startswith('interplay.transports') or m.startswith('interplay.stores')))"
+        " or m.startswith('interplay.transports') or m.startswith('interplay.backends')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
@@ -47,7 +47,7 @@ def test_runtime_imports_no_wire_library() -> None:
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("folder", ["core", "runtime", "stores", "transports", "app"])
+@pytest.mark.parametrize("folder", ["core", "runtime", "backends", "stores", "transports", "app"])
 def test_folder_names_are_not_importable(folder: str) -> None:
     assert importlib.util.find_spec(folder) is None
 
@@ -75,7 +75,7 @@ def test_wheel_contains_every_package(tmp_path: Path) -> None:
     folders = {
         "core": "interplay/core",
         "runtime": "interplay/runtime",
-        "stores": "interplay/stores",
+        "backends": "interplay/backends",
         "transports": "interplay/transports",
         "app": "interplay",
     }

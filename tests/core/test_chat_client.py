@@ -14,15 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from interplay.backends import MemoryBackend
 from interplay.core import (
-    ChatLimits,
     Disconnect,
     Join,
     Kind,
     Leave,
     NotJoined,
     Post,
-    RoomHub,
     RoomMessage,
     Typing,
 )
@@ -35,7 +34,8 @@ from interplay.core.chat_client import (
     TextRequest,
     TypingRequest,
 )
-from interplay.stores import MemoryStore
+from interplay.core.effects import ReadHistory
+from stored import stored_rooms
 
 USERS = ["ann", "bob", "cé😀"]
 ROOMS = ["r0", "r1"]
@@ -141,8 +141,8 @@ class Link:
 class ReconnectingClients(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.store = MemoryStore()
-        self.hub = RoomHub(self.store, history=100, retain=1000, limits=ChatLimits(rate=0))
+        self.store = MemoryBackend()
+        self.hub = stored_rooms(self.store, history=100, retain=1000)
         self.clients = {user: ClientRooms(user, id_prefix=user) for user in USERS}
         self.links = {user: Link(f"{user}-0") for user in USERS}
         self.connections = dict.fromkeys(USERS, 0)
@@ -208,8 +208,8 @@ class ReconnectingClients(RuleBasedStateMachine):
         """The server comes back with an empty store (a new epoch for every room): clients are
         told the history was reset and start over; their unacknowledged TEXTs still land."""
         self.restarts += 1
-        self.store = MemoryStore()
-        self.hub = RoomHub(self.store, history=100, retain=1000, limits=ChatLimits(rate=0))
+        self.store = MemoryBackend()
+        self.hub = stored_rooms(self.store, history=100, retain=1000)
         for user in USERS:
             self.connections[user] += 1
             self.links[user] = Link(f"{user}-{self.connections[user]}")
@@ -268,7 +268,10 @@ class ReconnectingClients(RuleBasedStateMachine):
                     moved = True
             if not moved:
                 break
-        stored = {room: self.store.read(room, 0, 10_000) for room in ROOMS}
+        stored = {
+            room: self.store.read_now(ReadHistory(room=room, after_seq=0, limit=10_000))
+            for room in ROOMS
+        }
         for (user, room), texts in self.shown.items():
             # The first join shows the whole history (it is within the window), then every
             # later TEXT: all of the room's TEXTs, once each, in order.

@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import texts
 
+from interplay.backends import SQLiteBackend
 from interplay.core import (
     Acked,
     CloseSession,
     CursorMoved,
-    DocumentHub,
     DocumentLimits,
     EditDocument,
     InvalidArgument,
@@ -25,7 +25,7 @@ from interplay.core import (
     Snapshot,
 )
 from interplay.core.errors import Expired, PermissionDenied
-from interplay.stores import MemoryStore, SQLiteStore
+from stored import stored_documents
 
 
 def edit(session: str, base: int, position: int, deleted: int = 0, inserted: str = "", **kw):  # type: ignore[no-untyped-def]
@@ -48,7 +48,7 @@ def apply_pieces(text: str, pieces: tuple[Piece, ...]) -> str:
 
 
 def test_open_gives_a_snapshot_and_an_edit_opens_implicitly() -> None:
-    hub = DocumentHub(MemoryStore())
+    hub = stored_documents()
     [snap] = hub.handle(OpenDocument(session="a", document="d", user="ann"))
     assert snap.to == ("a",) and snap.message == Snapshot(document="d", text="", revision=0)
     events = hub.handle(edit("b", 0, 0, inserted="hi", user="bob", op_id="b1"))
@@ -67,7 +67,7 @@ def test_open_gives_a_snapshot_and_an_edit_opens_implicitly() -> None:
 
 
 def test_a_concurrent_insert_splits_a_stale_delete_into_pieces() -> None:
-    hub = DocumentHub(MemoryStore())
+    hub = stored_documents()
     hub.handle(edit("a", 0, 0, inserted="abcdef"))
     hub.handle(OpenDocument(session="b", document="d"))
     hub.handle(edit("a", 1, 3, inserted="XY"))  # abcXYdef
@@ -79,7 +79,7 @@ def test_a_concurrent_insert_splits_a_stale_delete_into_pieces() -> None:
 
 
 def test_an_edit_emptied_by_rebasing_still_takes_a_revision() -> None:
-    hub = DocumentHub(MemoryStore())
+    hub = stored_documents()
     hub.handle(edit("a", 0, 0, inserted="abc"))
     hub.handle(OpenDocument(session="b", document="d"))
     hub.handle(edit("a", 1, 0, deleted=3))
@@ -89,7 +89,7 @@ def test_an_edit_emptied_by_rebasing_still_takes_a_revision() -> None:
 
 
 def test_a_resent_op_is_acknowledged_again_never_applied_twice() -> None:
-    hub = DocumentHub(MemoryStore())
+    hub = stored_documents()
     hub.handle(edit("a", 0, 0, inserted="x", user="ann", op_id="o1"))
     hub.handle(CloseSession(session="a"))
     hub.handle(OpenDocument(session="watch", document="d"))
@@ -111,7 +111,7 @@ def test_a_resent_op_is_acknowledged_again_never_applied_twice() -> None:
     ],
 )
 def test_bad_edits_leave_the_document_untouched(command, error, text) -> None:  # type: ignore[no-untyped-def]
-    hub = DocumentHub(MemoryStore())
+    hub = stored_documents()
     hub.handle(edit("a", 0, 0, inserted="abc", user="ann"))
     with pytest.raises(error, match=text):
         hub.handle(command)
@@ -119,7 +119,7 @@ def test_bad_edits_leave_the_document_untouched(command, error, text) -> None:  
 
 
 def test_cursors_follow_later_edits_and_reach_the_others() -> None:
-    hub = DocumentHub(MemoryStore())
+    hub = stored_documents()
     hub.handle(edit("a", 0, 0, inserted="hello world", user="ann"))
     hub.handle(OpenDocument(session="b", document="d", user="bob"))
     [moved] = hub.handle(MoveCursor(session="b", document="d", base=1, position=6, length=5))
@@ -133,12 +133,12 @@ def test_cursors_follow_later_edits_and_reach_the_others() -> None:
 
 def test_documents_survive_a_restart_and_old_revisions_expire(tmp_path: Path) -> None:
     path = tmp_path / "docs.db"
-    store = SQLiteStore(path)
-    hub = DocumentHub(store, snapshot_every=3)
+    store = SQLiteBackend(path)
+    hub = stored_documents(store, snapshot_every=3)
     for n in range(7):
         hub.handle(edit("a", n, n, inserted="😀"))
     store.close()
-    again = DocumentHub(SQLiteStore(path), snapshot_every=3)
+    again = stored_documents(SQLiteBackend(path), snapshot_every=3)
     [snap] = again.handle(OpenDocument(session="b", document="d"))
     assert snap.message == Snapshot(document="d", text="😀" * 7, revision=7)
     # Edits since the last snapshot (revision 6) are replayed: revision 6 is still a valid base.
@@ -149,7 +149,7 @@ def test_documents_survive_a_restart_and_old_revisions_expire(tmp_path: Path) ->
 
 @given(start=texts, data=st.data())
 def test_remote_pieces_replay_to_the_server_text(start: str, data: st.DataObject) -> None:
-    hub = DocumentHub(MemoryStore())
+    hub = stored_documents()
     if start:
         hub.handle(edit("w", 0, 0, inserted=start))
     [snap] = hub.handle(OpenDocument(session="r", document="d"))
@@ -170,7 +170,7 @@ def test_remote_pieces_replay_to_the_server_text(start: str, data: st.DataObject
 
 
 def test_a_refused_edit_does_not_join_the_stream_either() -> None:
-    hub = DocumentHub(MemoryStore())
+    hub = stored_documents()
     hub.handle(edit("a", 0, 0, inserted="abc", user="ann"))
     with pytest.raises(InvalidArgument):
         hub.handle(edit("b", 1, 9, inserted="x", user="bob"))  # out of range, never joined
@@ -179,7 +179,7 @@ def test_a_refused_edit_does_not_join_the_stream_either() -> None:
 
 
 def test_documents_per_stream_and_insert_size_are_limited() -> None:
-    hub = DocumentHub(MemoryStore(), limits=DocumentLimits(max_documents=2, max_inserted_chars=3))
+    hub = stored_documents(limits=DocumentLimits(max_documents=2, max_inserted_chars=3))
     for name in ("d1", "d2"):
         hub.handle(OpenDocument(session="a", document=name, user="ann"))
     with pytest.raises(LimitExceeded, match=r"^document: at most 2 documents per stream"):
@@ -196,7 +196,7 @@ def test_documents_per_stream_and_insert_size_are_limited() -> None:
 
 
 def test_a_join_since_a_kept_revision_catches_up_instead_of_a_snapshot() -> None:
-    hub = DocumentHub(MemoryStore(), keep=3)
+    hub = stored_documents(keep=3)
     hub.handle(edit("a", 0, 0, inserted="abc", user="ann", op_id="a1"))
     hub.handle(edit("b", 1, 3, inserted="!", user="bob", op_id="b1"))
     hub.handle(edit("a", 2, 0, deleted=1, user="ann", op_id="a2"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from interplay.backends import SQLiteBackend
 from interplay.core import (
     ChatLimits,
     Disconnect,
@@ -14,16 +15,18 @@ from interplay.core import (
     PermissionDenied,
     Post,
     RoomHub,
+    TokenBucket,
 )
-from interplay.stores import MemoryStore, SQLiteStore
+from interplay.core.effects import AppendMessage, CreateRoom, LoadedRoom, LoadRoom
+from stored import stored_rooms
 
 
 def hub(**kwargs: object) -> RoomHub:
-    return RoomHub(MemoryStore(), **kwargs)  # type: ignore[arg-type]
+    return stored_rooms(**kwargs)  # type: ignore[no-any-return]
 
 
 def test_limits_name_the_field_and_rule() -> None:
-    h = hub(limits=ChatLimits(max_content_bytes=8, max_id_length=4, max_rooms=2, rate=0))
+    h = hub(limits=ChatLimits(max_content_bytes=8, max_id_length=4, max_rooms=2))
     with pytest.raises(InvalidArgument, match=r"^room: must be at most 4 characters"):
         h.handle(Join(session="s", user="ann", room="lobby"), now=0)
     with pytest.raises(InvalidArgument, match=r"^user: must not be empty"):
@@ -42,16 +45,35 @@ def test_limits_name_the_field_and_rule() -> None:
     assert h.head("r1") is not None and h.head("r1")[1] == 1  # type: ignore[index]
 
 
-def test_rate_limit_is_a_token_bucket_and_refusal_changes_nothing() -> None:
-    h = hub(limits=ChatLimits(rate=10, burst=3))
-    h.handle(Join(session="s", user="ann", room="r"), now=0)
-    h.handle(Post(session="s", room="r", content="1"), now=0)
-    h.handle(Post(session="s", room="r", content="2"), now=0)
-    with pytest.raises(LimitExceeded, match=r"^rate: at most 10 messages per second"):
-        h.handle(Post(session="s", room="r", content="3"), now=0)
-    assert h.head("r")[1] == 2  # type: ignore[index]
-    h.handle(Post(session="s", room="r", content="3"), now=0.1)  # one token back
-    assert h.head("r")[1] == 3  # type: ignore[index]
+def test_the_token_bucket_says_how_long_to_wait_and_never_refuses() -> None:
+    bucket = TokenBucket(10, 3, now=0)
+    for _ in range(3):
+        assert bucket.delay(0) == 0
+        bucket.take(0)
+    assert bucket.delay(0) == pytest.approx(0.1)  # one token back after 1/rate seconds
+    assert bucket.delay(0.05) == pytest.approx(0.05)
+    assert bucket.delay(0.1) == 0
+    bucket.take(0.1)
+    assert bucket.delay(0.1) == pytest.approx(0.1)
+    assert TokenBucket(0, 0, now=0).delay(0) == 0  # rate 0: no limit
+
+
+def test_a_hub_reads_only_what_it_was_given_and_writes_only_through_effects() -> None:
+    h = RoomHub(history=2)
+    join = Join(session="s", user="ann", room="r")
+    read = h.needs(join)
+    assert read == LoadRoom(room="r", recent=2)
+    with pytest.raises(RuntimeError, match="not loaded"):
+        h.handle(join, now=0)
+    h.provide(read, LoadedRoom(record=None, recent=[]))
+    assert h.needs(join) is None
+    h.handle(join, now=0)
+    [create] = h.take_writes()
+    assert isinstance(create, CreateRoom) and create.room == "r"
+    [deliver] = h.handle(Post(session="s", room="r", content="hi"), now=0)
+    [append] = h.take_writes()
+    assert isinstance(append, AppendMessage) and append.message == deliver.message
+    assert h.take_writes() == []
 
 
 def test_identity_is_bound_by_the_first_join() -> None:
@@ -78,15 +100,15 @@ def test_server_stamps_time_and_generates_missing_ids() -> None:
 
 def test_history_survives_a_restart_over_the_same_sqlite_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "chat.db"
-    store = SQLiteStore(path)
-    first = RoomHub(store, history=2)
+    store = SQLiteBackend(path)
+    first = stored_rooms(store, history=2)
     first.handle(Join(session="s", user="ann", room="r"), now=0)
     for n in range(3):
         first.handle(Post(session="s", room="r", content=f"m{n}", id=f"i{n}"), now=0)
     epoch = first.head("r")[0]  # type: ignore[index]
     store.close()
 
-    again = RoomHub(SQLiteStore(path), history=2)
+    again = stored_rooms(SQLiteBackend(path), history=2)
     events = again.handle(Join(session="t", user="bob", room="r"), now=1)
     echo, *history = [e.message for e in events]
     assert (echo.kind, echo.seq, echo.epoch) == (Kind.JOIN, 3, epoch)

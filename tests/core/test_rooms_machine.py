@@ -15,8 +15,8 @@ from hypothesis.stateful import (
     rule,
 )
 
+from interplay.backends import MemoryBackend
 from interplay.core import (
-    ChatLimits,
     Deliver,
     Disconnect,
     InvalidArgument,
@@ -30,7 +30,8 @@ from interplay.core import (
     RoomMessage,
     Typing,
 )
-from interplay.stores import MemoryStore
+from interplay.core.effects import ReadHistory
+from stored import stored_rooms
 
 SESSIONS = ["s0", "s1", "s2"]
 USERS = ["ann", "bob", "cé😀"]
@@ -64,7 +65,7 @@ class RoomHubMachine(RuleBasedStateMachine):
     @initialize()
     def create(self) -> None:
         self.epoch_count = 0
-        self.store = MemoryStore()
+        self.store = MemoryBackend()
         self.now = 1_000.0
         self.hub = self._new_hub()
         self.rooms: dict[str, ModelRoom] = {}
@@ -75,11 +76,10 @@ class RoomHubMachine(RuleBasedStateMachine):
         self.join_head: dict[tuple[str, str], int] = {}
 
     def _new_hub(self) -> RoomHub:
-        return RoomHub(
+        return stored_rooms(  # type: ignore[no-any-return]
             self.store,
             history=HISTORY,
             retain=RETAIN,
-            limits=ChatLimits(rate=0),
             new_epoch=self._draw_epoch,
         )
 
@@ -310,7 +310,7 @@ class RoomHubMachine(RuleBasedStateMachine):
         """The store loses everything: rooms come back under new epochs, from seq 1."""
         if go:
             return
-        self.store = MemoryStore()
+        self.store = MemoryBackend()
         self.restart()
         self.rooms.clear()
 
@@ -339,7 +339,9 @@ class RoomHubMachine(RuleBasedStateMachine):
         for name, model in self.rooms.items():
             if model.epoch:
                 first = model.first_seq
-                stored = self.store.read(name, first - 1, RETAIN)
+                stored = self.store.read_now(
+                    ReadHistory(room=name, after_seq=first - 1, limit=RETAIN)
+                )
                 assert stored == model.texts[first - 1 :]
 
 

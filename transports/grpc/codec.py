@@ -11,6 +11,7 @@ receiving stream.
 from __future__ import annotations
 
 import struct
+from collections.abc import Collection
 from typing import Any, TypedDict
 
 from grpclib.encoding.proto import ProtoCodec
@@ -245,6 +246,58 @@ def game_command(message: Any, session: str) -> MatchCommand:
         sequence=message.sequence,
     )
     return Act(session=session, action=action, match=message.match_id)
+
+
+class ChatWire:
+    """The Chat RPC's wire format, as the runtime's ``Codec``."""
+
+    def decode(self, message: Any, session: str) -> Command:
+        return chat_command(message, session)
+
+    def encode(self, event: object, stamp: int) -> tuple[bytes]:
+        assert isinstance(event, RoomMessage)
+        return (encode_chat(event),)
+
+    def encode_state(self, match: str, state: TickState, *, full: bool, stamp: int) -> bytes:
+        raise TypeError("Chat carries no game states")
+
+
+class EditWire:
+    """The CollaborativeEdit RPC's wire format, as the runtime's ``Codec``."""
+
+    def decode(self, message: Any, session: str) -> DocumentCommand:
+        return edit_command(message, session)
+
+    def encode(self, event: object, stamp: int) -> list[bytes]:
+        return encode_edit(event, stamp)  # type: ignore[arg-type]
+
+    def encode_state(self, match: str, state: TickState, *, full: bool, stamp: int) -> bytes:
+        raise TypeError("CollaborativeEdit carries no game states")
+
+
+class GameWire:
+    """The GameSync RPC's wire format, as the runtime's ``Codec``: one encoder per match."""
+
+    def __init__(self) -> None:
+        self._encoders: dict[str, GameStateEncoder] = {}
+
+    def decode(self, message: Any, session: str) -> MatchCommand:
+        return game_command(message, session)
+
+    def encode(self, event: object, stamp: int) -> list[bytes]:
+        raise TypeError("GameSync carries only game states")
+
+    def encode_state(self, match: str, state: TickState, *, full: bool, stamp: int) -> bytes:
+        encoder = self._encoders.get(match)
+        if encoder is None:
+            encoder = self._encoders[match] = GameStateEncoder(match)
+        return encoder.encode(state, full=full, timestamp=stamp)
+
+    def forget_matches(self, open_matches: Collection[str]) -> None:
+        """Drop the encoders of matches that closed."""
+        if len(self._encoders) > len(open_matches):
+            for name in [name for name in self._encoders if name not in open_matches]:
+                del self._encoders[name]
 
 
 class GameStateEncoder:

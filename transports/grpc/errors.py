@@ -1,11 +1,10 @@
-"""The one translation table: core errors -> gRPC status."""
+"""The one translation table: core and runtime errors -> gRPC status."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from grpclib.const import Status
-from grpclib.exceptions import GRPCError
 
 from interplay.core.errors import (
     AlreadyExists,
@@ -16,14 +15,25 @@ from interplay.core.errors import (
     NotJoined,
     PermissionDenied,
 )
+from interplay.runtime.errors import (
+    SessionError,
+    ShuttingDown,
+    SlowConsumer,
+    StorageFailed,
+    Unauthenticated,
+)
 
-STATUS_OF: dict[type[CoreError], Status] = {
+STATUS_OF: dict[type[Exception], Status] = {
     InvalidArgument: Status.INVALID_ARGUMENT,
     AlreadyExists: Status.ALREADY_EXISTS,
     NotJoined: Status.FAILED_PRECONDITION,
     LimitExceeded: Status.RESOURCE_EXHAUSTED,
     PermissionDenied: Status.PERMISSION_DENIED,
     Expired: Status.FAILED_PRECONDITION,
+    Unauthenticated: Status.UNAUTHENTICATED,
+    ShuttingDown: Status.UNAVAILABLE,
+    SlowConsumer: Status.RESOURCE_EXHAUSTED,
+    StorageFailed: Status.UNAVAILABLE,
 }
 
 
@@ -34,12 +44,18 @@ STATUS_OF: dict[type[CoreError], Status] = {
 MAX_MESSAGE = 512  # characters: at most 6 KiB of trailer
 
 
-def to_grpc(error: CoreError, fields: Mapping[str, str]) -> GRPCError:
-    """A status whose message names the wire field (``fields`` maps core names) and the rule."""
-    status = next(
-        (code for cls, code in STATUS_OF.items() if isinstance(error, cls)), Status.INTERNAL
-    )
-    message = f"{fields.get(error.field, error.field)}: {error.rule}"
+def status_of(error: BaseException, fields: Mapping[str, str]) -> tuple[Status, str] | None:
+    """The status and message for a core or runtime error (the core's field names mapped to
+    the wire's with ``fields``); None for anything else."""
+    if isinstance(error, CoreError):
+        message = f"{fields.get(error.field, error.field)}: {error.rule}"
+    elif isinstance(error, SessionError):
+        message = error.message
+    else:
+        return None
+    status = next((code for cls, code in STATUS_OF.items() if isinstance(error, cls)), None)
+    if status is None:
+        status = Status.INTERNAL
     if len(message) > MAX_MESSAGE:
         message = message[: MAX_MESSAGE - 1] + "…"
-    return GRPCError(status, message)
+    return status, message

@@ -8,8 +8,7 @@ import logging
 import signal
 import ssl
 from asyncio import BaseTransport
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from grpclib.config import Configuration
@@ -19,14 +18,10 @@ from grpclib.reflection.service import ServerReflection
 from grpclib.server import Server
 from h2.settings import SettingCodes
 
-from interplay.core.documents import DocumentHub
-from interplay.core.histogram import Histogram
-from interplay.core.matches import MatchHub
-from interplay.core.rooms import RoomHub
+from interplay.runtime.server import Runtime
 
-from .auth import Authenticator
 from .codec import WireCodec
-from .service import ChatService, ChatSettings
+from .service import MAX_MESSAGE_BYTES, ChatService
 
 log = logging.getLogger("interplay.server")
 
@@ -35,7 +30,8 @@ log = logging.getLogger("interplay.server")
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 50051
-    chat: ChatSettings = field(default_factory=ChatSettings)
+    # Bytes per received message, checked on the length prefix before the body is read.
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     # HTTP/2 receive windows: how much a client may send before we read it. Small enough that
     # a sender paused by backpressure holds little memory here; big enough not to throttle a
     # busy stream (see bench/chat_load.py).
@@ -44,8 +40,6 @@ class ServerSettings:
     # Concurrent calls per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS; grpclib leaves
     # h2's 100). Well-behaved clients queue calls above it; h2 ends a connection that ignores it.
     max_streams: int = 100
-    # Bearer tokens required on every call (auth.py); None: no authentication.
-    auth: Authenticator | None = None
     # Seconds a shutdown waits for calls to flush and end before cancelling what is left.
     grace: float = 10.0
     # TLS for every connection (``tls_context``); None: plaintext HTTP/2 (h2c).
@@ -155,10 +149,8 @@ class _Server(Server):
         return protocol
 
 
-def build_server(
-    hub: RoomHub, documents: DocumentHub, games: MatchHub | None, settings: ServerSettings
-) -> tuple[Server, ChatService]:
-    chat = ChatService(hub, documents, games, settings=settings.chat, auth=settings.auth)
+def build_server(runtime: Runtime, settings: ServerSettings) -> tuple[Server, ChatService]:
+    chat = ChatService(runtime, max_message_bytes=settings.max_message_bytes)
     keepalive = settings.keepalive_time
     config = Configuration(
         http2_stream_window_size=settings.stream_window,
@@ -217,24 +209,16 @@ async def drain(server: Server, chat: ChatService, grace: float) -> None:
     await server.wait_closed()
 
 
-async def serve(
-    hub: RoomHub,
-    documents: DocumentHub,
-    games: MatchHub,
-    settings: ServerSettings,
-    *,
-    store_latency: Mapping[str, Histogram] | None = None,
-) -> None:
+async def serve(runtime: Runtime, settings: ServerSettings) -> None:
     """Serve until SIGINT or SIGTERM, then drain: see ``drain``. With
-    ``settings.metrics_port``, export Prometheus metrics until the drain has ended, the store's
-    write histograms (``TimedStore.latency``: ``store_latency``) among them."""
-    server, chat = build_server(hub, documents, games, settings)
+    ``settings.metrics_port``, export Prometheus metrics until the drain has ended."""
+    server, chat = build_server(runtime, settings)
     await server.start(settings.host, settings.port, ssl=settings.tls)
     metrics = None
     if settings.metrics_port is not None:
-        from .metrics import metrics_registry, start_metrics_server
+        from interplay.runtime.metrics import metrics_registry, start_metrics_server
 
-        registry = metrics_registry(chat, store_latency)
+        registry = metrics_registry(runtime)
         metrics = start_metrics_server(registry, settings.host, settings.metrics_port)
         log.info("metrics: http://%s:%d/metrics", settings.host, metrics.port)
     sockets = server._server.sockets if server._server else ()

@@ -1,7 +1,7 @@
 """Prometheus metrics for ``interplay serve --metrics-port``.
 
-Nothing on a hot path knows about Prometheus: the service keeps plain ints
-(``ChatCounters``) and fixed-bucket histograms (``interplay.core.histogram``), and
+Nothing on a hot path knows about Prometheus: the runtime keeps plain ints
+(``Counters``) and fixed-bucket histograms (``interplay.core.histogram``), and
 ``MetricsCollector`` turns them into metric families only when scraped. So a message costs
 the same with the exporter on or off, and the exporter cannot slow a stream down.
 
@@ -28,9 +28,9 @@ from prometheus_client.utils import floatToGoString
 
 from interplay.core.histogram import Histogram
 
-from .service import ChatService
+from .server import Runtime
 
-# (attribute of ChatCounters, metric name, help): the unlabelled counters.
+# (attribute of Counters, metric name, help): the unlabelled counters.
 _COUNTERS = (
     ("streams_opened", "interplay_streams_opened_total", "Calls accepted, all RPCs."),
     ("messages_in", "interplay_messages_in_total", "Messages received from clients."),
@@ -59,6 +59,22 @@ _COUNTERS = (
         "interplay_slow_consumer_disconnects_total",
         "Calls ended with RESOURCE_EXHAUSTED: over high water for longer than the drain timeout.",
     ),
+    (
+        "shaped",
+        "interplay_messages_shaped_total",
+        "Messages that waited for their stream's rate limit (shaped, never refused).",
+    ),
+    (
+        "commits",
+        "interplay_store_commits_total",
+        "Backend write calls; storage writes / commits is the group commit.",
+    ),
+    ("storage_writes", "interplay_store_writes_total", "Writes made durable by the backend."),
+    (
+        "storage_failures",
+        "interplay_store_failures_total",
+        "Backend write calls that failed (every chat and edit session was cut).",
+    ),
     ("ticks", "interplay_ticks_total", "Match ticks run (one per match per tick)."),
     (
         "states_superseded",
@@ -69,19 +85,13 @@ _COUNTERS = (
 
 
 class MetricsCollector(Collector):
-    """The service's counters and histograms as Prometheus metrics, read at scrape time.
+    """The runtime's counters and histograms as Prometheus metrics, read at scrape time."""
 
-    ``store_latency``: write method -> histogram (``interplay.stores.TimedStore.latency``).
-    """
-
-    def __init__(
-        self, service: ChatService, store_latency: Mapping[str, Histogram] | None = None
-    ) -> None:
-        self.service = service
-        self.store_latency = dict(store_latency or {})
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
     def collect(self) -> Iterator[Metric]:
-        counters = self.service.counters
+        counters = self.runtime.counters
         for attribute, name, help_text in _COUNTERS:
             yield CounterMetricFamily(name, help_text, value=getattr(counters, attribute))
 
@@ -107,21 +117,18 @@ class MetricsCollector(Collector):
         yield _histogram(
             "interplay_tick_duration_seconds",
             "Work per tick-driver wake-up that ran ticks: advance, encode, hand out.",
-            {(): self.service.tick_duration},
+            {(): self.runtime.tick_duration},
         )
         yield _histogram(
             "interplay_tick_lag_seconds",
             "How late the tick driver woke after a tick's deadline.",
-            {(): self.service.tick_lag},
+            {(): self.runtime.tick_lag},
         )
-        if self.store_latency:
-            yield _histogram(
-                "interplay_store_write_seconds",
-                "Store write latency (on the event loop, before anyone receives the message), "
-                "by method.",
-                {(op,): h for op, h in sorted(self.store_latency.items())},
-                labels=["op"],
-            )
+        yield _histogram(
+            "interplay_store_write_seconds",
+            "Backend write latency per group commit (before anyone receives what it holds).",
+            {(): self.runtime.write_latency},
+        )
 
 
 def _histogram(
@@ -159,11 +166,11 @@ class MetricsServer:
 
 
 def metrics_registry(
-    service: ChatService, store_latency: Mapping[str, Histogram] | None = None
+    runtime: Runtime,
 ) -> CollectorRegistry:
     """A registry of its own (never the process-global one), so several servers can export."""
     registry = CollectorRegistry()
-    registry.register(MetricsCollector(service, store_latency))
+    registry.register(MetricsCollector(runtime))
     return registry
 
 

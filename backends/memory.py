@@ -1,0 +1,90 @@
+"""An in-memory backend: for tests and for embedding where history need not survive a restart."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Sequence
+
+from interplay.core.effects import (
+    AppendMessage,
+    CreateRoom,
+    DocumentRecord,
+    LoadedRoom,
+    LoadRoom,
+    Read,
+    ReadHistory,
+    RoomRecord,
+    SaveEdit,
+    TrimRoom,
+    Write,
+)
+from interplay.core.rooms import RoomMessage
+
+from ._checks import check_appends
+
+
+class MemoryBackend:
+    """Every write applied at once, in order; reads see every write before them."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[str, RoomRecord] = {}
+        self._messages: dict[str, list[RoomMessage]] = {}
+        self._documents: dict[str, DocumentRecord] = {}
+
+    async def read(self, read: Read) -> LoadedRoom | list[RoomMessage] | DocumentRecord | None:
+        return self.read_now(read)
+
+    async def write(self, writes: Sequence[Write]) -> None:
+        self.write_now(writes)
+
+    async def aclose(self) -> None:
+        pass
+
+    # -- the same, synchronously (tests drive the core with these, no event loop) ----------
+
+    def read_now(self, read: Read) -> LoadedRoom | list[RoomMessage] | DocumentRecord | None:
+        if isinstance(read, LoadRoom):
+            record = self._rooms.get(read.room)
+            recent = self._messages.get(read.room, [])[-read.recent :] if read.recent else []
+            return LoadedRoom(record=record, recent=list(recent))
+        if isinstance(read, ReadHistory):
+            messages = self._messages.get(read.room, [])
+            start = bisect_right(messages, read.after_seq, key=lambda m: m.seq)
+            return messages[start : start + read.limit]
+        return self._documents.get(read.document)
+
+    def write_now(self, writes: Sequence[Write]) -> None:
+        check_appends(writes, self._head)  # first, so a refused batch changes nothing
+        for write in writes:
+            self._apply(write)
+
+    def _head(self, room: str) -> int | None:
+        record = self._rooms.get(room)
+        return record.head if record else None
+
+    def _apply(self, write: Write) -> None:
+        if isinstance(write, AppendMessage):
+            message = write.message
+            self._messages[message.room].append(message)
+            self._rooms[message.room] = RoomRecord(
+                epoch=self._rooms[message.room].epoch, head=message.seq
+            )
+        elif isinstance(write, CreateRoom):
+            self._rooms[write.room] = RoomRecord(epoch=write.epoch, head=0)
+            self._messages[write.room] = []
+        elif isinstance(write, TrimRoom):
+            messages = self._messages.get(write.room, [])
+            del messages[: bisect_right(messages, write.before_seq - 1, key=lambda m: m.seq)]
+        elif isinstance(write, SaveEdit):
+            if write.snapshot is not None:
+                self._documents[write.document] = DocumentRecord(
+                    text=write.snapshot, revision=write.revision, edits=[]
+                )
+                return
+            record = self._documents.get(write.document)
+            if record is None:
+                record = DocumentRecord(text="", revision=0, edits=[])
+                self._documents[write.document] = record
+            record.edits.append(write.edit)
+        else:
+            raise TypeError(f"not a write: {write!r}")

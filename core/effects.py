@@ -1,0 +1,126 @@
+"""What the core asks of storage, as values: reads it needs before a command, writes it made.
+
+The core never calls a store. A hub says what it must read before it can handle a command
+(``needs(command)`` -> ``LoadRoom``, ``ReadHistory``, ``LoadDocument``), takes the result back
+(``provide(read, result)``), and after each command hands over what must be written
+(``take_writes()`` -> ``CreateRoom``, ``AppendMessage``, ``TrimRoom``, ``SaveEdit``, in order).
+The runtime performs them on a backend (``interplay.backends``) and delivers a command's events
+only once its writes, and every write before them, are durable: a message that got its ``seq``
+is stored before anyone receives it. The same core so runs over SQLite in-process or a
+networked engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ot import TextOp
+    from .rooms import RoomMessage
+
+
+# -- records: what a backend holds ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomRecord:
+    """A room's stream position: its identity (``epoch``) and the last assigned ``seq``."""
+
+    epoch: str
+    head: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredEdit:
+    op: TextOp
+    author: str
+    op_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentRecord:
+    """A snapshot (``text`` at ``revision``) and the edits after it, in order."""
+
+    text: str
+    revision: int
+    edits: list[StoredEdit]
+
+
+# -- reads: what a hub needs before it can handle a command --------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadRoom:
+    """The room's record and its last ``recent`` messages (the history window)."""
+
+    room: str
+    recent: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadedRoom:
+    """What ``LoadRoom`` returns: ``record`` None if the backend never saw the room."""
+
+    record: RoomRecord | None
+    recent: list[RoomMessage]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadHistory:
+    """Up to ``limit`` stored messages of ``room`` with seq > ``after_seq``, ascending."""
+
+    room: str
+    after_seq: int
+    limit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadDocument:
+    """The stored document (None if never edited)."""
+
+    document: str
+
+
+Read = LoadRoom | ReadHistory | LoadDocument
+
+
+# -- writes: what a hub changed, to be made durable in order --------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateRoom:
+    """Start (or restart) a room's stream at seq 0 under ``epoch``, forgetting old messages."""
+
+    room: str
+    epoch: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendMessage:
+    """Store a sequenced message; the room's head becomes ``message.seq`` (the next one: a
+    backend refuses any other, which is how two writers of one room are caught)."""
+
+    message: RoomMessage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrimRoom:
+    """Forget the room's messages with seq < ``before_seq`` (retention)."""
+
+    room: str
+    before_seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveEdit:
+    """``edit`` made ``revision``; with a ``snapshot`` (the text at ``revision``), keep it and
+    forget the edits up to ``revision``."""
+
+    document: str
+    revision: int
+    edit: StoredEdit
+    snapshot: str | None = None
+
+
+Write = CreateRoom | AppendMessage | TrimRoom | SaveEdit

@@ -1,0 +1,167 @@
+"""What waits for one session's writer: a queue with water marks, or the newest game state.
+
+Items are encoded lazily, at most once per codec: a broadcast to a room is one ``Broadcast``
+shared by every member's outbox, and the first writer of each wire format encodes it for all
+the others of that format (gRPC and WebSocket members of one room, say).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import anyio
+
+from interplay.core.buffer import BackpressureBuffer, Signal
+from interplay.core.game import TickState
+from interplay.core.latest import LatestState
+
+# Items one write may carry: what queued while the writer was busy goes out together.
+BATCH = 64
+
+
+class Codec(Protocol):
+    """A transport's wire format, as the runtime uses it."""
+
+    def decode(self, message: Any, session: str) -> Any:
+        """A received wire message as a core command of ``session`` (or a ``CoreError``)."""
+
+    def encode(self, event: object, stamp: int) -> Sequence[bytes]:
+        """A core event (chat or document) as the frames that carry it; ``stamp``: Unix ms."""
+
+    def encode_state(self, match: str, state: TickState, *, full: bool, stamp: int) -> bytes:
+        """One tick's state of ``match``, full or only what changed."""
+
+
+class Broadcast:
+    """One event for many sessions, encoded at most once per codec."""
+
+    __slots__ = ("_codec", "_frames", "_others", "event", "stamp")
+
+    def __init__(self, event: object, stamp: int) -> None:
+        self.event = event
+        self.stamp = stamp
+        self._codec: Codec | None = None
+        self._frames: Sequence[bytes] = ()
+        self._others: dict[int, Sequence[bytes]] | None = None
+
+    def frames(self, codec: Codec) -> Sequence[bytes]:
+        if codec is self._codec:
+            return self._frames
+        if self._codec is None:
+            self._codec = codec
+            self._frames = codec.encode(self.event, self.stamp)
+            return self._frames
+        others = self._others if self._others is not None else {}
+        self._others = others
+        frames = others.get(id(codec))
+        if frames is None:
+            frames = others[id(codec)] = codec.encode(self.event, self.stamp)
+        return frames
+
+
+class Outbox:
+    """What is queued for one session, and a way for its writer to wait for more."""
+
+    __slots__ = ("_failure", "_on_resume", "_ready", "buffer", "closed")
+
+    def __init__(self, high: int, low: int, on_resume: Callable[[], None]) -> None:
+        self.buffer: BackpressureBuffer[Broadcast] = BackpressureBuffer(high=high, low=low)
+        self.closed = False
+        self._failure: BaseException | None = None
+        self._on_resume = on_resume
+        self._ready = anyio.Event()
+
+    def push(self, item: Broadcast) -> Signal | None:
+        signal = self.buffer.push(item)
+        self._ready.set()
+        return signal
+
+    async def next(self, codec: Codec) -> list[bytes] | None:
+        """The frames to write next, oldest first (up to ``BATCH`` items); None once closed
+        and flushed. Raises what ``fail`` was given."""
+        while not self.buffer and not self.closed and self._failure is None:
+            self._ready = anyio.Event()
+            await self._ready.wait()
+        if self._failure is not None:
+            raise self._failure
+        if not self.buffer:
+            return None
+        items, signal = self.buffer.pop_many(BATCH)
+        if signal is Signal.RESUME:
+            self._on_resume()
+        frames: list[bytes] = []
+        for item in items:
+            frames.extend(item.frames(codec))
+        return frames
+
+    def close(self) -> None:
+        """No more pushes; the writer returns once the queue is empty."""
+        self.closed = True
+        self._ready.set()
+
+    def fail(self, error: BaseException) -> None:
+        """The writer raises ``error`` instead of writing more (a cut session)."""
+        self._failure = error
+        self._ready.set()
+
+
+class EncodedTick:
+    """One tick's state, encoded at most once per form (delta, full) and codec."""
+
+    __slots__ = ("_cache", "match", "stamp", "state")
+
+    def __init__(self, match: str, state: TickState, stamp: int) -> None:
+        self.match = match
+        self.state = state
+        self.stamp = stamp
+        self._cache: dict[tuple[int, bool], bytes] = {}
+
+    def frame(self, codec: Codec, *, full: bool) -> bytes:
+        full = full or self.state.periodic_full
+        key = (id(codec), full)
+        data = self._cache.get(key)
+        if data is None:
+            data = self._cache[key] = codec.encode_state(
+                self.match, self.state, full=full, stamp=self.stamp
+            )
+        return data
+
+
+class StateOutbox:
+    """The newest game state waiting for one GameSync session: ``LatestState`` plus a wake-up
+    for its writer. A slow player holds one state, never a queue, and blocks nobody."""
+
+    __slots__ = ("_failure", "_ready", "closed", "slot")
+
+    def __init__(self) -> None:
+        self.slot: LatestState[EncodedTick] = LatestState()
+        self.closed = False
+        self._failure: BaseException | None = None
+        self._ready = anyio.Event()
+
+    def offer(self, tick: EncodedTick) -> bool:
+        """True when it superseded a state this session never got."""
+        superseded = self.slot.offer(tick)
+        self._ready.set()
+        return superseded
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    def fail(self, error: BaseException) -> None:
+        self._failure = error
+        self._ready.set()
+
+    async def next(self, codec: Codec) -> list[bytes] | None:
+        """The state to write now (full if the session missed one); None once closed."""
+        while not self.slot and self._failure is None:
+            if self.closed:
+                return None
+            self._ready = anyio.Event()
+            await self._ready.wait()
+        if self._failure is not None:
+            raise self._failure
+        tick, full = self.slot.take()
+        return [tick.frame(codec, full=full)]

@@ -1,0 +1,595 @@
+"""The transport-neutral server: sessions, fan-out, flow control, storage, timers, drain.
+
+A transport adapter accepts a call, authenticates it (``authenticate``), and hands the runtime
+two coroutines: ``receive()`` (the next wire message, None at the client's end) and
+``send(frames)`` (one write of encoded frames). ``serve`` runs the session:
+
+* the adapter's task reads: message -> the codec's core command -> the hub -> events, each
+  event a ``Broadcast`` pushed into every recipient's outbox, after the writes it depends on
+  are durable (group commit: every write queued while the backend works goes in its next
+  call, and deliveries keep the order in which commands were handled);
+* a writer drains the session's outbox into ``send``, many frames per write;
+* on the client's end: the session ends in its hub, its outbox is flushed, ``serve`` returns;
+  on a drain: the same, then ``ShuttingDown``; a cut session raises ``SlowConsumer`` or
+  ``StorageFailed``; a refused message its ``CoreError``: the adapter maps each with one table.
+
+Backpressure: when a receiver's outbox rises above high water, every room or document it is in
+stops reading from its senders until the outbox falls to low water; a receiver above high water
+longer than the drain timeout is cut. Rate limits shape: a sender faster than its rate waits.
+Game states are never queued: a GameSync outbox keeps only the newest state.
+
+Timers live in one task: slow-consumer deadlines and the matches' ticks.
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from interplay.core.buffer import Signal
+from interplay.core.documents import CloseSession, DocumentHub
+from interplay.core.effects import Write
+from interplay.core.histogram import Histogram
+from interplay.core.matches import Act, EndSession, JoinMatch, MatchHub
+from interplay.core.rate import TokenBucket
+from interplay.core.rooms import Disconnect, RoomHub
+
+from .auth import Authenticator, Identity
+from .backend import Backend
+from .errors import PeerGone, ShuttingDown, SlowConsumer, StorageFailed, Unauthenticated
+from .outbox import Broadcast, Codec, EncodedTick, Outbox, StateOutbox
+from .settings import Settings
+
+log = logging.getLogger("interplay.runtime")
+
+Deliveries = list[tuple[tuple[str, ...], Broadcast]]
+
+
+class Service(enum.Enum):
+    """What a session is: one of the three RPCs."""
+
+    CHAT = "chat"
+    EDIT = "edit"
+    GAME = "game"
+
+
+@dataclass(slots=True)
+class Counters:
+    """Monotonic counters (and two gauges), live; ``statistics()`` returns a frozen copy."""
+
+    streams_opened: int = 0
+    streams_open: int = 0
+    streams_open_by_rpc: dict[str, int] = field(
+        default_factory=lambda: {service.value: 0 for service in Service}
+    )
+    messages_in: int = 0
+    deliveries: int = 0
+    writes: int = 0  # transport writes by the session writers: deliveries / writes = batching
+    pauses: int = 0
+    resumes: int = 0
+    slow_consumer_disconnects: int = 0
+    shaped: int = 0  # messages that waited for their stream's rate
+    commits: int = 0  # backend write calls: storage writes / commits = group commit
+    storage_writes: int = 0
+    storage_failures: int = 0
+    ticks: int = 0
+    states_superseded: int = 0  # game states a slow player never got: by design, counted
+    errors: dict[str, int] = field(default_factory=dict)  # by the transport's status name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Statistics:
+    counters: Counters
+    sessions: int
+    paused_sessions: int
+    pending_writes: int
+
+
+class Session:
+    """One call of one client: its outbox, rate and identity."""
+
+    __slots__ = ("bucket", "codec", "id", "identity", "outbox", "pause", "reading", "service")
+
+    def __init__(
+        self,
+        id: str,
+        service: Service,
+        codec: Codec,
+        identity: Identity | None,
+        outbox: Outbox | StateOutbox,
+        bucket: TokenBucket | None,
+    ) -> None:
+        self.id = id
+        self.service = service
+        self.codec = codec
+        self.identity = identity
+        self.outbox = outbox
+        self.bucket = bucket
+        self.pause = 0  # counts pauses: a slow-consumer deadline is for one of them
+        self.reading: anyio.CancelScope | None = None
+
+
+class Runtime:
+    """Every session of a server, over one backend (see the module docstring).
+
+    ``async with Runtime(...) as runtime:`` runs its timer and commit tasks.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        rooms: RoomHub | None = None,
+        documents: DocumentHub | None = None,
+        games: MatchHub | None = None,
+        settings: Settings | None = None,
+        auth: Authenticator | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self.rooms = rooms if rooms is not None else RoomHub()
+        self.documents = documents if documents is not None else DocumentHub()
+        self.games = games if games is not None else MatchHub()
+        self.settings = settings or Settings()
+        self.auth = auth  # None: identity is whatever the first message claims (DESIGN §4)
+        self.counters = Counters()
+        # Seconds, newest last: the tick driver's work per wake-up and how late it woke.
+        self.tick_durations: deque[float] = deque(maxlen=100_000)
+        self.tick_lags: deque[float] = deque(maxlen=100_000)
+        self.tick_duration = Histogram()
+        self.tick_lag = Histogram()
+        self.write_latency = Histogram()  # seconds per backend write call
+        self.shutting_down = False
+        self._clock = clock
+        self._ids = itertools.count(1)
+        self._sessions: dict[str, Session] = {}
+        self._codecs: dict[int, Codec] = {}
+        self._blocking: dict[tuple[Service, str], set[str]] = {}  # channel -> paused sessions
+        self._blocked: dict[str, frozenset[tuple[Service, str]]] = {}  # session -> channels
+        self._unblocked = anyio.Event()
+        self._deadlines: list[tuple[float, int, Session, int]] = []
+        self._deadline_ids = itertools.count()
+        self._timer_wakeup = anyio.Event()
+        # Group commit: (writes, deliveries) waiting for the backend, in handling order.
+        self._pending: deque[tuple[list[Write], Deliveries]] = deque()
+        self._pending_writes = 0
+        self._flushing = False
+        self._queued = 0  # commits queued so far ...
+        self._durable = 0  # ... and how many of them are written
+        self._flush_wakeup = anyio.Event()
+        self._flushed = anyio.Event()
+        self._idle = anyio.Event()
+        self._tasks: TaskGroup | None = None
+
+    async def __aenter__(self) -> Runtime:
+        self._tasks = anyio.create_task_group()
+        await self._tasks.__aenter__()
+        self._tasks.start_soon(self._run_timers)
+        self._tasks.start_soon(self._run_commits)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._tasks is not None
+        self._tasks.cancel_scope.cancel()
+        await self._tasks.__aexit__(exc_type, exc, tb)
+        self._tasks = None
+
+    # -- a session -----------------------------------------------------------------------
+
+    def authenticate(self, header: str | None) -> Identity | None:
+        """The identity an ``authorization`` header grants (``Unauthenticated`` if it grants
+        none); None when the server has no auth configured."""
+        return None if self.auth is None else self.auth.authenticate_header(header)
+
+    async def serve(
+        self,
+        service: Service,
+        codec: Codec,
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[list[bytes]], Awaitable[None]],
+        *,
+        identity: Identity | None = None,
+    ) -> None:
+        """Run one session until the client ends it (return), or raise why it ended."""
+        if self.shutting_down:
+            raise ShuttingDown()
+        if self.auth is not None and identity is None:
+            raise Unauthenticated("authorization: a 'Bearer <token>' header is required")
+        session = self._open(service, codec, identity)
+        try:
+            drained = False
+            async with anyio.create_task_group() as tasks:
+                written = anyio.Event()
+                tasks.start_soon(self._write, session, send, written)
+                with anyio.CancelScope() as reading:  # shutdown() cancels it
+                    session.reading = reading
+                    drained = await self._read(session, receive)
+                session.reading = None
+                self._end(session)
+                session.outbox.close()
+                await written.wait()  # flushed (or the writer failed, which raises here)
+                tasks.cancel_scope.cancel()
+            if reading.cancelled_caught or drained:
+                raise ShuttingDown()
+        except BaseExceptionGroup as group:
+            raise _reason(group) from None
+        finally:
+            self._close(session)
+
+    def _open(self, service: Service, codec: Codec, identity: Identity | None) -> Session:
+        sid = str(next(self._ids))
+        outbox: Outbox | StateOutbox
+        if service is Service.GAME:
+            outbox = StateOutbox()
+        else:
+            settings = self.settings
+            outbox = Outbox(settings.high_water, settings.low_water, lambda: self._resume(sid))
+        bucket = None
+        if service is Service.CHAT and self.settings.rate:
+            bucket = TokenBucket(self.settings.rate, self.settings.burst, now=self._now())
+        session = Session(sid, service, codec, identity, outbox, bucket)
+        self._sessions[sid] = session
+        self._codecs.setdefault(id(codec), codec)
+        counters = self.counters
+        counters.streams_opened += 1
+        counters.streams_open += 1
+        counters.streams_open_by_rpc[service.value] += 1
+        return session
+
+    def _close(self, session: Session) -> None:
+        session.outbox.close()
+        self._end(session)
+        if self._sessions.pop(session.id, None) is not None:
+            counters = self.counters
+            counters.streams_open -= 1
+            counters.streams_open_by_rpc[session.service.value] -= 1
+        self._unpause(session.id)
+        if self.shutting_down and not self._sessions:
+            self._idle.set()
+
+    async def _read(self, session: Session, receive: Callable[[], Awaitable[Any]]) -> bool:
+        """Handle messages until the client ends (False) or the server drains (True)."""
+        counters = self.counters
+        while True:
+            if self._blocking:
+                await self._wait_unblocked(session)
+            message = await receive()
+            if message is None:
+                return False
+            if self.shutting_down:
+                # Not accepted, so not acknowledged: the client re-sends it elsewhere.
+                # (shutdown() cancels a reader that waits; this one had a message ready.)
+                return True
+            counters.messages_in += 1
+            command = session.codec.decode(message, session.id)
+            if session.identity is not None:
+                command = session.identity.authorize(command)
+            await self._submit(session, command)
+            if self._pending_writes > self.settings.max_pending_writes:
+                await self._wait_durable(self._queued)
+
+    async def _submit(self, session: Session, command: Any) -> None:
+        """One command of ``session``: shaped, read for, handled, committed."""
+        service = session.service
+        if service is Service.CHAT:
+            await self._shape(session)
+            rooms = self.rooms
+            read = rooms.needs(command)
+            while read is not None:
+                await self._wait_durable(self._queued)
+                rooms.provide(read, await self.backend.read(read), session=session.id)
+                read = rooms.needs(command)
+            events = rooms.handle(command, now=self._clock())
+            self._commit(rooms.take_writes(), [(e.to, Broadcast(e.message, 0)) for e in events])
+        elif service is Service.EDIT:
+            documents = self.documents
+            read = documents.needs(command)
+            while read is not None:
+                await self._wait_durable(self._queued)
+                documents.provide(read, await self.backend.read(read))  # type: ignore[arg-type]
+                read = documents.needs(command)
+            events = documents.handle(command)
+            stamp = int(self._clock() * 1000)
+            self._commit(
+                documents.take_writes(), [(e.to, Broadcast(e.message, stamp)) for e in events]
+            )
+        else:
+            games = self.games
+            if isinstance(command, Act):
+                while (delay := games.action_delay(session.id, self._now())) > 0:
+                    self.counters.shaped += 1
+                    await anyio.sleep(delay)
+            games.handle(command, now=self._now())
+            if isinstance(command, JoinMatch):
+                self._wake_timers()  # it may have started a match: its first tick is due soon
+
+    async def _shape(self, session: Session) -> None:
+        bucket = session.bucket
+        if bucket is None:
+            return
+        now = self._now()
+        delay = bucket.delay(now)
+        if delay > 0:
+            self.counters.shaped += 1
+            await anyio.sleep(delay)
+            now = self._now()
+        bucket.take(now)
+
+    def _end(self, session: Session) -> None:
+        """The session leaves its rooms, documents or match (idempotent)."""
+        sid = session.id
+        if session.service is Service.CHAT:
+            events = self.rooms.handle(Disconnect(session=sid), now=self._clock())
+            self._commit(
+                self.rooms.take_writes(), [(e.to, Broadcast(e.message, 0)) for e in events]
+            )
+        elif session.service is Service.EDIT:
+            self.documents.handle(CloseSession(session=sid))
+        else:
+            self.games.handle(EndSession(session=sid), now=self._now())
+
+    async def _write(
+        self, session: Session, send: Callable[[list[bytes]], Awaitable[None]], done: anyio.Event
+    ) -> None:
+        """The only task that sends on the session (transports require one)."""
+        outbox, codec, counters = session.outbox, session.codec, self.counters
+        try:
+            while (frames := await outbox.next(codec)) is not None:
+                counters.writes += 1
+                await send(frames)
+        except PeerGone:
+            pass  # the transport lost the peer; its handler is being cancelled
+        finally:
+            done.set()
+
+    def _now(self) -> float:
+        return anyio.current_time()
+
+    # -- storage: group commit, ordered delivery -------------------------------------------
+
+    def _commit(self, writes: list[Write], deliveries: Deliveries) -> None:
+        """Deliver ``deliveries`` once ``writes`` and every write before them are durable."""
+        if not writes and not self._pending and not self._flushing:
+            self._deliver(deliveries)
+            return
+        self._pending.append((writes, deliveries))
+        self._pending_writes += len(writes)
+        self._queued += 1
+        self._flush_wakeup.set()
+
+    async def _wait_durable(self, queued: int) -> None:
+        """Until the first ``queued`` commits are written (reads see every write before them)."""
+        while self._durable < queued:
+            await self._flushed.wait()
+
+    async def _run_commits(self) -> None:
+        backend, counters = self.backend, self.counters
+        while True:
+            if not self._pending:
+                self._flush_wakeup = anyio.Event()
+                await self._flush_wakeup.wait()
+                continue
+            batch, self._pending = self._pending, deque()
+            writes = [write for entry in batch for write in entry[0]]
+            self._flushing = True
+            started = time.perf_counter()
+            try:
+                if writes:
+                    await backend.write(writes)
+            except Exception as error:
+                self._storage_failed(error)
+            else:
+                self.write_latency.observe(time.perf_counter() - started)
+                counters.commits += 1
+                counters.storage_writes += len(writes)
+                for _, deliveries in batch:
+                    self._deliver(deliveries)
+            finally:
+                self._flushing = False
+                self._pending_writes -= len(writes)
+                self._durable += len(batch)
+                self._flushed.set()
+                self._flushed = anyio.Event()
+
+    def _storage_failed(self, error: Exception) -> None:
+        """A write failed: nothing of its batch is delivered, and since the hubs' memory is now
+        ahead of the backend, every chat and edit session is cut; clients resume, and rooms
+        and documents reload from what was stored once their last session has gone."""
+        self.counters.storage_failures += 1
+        log.error("storage: a write failed (%s); cutting every chat and edit session", error)
+        failure = StorageFailed(f"storage failed ({error}); reconnect and resume")
+        for session in self._sessions.values():
+            if session.service is not Service.GAME:
+                session.outbox.fail(failure)
+
+    # -- fan-out and flow control --------------------------------------------------------
+
+    def _deliver(self, deliveries: Deliveries) -> None:
+        sessions, counters = self._sessions, self.counters
+        for to, item in deliveries:
+            for sid in to:
+                session = sessions.get(sid)
+                if session is None:
+                    continue  # its call is ending; its disconnect is being handled
+                counters.deliveries += 1
+                if session.outbox.push(item) is Signal.PAUSE:  # type: ignore[union-attr]
+                    counters.pauses += 1
+                    self._pause(session)
+
+    def _channels_of(self, sid: str, service: Service) -> frozenset[tuple[Service, str]]:
+        """The rooms and documents whose senders wait while ``sid`` is congested."""
+        if service is Service.CHAT:
+            return frozenset((service, room) for room in self.rooms.rooms_of(sid))
+        if service is Service.EDIT:
+            return frozenset((service, doc) for doc in self.documents.documents_of(sid))
+        return frozenset()  # a game session's outbox never blocks anyone: it supersedes
+
+    def _pause(self, session: Session) -> None:
+        channels = self._channels_of(session.id, session.service)
+        self._blocked[session.id] = channels
+        for channel in channels:
+            self._blocking.setdefault(channel, set()).add(session.id)
+        session.pause += 1
+        deadline = self._now() + self.settings.drain_timeout
+        heapq.heappush(
+            self._deadlines, (deadline, next(self._deadline_ids), session, session.pause)
+        )
+        self._wake_timers()
+
+    def _resume(self, sid: str) -> None:
+        self.counters.resumes += 1
+        session = self._sessions.get(sid)
+        if session is not None:
+            session.pause += 1  # its pending slow-consumer deadline no longer applies
+        self._unpause(sid)
+
+    def _unpause(self, sid: str) -> None:
+        channels = self._blocked.pop(sid, None)
+        if channels is None:
+            return
+        for channel in channels:
+            waiting = self._blocking[channel]
+            waiting.discard(sid)
+            if not waiting:
+                del self._blocking[channel]
+        self._unblocked.set()
+        self._unblocked = anyio.Event()
+
+    async def _wait_unblocked(self, session: Session) -> None:
+        """Wait while any room or document of this session has a receiver over high water."""
+        while any(c in self._blocking for c in self._channels_of(session.id, session.service)):
+            await self._unblocked.wait()
+
+    # -- timers: slow consumers and ticks, in one task -------------------------------------
+
+    def _wake_timers(self) -> None:
+        self._timer_wakeup.set()
+
+    async def _run_timers(self) -> None:
+        while True:
+            wakeup = self._timer_wakeup = anyio.Event()
+            now = self._now()
+            deadlines = self._deadlines
+            while deadlines and deadlines[0][0] <= now:
+                _, _, session, pause = heapq.heappop(deadlines)
+                if session.pause == pause and session.id in self._sessions:
+                    self._cut_slow(session)
+            tick = self.games.next_deadline()
+            if tick is not None and tick <= now:
+                self._run_ticks(tick)
+                continue
+            nearest = min(
+                (d for d in (tick, deadlines[0][0] if deadlines else None) if d is not None),
+                default=None,
+            )
+            if nearest is None:
+                await wakeup.wait()
+            else:
+                with anyio.move_on_after(nearest - now):
+                    await wakeup.wait()
+
+    def _cut_slow(self, session: Session) -> None:
+        self.counters.slow_consumer_disconnects += 1
+        timeout = self.settings.drain_timeout
+        session.outbox.fail(
+            SlowConsumer(
+                f"slow consumer: more than {self.settings.high_water} messages queued for "
+                f"over {timeout:g} s; reconnect and resume (JOIN with resume_after_seq, "
+                "or join the document again)"
+            )
+        )
+
+    def _run_ticks(self, deadline: float) -> None:
+        started = time.perf_counter()
+        now = self._now()
+        ready = self.games.advance(now)
+        stamp = int(self._clock() * 1000)
+        counters, sessions = self.counters, self._sessions
+        for tick in ready:
+            encoded = EncodedTick(tick.match, tick.state, stamp)
+            for sid in tick.restart:
+                session = sessions.get(sid)
+                if session is not None:
+                    session.outbox.slot.restart()  # type: ignore[union-attr]
+            for sid in tick.to:
+                session = sessions.get(sid)
+                if session is not None:
+                    if session.outbox.offer(encoded):  # type: ignore[union-attr]
+                        counters.states_superseded += 1
+                    if tick.restart:  # encode the full state now: the tick pays, not a writer
+                        encoded.frame(session.codec, full=True)
+            counters.ticks += 1
+        if ready:
+            self._forget_closed_matches()
+            duration = time.perf_counter() - started
+            self.tick_durations.append(duration)
+            self.tick_lags.append(now - deadline)
+            self.tick_duration.observe(duration)
+            self.tick_lag.observe(now - deadline)
+
+    def _forget_closed_matches(self) -> None:
+        for codec in self._codecs.values():
+            forget = getattr(codec, "forget_matches", None)
+            if forget is not None:
+                forget(self.games.matches)
+
+    # -- drain and statistics ------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Start draining: refuse new sessions, and make every open one stop reading, flush
+        its outbox and end with ``ShuttingDown``."""
+        self.shutting_down = True
+        for session in self._sessions.values():
+            if session.reading is not None:
+                session.reading.cancel()
+        if not self._sessions:
+            self._idle.set()
+
+    async def wait_closed(self) -> None:
+        """Return once every session has ended (after ``shutdown()``); bound it with a timeout."""
+        await self._idle.wait()
+
+    def count_error(self, name: str) -> None:
+        """A transport counts each status it ended a call with, by name."""
+        self.counters.errors[name] = self.counters.errors.get(name, 0) + 1
+
+    def statistics(self) -> Statistics:
+        c = self.counters
+        return Statistics(
+            counters=replace(
+                c, streams_open_by_rpc=dict(c.streams_open_by_rpc), errors=dict(c.errors)
+            ),
+            sessions=len(self._sessions),
+            paused_sessions=len(self._blocked),
+            pending_writes=self._pending_writes,
+        )
+
+
+def _reason(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """Why the session ended, from what its tasks raised: the first error that is not a
+    cancellation (a status to report), else the group (a cancellation from outside)."""
+    cancelled = anyio.get_cancelled_exc_class()
+    pending: list[BaseException] = [group]
+    while pending:
+        error = pending.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            pending[:0] = list(error.exceptions)
+        elif not isinstance(error, cancelled):
+            return error
+    return group
