@@ -44,44 +44,45 @@ def run_server(conn: Connection, hz: float, full_every: int, players: int) -> No
 
 
 async def _serve(conn: Connection, hz: float, full_every: int, players: int) -> None:
-    from interplay.core import DocumentHub, RoomHub
+    from interplay.backends import MemoryBackend
     from interplay.core.matches import GameLimits, GameSettings, MatchHub
-    from interplay.stores import MemoryStore
+    from interplay.runtime import Runtime
     from interplay.transports.grpc.server import ServerSettings, build_server
 
-    store = MemoryStore()
     games = MatchHub(
         settings=GameSettings(tick_hz=hz, full_every=full_every),
         limits=GameLimits(max_players=max(players, 256), actions_per_second=1000),
     )
-    server, service = build_server(RoomHub(store), DocumentHub(store), games, ServerSettings())
-    await server.start("127.0.0.1", 0)
-    assert server._server is not None
-    conn.send(server._server.sockets[0].getsockname()[1])
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, conn.recv)  # "start measuring"
-    service.tick_durations.clear()
-    service.tick_lags.clear()
-    ticks0, superseded0 = service.counters.ticks, service.counters.states_superseded
-    skipped0 = games.statistics().ticks_skipped
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    await loop.run_in_executor(None, conn.recv)  # "stop measuring"
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    conn.send(
-        {
-            "ticks": service.counters.ticks - ticks0,
-            "skipped": games.statistics().ticks_skipped - skipped0,
-            "superseded": service.counters.states_superseded - superseded0,
-            "tick_s": list(service.tick_durations),
-            "lag_s": list(service.tick_lags),
-            "cpu_s": cpu,
-            "wall_s": wall,
-            "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }
-    )
-    await loop.run_in_executor(None, conn.recv)  # "quit": the players have ended their calls
-    server.close()
-    await server.wait_closed()
+    async with Runtime(MemoryBackend(), games=games) as runtime:
+        server, service = build_server(runtime, ServerSettings())
+        runtime = service.runtime
+        await server.start("127.0.0.1", 0)
+        assert server._server is not None
+        conn.send(server._server.sockets[0].getsockname()[1])
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, conn.recv)  # "start measuring"
+        runtime.tick_durations.clear()
+        runtime.tick_lags.clear()
+        ticks0, superseded0 = service.counters.ticks, service.counters.states_superseded
+        skipped0 = games.statistics().ticks_skipped
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await loop.run_in_executor(None, conn.recv)  # "stop measuring"
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        conn.send(
+            {
+                "ticks": service.counters.ticks - ticks0,
+                "skipped": games.statistics().ticks_skipped - skipped0,
+                "superseded": service.counters.states_superseded - superseded0,
+                "tick_s": list(runtime.tick_durations),
+                "lag_s": list(runtime.tick_lags),
+                "cpu_s": cpu,
+                "wall_s": wall,
+                "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+        await loop.run_in_executor(None, conn.recv)  # "quit": the players have ended their calls
+        server.close()
+        await server.wait_closed()
 
 
 # -- the players -----------------------------------------------------------------------------

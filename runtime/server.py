@@ -99,7 +99,18 @@ class Statistics:
 class Session:
     """One call of one client: its outbox, rate and identity."""
 
-    __slots__ = ("bucket", "codec", "id", "identity", "outbox", "pause", "reading", "service")
+    __slots__ = (
+        "bucket",
+        "codec",
+        "failure",
+        "id",
+        "identity",
+        "outbox",
+        "pause",
+        "reading",
+        "service",
+        "tasks",
+    )
 
     def __init__(
         self,
@@ -118,6 +129,8 @@ class Session:
         self.bucket = bucket
         self.pause = 0  # counts pauses: a slow-consumer deadline is for one of them
         self.reading: anyio.CancelScope | None = None
+        self.tasks: TaskGroup | None = None
+        self.failure: BaseException | None = None  # why the runtime cut it
 
 
 class Runtime:
@@ -171,13 +184,22 @@ class Runtime:
         self._flushed = anyio.Event()
         self._idle = anyio.Event()
         self._tasks: TaskGroup | None = None
+        self._stops: list[anyio.CancelScope] = []
 
     async def __aenter__(self) -> Runtime:
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
-        self._tasks.start_soon(self._run_timers)
-        self._tasks.start_soon(self._run_commits)
+        self._tasks.start_soon(self._background, self._run_timers)
+        self._tasks.start_soon(self._background, self._run_commits)
         return self
+
+    async def _background(self, run: Callable[[], Awaitable[None]]) -> None:
+        # Each in a scope of its own, which ``__aexit__`` cancels: cancelling the task group's
+        # scope would cancel the task that entered it too, and some clients (grpclib's) leave
+        # that task with a swallowed cancellation that anyio would then raise.
+        with anyio.CancelScope() as scope:
+            self._stops.append(scope)
+            await run()
 
     async def __aexit__(
         self,
@@ -186,7 +208,9 @@ class Runtime:
         tb: TracebackType | None,
     ) -> None:
         assert self._tasks is not None
-        self._tasks.cancel_scope.cancel()
+        for scope in self._stops:
+            scope.cancel()
+        self._stops.clear()
         await self._tasks.__aexit__(exc_type, exc, tb)
         self._tasks = None
 
@@ -215,16 +239,20 @@ class Runtime:
         try:
             drained = False
             async with anyio.create_task_group() as tasks:
+                session.tasks = tasks
                 written = anyio.Event()
                 tasks.start_soon(self._write, session, send, written)
                 with anyio.CancelScope() as reading:  # shutdown() cancels it
                     session.reading = reading
                     drained = await self._read(session, receive)
                 session.reading = None
+                await self._wait_durable(self._queued)  # its own messages reach it too
                 self._end(session)
                 session.outbox.close()
                 await written.wait()  # flushed (or the writer failed, which raises here)
                 tasks.cancel_scope.cancel()
+            if session.failure is not None:
+                raise session.failure
             if reading.cancelled_caught or drained:
                 raise ShuttingDown()
         except BaseExceptionGroup as group:
@@ -414,9 +442,17 @@ class Runtime:
         self.counters.storage_failures += 1
         log.error("storage: a write failed (%s); cutting every chat and edit session", error)
         failure = StorageFailed(f"storage failed ({error}); reconnect and resume")
-        for session in self._sessions.values():
+        for session in list(self._sessions.values()):
             if session.service is not Service.GAME:
-                session.outbox.fail(failure)
+                self._cut(session, failure)
+
+    def _cut(self, session: Session, failure: BaseException) -> None:
+        """End ``session`` now with ``failure``, even while its writer is stuck in a send."""
+        if session.failure is None:
+            session.failure = failure
+            session.outbox.fail(failure)
+            if session.tasks is not None:
+                session.tasks.cancel_scope.cancel()
 
     # -- fan-out and flow control --------------------------------------------------------
 
@@ -507,12 +543,13 @@ class Runtime:
     def _cut_slow(self, session: Session) -> None:
         self.counters.slow_consumer_disconnects += 1
         timeout = self.settings.drain_timeout
-        session.outbox.fail(
+        self._cut(
+            session,
             SlowConsumer(
                 f"slow consumer: more than {self.settings.high_water} messages queued for "
                 f"over {timeout:g} s; reconnect and resume (JOIN with resume_after_seq, "
                 "or join the document again)"
-            )
+            ),
         )
 
     def _run_ticks(self, deadline: float) -> None:
@@ -582,9 +619,12 @@ class Runtime:
 
 
 def _reason(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """Why the session ended, from what its tasks raised: the first error that is not a
-    cancellation (a status to report), else the group (a cancellation from outside)."""
+    """Why the session ended, from what its tasks raised: a cancellation from outside (the
+    transport cancelled the call, perhaps while a task was raising a status) wins and the group
+    is re-raised as it is; else the first error (a status to report)."""
     cancelled = anyio.get_cancelled_exc_class()
+    if group.subgroup(cancelled) is not None:
+        return group
     pending: list[BaseException] = [group]
     while pending:
         error = pending.pop(0)

@@ -37,7 +37,8 @@ def test_core_source_never_reads_a_clock_or_sleeps() -> None:
 def test_runtime_imports_no_wire_library() -> None:
     code = (
         "import sys, interplay.runtime; "
-        "banned = {'grpclib', 'h2', 'betterproto2', 'google', 'websockets', 'interplay.transports'}; "
+        "banned = {'grpclib', 'h2', 'betterproto2', 'google', 'websockets',"
+        " 'interplay.transports'}; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in banned"
         " or m.startswith('interplay.transports')))"
     )

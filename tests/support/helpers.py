@@ -19,8 +19,10 @@ from grpclib.const import Cardinality
 from grpclib.exceptions import StreamTerminatedError
 from grpclib.server import Server
 
-from interplay.core import ChatLimits, DocumentHub, MatchHub, RoomHub
-from interplay.stores import MemoryStore
+from interplay.backends import MemoryBackend
+from interplay.core import DocumentHub, MatchHub, RoomHub
+from interplay.runtime import Authenticator, Backend, Runtime, Settings
+from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.generated.chat import ChatMessage, ChatMessageMessageType
 from interplay.transports.grpc.server import ServerSettings, build_server, drain
 from interplay.transports.grpc.service import ChatService
@@ -177,22 +179,52 @@ class Served:
 
 
 @asynccontextmanager
-async def tcp_server(
-    settings: ServerSettings | None = None,
+async def runtime_for(
     *,
+    settings: Settings | None = None,
+    backend: Backend | None = None,
+    rooms: RoomHub | None = None,
+    documents: DocumentHub | None = None,
     games: MatchHub | None = None,
-    store: Any = None,
+    auth: Authenticator | None = None,
+) -> AsyncIterator[Runtime]:
+    """A running ``Runtime`` over a MemoryBackend (or ``backend``), no chat rate limit unless
+    ``settings`` say otherwise."""
+    async with Runtime(
+        backend if backend is not None else MemoryBackend(),
+        rooms=rooms,
+        documents=documents,
+        games=games,
+        settings=settings or Settings(rate=0),
+        auth=auth,
+    ) as runtime:
+        yield runtime
+
+
+@asynccontextmanager
+async def channel_for(**runtime: Any) -> AsyncIterator[tuple[ChatService, Channel]]:
+    """The service over grpclib's in-memory channel (``ChannelFor``); ``runtime_for``'s
+    arguments."""
+    from grpclib.testing import ChannelFor
+
+    async with runtime_for(**runtime) as running:
+        service = ChatService(running)
+        async with ChannelFor([service], codec=WireCodec()) as channel:
+            yield service, channel
+
+
+@asynccontextmanager
+async def tcp_server(
+    server_settings: ServerSettings | None = None, /, **runtime: Any
 ) -> AsyncIterator[Served]:
-    """``build_server`` on a free TCP port in this process: a MemoryStore (or ``store``), no
-    chat rate limit. Drained at the end, which closes every connection before the loop ends
-    (grpclib's close() leaves them open, and a transport outliving its loop is a warning)."""
-    store = MemoryStore() if store is None else store
-    hub = RoomHub(store, limits=ChatLimits(rate=0))
-    settings = settings or ServerSettings(port=0)
-    server, service = build_server(hub, DocumentHub(store), games, settings)
-    await server.start("127.0.0.1", 0)
-    assert server._server is not None
-    try:
-        yield Served(server, service, server._server.sockets[0].getsockname()[1])
-    finally:
-        await drain(server, service, 5)
+    """``build_server`` on a free TCP port in this process, over ``runtime_for(**runtime)``.
+    Drained at the end, which closes every connection before the loop ends (grpclib's close()
+    leaves them open, and a transport outliving its loop is a warning)."""
+    async with runtime_for(**runtime) as running:
+        server, service = build_server(running, server_settings or ServerSettings(port=0))
+        await server.start("127.0.0.1", 0)
+        assert server._server is not None
+        try:
+            yield Served(server, service, server._server.sockets[0].getsockname()[1])
+        finally:
+            await drain(server, service, 5)

@@ -15,13 +15,9 @@ import pytest
 from grpclib.client import Channel, Stream
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
-from grpclib.testing import ChannelFor
 
-from helpers import ChatClient, T, chat_call, open_call
-from interplay.core import ChatLimits, DocumentHub, MatchHub, RoomHub
-from interplay.stores import MemoryStore
-from interplay.transports.grpc.auth import Authenticator
-from interplay.transports.grpc.codec import WireCodec
+from helpers import ChatClient, T, channel_for, chat_call, open_call
+from interplay.runtime import Authenticator
 from interplay.transports.grpc.generated.chat import EditOperation, GameAction, GameState
 from interplay.transports.grpc.service import ChatService
 
@@ -33,11 +29,8 @@ AUTH = Authenticator(SECRET)
 
 @asynccontextmanager
 async def serving() -> AsyncIterator[tuple[ChatService, Channel]]:
-    store = MemoryStore()
-    hub = RoomHub(store, limits=ChatLimits(rate=0))
-    service = ChatService(hub, DocumentHub(store), MatchHub(), auth=AUTH)
-    async with ChannelFor([service], codec=WireCodec()) as channel:
-        yield service, channel
+    async with channel_for(auth=AUTH) as served:
+        yield served
 
 
 def bearer(token: str) -> dict[str, Any]:
@@ -68,7 +61,7 @@ async def test_no_token_or_a_bad_one_is_unauthenticated_and_joins_nothing() -> N
                 error = await refused(client, user="ann")
             assert error.status is Status.UNAUTHENTICATED, metadata
             assert (error.message or "").startswith(message), error.message
-        assert service.hub.rooms_of("chat-1") == frozenset()
+        assert service.runtime.rooms.rooms_of("1") == frozenset()
         assert service.counters.errors == {"UNAUTHENTICATED": len(cases)}
         assert service.counters.messages_in == 0  # refused before anything was read
 
@@ -142,7 +135,7 @@ def test_interplay_token_mints_what_the_server_accepts() -> None:
     exe = [sys.executable, "-m", "interplay", "token", "--user", "ann", "--rooms", "a,b"]
     env = {**os.environ, "INTERPLAY_AUTH_SECRET": SECRET}
     token = subprocess.run(exe, env=env, capture_output=True, text=True, check=True).stdout
-    identity = AUTH.authenticate({"authorization": f"Bearer {token.strip()}"})
+    identity = AUTH.authenticate_header(f"Bearer {token.strip()}")
     assert (identity.user, identity.rooms, identity.documents) == ("ann", {"a", "b"}, None)
     short = subprocess.run(
         exe, env={**env, "INTERPLAY_AUTH_SECRET": "short"}, capture_output=True, text=True

@@ -12,27 +12,22 @@ from grpclib.config import Configuration
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Server
-from grpclib.testing import ChannelFor
 
-from helpers import T, chat_call, msg
-from interplay.core import ChatLimits, DocumentHub, RoomHub
-from interplay.stores import MemoryStore
+from helpers import T, channel_for, chat_call, msg, runtime_for
+from interplay.core import ChatLimits, RoomHub
+from interplay.runtime import Settings
 from interplay.transports.grpc.codec import WireCodec
-from interplay.transports.grpc.service import ChatService, ChatSettings
+from interplay.transports.grpc.service import ChatService
 
 pytestmark = pytest.mark.anyio
 
 
 @asynccontextmanager
 async def serving(
-    settings: ChatSettings | None = None, limits: ChatLimits | None = None
+    settings: Settings | None = None, limits: ChatLimits | None = None
 ) -> AsyncIterator[tuple[ChatService, object]]:
-    store = MemoryStore()
-    service = ChatService(
-        RoomHub(store, limits=limits or ChatLimits(rate=0)), DocumentHub(store), settings=settings
-    )
-    async with ChannelFor([service], codec=WireCodec()) as channel:
-        yield service, channel
+    async with channel_for(settings=settings, rooms=RoomHub(limits=limits)) as served:
+        yield served
 
 
 def texts(messages: list) -> list[tuple[int, str, str]]:  # type: ignore[type-arg]
@@ -127,7 +122,7 @@ async def test_a_stream_that_breaks_without_leave_is_announced() -> None:
         # leaving the block without ending the call resets the stream
         [left] = await bob.recv_n(1)
         assert (left.type, left.sender_id) == (T.LEAVE, "ann")
-        assert service.hub.members("lobby") == ["bob"]
+        assert service.runtime.rooms.members("lobby") == ["bob"]
 
 
 async def test_text_before_join_fails_that_stream_only() -> None:
@@ -175,28 +170,32 @@ async def test_bad_input_ends_that_stream_with_a_clear_status(
         got = await ann.recv_until(lambda m: m.type == T.TEXT)
         assert [(m.type, m.sender_id) for m in got[:-1]] == [(T.JOIN, "bob"), (T.LEAVE, "bob")]
         assert got[-1].seq == 1
-        assert service.hub.members("lobby") == ["ann"]
+        assert service.runtime.rooms.members("lobby") == ["ann"]
 
 
-async def test_rate_limit_ends_the_flooding_stream() -> None:
-    limits = ChatLimits(rate=5, burst=3)
-    async with serving(limits=limits) as (_, channel), chat_call(channel) as ann:
+async def test_the_rate_limit_shapes_a_flooding_stream_and_refuses_nothing() -> None:
+    settings = Settings(rate=50, burst=3)
+    async with serving(settings) as (service, channel), chat_call(channel) as ann:
         await ann.join("ann")
-        for n in range(5):
+        for n in range(10):
             await ann.text(f"m{n}")
-        with pytest.raises(GRPCError) as caught:
-            await ann.recv_until(lambda m: False)
-        assert caught.value.status is Status.RESOURCE_EXHAUSTED
-        assert (caught.value.message or "").startswith("rate: at most 5 messages per second")
+        got = await ann.recv_until(lambda m: m.type == T.TEXT and m.seq == 10)
+        assert [m.content for m in got if m.type == T.TEXT] == [f"m{n}" for n in range(10)]
+        assert service.counters.shaped >= 10 - 3 - 1  # the burst (and the JOIN's token) aside
+        await ann.text("still open")
+        [last] = await ann.recv_n(1)
+        assert last.seq == 11
 
 
 async def test_slow_consumer_is_cut_others_lose_nothing_and_it_resumes() -> None:
     # Real sockets, one connection per client: on a shared HTTP/2 connection a stream that
     # never reads starves the others through the connection window, whatever the server does.
-    settings = ChatSettings(high_water=8, low_water=2, drain_timeout=0.3)
-    store = MemoryStore()
-    hub = RoomHub(store, limits=ChatLimits(rate=0))
-    service = ChatService(hub, DocumentHub(store), settings=settings)
+    settings = Settings(high_water=8, low_water=2, drain_timeout=0.3, rate=0)
+    async with runtime_for(settings=settings) as runtime:
+        await _slow_consumer(ChatService(runtime))
+
+
+async def _slow_consumer(service: ChatService) -> None:
     server = Server([service], codec=WireCodec())
     await server.start("127.0.0.1", 0)
     port = server._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

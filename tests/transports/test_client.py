@@ -18,7 +18,7 @@ from grpclib.exceptions import GRPCError
 from helpers import chat_call, eventually, interplay_process, tcp_server
 from interplay.core import Kind, MatchHub, RoomMessage
 from interplay.core.backoff import BackoffPolicy
-from interplay.transports.grpc.auth import Authenticator
+from interplay.runtime import Authenticator, Settings
 from interplay.transports.grpc.client import (
     ChatClient,
     ConnectionState,
@@ -27,7 +27,6 @@ from interplay.transports.grpc.client import (
 )
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.server import ServerSettings
-from interplay.transports.grpc.service import ChatSettings
 
 pytestmark = pytest.mark.anyio
 
@@ -64,7 +63,7 @@ async def test_two_clients_chat_and_leave_cleanly() -> None:
 
 async def test_a_fatal_status_closes_the_client_and_is_raised() -> None:
     secret = "a-test-secret-that-is-at-least-32-bytes"
-    async with tcp_server(ServerSettings(port=0, auth=Authenticator(secret))) as served:
+    async with tcp_server(auth=Authenticator(secret)) as served:
         token = Authenticator(secret).mint("ann", rooms=["lobby"])
         async with ChatClient(
             "127.0.0.1", served.port, user="ann", token=token, backoff=FAST
@@ -227,9 +226,9 @@ async def test_a_player_acts_and_sees_its_actions_confirmed() -> None:
 async def test_send_waits_while_the_transport_is_full_and_drops_nothing() -> None:
     """bob joins and stops reading: the server pauses the room's senders, HTTP/2 flow control
     fills, and ann's sends wait (they neither fail nor drop); once bob reads, all arrive."""
-    chat = ChatSettings(high_water=8, low_water=4, drain_timeout=60)
+    flow = Settings(high_water=8, low_water=4, drain_timeout=60, rate=0)
     small = {"stream_window": 65535, "connection_window": 65535}
-    async with tcp_server(ServerSettings(port=0, chat=chat, **small)) as served:
+    async with tcp_server(ServerSettings(port=0, **small), settings=flow) as served:
         channel = Channel("127.0.0.1", served.port, codec=WireCodec(), config=SMALL_WINDOWS)
         try:
             async with (

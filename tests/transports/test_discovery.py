@@ -12,8 +12,7 @@ from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 from grpclib.reflection.v1.reflection_grpc import ServerReflectionStub
 from grpclib.reflection.v1.reflection_pb2 import ServerReflectionRequest
 
-from interplay.core import DocumentHub, RoomHub
-from interplay.stores import MemoryStore
+from helpers import runtime_for
 from interplay.transports.grpc.server import ServerSettings, build_server
 
 pytestmark = pytest.mark.anyio
@@ -21,17 +20,17 @@ pytestmark = pytest.mark.anyio
 
 @asynccontextmanager
 async def channel_to_server() -> AsyncIterator[Channel]:
-    store = MemoryStore()
-    server, _ = build_server(RoomHub(store), DocumentHub(store), None, ServerSettings(port=0))
-    await server.start("127.0.0.1", 0)
-    assert server._server is not None
-    channel = Channel("127.0.0.1", server._server.sockets[0].getsockname()[1])
-    try:
-        yield channel
-    finally:
-        channel.close()
-        server.close()
-        await server.wait_closed()
+    async with runtime_for() as runtime:
+        server, _ = build_server(runtime, ServerSettings(port=0))
+        await server.start("127.0.0.1", 0)
+        assert server._server is not None
+        channel = Channel("127.0.0.1", server._server.sockets[0].getsockname()[1])
+        try:
+            yield channel
+        finally:
+            channel.close()
+            server.close()
+            await server.wait_closed()
 
 
 async def test_health_says_serving() -> None:

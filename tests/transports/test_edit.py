@@ -13,12 +13,8 @@ from edit_client import EditClient, edit_call
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
-from grpclib.testing import ChannelFor
 
-from helpers import open_call
-from interplay.core import DocumentHub, RoomHub
-from interplay.stores import MemoryStore
-from interplay.transports.grpc.codec import WireCodec
+from helpers import channel_for, open_call
 from interplay.transports.grpc.generated.chat import EditOperation
 from interplay.transports.grpc.service import ChatService
 
@@ -27,10 +23,8 @@ pytestmark = pytest.mark.anyio
 
 @asynccontextmanager
 async def serving() -> AsyncIterator[tuple[ChatService, Channel]]:
-    store = MemoryStore()
-    service = ChatService(RoomHub(store), DocumentHub(store))
-    async with ChannelFor([service], codec=WireCodec()) as channel:
-        yield service, channel
+    async with channel_for() as served:
+        yield served
 
 
 async def test_join_edit_ack_and_the_other_editor_receives_the_op() -> None:
@@ -92,7 +86,7 @@ async def test_two_editors_typing_concurrently_converge() -> None:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(type_into, ann, 60)
             tasks.start_soon(type_into, bob, 60)
-        final = service.documents.text("doc")
+        final = service.runtime.documents.text("doc")
         assert final is not None
         revision = 120
         await ann.until_revision(revision)
@@ -152,10 +146,10 @@ async def test_bad_edits_get_a_status_while_the_other_editor_keeps_editing(
                     stream._maybe_raise()  # the status came with the trailers
             assert caught.value.status is status
             assert text in (caught.value.message or "")
-        assert service.documents.text("d") == "abc"  # untouched
+        assert service.runtime.documents.text("d") == "abc"  # untouched
         await ann.edit(3, inserted="d")
         await ann.until_acked()
-        assert service.documents.text("d") == "abcd"
+        assert service.runtime.documents.text("d") == "abcd"
 
 
 async def test_a_resent_op_id_is_acknowledged_again_and_not_applied_twice() -> None:
@@ -188,4 +182,4 @@ async def test_two_edits_sent_before_the_first_ack_follow_each_other() -> None:
             await ann.send(operation="insert", position=1, content="b", version=1, op_id="a2")
             acks = [m for m in [await ann.recv() for _ in range(3)] if m and m.operation == "ack"]
             assert [m.op_id for m in acks] == ["a1", "a2"]
-            assert service.documents.text("d") == "abxy!"
+            assert service.runtime.documents.text("d") == "abxy!"

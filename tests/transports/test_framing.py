@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import generate_grpcio_stubs
-from interplay.core import DocumentHub, RoomHub
-from interplay.stores import MemoryStore
+from helpers import generate_grpcio_stubs, runtime_for
+from interplay.runtime import Settings
 from interplay.transports.grpc.framing import frame
 from interplay.transports.grpc.server import ServerSettings, build_server
 
@@ -57,17 +56,17 @@ def grpcio_chat_burst(pb: Any, pb_grpc: Any, port: int, count: int) -> list[tupl
 
 @pytest.mark.anyio
 async def test_grpcio_reads_batched_writes_in_order(grpcio_stubs: tuple[Any, Any]) -> None:
-    store = MemoryStore()
-    server, service = build_server(RoomHub(store), DocumentHub(store), None, ServerSettings(port=0))
-    await server.start("127.0.0.1", 0)
-    try:
-        assert server._server is not None
-        port = server._server.sockets[0].getsockname()[1]
-        count = 1500  # within the default burst of 2000
-        got = await anyio.to_thread.run_sync(grpcio_chat_burst, *grpcio_stubs, port, count)
-    finally:
-        server.close()
-        await server.wait_closed()
-    assert got == [(i + 1, f"m{i}") for i in range(count)]
-    # The burst queued faster than one message per write: batches were really sent.
-    assert service.counters.writes < service.counters.deliveries
+    async with runtime_for(settings=Settings()) as runtime:
+        server, service = build_server(runtime, ServerSettings(port=0))
+        await server.start("127.0.0.1", 0)
+        try:
+            assert server._server is not None
+            port = server._server.sockets[0].getsockname()[1]
+            count = 1500  # within the default burst of 2000
+            got = await anyio.to_thread.run_sync(grpcio_chat_burst, *grpcio_stubs, port, count)
+        finally:
+            server.close()
+            await server.wait_closed()
+        assert got == [(i + 1, f"m{i}") for i in range(count)]
+        # The burst queued faster than one message per write: batches were really sent.
+        assert service.counters.writes < service.counters.deliveries

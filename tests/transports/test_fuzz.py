@@ -43,16 +43,12 @@ from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, ProtocolError, StreamTerminatedError
 from grpclib.metadata import encode_grpc_message
-from grpclib.testing import ChannelFor
 from h2.exceptions import StreamClosedError
 from hypothesis import HealthCheck, currently_in_test_context, event, example, given, settings
 from hypothesis import strategies as st
 
-from helpers import eventually
-from interplay.core import DocumentHub, RoomHub
+from helpers import channel_for, eventually
 from interplay.core.matches import GameSettings, MatchHub
-from interplay.stores import MemoryStore
-from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.generated import chat_pb2 as pb
 from interplay.transports.grpc.service import ChatService
 
@@ -544,22 +540,20 @@ def names_in(script: Script) -> set[str]:
 def assert_nothing_held(service: ChatService, script: Script) -> None:
     assert service.counters.streams_open == 0
     assert service.counters.streams_open_by_rpc == {"chat": 0, "edit": 0, "game": 0}
-    assert service._outboxes == {}
-    assert service._state_outboxes == {}
-    assert service._readers == {}
-    assert service._blocking == {} and service._blocked_channels == {}
-    rooms = service.hub.statistics()
+    stats = service.runtime.statistics()
+    assert (stats.sessions, stats.paused_sessions, stats.pending_writes) == (0, 0, 0), stats
+    rooms = service.runtime.rooms.statistics()
     assert (rooms.sessions, rooms.members, rooms.rooms_loaded) == (0, 0, 0), rooms
-    assert service.games.statistics().sessions == 0
+    assert service.runtime.games.statistics().sessions == 0
     for n in range(1, service.counters.streams_opened + 1):
-        assert not service.hub.rooms_of(f"chat-{n}")
-        assert not service.documents.documents_of(f"edit-{n}")
-        assert service.games.match_of(f"game-{n}") is None
+        assert not service.runtime.rooms.rooms_of(str(n))
+        assert not service.runtime.documents.documents_of(str(n))
+        assert service.runtime.games.match_of(str(n)) is None
     for name in names_in(script):
-        assert service.hub.members(name) == [], name
-        assert service.documents.text(name) is None, f"document {name!r} still open"
-    for match in service.games.matches:
-        loop = service.games.loop(match)
+        assert service.runtime.rooms.members(name) == [], name
+        assert service.runtime.documents.text(name) is None, f"document {name!r} still open"
+    for match in service.runtime.games.matches:
+        loop = service.runtime.games.loop(match)
         assert loop is not None and not loop.members(), (match, loop.members())
 
 
@@ -639,9 +633,8 @@ async def _run(script: Script, allowed: set[Status]) -> None:
     before = asyncio.all_tasks()
     # 200 Hz (30 by default): game states, deltas and periodic full ones within a short script
     games = MatchHub(settings=GameSettings(tick_hz=200.0, full_every=4))
-    service = ChatService(RoomHub(MemoryStore()), DocumentHub(MemoryStore()), games)
     with anyio.fail_after(TIMEOUT):
-        async with ChannelFor([service], codec=WireCodec()) as channel:
+        async with channel_for(games=games) as (service, channel):
             baseline = asyncio.all_tasks()
             async with (
                 anyio.create_task_group() as readers,

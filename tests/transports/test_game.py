@@ -12,20 +12,19 @@ from game_client import game_call
 from grpclib.client import Channel
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
-from grpclib.testing import ChannelFor
 from hypothesis import given
 from hypothesis import strategies as st
 
-from interplay.core import DocumentHub, RoomHub
+from helpers import channel_for
 from interplay.core.arena import Arena
 from interplay.core.errors import CoreError
 from interplay.core.game import Action, GameLoop, GameMirror, PlayerState, TickState
 from interplay.core.latest import LatestState
 from interplay.core.matches import GameLimits, GameSettings, MatchHub
-from interplay.stores import MemoryStore
-from interplay.transports.grpc.codec import GameStateEncoder, WireCodec, game_update
+from interplay.runtime.outbox import EncodedTick, StateOutbox
+from interplay.transports.grpc.codec import GameWire, game_update
 from interplay.transports.grpc.generated.chat import GameState
-from interplay.transports.grpc.service import ChatService, EncodedTick, StateOutbox
+from interplay.transports.grpc.service import ChatService
 
 pytestmark = pytest.mark.anyio
 
@@ -35,15 +34,13 @@ ARENA = Arena(attack_range=1500)  # everyone within reach
 
 @asynccontextmanager
 async def serving(limits: GameLimits | None = None) -> AsyncIterator[tuple[ChatService, Channel]]:
-    store = MemoryStore()
     games = MatchHub(ARENA, settings=SETTINGS, limits=limits)
-    service = ChatService(RoomHub(store), DocumentHub(store), games)
-    async with ChannelFor([service], codec=WireCodec()) as channel:
-        yield service, channel
+    async with channel_for(games=games) as served:
+        yield served
 
 
 def server_players(service: ChatService, match: str) -> dict[str, PlayerState]:
-    loop = service.games.loop(match)
+    loop = service.runtime.games.loop(match)
     assert loop is not None
     return dict(loop.players)
 
@@ -81,7 +78,7 @@ async def test_two_players_and_a_late_joiner_hold_the_servers_state() -> None:
             assert {p.player_id for p in joined.players} == {"ann", "bob", "cy"}
             await ann.until(lambda c: "cy" in c.mirror.players)
             # Quiet now: every mirror settles on the server's state.
-            tick = service.games.loop("m").tick  # type: ignore[union-attr]
+            tick = service.runtime.games.loop("m").tick  # type: ignore[union-attr]
             for client in (ann, bob, cy):
                 await client.until(lambda c: (c.mirror.tick or 0) > tick + 1)
                 assert client.mirror.players == server_players(service, "m")
@@ -173,16 +170,16 @@ async def test_matches_are_isolated_and_an_empty_one_closes_after_grace() -> Non
             await ann.until(at("ann", sequence))
             await ann2.until(lambda c: c.mirror.tick is not None and c.mirror.tick > 3)
             assert ann2.mirror.players["ann"].last_sequence == 0
-            assert set(service.games.matches) == {"m1", "m2"}
+            assert set(service.runtime.games.matches) == {"m1", "m2"}
             await ann2.send("leave")
             await ann2.stream.end()
             with anyio.fail_after(5):
                 while await ann2.recv() is not None:
                     pass
-            assert ann2.states[-1].tick <= service.games.loop("m2").tick  # type: ignore[union-attr]
-            assert service.games.statistics().sessions == 1  # ann2 left; ann plays on
+            assert ann2.states[-1].tick <= service.runtime.games.loop("m2").tick  # type: ignore[union-attr]
+            assert service.runtime.games.statistics().sessions == 1  # ann2 left; ann plays on
             with anyio.fail_after(5):
-                while "m2" in service.games.matches:  # closed by the driver ann's call runs
+                while "m2" in service.runtime.games.matches:  # closed by the driver ann's call runs
                     await ann.recv()
         assert service.counters.ticks > 0
 
@@ -191,7 +188,7 @@ async def test_a_slow_reader_keeps_only_the_newest_state_and_gets_a_full_one_nex
     """The writer is blocked on a stalled stream; ticks keep coming; nothing queues."""
     outbox = StateOutbox()
     loop = GameLoop(Arena(), start=0.0, tick_hz=10.0, full_every=1000)
-    encoder = GameStateEncoder("m")
+    codec = GameWire()
     loop.submit(Action(player="ann", kind="join"))
     sent: list[bytes] = []
     release = anyio.Event()
@@ -206,13 +203,19 @@ async def test_a_slow_reader_keeps_only_the_newest_state_and_gets_a_full_one_nex
     mirror = GameMirror()
     async with anyio.create_task_group() as tasks:
         done = anyio.Event()
-        store = MemoryStore()
-        service = ChatService(RoomHub(store), DocumentHub(store))
-        tasks.start_soon(service._write, StalledStream(), outbox, done)
+
+        async def write() -> None:  # what the runtime's writer does with a session's outbox
+            stream = StalledStream()
+            while (frames := await outbox.next(codec)) is not None:
+                for frame in frames:
+                    await stream.send_message(frame)
+            done.set()
+
+        tasks.start_soon(write)
         for tick in range(1, 8):
             loop.submit(Action(player="ann", kind="move", params={"dx": "1"}, sequence=tick))
             (state,) = loop.advance(tick / 10)
-            superseded += outbox.offer(EncodedTick(encoder, state, 0, eager_full=False))
+            superseded += outbox.offer(EncodedTick("m", state, 0))
             await anyio.sleep(0.01)
         assert len(sent) == 2 and superseded == 4  # ticks 3-6 replaced one another
         release.set()
@@ -247,7 +250,8 @@ def test_a_client_applying_encoded_full_and_delta_states_holds_the_servers_state
     """Through the real encoder and betterproto2's decoder, with states randomly superseded."""
     arena = Arena(width=2**20, height=7, attack_range=2**20, damage=35, respawn_ticks=2)
     loop = GameLoop(arena, start=0.0, tick_hz=10.0, full_every=data.draw(st.integers(1, 6)))
-    encoder = GameStateEncoder(data.draw(st.sampled_from(["", "m", "ma😀tch"])))
+    match = data.draw(st.sampled_from(["", "m", "ma😀tch"]))
+    codec = GameWire()
     slot: LatestState[EncodedTick] = LatestState()
     mirror = GameMirror()
     for tick in range(1, data.draw(st.integers(1, 25)) + 1):
@@ -255,11 +259,14 @@ def test_a_client_applying_encoded_full_and_delta_states_holds_the_servers_state
             with suppress(CoreError):  # refusals are the core tests' business
                 loop.submit(action)
         (state,) = loop.advance(tick / 10)
-        slot.offer(EncodedTick(encoder, state, tick, eager_full=data.draw(st.booleans())))
+        encoded = EncodedTick(match, state, tick)
+        if data.draw(st.booleans()):
+            encoded.frame(codec, full=True)  # encoded early, as a tick with joiners does
+        slot.offer(encoded)
         if data.draw(st.booleans()):
             encoded, full = slot.take()
-            message = GameState().parse(encoded.full() if full else encoded.delta())
-            assert message.tick == state.tick and message.match_id == encoder.match
+            message = GameState().parse(encoded.frame(codec, full=full))
+            assert message.tick == state.tick and message.match_id == match
             assert message.full == (full or state.periodic_full)
             mirror.apply(**game_update(message))
             assert mirror.players == expected(state)

@@ -210,7 +210,7 @@ async def test_grpcio_half_close_flushes_then_the_call_ends_ok(google: SimpleNam
     assert bob_got[0].type == M.JOIN and bob_got[0].sender_id == "ann"
     assert [m.seq for m in bob_got[1:-1]] == list(range(1, 31))
     assert (bob_got[-1].type, bob_got[-1].sender_id, bob_got[-1].seq) == (M.LEAVE, "ann", 0)
-    assert service.hub.members("lobby") == []  # bob's call was cancelled at the end
+    assert service.runtime.rooms.members("lobby") == []  # bob's call was cancelled at the end
 
 
 async def test_grpcio_text_before_join_ends_that_call_failed_precondition(

@@ -22,9 +22,7 @@ import pytest
 from grpclib.client import Channel
 
 from certs import TLSFiles, issue
-from helpers import ChatClient, T, chat_call, eventually
-from interplay.core import DocumentHub, RoomHub
-from interplay.stores import MemoryStore
+from helpers import ChatClient, T, chat_call, eventually, runtime_for
 from interplay.transports.grpc import ChatService
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.server import ServerSettings, build_server, tls_context
@@ -48,23 +46,23 @@ async def started(
     settings: ServerSettings, tls: TLSFiles | None
 ) -> AsyncIterator[tuple[ChatService, int, ChatClient]]:
     """A server on a free port, and an observer's call to it, joined to "lobby"."""
-    store = MemoryStore()
-    server, service = build_server(RoomHub(store), DocumentHub(store), None, settings)
-    await server.start("127.0.0.1", 0, ssl=settings.tls)
-    assert server._server is not None
-    port = server._server.sockets[0].getsockname()[1]
-    context = tls.client_context() if tls else None
-    channel = Channel("127.0.0.1", port, codec=WireCodec(), ssl=context)
-    try:
-        async with chat_call(channel) as observer:
-            await observer.join("observer")
-            await sees_join(observer, "observer")
-            yield service, port, observer
-            await observer.stream.end()
-    finally:
-        channel.close()
-        server.close()
-        await server.wait_closed()
+    async with runtime_for() as runtime:
+        server, service = build_server(runtime, settings)
+        await server.start("127.0.0.1", 0, ssl=settings.tls)
+        assert server._server is not None
+        port = server._server.sockets[0].getsockname()[1]
+        context = tls.client_context() if tls else None
+        channel = Channel("127.0.0.1", port, codec=WireCodec(), ssl=context)
+        try:
+            async with chat_call(channel) as observer:
+                await observer.join("observer")
+                await sees_join(observer, "observer")
+                yield service, port, observer
+                await observer.stream.end()
+        finally:
+            channel.close()
+            server.close()
+            await server.wait_closed()
 
 
 @contextmanager

@@ -15,7 +15,6 @@ import pytest
 from grpclib.client import Channel
 
 from helpers import chat_call, tcp_server
-from interplay.transports.grpc import ChatSettings
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.server import ServerSettings
 
@@ -73,9 +72,7 @@ async def raw_call(port: int, prefix: bytes, body: int) -> tuple[dict[str, str],
 
 
 async def test_an_oversized_message_is_refused_on_its_length_prefix() -> None:
-    settings = ServerSettings(
-        port=0, stream_window=WINDOW, chat=ChatSettings(max_message_bytes=1000)
-    )
+    settings = ServerSettings(port=0, stream_window=WINDOW, max_message_bytes=1000)
     async with tcp_server(settings) as served:
         port, service = served.port, served.service
         # The prefix announces 64 MiB; the client then tries to push 4 MiB of it. grpclib alone
@@ -103,7 +100,7 @@ async def test_an_oversized_message_is_refused_on_its_length_prefix() -> None:
 
 
 async def test_a_message_at_the_limit_is_read() -> None:
-    settings = ServerSettings(port=0, chat=ChatSettings(max_message_bytes=1000))
+    settings = ServerSettings(port=0, max_message_bytes=1000)
     async with tcp_server(settings) as served:
         port = served.port
         # 1000 bytes exactly: read and decoded (zeros are not a valid ChatMessage, so the

@@ -22,10 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from helpers import chat_call, eventually, interplay_serve, tcp_server
 from interplay.cli import _parser
 from interplay.core.matches import GameSettings, MatchHub
-from interplay.core.rooms import Kind, RoomMessage
-from interplay.stores import MemoryStore, TimedStore
+from interplay.runtime.metrics import metrics_registry, start_metrics_server
 from interplay.transports.grpc.codec import WireCodec
-from interplay.transports.grpc.metrics import metrics_registry, start_metrics_server
 from interplay.transports.grpc.service import ChatService
 
 pytestmark = pytest.mark.anyio
@@ -78,11 +76,10 @@ class Running:
 
 @asynccontextmanager
 async def running() -> AsyncIterator[Running]:
-    """A grpclib server on a TCP port, its store timed, and the exporter on another port."""
-    store = TimedStore(MemoryStore())
+    """A grpclib server on a TCP port, and the exporter on another port."""
     games = MatchHub(settings=GameSettings(tick_hz=100.0, full_every=10, grace=1.0))
-    async with tcp_server(games=games, store=store) as served:
-        registry = metrics_registry(served.service, store.latency)
+    async with tcp_server(games=games) as served:
+        registry = metrics_registry(served.service.runtime)
         metrics = start_metrics_server(registry, "127.0.0.1", port=0)
         channel = Channel("127.0.0.1", served.port, codec=WireCodec())
         try:
@@ -119,8 +116,8 @@ async def test_a_fresh_server_exports_every_metric_at_zero() -> None:
         assert got.types[histogram] == "histogram"
         assert got(f"{histogram}_count") == 0
         assert got.buckets(histogram)[-1] == (float("inf"), 0)
-    for op in ("append", "create_room", "trim", "save_edit"):
-        assert got("interplay_store_write_seconds_count", op=op) == 0
+    assert got("interplay_store_write_seconds_count") == 0
+    assert got("interplay_store_commits_total") == got("interplay_store_writes_total") == 0
     # a registry of its own: nothing lands in the process-global one
     assert not [m for m in REGISTRY.collect() if m.name.startswith("interplay_")]
 
@@ -179,8 +176,8 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
     assert got("interplay_ticks_total") == counters.ticks >= 3
 
     for name, source in (
-        ("interplay_tick_duration_seconds", server.service.tick_duration),
-        ("interplay_tick_lag_seconds", server.service.tick_lag),
+        ("interplay_tick_duration_seconds", server.service.runtime.tick_duration),
+        ("interplay_tick_lag_seconds", server.service.runtime.tick_lag),
     ):
         buckets = got.buckets(name)
         counts = [count for _, count in buckets]
@@ -189,15 +186,18 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
         assert got(f"{name}_count") == source.count >= 1
         assert got(f"{name}_sum") == pytest.approx(source.sum)
         assert got(f"{name}_sum") >= 0
-    assert got("interplay_tick_duration_seconds_count") == len(server.service.tick_durations)
+    assert got("interplay_tick_duration_seconds_count") == len(
+        server.service.runtime.tick_durations
+    )
 
     write = "interplay_store_write_seconds"
-    assert got(f"{write}_count", op="create_room") == 1  # the room "lobby", on the first JOIN
-    assert got(f"{write}_count", op="append") == 3  # the three texts: durable before delivery
-    assert got(f"{write}_count", op="save_edit") == 1
-    assert got(f"{write}_count", op="trim") == 0
-    assert got.buckets(write, op="append")[-1] == (float("inf"), 3)
-    assert 0 < got(f"{write}_sum", op="append") < 1
+    # the room "lobby" created on the first JOIN, the three texts, the edit: each durable before
+    # it is delivered, in as many commits as the group commit needed (one per commit here)
+    assert got("interplay_store_writes_total") == counters.storage_writes == 1 + 3 + 1
+    assert 1 <= got("interplay_store_commits_total") == counters.commits <= 5
+    assert got(f"{write}_count") == counters.commits
+    assert got.buckets(write)[-1] == (float("inf"), counters.commits)
+    assert 0 < got(f"{write}_sum") < 1
 
 
 async def test_closing_the_exporter_releases_its_port() -> None:
@@ -241,35 +241,6 @@ async def test_interplay_serve_with_metrics_port(tmp_path: Path) -> None:
             channel.close()
     assert got("interplay_messages_in_total") == 2
     assert got("interplay_streams_open", rpc="chat") == 1
-    # the CLI wrapped the SQLite store: its writes are timed
-    assert got("interplay_store_write_seconds_count", op="append") == 1
-    assert got("interplay_store_write_seconds_count", op="create_room") == 1
-
-
-def test_timed_store_times_each_write_and_passes_everything_through() -> None:
-    ticks = iter(range(100))
-    inner = MemoryStore()
-    store = TimedStore(inner, clock=lambda: float(next(ticks)))  # every write "takes" 1 s
-    store.create_room("lobby", "e1")
-    message = RoomMessage(
-        kind=Kind.TEXT,
-        room="lobby",
-        sender="ann",
-        id="1",
-        content="hi",
-        timestamp=0,
-        seq=1,
-        epoch="e1",
-    )
-    store.append(message)
-    store.trim("lobby", 1)
-    assert store.read("lobby", 0, 10) == inner.read("lobby", 0, 10) == [message]
-    assert store.load_room("lobby") == inner.load_room("lobby")
-    assert store.load_document("doc") is None
-    assert store._messages is inner._messages  # anything else: the real store's
-    assert {op: (h.count, h.sum) for op, h in store.latency.items()} == {
-        "append": (1, 1.0),
-        "create_room": (1, 1.0),
-        "trim": (1, 1.0),
-        "save_edit": (0, 0.0),
-    }
+    # the room's creation and the text, committed to SQLite before delivery, and timed
+    assert got("interplay_store_writes_total") == 2
+    assert got("interplay_store_write_seconds_count") == got("interplay_store_commits_total") >= 1

@@ -25,7 +25,7 @@ from helpers import (
     interplay_serve,
     tcp_server,
 )
-from interplay.transports.grpc import ChatSettings
+from interplay.runtime import Settings
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.server import ServerSettings, drain
 
@@ -98,8 +98,8 @@ async def test_drain_flushes_every_queue_then_ends_each_call_unavailable() -> No
 
 
 async def test_drain_cancels_a_call_that_does_not_read_after_the_grace_period() -> None:
-    settings = ServerSettings(port=0, chat=ChatSettings(high_water=10**6, low_water=0))
-    async with tcp_server(settings) as served:
+    flow = Settings(high_water=10**6, low_water=0, rate=0)
+    async with tcp_server(settings=flow) as served:
         server, service, port = served.server, served.service, served.port
         channel = Channel("127.0.0.1", port, codec=WireCodec(), config=SMALL)
         try:

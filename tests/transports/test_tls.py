@@ -20,9 +20,7 @@ from grpclib.client import Channel
 from grpclib.exceptions import StreamTerminatedError
 
 from certs import TLSFiles, issue
-from helpers import T, chat_call
-from interplay.core import DocumentHub, RoomHub
-from interplay.stores import MemoryStore
+from helpers import T, chat_call, runtime_for
 from interplay.transports.grpc import ChatService
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.server import ServerSettings, build_server, tls_context
@@ -39,18 +37,16 @@ def tls(tmp_path: Path) -> TLSFiles:
 
 @asynccontextmanager
 async def tls_server(tls: TLSFiles) -> AsyncIterator[tuple[ChatService, int]]:
-    store = MemoryStore()
-    context = tls_context(str(tls.cert), str(tls.key))
-    server, service = build_server(
-        RoomHub(store), DocumentHub(store), None, ServerSettings(tls=context)
-    )
-    await server.start("127.0.0.1", 0, ssl=context)
-    assert server._server is not None
-    try:
-        yield service, server._server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with runtime_for() as runtime:
+        context = tls_context(str(tls.cert), str(tls.key))
+        server, service = build_server(runtime, ServerSettings(tls=context))
+        await server.start("127.0.0.1", 0, ssl=context)
+        assert server._server is not None
+        try:
+            yield service, server._server.sockets[0].getsockname()[1]
+        finally:
+            server.close()
+            await server.wait_closed()
 
 
 async def join_and_echo(channel: Channel, user: str) -> None:

@@ -18,7 +18,6 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-import anyio
 from grpclib.const import Cardinality, Handler, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 from grpclib.health.check import ServiceStatus
@@ -101,17 +100,17 @@ class ChatService:
         try:
             identity = runtime.authenticate((stream.metadata or {}).get("authorization"))
             await runtime.serve(service, self._codecs[service], receive, send, identity=identity)
-        except GRPCError as error:  # framing's: a malformed or oversized message
-            runtime.count_error(error.status.name)
-            raise
         except BaseException as error:
             task = asyncio.current_task()  # grpclib is asyncio-only
-            if isinstance(error, anyio.get_cancelled_exc_class() | BaseExceptionGroup) or (
+            if isinstance(error, asyncio.CancelledError | BaseExceptionGroup) or (
                 task and task.cancelling()
             ):
                 # grpclib cancelled the call (the client reset it, or a deadline), perhaps
                 # while the session was ending with a status: the cancellation wins, as
                 # grpclib expects; no one is left to receive the status.
+                raise asyncio.CancelledError() from None
+            if isinstance(error, GRPCError):  # framing's: a malformed or oversized message
+                runtime.count_error(error.status.name)
                 raise
             mapped = errors.status_of(error, _FIELDS[service])
             if mapped is None:
