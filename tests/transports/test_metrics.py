@@ -152,7 +152,7 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
             await editor.until_acked()
             got = await scrape(server.metrics_port)
             assert got("interplay_streams_open", rpc="edit") == 1
-            await editor.stream.end()
+            await editor.end()
 
         async with game_call(server.channel, "ann") as player:
             await player.join("arena")
@@ -160,7 +160,7 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
             got = await scrape(server.metrics_port)
             assert got("interplay_streams_open", rpc="game") == 1
             assert got("interplay_ticks_total") >= 3
-            await player.stream.end()
+            await player.end()
 
         await eventually(lambda: server.service.counters.streams_open == 0)
         got = await scrape(server.metrics_port)
