@@ -2,8 +2,11 @@
 
 A transport supplies a ``Wire`` per call (send and receive the generated proto messages; report
 the end as an ``Ended``); everything the tests use (timeouts, ``recv_n``, ``recv_until``, the
-chat shorthands, the editing and game clients) is written here once, on top of it. Nothing here
-may import a wire library: a WebSocket adapter must be able to use it unchanged.
+chat shorthands, the editing and game clients) is written here once, on top of it, and names
+no wire library: a WebSocket adapter uses it unchanged. (The messages are the generated
+betterproto2 classes; they live under interplay.transports.grpc, whose package __init__
+imports the gRPC server, so importing them loads the wire library anyway: the guard checks
+names, not imports.)
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ class Wire(Protocol[S, R]):
         """Send one message; raise ``CallEnded`` if the server has already ended the call."""
 
     async def recv(self) -> R | Ended:
-        """The next message, or how the call ended (the same ``Ended`` for every later call)."""
+        """The next message, or how the call ended (``Call`` asks no more after an ``Ended``)."""
 
     async def end(self) -> None:
         """Half-close: the client sends nothing more (gRPC END_STREAM; WebSocket end message)."""
