@@ -6,8 +6,8 @@
 turns each into a ``TextOp`` on the document *as it was at that revision*, lets the
 ``ServerDocument`` rebase and apply it, records a ``SaveEdit`` write (``take_writes()``; the
 runtime makes it durable before the events are delivered), then answers the sender ``Acked``
-and every other editor ``Remote``: the op as applied, as splice pieces (a delete split by a concurrent
-insert becomes two pieces, each relative to the text after the one before). An op that
+and every other editor ``Remote``: the op as applied, as splice pieces (a delete split by a
+concurrent insert becomes two pieces, each relative to the text after the one before). An op that
 rebasing emptied still takes a revision and reaches the others as a ``Remote`` with no pieces,
 so every editor counts revisions the same way.
 

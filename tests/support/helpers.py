@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from conformance import T, msg
 from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality
 from grpclib.exceptions import StreamTerminatedError
@@ -23,15 +24,9 @@ from interplay.backends import MemoryBackend
 from interplay.core import DocumentHub, MatchHub, RoomHub
 from interplay.runtime import Authenticator, Backend, Runtime, Settings
 from interplay.transports.grpc.codec import WireCodec
-from interplay.transports.grpc.generated.chat import ChatMessage, ChatMessageMessageType
+from interplay.transports.grpc.generated.chat import ChatMessage
 from interplay.transports.grpc.server import ServerSettings, build_server, drain
 from interplay.transports.grpc.service import ChatService
-
-T = ChatMessageMessageType
-
-
-def msg(kind: ChatMessageMessageType, room: str = "lobby", **fields: Any) -> ChatMessage:
-    return ChatMessage(type=kind, room_id=room, **fields)
 
 
 async def eventually(predicate: Callable[[], bool], timeout: float = 5.0) -> None:

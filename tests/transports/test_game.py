@@ -1,187 +1,24 @@
-"""GameSync end to end over grpclib's in-memory channel; the state codec against betterproto2."""
+"""The gRPC side of GameSync: the stream writer's newest-state outbox, and the state codec against
+betterproto2. The behaviour over a call is the conformance suite's (conformance/test_game.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
-from typing import Any
+from contextlib import suppress
 
 import anyio
 import pytest
-from game_client import game_call
-from grpclib.client import Channel
-from grpclib.const import Status
-from grpclib.exceptions import GRPCError, StreamTerminatedError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import channel_for
 from interplay.core.arena import Arena
 from interplay.core.errors import CoreError
 from interplay.core.game import Action, GameLoop, GameMirror, PlayerState, TickState
 from interplay.core.latest import LatestState
-from interplay.core.matches import GameLimits, GameSettings, MatchHub
 from interplay.runtime.outbox import EncodedTick, StateOutbox
 from interplay.transports.grpc.codec import GameWire, game_update
 from interplay.transports.grpc.generated.chat import GameState
-from interplay.transports.grpc.service import ChatService
 
 pytestmark = pytest.mark.anyio
-
-SETTINGS = GameSettings(tick_hz=50.0, full_every=25, grace=1.0)
-ARENA = Arena(attack_range=1500)  # everyone within reach
-
-
-@asynccontextmanager
-async def serving(limits: GameLimits | None = None) -> AsyncIterator[tuple[ChatService, Channel]]:
-    games = MatchHub(ARENA, settings=SETTINGS, limits=limits)
-    async with channel_for(games=games) as served:
-        yield served
-
-
-def server_players(service: ChatService, match: str) -> dict[str, PlayerState]:
-    loop = service.runtime.games.loop(match)
-    assert loop is not None
-    return dict(loop.players)
-
-
-NOBODY = PlayerState(player="", x=0, y=0, health=0, last_sequence=-1)
-
-
-def at(player: str, sequence: int) -> Any:
-    """Until the client's mirror shows ``player`` with ``sequence`` applied."""
-    return lambda c: (
-        player in c.mirror.players and c.mirror.players[player].last_sequence >= sequence
-    )
-
-
-async def test_two_players_and_a_late_joiner_hold_the_servers_state() -> None:
-    async with (
-        serving() as (service, channel),
-        game_call(channel, "ann") as ann,
-        game_call(channel, "bob") as bob,
-    ):
-        await ann.join("m")
-        await bob.join("m")
-        first = await ann.recv()
-        assert first is not None and first.full and first.match_id == "m"
-        await ann.until(lambda c: set(c.mirror.players) == {"ann", "bob"})
-        sequence = await ann.act("move", dx="5", dy="-3")
-        await bob.act("attack", target="ann")
-        await ann.until(at("ann", sequence))
-        await bob.until(at("ann", sequence))
-        assert any(not s.full for s in ann.states)  # deltas flowed
-        async with game_call(channel, "cy") as cy:
-            await cy.join("m")
-            joined = await cy.recv()
-            assert joined is not None and joined.full  # a late joiner starts from a full state
-            assert {p.player_id for p in joined.players} == {"ann", "bob", "cy"}
-            await ann.until(lambda c: "cy" in c.mirror.players)
-            # Quiet now: every mirror settles on the server's state.
-            tick = service.runtime.games.loop("m").tick  # type: ignore[union-attr]
-            for client in (ann, bob, cy):
-                await client.until(lambda c: (c.mirror.tick or 0) > tick + 1)
-                assert client.mirror.players == server_players(service, "m")
-            await cy.stream.end()
-            with anyio.fail_after(5):
-                while await cy.recv() is not None:  # half-close: flushed, then OK
-                    pass
-        await ann.until(lambda c: "cy" not in c.mirror.players)
-        health = ann.mirror.players["ann"].health
-        assert health == ARENA.max_health - ARENA.damage
-
-
-@pytest.mark.parametrize(
-    ("fields", "status", "text"),
-    [
-        (
-            {"action_type": "fly", "sequence": 1},
-            Status.INVALID_ARGUMENT,
-            "action_type: must be one of",
-        ),
-        (
-            {"action_type": "move", "parameters": {"dx": "50"}, "sequence": 1},
-            Status.INVALID_ARGUMENT,
-            "parameters.dx: an integer in [-10, 10]",
-        ),
-        (
-            {"action_type": "move", "player_id": "ann", "sequence": 1},
-            Status.PERMISSION_DENIED,
-            "player_id: this stream plays 'bob'",
-        ),
-        (
-            {"action_type": "move", "match_id": "other", "sequence": 1},
-            Status.PERMISSION_DENIED,
-            "match_id: this stream plays in match 'm'",
-        ),
-        ({"action_type": "move", "sequence": 0}, Status.INVALID_ARGUMENT, "sequence: must be"),
-        ({"action_type": "join", "match_id": "m2"}, Status.ALREADY_EXISTS, "match_id: this stream"),
-    ],
-)
-async def test_bad_actions_get_a_status_and_leave_the_match_untouched(
-    fields: dict[str, Any], status: Status, text: str
-) -> None:
-    async with serving() as (service, channel), game_call(channel, "ann") as ann:
-        await ann.join("m")
-        await ann.until(lambda c: "ann" in c.mirror.players)
-        async with game_call(channel, "bob") as bob:
-            await bob.join("m")
-            await bob.until(lambda c: "bob" in c.mirror.players)
-            before = server_players(service, "m")
-            await bob.send(**{"player_id": "bob", "match_id": "m", **fields})
-            with pytest.raises(GRPCError) as caught:
-                try:
-                    await bob.until(lambda c: False)
-                except StreamTerminatedError:
-                    bob.stream._maybe_raise()  # the status came with the trailers
-            assert caught.value.status is status
-            assert text in (caught.value.message or "")
-            assert server_players(service, "m")["ann"] == before["ann"]
-        # Bob's stream ended, so bob left; ann plays on.
-        await ann.until(lambda c: "bob" not in c.mirror.players)
-        sequence = await ann.act("move", dx="1")
-        await ann.until(at("ann", sequence))
-
-
-async def test_actions_before_join_and_over_the_rate_limit_are_refused() -> None:
-    async with serving(GameLimits(actions_per_second=3)) as (_, channel):
-        with pytest.raises(GRPCError) as caught:
-            async with game_call(channel, "ann") as ann:
-                await ann.act("move", dx="1")
-                await ann.recv()
-        assert caught.value.status is Status.FAILED_PRECONDITION
-        assert "join a match first" in (caught.value.message or "")
-        with pytest.raises(GRPCError) as caught:
-            async with game_call(channel, "ann") as ann:
-                await ann.join()
-                for _ in range(4):
-                    await ann.act("move", dx="1")
-                await ann.until(lambda c: False)
-        assert caught.value.status is Status.RESOURCE_EXHAUSTED
-        assert "actions: at most 3 actions per second" in (caught.value.message or "")
-
-
-async def test_matches_are_isolated_and_an_empty_one_closes_after_grace() -> None:
-    async with serving() as (service, channel):
-        async with game_call(channel, "ann") as ann, game_call(channel, "ann") as ann2:
-            await ann.join("m1")
-            await ann2.join("m2")  # the same player id in another match is another player
-            sequence = await ann.act("move", dx="3")
-            await ann.until(at("ann", sequence))
-            await ann2.until(lambda c: c.mirror.tick is not None and c.mirror.tick > 3)
-            assert ann2.mirror.players["ann"].last_sequence == 0
-            assert set(service.runtime.games.matches) == {"m1", "m2"}
-            await ann2.send("leave")
-            await ann2.stream.end()
-            with anyio.fail_after(5):
-                while await ann2.recv() is not None:
-                    pass
-            assert ann2.states[-1].tick <= service.runtime.games.loop("m2").tick  # type: ignore[union-attr]
-            assert service.runtime.games.statistics().sessions == 1  # ann2 left; ann plays on
-            with anyio.fail_after(5):
-                while "m2" in service.runtime.games.matches:  # closed by the driver ann's call runs
-                    await ann.recv()
-        assert service.counters.ticks > 0
 
 
 async def test_a_slow_reader_keeps_only_the_newest_state_and_gets_a_full_one_next() -> None:

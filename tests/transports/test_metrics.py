@@ -149,7 +149,7 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
             await editor.until_acked()
             got = await scrape(server.metrics_port)
             assert got("interplay_streams_open", rpc="edit") == 1
-            await editor.stream.end()
+            await editor.end()
 
         async with game_call(server.channel, "ann") as player:
             await player.join("arena")
@@ -157,7 +157,7 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
             got = await scrape(server.metrics_port)
             assert got("interplay_streams_open", rpc="game") == 1
             assert got("interplay_ticks_total") >= 3
-            await player.stream.end()
+            await player.end()
 
         await eventually(lambda: server.service.counters.streams_open == 0)
         got = await scrape(server.metrics_port)
@@ -173,7 +173,8 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
     assert got("interplay_messages_in_total") == 8
     counters = server.service.counters
     assert got("interplay_deliveries_total") == counters.deliveries >= 4 + 2  # + snapshot, ack
-    assert got("interplay_ticks_total") == counters.ticks >= 3
+    # ticks go on while a match empties (its leaves apply on the next tick): read after the scrape
+    assert 3 <= got("interplay_ticks_total") <= counters.ticks
 
     for name, source in (
         ("interplay_tick_duration_seconds", server.service.runtime.tick_duration),

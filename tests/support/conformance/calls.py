@@ -1,0 +1,236 @@
+"""One call of the suite, whatever the transport: send, receive, half-close, and how it ended.
+
+A transport supplies a ``Wire`` per call (send and receive the generated proto messages; report
+the end as an ``Ended``); everything the tests use (timeouts, ``recv_n``, ``recv_until``, the
+chat shorthands, the editing and game clients) is written here once, on top of it, and names
+no wire library: a WebSocket adapter uses it unchanged. (The messages are the generated
+betterproto2 classes; they live under interplay.transports.grpc, whose package __init__
+imports the gRPC server, so importing them loads the wire library anyway: the guard checks
+names, not imports.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import anyio
+
+from interplay.core.game import GameMirror
+from interplay.core.ot import ClientDocument, TextOp
+from interplay.transports.grpc.codec import game_update
+from interplay.transports.grpc.generated.chat import (
+    ChatMessage,
+    ChatMessageMessageType,
+    EditOperation,
+    GameAction,
+    GameState,
+)
+
+T = ChatMessageMessageType
+
+S = TypeVar("S", contravariant=True)  # what the client sends
+R = TypeVar("R", covariant=True)  # what it receives
+Sent = TypeVar("Sent")
+Received = TypeVar("Received")
+
+
+def msg(kind: ChatMessageMessageType, room: str = "lobby", **fields: Any) -> ChatMessage:
+    return ChatMessage(type=kind, room_id=room, **fields)
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a call ended: the gRPC status *name* ("OK", "INVALID_ARGUMENT", ...) and its
+    message. gRPC reports a status; WebSocket a close code 4000 + N, mapped to the same name."""
+
+    code: str
+    message: str = ""
+
+
+class CallEnded(Exception):
+    """The server ended the call with another status than OK."""
+
+    def __init__(self, ended: Ended) -> None:
+        super().__init__(f"{ended.code}: {ended.message}")
+        self.ended = ended
+
+
+class Wire(Protocol[S, R]):
+    """What a transport supplies for one call. Leaving the context manager that gave it without
+    ``end()`` drops the call abruptly, as a client that vanishes (gRPC: RST_STREAM)."""
+
+    async def send(self, message: S) -> None:
+        """Send one message; raise ``CallEnded`` if the server has already ended the call."""
+
+    async def recv(self) -> R | Ended:
+        """The next message, or how the call ended (``Call`` asks no more after an ``Ended``)."""
+
+    async def end(self) -> None:
+        """Half-close: the client sends nothing more (gRPC END_STREAM; WebSocket end message)."""
+
+
+class Call(Generic[Sent, Received]):
+    """One bidi call under test. ``recv`` returns None once the call ended with OK and raises
+    ``CallEnded`` when it ended with another status; ``ended`` then says which."""
+
+    def __init__(self, wire: Wire[Sent, Received]) -> None:
+        self.wire = wire
+        self.ended: Ended | None = None
+
+    async def send(self, message: Sent) -> None:
+        try:
+            await self.wire.send(message)
+        except CallEnded as error:
+            self.ended = error.ended
+            raise
+
+    async def end(self) -> None:
+        await self.wire.end()
+
+    async def recv(self, timeout: float = 5.0) -> Received | None:
+        if self.ended is None:
+            with anyio.fail_after(timeout):
+                got = await self.wire.recv()
+            if not isinstance(got, Ended):
+                self._received(got)
+                return got
+            self.ended = got
+        if self.ended.code != "OK":
+            raise CallEnded(self.ended)
+        return None
+
+    def _received(self, message: Received) -> None:
+        """A hook for the stateful clients below: called with every message received."""
+
+    async def recv_n(self, n: int, timeout: float = 5.0) -> list[Received]:
+        out = []
+        for _ in range(n):
+            message = await self.recv(timeout)
+            assert message is not None, f"stream ended after {len(out)} of {n} messages"
+            out.append(message)
+        return out
+
+    async def recv_until(
+        self, predicate: Callable[[Received], bool], timeout: float = 5.0
+    ) -> list[Received]:
+        """Messages up to and including the first that satisfies ``predicate``."""
+        out = []
+        while True:
+            message = await self.recv(timeout)
+            assert message is not None, f"stream ended; got {out}"
+            out.append(message)
+            if predicate(message):
+                return out
+
+
+class ChatCall(Call[ChatMessage, ChatMessage]):
+    async def join(self, user: str, room: str = "lobby", **fields: Any) -> None:
+        await self.send(msg(T.JOIN, room, sender_id=user, **fields))
+
+    async def text(self, content: str, room: str = "lobby", **fields: Any) -> None:
+        await self.send(msg(T.TEXT, room, content=content, **fields))
+
+
+class EditClient(Call[EditOperation, EditOperation]):
+    """A CollaborativeEdit call driving the core's ClientDocument."""
+
+    def __init__(self, wire: Wire[EditOperation, EditOperation], document: str, user: str):
+        super().__init__(wire)
+        self.document = document
+        self.user = user
+        self.doc = ClientDocument()
+        self.counter = 0
+        self.received: list[EditOperation] = []
+
+    def _received(self, message: EditOperation) -> None:
+        self.received.append(message)
+
+    async def send_op(self, **fields: Any) -> None:
+        """An EditOperation for this client's document and user (unless ``fields`` say else)."""
+        fields = {"document_id": self.document, "user_id": self.user, **fields}
+        await self.send(EditOperation(**fields))
+
+    async def join(self) -> None:
+        await self.send_op(operation="join")
+        snapshot = await self.recv()
+        assert snapshot is not None and snapshot.operation == "snapshot"
+        self.doc = ClientDocument(snapshot.content, revision=snapshot.version)
+
+    async def edit(self, position: int, deleted: int = 0, inserted: str = "") -> None:
+        """One local edit, sent at once (the client waits for acks between edits)."""
+        assert self.doc.outstanding is None, "wait for the ack first"
+        op = TextOp.splice(len(self.doc.text), position, deleted, inserted)
+        send = self.doc.edit(op)
+        assert send is not None
+        self.counter += 1
+        operation = "replace" if deleted and inserted else ("insert" if inserted else "delete")
+        await self.send_op(
+            operation=operation,
+            position=position,
+            length=deleted,
+            content=inserted,
+            version=send.base,
+            op_id=f"{self.user}-{self.counter}",
+        )
+
+    def handle(self, message: EditOperation) -> None:
+        """Apply one message from the server to the client document."""
+        kind = message.operation
+        if kind == "ack":
+            assert self.doc.ack() is None
+        elif kind == "noop":
+            self.doc.receive(TextOp.identity(self.doc.server_length), revision=message.version)
+        elif kind in ("insert", "delete", "replace"):
+            deleted = 0 if kind == "insert" else message.length
+            inserted = "" if kind == "delete" else message.content
+            op = TextOp.splice(self.doc.server_length, message.position, deleted, inserted)
+            self.doc.receive(op, revision=message.version)
+        elif kind != "cursor":
+            raise AssertionError(f"unexpected {message}")
+
+    async def until_acked(self) -> None:
+        while self.doc.outstanding is not None:
+            message = await self.recv()
+            assert message is not None
+            self.handle(message)
+
+    async def until_revision(self, revision: int) -> None:
+        while self.doc.revision < revision or self.doc.outstanding is not None:
+            message = await self.recv()
+            assert message is not None
+            self.handle(message)
+
+
+class GameClient(Call[GameAction, GameState]):
+    """A GameSync call: sends actions with sequences, mirrors the states it receives."""
+
+    def __init__(self, wire: Wire[GameAction, GameState], player: str) -> None:
+        super().__init__(wire)
+        self.player = player
+        self.mirror = GameMirror()
+        self.sequence = 0
+        self.states: list[GameState] = []
+
+    def _received(self, message: GameState) -> None:
+        self.states.append(message)
+        self.mirror.apply(**game_update(message))
+
+    async def send_action(self, action_type: str, **fields: Any) -> None:
+        fields.setdefault("player_id", self.player)
+        await self.send(GameAction(action_type=action_type, **fields))
+
+    async def join(self, match: str = "") -> None:
+        await self.send_action("join", match_id=match)
+
+    async def act(self, action_type: str, **parameters: str) -> int:
+        self.sequence += 1
+        await self.send_action(action_type, parameters=parameters, sequence=self.sequence)
+        return self.sequence
+
+    async def until(self, predicate: Callable[[GameClient], bool], timeout: float = 5.0) -> None:
+        """Receive states until ``predicate(self)`` holds."""
+        with anyio.fail_after(timeout):
+            while not predicate(self):
+                assert await self.recv() is not None, "the call ended"

@@ -1,0 +1,245 @@
+"""Chat, end to end, over every transport (DESIGN §4 "Chat")."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from conformance import CallEnded, ChatCall, Ended, Settings, T, Transport, msg
+
+from interplay.transports.grpc.generated.chat import ChatMessage
+
+pytestmark = pytest.mark.anyio
+
+
+def texts(messages: list[ChatMessage]) -> list[tuple[int, str, str]]:
+    return [(m.seq, m.sender_id, m.content) for m in messages if m.type == T.TEXT]
+
+
+async def test_two_users_chat_and_everyone_gets_each_text_with_its_seq(
+    transport: Transport,
+) -> None:
+    async with transport.serve() as server, server.chat() as ann, server.chat() as bob:
+        await ann.join("ann")
+        [echo] = await ann.recv_n(1)
+        assert (echo.type, echo.seq, echo.epoch != "") == (T.JOIN, 0, True)
+        await bob.join("bob")
+        bob_echo, ann_present = await bob.recv_n(2)
+        assert (bob_echo.sender_id, bob_echo.epoch) == ("bob", echo.epoch)
+        assert (ann_present.type, ann_present.sender_id) == (T.JOIN, "ann")
+        [bob_joined] = await ann.recv_n(1)
+        assert (bob_joined.type, bob_joined.sender_id) == (T.JOIN, "bob")
+
+        await ann.text("hi bob", id="a1")
+        await bob.text("hi ann", id="b1")
+        expected = [(1, "ann", "hi bob"), (2, "bob", "hi ann")]
+        assert texts(await ann.recv_n(2)) == expected  # the sender's copy is its ack
+        assert texts(await bob.recv_n(2)) == expected
+
+
+async def test_late_joiner_gets_history_then_live_with_no_gap_or_duplicate(
+    transport: Transport,
+) -> None:
+    async with transport.serve() as server, server.chat() as ann:
+        await ann.join("ann")
+        await ann.recv_n(1)
+        for n in range(5):
+            await ann.text(f"m{n}")
+        await ann.recv_n(5)
+        async with server.chat() as bob:
+            await bob.join("bob")
+            # Traffic racing the join: sent before bob's JOIN is necessarily handled.
+            for n in range(5, 10):
+                await ann.text(f"m{n}")
+            received = await bob.recv_until(lambda m: m.type == T.TEXT and m.seq == 10)
+            assert [m.seq for m in received if m.type == T.TEXT] == list(range(1, 11))
+            assert received[0].type == T.JOIN and received[0].sender_id == "bob"
+
+
+async def test_resume_after_seq_replays_exactly_what_was_missed(transport: Transport) -> None:
+    async with transport.serve() as server, server.chat() as ann:
+        await ann.join("ann")
+        [echo] = await ann.recv_n(1)
+        for n in range(6):
+            await ann.text(f"m{n}")
+        await ann.recv_n(6)
+        async with server.chat() as again:
+            await again.join("bob", resume_after_seq=4, epoch=echo.epoch)
+            got = await again.recv_n(4)  # echo, ann present, seq 5, seq 6
+            assert [(m.type, m.seq) for m in got] == [
+                (T.JOIN, 6),
+                (T.JOIN, 0),
+                (T.TEXT, 5),
+                (T.TEXT, 6),
+            ]
+        async with server.chat() as other_epoch:
+            await other_epoch.join("cat", resume_after_seq=4, epoch="an-old-epoch")
+            got = await other_epoch.recv_until(lambda m: m.type != T.JOIN)
+            assert got[-1].type == T.SYSTEM and "reset" in got[-1].content
+            window = await other_epoch.recv_n(6)  # then the normal history window
+            assert [m.seq for m in window] == [1, 2, 3, 4, 5, 6]
+
+
+async def test_half_close_flushes_queued_messages_then_ends_with_ok(transport: Transport) -> None:
+    async with transport.serve() as server, server.chat() as bob:
+        await bob.join("bob")
+        await bob.recv_n(1)
+        async with server.chat() as ann:
+            await ann.join("ann")
+            for n in range(50):
+                await ann.text(f"m{n}")
+            await ann.end()  # half-close before reading anything
+            received = await ann.recv_until(lambda m: m.type == T.TEXT and m.seq == 50)
+            assert [m.seq for m in received if m.type == T.TEXT] == list(range(1, 51))
+            assert await ann.recv() is None  # then the call ends: OK
+            assert ann.ended == Ended("OK")
+        left = await bob.recv_until(lambda m: m.type == T.LEAVE)
+        assert left[-1].sender_id == "ann" and len(texts(left)) == 50
+
+
+async def test_a_stream_that_breaks_without_leave_is_announced(transport: Transport) -> None:
+    async with transport.serve() as server, server.chat() as bob:
+        await bob.join("bob")
+        await bob.recv_n(1)
+        async with server.chat() as ann:
+            await ann.join("ann")
+            await ann.recv_n(2)
+            await bob.recv_n(1)
+        # leaving the block without ending the call breaks it
+        [left] = await bob.recv_n(1)
+        assert (left.type, left.sender_id) == (T.LEAVE, "ann")
+        assert server.members("lobby") == ["bob"]
+
+
+async def test_text_before_join_fails_that_stream_only(transport: Transport) -> None:
+    async with transport.serve() as server, server.chat() as ann:
+        await ann.join("ann")
+        await ann.recv_n(1)
+        async with server.chat() as rude:
+            await rude.text("hello?")
+            with pytest.raises(CallEnded) as caught:
+                await rude.recv()
+            assert caught.value.ended == Ended(
+                "FAILED_PRECONDITION", "room_id: JOIN room 'lobby' before sending TEXT"
+            )
+        await ann.text("still here")
+        assert texts(await ann.recv_n(1)) == [(1, "ann", "still here")]
+        assert server.counters.errors == {"FAILED_PRECONDITION": 1}
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "text"),
+    [
+        (msg(T.JOIN, sender_id="mallory"), "PERMISSION_DENIED", "sender_id: this stream"),
+        (msg(T.TEXT, sender_id="mallory", content="x"), "PERMISSION_DENIED", "sender_id"),
+        (msg(T.TEXT, content="x" * 70_000), "RESOURCE_EXHAUSTED", "content: must be at"),
+        (msg(T.TEXT, room="r" * 300), "INVALID_ARGUMENT", "room_id: must be at most 255"),
+        (msg(T.SYSTEM), "INVALID_ARGUMENT", "type: SYSTEM messages are sent by the server"),
+        (msg(T.JOIN, sender_id="bob", resume_after_seq=-3), "INVALID_ARGUMENT", "resume"),
+        (msg(T.JOIN, sender_id="bob", resume_after_seq=99), "INVALID_ARGUMENT", "head"),
+    ],
+)
+async def test_bad_input_ends_that_stream_with_a_clear_status(
+    transport: Transport, message: ChatMessage, code: str, text: str
+) -> None:
+    async with transport.serve() as server, server.chat() as ann:
+        await ann.join("ann")
+        await ann.recv_n(1)
+        async with server.chat() as bob:
+            await bob.join("bob")
+            await bob.recv_n(2)
+            await bob.send(message)
+            with pytest.raises(CallEnded) as caught:
+                await bob.recv_until(lambda m: False)
+            assert caught.value.ended.code == code
+            assert text in caught.value.ended.message
+        await ann.text("unaffected")
+        got = await ann.recv_until(lambda m: m.type == T.TEXT)
+        assert [(m.type, m.sender_id) for m in got[:-1]] == [(T.JOIN, "bob"), (T.LEAVE, "bob")]
+        assert got[-1].seq == 1
+        assert server.members("lobby") == ["ann"]
+
+
+async def test_the_rate_limit_shapes_a_flooding_stream_and_refuses_nothing(
+    transport: Transport,
+) -> None:
+    settings = Settings(rate=50, burst=3)
+    async with transport.serve(settings=settings) as server, server.chat() as ann:
+        await ann.join("ann")
+        for n in range(10):
+            await ann.text(f"m{n}")
+        got = await ann.recv_until(lambda m: m.type == T.TEXT and m.seq == 10)
+        assert [m.content for m in got if m.type == T.TEXT] == [f"m{n}" for n in range(10)]
+        assert server.counters.shaped >= 10 - 3 - 1  # the burst (and the JOIN's token) aside
+        await ann.text("still open")
+        [last] = await ann.recv_n(1)
+        assert last.seq == 11
+
+
+async def test_slow_consumer_is_cut_others_lose_nothing_and_it_resumes(
+    transport: Transport,
+) -> None:
+    # One connection per client: on a shared connection (HTTP/2's connection window) a stream
+    # that never reads starves the others, whatever the server does.
+    settings = Settings(high_water=8, low_water=2, drain_timeout=0.3, rate=0)
+    total, body = 400, "x" * 2_000
+    async with (
+        transport.serve(settings=settings, one_connection_per_call=True) as server,
+        server.chat() as ann,
+        server.chat() as bob,
+    ):
+        await ann.join("ann")
+        await ann.recv_n(1)
+        await bob.join("bob")
+        [bob_echo, _] = await bob.recv_n(2)
+        await ann.recv_n(1)
+        async with server.chat(small_buffers=True) as slow:
+            await slow.join("slow")
+            await slow.recv_n(3)
+            await ann.recv_n(1)
+            await bob.recv_n(1)
+            got: dict[str, list[int]] = {}
+
+            async def read_all(name: str, client: ChatCall) -> None:
+                messages = await client.recv_until(
+                    lambda m: m.type == T.TEXT and m.seq == total, timeout=20
+                )
+                got[name] = [m.seq for m in messages if m.type == T.TEXT]
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(read_all, "ann", ann)
+                tasks.start_soon(read_all, "bob", bob)
+                for n in range(total):
+                    await ann.text(body, id=f"m{n}")
+            assert got == {"ann": list(range(1, total + 1)), "bob": list(range(1, total + 1))}
+            # The slow stream read nothing meanwhile; it was cut with a reason it can act on.
+            seen = 0
+            with pytest.raises(CallEnded) as caught:
+                while (m := await slow.recv()) is not None:
+                    seen = max(seen, m.seq)
+            assert caught.value.ended.code == "RESOURCE_EXHAUSTED"
+            assert "slow consumer" in caught.value.ended.message
+        assert seen < total  # a cut call loses what it had not read
+        assert server.counters.slow_consumer_disconnects == 1
+        assert server.counters.pauses >= 1
+        # It comes back and resumes from the last seq it saw: nothing lost, no duplicate.
+        async with server.chat() as back:
+            await back.join("slow", resume_after_seq=seen, epoch=bob_echo.epoch)
+            rest = await back.recv_until(lambda m: m.type == T.TEXT and m.seq == total, timeout=20)
+            assert [m.seq for m in rest if m.type == T.TEXT] == list(range(seen + 1, total + 1))
+        await ann.end()
+        await bob.end()
+
+
+async def test_typing_is_relayed_to_the_others_only(transport: Transport) -> None:
+    async with transport.serve() as server, server.chat() as ann:
+        await ann.join("ann")
+        await ann.recv_n(1)
+        async with server.chat() as bob:
+            await bob.join("bob")
+            await bob.recv_n(2)
+            await ann.recv_n(1)
+            await bob.send(msg(T.TYPING))
+            [typing] = await ann.recv_n(1)
+            assert (typing.type, typing.sender_id, typing.seq) == (T.TYPING, "bob", 0)
+            await bob.text("done")
+            assert texts(await bob.recv_n(1)) == [(1, "bob", "done")]  # no TYPING echo

@@ -1,0 +1,165 @@
+"""GameSync, end to end, over every transport (DESIGN §4 "GameSync")."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import anyio
+import pytest
+from conformance import (
+    Arena,
+    CallEnded,
+    GameLimits,
+    GameSettings,
+    ServerUnderTest,
+    Transport,
+)
+
+pytestmark = pytest.mark.anyio
+
+SETTINGS = GameSettings(tick_hz=50.0, full_every=25, grace=1.0)
+ARENA = Arena(attack_range=1500)  # everyone within reach
+
+
+def serving(
+    transport: Transport, limits: GameLimits | None = None
+) -> AbstractAsyncContextManager[ServerUnderTest]:
+    return transport.serve(arena=ARENA, game_settings=SETTINGS, game_limits=limits)
+
+
+def at(player: str, sequence: int) -> Any:
+    """Until the client's mirror shows ``player`` with ``sequence`` applied."""
+    return lambda c: (
+        player in c.mirror.players and c.mirror.players[player].last_sequence >= sequence
+    )
+
+
+async def test_two_players_and_a_late_joiner_hold_the_servers_state(transport: Transport) -> None:
+    async with (
+        serving(transport) as server,
+        server.game("ann") as ann,
+        server.game("bob") as bob,
+    ):
+        await ann.join("m")
+        await bob.join("m")
+        first = await ann.recv()
+        assert first is not None and first.full and first.match_id == "m"
+        await ann.until(lambda c: set(c.mirror.players) == {"ann", "bob"})
+        sequence = await ann.act("move", dx="5", dy="-3")
+        await bob.act("attack", target="ann")
+        await ann.until(at("ann", sequence))
+        await bob.until(at("ann", sequence))
+        assert any(not s.full for s in ann.states)  # deltas flowed
+        async with server.game("cy") as cy:
+            await cy.join("m")
+            joined = await cy.recv()
+            assert joined is not None and joined.full  # a late joiner starts from a full state
+            assert {p.player_id for p in joined.players} == {"ann", "bob", "cy"}
+            await ann.until(lambda c: "cy" in c.mirror.players)
+            # Quiet now: every mirror settles on the server's state.
+            tick = server.match_tick("m")
+            for client in (ann, bob, cy):
+                await client.until(lambda c: (c.mirror.tick or 0) > tick + 1)
+                assert client.mirror.players == server.match_players("m")
+            await cy.end()
+            with anyio.fail_after(5):
+                while await cy.recv() is not None:  # half-close: flushed, then OK
+                    pass
+        await ann.until(lambda c: "cy" not in c.mirror.players)
+        health = ann.mirror.players["ann"].health
+        assert health == ARENA.max_health - ARENA.damage
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "text"),
+    [
+        (
+            {"action_type": "fly", "sequence": 1},
+            "INVALID_ARGUMENT",
+            "action_type: must be one of",
+        ),
+        (
+            {"action_type": "move", "parameters": {"dx": "50"}, "sequence": 1},
+            "INVALID_ARGUMENT",
+            "parameters.dx: an integer in [-10, 10]",
+        ),
+        (
+            {"action_type": "move", "player_id": "ann", "sequence": 1},
+            "PERMISSION_DENIED",
+            "player_id: this stream plays 'bob'",
+        ),
+        (
+            {"action_type": "move", "match_id": "other", "sequence": 1},
+            "PERMISSION_DENIED",
+            "match_id: this stream plays in match 'm'",
+        ),
+        ({"action_type": "move", "sequence": 0}, "INVALID_ARGUMENT", "sequence: must be"),
+        ({"action_type": "join", "match_id": "m2"}, "ALREADY_EXISTS", "match_id: this stream"),
+    ],
+)
+async def test_bad_actions_get_a_status_and_leave_the_match_untouched(
+    transport: Transport, fields: dict[str, Any], code: str, text: str
+) -> None:
+    async with serving(transport) as server, server.game("ann") as ann:
+        await ann.join("m")
+        await ann.until(lambda c: "ann" in c.mirror.players)
+        async with server.game("bob") as bob:
+            await bob.join("m")
+            await bob.until(lambda c: "bob" in c.mirror.players)
+            before = server.match_players("m")
+            await bob.send_action(**{"player_id": "bob", "match_id": "m", **fields})
+            with pytest.raises(CallEnded) as caught:
+                await bob.until(lambda c: False)
+            assert caught.value.ended.code == code
+            assert text in caught.value.ended.message
+            assert server.match_players("m")["ann"] == before["ann"]
+        # Bob's stream ended, so bob left; ann plays on.
+        await ann.until(lambda c: "bob" not in c.mirror.players)
+        sequence = await ann.act("move", dx="1")
+        await ann.until(at("ann", sequence))
+
+
+async def test_actions_before_join_and_over_the_rate_limit_are_refused(
+    transport: Transport,
+) -> None:
+    async with serving(transport, GameLimits(actions_per_second=3)) as server:
+        with pytest.raises(CallEnded) as caught:
+            async with server.game("ann") as ann:
+                await ann.act("move", dx="1")
+                await ann.recv()
+        assert caught.value.ended.code == "FAILED_PRECONDITION"
+        assert "join a match first" in caught.value.ended.message
+        with pytest.raises(CallEnded) as caught:
+            async with server.game("ann") as ann:
+                await ann.join()
+                for _ in range(4):
+                    await ann.act("move", dx="1")
+                await ann.until(lambda c: False)
+        assert caught.value.ended.code == "RESOURCE_EXHAUSTED"
+        assert "actions: at most 3 actions per second" in caught.value.ended.message
+
+
+async def test_matches_are_isolated_and_an_empty_one_closes_after_grace(
+    transport: Transport,
+) -> None:
+    async with serving(transport) as server:
+        async with server.game("ann") as ann, server.game("ann") as ann2:
+            await ann.join("m1")
+            await ann2.join("m2")  # the same player id in another match is another player
+            sequence = await ann.act("move", dx="3")
+            await ann.until(at("ann", sequence))
+            await ann2.until(lambda c: c.mirror.tick is not None and c.mirror.tick > 3)
+            assert ann2.mirror.players["ann"].last_sequence == 0
+            assert server.matches() == {"m1", "m2"}
+            await ann2.send_action("leave")
+            await ann2.end()
+            with anyio.fail_after(5):
+                while await ann2.recv() is not None:
+                    pass
+            assert ann2.states[-1].tick <= server.match_tick("m2")
+            assert server.game_sessions() == 1  # ann2 left; ann plays on
+            with anyio.fail_after(5):
+                while "m2" in server.matches():  # closed by the driver ann's call runs
+                    await ann.recv()
+        assert server.counters.ticks > 0
