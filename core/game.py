@@ -282,9 +282,12 @@ class GameLoop:
     def action_delay(self, player: str, now: float) -> float:
         """Seconds until ``player`` may act again without passing ``actions_per_second`` (its
         tokens refill each tick): the runtime waits that long instead of refusing the action."""
-        if self._tokens.get(player, self.actions_per_second) >= 1:
+        tokens = self._tokens.get(player, self.actions_per_second)
+        if tokens >= 1:
             return 0.0
-        return max(0.0, self.next_deadline() - now)
+        ticks = math.ceil((1 - tokens) / (self.actions_per_second / self.tick_hz))
+        # At least a moment: a tick that is due but not yet run still has to refill them.
+        return max(self.deadline(self._tick + ticks) - now, 0.001)
 
     # -- time ----------------------------------------------------------------------------
 
