@@ -120,6 +120,7 @@ class ClientEditor:
         self._ids: list[str] = []  # op id of each in-flight op (one: the ot.js client)
         self._counter = itertools.count(1)
         self._skip: tuple[int, str] | None = None  # (revision, op id) of ours, acked by catch-up
+        self._resend_after_snapshot = False  # see connected()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -161,17 +162,23 @@ class ClientEditor:
 
     def connected(self) -> list[EditRequest]:
         """What a new connection must send first: a join at the revision held, then the
-        operation in flight under its op id."""
-        join = JoinDocument(
-            document=self.document, user=self.user, revision=self.doc.revision if self.synced else 0
-        )
+        operation in flight under its op id.
+
+        At revision 0 the join is a snapshot request (the wire's ``version`` 0), which cannot
+        show whether our operation was applied meanwhile: the re-send waits for the snapshot.
+        Still at 0, nothing was applied and it goes then; further on, it is a reset."""
+        revision = self.doc.revision if self.synced else 0
+        join = JoinDocument(document=self.document, user=self.user, revision=revision)
         resend = self.doc.resend() if self.synced else None
-        return [join] + ([self._request(resend, self._ids[0])] if resend else [])
+        self._resend_after_snapshot = resend is not None and revision == 0
+        if resend is None or self._resend_after_snapshot:
+            return [join]
+        return [join, self._request(resend, self._ids[0])]
 
     def receive(self, message: EditReply) -> tuple[list[DocumentChange], list[EditRequest]]:
         """What the application sees of ``message``, and what to send in reply."""
         if isinstance(message, DocumentSnapshot):
-            return self._snapshot(message), []
+            return self._snapshot(message)
         if isinstance(message, EditAck):
             if self._ids and message.op_id == self._ids[0]:
                 return [], self._acked()
@@ -188,9 +195,14 @@ class ClientEditor:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _snapshot(self, message: DocumentSnapshot) -> list[DocumentChange]:
+    def _snapshot(
+        self, message: DocumentSnapshot
+    ) -> tuple[list[DocumentChange], list[EditRequest]]:
+        resend, self._resend_after_snapshot = self._resend_after_snapshot, False
         if self.synced and self.doc.revision == message.revision:
-            return []  # a rejoin at our revision with nothing missed
+            # A rejoin at our revision with nothing missed.
+            send = self.doc.resend() if resend else None
+            return [], [self._request(send, self._ids[0])] if send else []
         unsent = bool(self._ids) or self.doc.buffer is not None
         lost = self.synced and unsent
         change = "reset" if self.synced else "snapshot"
@@ -198,7 +210,7 @@ class ClientEditor:
         self._ids.clear()
         self._skip = None
         self.synced = True
-        return [self._change(change, "", lost=lost)]
+        return [self._change(change, "", lost=lost)], []
 
     def _sent(self, send: Send | None) -> list[EditRequest]:
         if send is None:
