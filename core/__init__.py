@@ -22,6 +22,7 @@ from .documents import (
     Remote,
     Snapshot,
 )
+from .edit_client import ClientEditor
 from .errors import (
     AlreadyExists,
     CoreError,
@@ -32,6 +33,7 @@ from .errors import (
 )
 from .events import Deliver
 from .game import Action, GameEvent, GameLoop, GameMirror, PlayerState, Rules, TickState, World
+from .game_client import ClientPlayer
 from .latest import LatestState
 from .matches import (
     Act,
@@ -67,6 +69,8 @@ __all__ = [
     "BackpressureBuffer",
     "BufferStatistics",
     "ChatLimits",
+    "ClientEditor",
+    "ClientPlayer",
     "ClientRooms",
     "CloseSession",
     "CoreError",
