@@ -23,6 +23,7 @@ from .documents import (
     Remote,
     Snapshot,
 )
+from .edit_client import ClientEditor
 from .effects import (
     AppendMessage,
     CreateRoom,
@@ -48,6 +49,7 @@ from .errors import (
 )
 from .events import Deliver
 from .game import Action, GameEvent, GameLoop, GameMirror, PlayerState, Rules, TickState, World
+from .game_client import ClientPlayer
 from .latest import LatestState
 from .matches import (
     Act,
@@ -84,6 +86,8 @@ __all__ = [
     "BackpressureBuffer",
     "BufferStatistics",
     "ChatLimits",
+    "ClientEditor",
+    "ClientPlayer",
     "ClientRooms",
     "CloseSession",
     "CoreError",

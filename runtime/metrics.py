@@ -140,7 +140,10 @@ def _histogram(
     family = HistogramMetricFamily(name, help_text, labels=labels)
     for values, histogram in series.items():
         snapshot = histogram.snapshot()
-        buckets = [(floatToGoString(bound), count) for bound, count in snapshot.buckets]
+        buckets = [
+            (floatToGoString(bound), count)  # type: ignore[no-untyped-call]
+            for bound, count in snapshot.buckets
+        ]
         family.add_metric(list(values), buckets, snapshot.sum)
     return family
 

@@ -332,10 +332,10 @@ class Runtime:
                 await self._wait_durable(self._queued)
                 documents.provide(read, await self.backend.read(read))  # type: ignore[arg-type]
                 read = documents.needs(command)
-            events = documents.handle(command)
+            changes = documents.handle(command)
             stamp = int(self._clock() * 1000)
             self._commit(
-                documents.take_writes(), [(e.to, Broadcast(e.message, stamp)) for e in events]
+                documents.take_writes(), [(e.to, Broadcast(e.message, stamp)) for e in changes]
             )
         else:
             games = self.games

@@ -220,7 +220,7 @@ async def test_a_player_acts_and_sees_its_actions_confirmed() -> None:
                 me = mirror.players.get("ann")
                 if me is not None and me.last_sequence == sequence:
                     break
-        assert ann._unconfirmed == {}
+        assert ann.actions.unconfirmed() == []
 
 
 async def test_send_waits_while_the_transport_is_full_and_drops_nothing() -> None:

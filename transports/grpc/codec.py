@@ -28,8 +28,17 @@ from interplay.core.documents import (
     Remote,
     Snapshot,
 )
+from interplay.core.edit_client import (
+    DocumentSnapshot,
+    EditAck,
+    EditReply,
+    EditRequest,
+    JoinDocument,
+    ServerEdit,
+)
 from interplay.core.errors import InvalidArgument
 from interplay.core.game import JOIN, LEAVE, Action, GameEvent, PlayerState, TickState
+from interplay.core.game_client import GameRequest, JoinGame, StateUpdate
 from interplay.core.matches import Act, JoinMatch, LeaveMatch
 from interplay.core.matches import Command as MatchCommand
 from interplay.core.rooms import Command, Join, Kind, Leave, Post, RoomMessage, Typing
@@ -415,3 +424,73 @@ class GameUpdate(TypedDict):
     full: bool
     players: list[PlayerState]
     events: list[GameEvent]
+
+
+# -- the clients' side: core client requests -> wire, wire -> what the client machines receive
+
+
+def edit_request(request: EditRequest) -> Any:
+    """The EditOperation (upb) a client sends for one of ``ClientEditor``'s requests."""
+    if isinstance(request, JoinDocument):
+        return pb.EditOperation(
+            document_id=request.document,
+            user_id=request.user,
+            operation="join",
+            version=request.revision,
+        )
+    deleted, inserted = request.deleted, request.inserted
+    operation = "replace" if deleted and inserted else ("insert" if inserted else "delete")
+    return pb.EditOperation(
+        document_id=request.document,
+        user_id=request.user,
+        operation=operation,
+        position=request.position,
+        length=deleted,
+        content=inserted,
+        version=request.base,
+        op_id=request.op_id,
+    )
+
+
+def edit_reply(message: Any) -> EditReply | None:
+    """An EditOperation (upb) the server sent, as ``ClientEditor`` receives it; None for what
+    the client does not follow (others' cursors)."""
+    kind = message.operation
+    if kind == "snapshot":
+        return DocumentSnapshot(text=message.content, revision=message.version)
+    if kind == "ack":
+        return EditAck(op_id=message.op_id, revision=message.version)
+    if kind not in ("insert", "delete", "replace", "noop"):
+        return None
+    return ServerEdit(
+        user=message.user_id,
+        op_id=message.op_id,
+        revision=message.version,
+        position=0 if kind == "noop" else message.position,
+        deleted=0 if kind in ("insert", "noop") else message.length,
+        inserted="" if kind in ("delete", "noop") else message.content,
+    )
+
+
+def game_request(request: GameRequest) -> Any:
+    """The GameAction (upb) a client sends for one of ``ClientPlayer``'s requests."""
+    if isinstance(request, JoinGame):
+        return pb.GameAction(player_id=request.player, match_id=request.match, action_type=JOIN)
+    return pb.GameAction(
+        player_id=request.player,
+        match_id=request.match,
+        action_type=request.kind,
+        parameters=dict(request.params),
+        sequence=request.sequence,
+    )
+
+
+def state_update(message: Any) -> StateUpdate:
+    """A GameState the server sent, as ``ClientPlayer`` receives it."""
+    update = game_update(message)
+    return StateUpdate(
+        tick=update["tick"],
+        full=update["full"],
+        players=tuple(update["players"]),
+        events=tuple(update["events"]),
+    )

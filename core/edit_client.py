@@ -1,0 +1,251 @@
+"""The client side of CollaborativeEdit: what a reconnecting editor must remember so its edits
+land once and its text converges, across connections.
+
+``ClientEditor`` wraps the ot.js state machine (``ClientDocument``) with what the wire and the
+reconnects add, driven like ``ClientRooms``, with no I/O: the application's calls (``edit``,
+``undo``, ``redo``) apply at once to the local text and return the requests to put on the wire;
+after every (re)connect, ``connected()`` returns what re-establishes the session; each message
+from the server goes through ``receive``, which returns what the application should see and any
+requests to send.
+
+- Every operation sent carries an op id (``<prefix>-<n>``); the one in flight (one at a time)
+  keeps its id across connections, so the server applies a re-send at most once.
+- ``connected()`` joins *at the revision held* (0 before the first snapshot: a snapshot), then
+  re-sends the operation in flight under its id.
+- Joining at a revision makes the server send the edits missed; our own in-flight operation
+  among them (ours, under its op id) is its acknowledgement, and the further pieces of that
+  operation (a rebased op may travel as several, with one revision) are skipped. The ack that
+  answers the re-send then comes for an op no longer in flight and is ignored.
+- A snapshot at another revision than ours (the server no longer kept what we missed, or lost
+  edits) starts the document over from it: a ``reset``, ``lost`` if local edits were never
+  acknowledged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+from dataclasses import dataclass
+
+from .errors import NotJoined
+from .ot.client import ClientDocument, Send
+from .ot.text import TextOp
+
+# -- requests: what the client puts on the wire -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JoinDocument:
+    """Open ``document``: a snapshot when ``revision`` is 0, else the edits after it."""
+
+    document: str
+    user: str
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendEdit:
+    """One splice against revision ``base``: at ``position`` remove ``deleted`` code points,
+    insert ``inserted``."""
+
+    document: str
+    user: str
+    position: int
+    deleted: int
+    inserted: str
+    base: int
+    op_id: str
+
+
+EditRequest = JoinDocument | SendEdit
+
+# -- what the server sends ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentSnapshot:
+    text: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EditAck:
+    """The server applied (or had applied) our operation ``op_id`` as ``revision``."""
+
+    op_id: str
+    revision: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerEdit:
+    """One piece of an operation the server applied as ``revision``, by ``user`` under
+    ``op_id``; positions refer to the text after the previous piece. A piece that changes
+    nothing (``deleted`` 0, ``inserted`` empty) is a noop revision."""
+
+    user: str
+    op_id: str
+    revision: int
+    position: int = 0
+    deleted: int = 0
+    inserted: str = ""
+
+
+EditReply = DocumentSnapshot | EditAck | ServerEdit
+
+# -- what the application sees --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentChange:
+    """The document changed: ``kind`` is "snapshot", "edit" (someone else's), or "reset" (the
+    server no longer had what we missed: the text is its snapshot and ``lost`` local edits,
+    never acknowledged, are gone)."""
+
+    kind: str
+    user: str
+    revision: int
+    text: str
+    lost: bool = False
+
+
+class ClientEditor:
+    """One user's editor of one document, across connections. ``id_prefix`` makes this
+    client's op ids unique (a random one by default)."""
+
+    def __init__(self, user: str, document: str, *, id_prefix: str | None = None) -> None:
+        self.user, self.document = user, document
+        self.id_prefix = secrets.token_hex(6) if id_prefix is None else id_prefix
+        self.doc = ClientDocument()
+        self.synced = False  # a snapshot has arrived
+        self._ids: list[str] = []  # op id of each in-flight op (one: the ot.js client)
+        self._counter = itertools.count(1)
+        self._skip: tuple[int, str] | None = None  # (revision, op id) of ours, acked by catch-up
+        self._resend_after_snapshot = False  # see connected()
+
+    # -- reading --------------------------------------------------------------------------
+
+    @property
+    def text(self) -> str:
+        return self.doc.text
+
+    @property
+    def revision(self) -> int:
+        return self.doc.revision
+
+    @property
+    def in_flight(self) -> str | None:
+        """The op id of the operation awaiting its ack, if any."""
+        return self._ids[0] if self._ids else None
+
+    @property
+    def settled(self) -> bool:
+        """Synced, and every local edit acknowledged."""
+        return self.synced and self.doc.outstanding is None and self.doc.buffer is None
+
+    # -- the application's calls ----------------------------------------------------------
+
+    def edit(self, position: int, deleted: int, inserted: str) -> list[EditRequest]:
+        """Replace ``deleted`` code points at ``position`` of the local text with ``inserted``
+        (applied at once); raises ValueError if the range does not fit the text."""
+        if not self.synced:
+            raise NotJoined("document", "wait for the snapshot before editing")
+        op = TextOp.splice(len(self.doc.text), position, deleted, inserted)
+        return self._sent(self.doc.edit(op))
+
+    def undo(self) -> list[EditRequest]:
+        return self._sent(self.doc.undo())
+
+    def redo(self) -> list[EditRequest]:
+        return self._sent(self.doc.redo())
+
+    # -- the connection's -----------------------------------------------------------------
+
+    def connected(self) -> list[EditRequest]:
+        """What a new connection must send first: a join at the revision held, then the
+        operation in flight under its op id.
+
+        At revision 0 the join is a snapshot request (the wire's ``version`` 0), which cannot
+        show whether our operation was applied meanwhile: the re-send waits for the snapshot.
+        Still at 0, nothing was applied and it goes then; further on, it is a reset."""
+        revision = self.doc.revision if self.synced else 0
+        join = JoinDocument(document=self.document, user=self.user, revision=revision)
+        resend = self.doc.resend() if self.synced else None
+        self._resend_after_snapshot = resend is not None and revision == 0
+        if resend is None or self._resend_after_snapshot:
+            return [join]
+        return [join, self._request(resend, self._ids[0])]
+
+    def receive(self, message: EditReply) -> tuple[list[DocumentChange], list[EditRequest]]:
+        """What the application sees of ``message``, and what to send in reply."""
+        if isinstance(message, DocumentSnapshot):
+            return self._snapshot(message)
+        if isinstance(message, EditAck):
+            if self._ids and message.op_id == self._ids[0]:
+                return [], self._acked()
+            return [], []  # a second ack for an op the catch-up already acknowledged
+        ours = message.user == self.user
+        if ours and self._ids and message.op_id == self._ids[0]:
+            # Our in-flight op, applied before we reconnected: the catch-up is its ack.
+            self._skip = (message.revision, message.op_id)
+            return [], self._acked()
+        if ours and self._skip == (message.revision, message.op_id):
+            return [], []  # a further piece of that op, already counted
+        self._apply_remote(message)
+        return [self._change("edit", message.user)], []
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _snapshot(
+        self, message: DocumentSnapshot
+    ) -> tuple[list[DocumentChange], list[EditRequest]]:
+        resend, self._resend_after_snapshot = self._resend_after_snapshot, False
+        if self.synced and self.doc.revision == message.revision:
+            # A rejoin at our revision with nothing missed.
+            send = self.doc.resend() if resend else None
+            return [], [self._request(send, self._ids[0])] if send else []
+        unsent = bool(self._ids) or self.doc.buffer is not None
+        lost = self.synced and unsent
+        change = "reset" if self.synced else "snapshot"
+        self.doc = ClientDocument(message.text, revision=message.revision)
+        self._ids.clear()
+        self._skip = None
+        self.synced = True
+        return [self._change(change, "", lost=lost)], []
+
+    def _sent(self, send: Send | None) -> list[EditRequest]:
+        if send is None:
+            return []
+        op_id = f"{self.id_prefix}-{next(self._counter)}"
+        self._ids.append(op_id)
+        return [self._request(send, op_id)]
+
+    def _request(self, send: Send, op_id: str) -> SendEdit:
+        [(position, deleted, inserted)] = send.op.splices()
+        return SendEdit(
+            document=self.document,
+            user=self.user,
+            position=position,
+            deleted=deleted,
+            inserted=inserted,
+            base=send.base,
+            op_id=op_id,
+        )
+
+    def _acked(self) -> list[EditRequest]:
+        self._ids.pop(0)
+        return self._sent(self.doc.ack())
+
+    def _apply_remote(self, message: ServerEdit) -> None:
+        doc = self.doc
+        if not message.deleted and not message.inserted:
+            op = TextOp.identity(doc.server_length)
+        else:
+            op = TextOp.splice(
+                doc.server_length, message.position, message.deleted, message.inserted
+            )
+        doc.receive(op, revision=message.revision)
+
+    def _change(self, kind: str, user: str, *, lost: bool = False) -> DocumentChange:
+        return DocumentChange(
+            kind=kind, user=user, revision=self.doc.revision, text=self.doc.text, lost=lost
+        )

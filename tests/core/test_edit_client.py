@@ -1,0 +1,327 @@
+"""ClientEditor: what a reconnecting editor remembers. Unit tests for each rule, then a state
+machine that runs editors against a server (the core's ``ServerDocument``, with the wire's
+join-at-revision catch-up and op-id idempotency) over in-memory FIFO links that a disconnect
+cuts, losing whatever was in flight both ways. Edits made while disconnected are not sent (the
+reconnect loop's rule: the next ``connected()`` must carry them). After everything settles,
+every editor holds the server's text, nothing is awaiting an ack, and (inserts only) every
+character typed is in the text exactly once."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from interplay.core import NotJoined
+from interplay.core.edit_client import (
+    ClientEditor,
+    DocumentChange,
+    DocumentSnapshot,
+    EditAck,
+    EditReply,
+    EditRequest,
+    JoinDocument,
+    SendEdit,
+    ServerEdit,
+)
+from interplay.core.ot import ServerDocument, TextOp
+
+
+def synced(text: str = "", revision: int = 0) -> ClientEditor:
+    editor = ClientEditor("ann", "d", id_prefix="p")
+    editor.connected()
+    editor.receive(DocumentSnapshot(text=text, revision=revision))
+    return editor
+
+
+def test_first_connection_joins_for_a_snapshot_and_edits_carry_op_ids() -> None:
+    editor = ClientEditor("ann", "d", id_prefix="p")
+    assert editor.connected() == [JoinDocument(document="d", user="ann", revision=0)]
+    with pytest.raises(NotJoined):
+        editor.edit(0, 0, "x")  # before the snapshot: it would be overwritten
+    shown, replies = editor.receive(DocumentSnapshot(text="hello", revision=4))
+    assert shown == [DocumentChange(kind="snapshot", user="", revision=4, text="hello")]
+    assert replies == [] and editor.synced and editor.settled
+    assert editor.edit(5, 0, "!") == [
+        SendEdit(document="d", user="ann", position=5, deleted=0, inserted="!", base=4, op_id="p-1")
+    ]
+    assert editor.text == "hello!" and editor.in_flight == "p-1" and not editor.settled
+    assert editor.edit(0, 1, "H") == []  # buffered behind the one in flight
+    [send] = editor.receive(EditAck(op_id="p-1", revision=5))[1]
+    assert send == SendEdit(
+        document="d", user="ann", position=0, deleted=1, inserted="H", base=5, op_id="p-2"
+    )
+    assert editor.receive(EditAck(op_id="p-2", revision=6)) == ([], [])
+    assert editor.settled and editor.revision == 6 and editor.text == "Hello!"
+
+
+def test_a_reconnect_joins_at_the_revision_and_resends_the_op_in_flight_under_its_id() -> None:
+    editor = synced("abc", 2)
+    [sent] = editor.edit(3, 0, "d")
+    editor.edit(0, 0, ">")  # buffered
+    assert editor.connected() == [JoinDocument(document="d", user="ann", revision=2), sent]
+    # Someone else's edit in the catch-up moves ours; a later re-send is rebased on it.
+    editor.receive(ServerEdit(user="bob", op_id="b-1", revision=3, position=0, inserted="z"))
+    assert editor.text == ">zabcd"
+    [_, resend] = editor.connected()
+    assert isinstance(resend, SendEdit)
+    assert (resend.op_id, resend.base, resend.position) == ("p-1", 3, 4)
+
+
+def test_our_own_op_in_the_catch_up_is_its_ack_and_its_pieces_and_second_ack_are_skipped() -> None:
+    editor = synced("abcdef", 1)
+    [sent] = editor.edit(1, 4, "")  # delete "bcde"
+    editor.edit(0, 0, "X")  # buffered: goes out once p-1 is acknowledged
+    editor.connected()
+    # Applied before we reconnected, split in two by bob's concurrent insert at 3 (rev 2).
+    bob = ServerEdit(user="bob", op_id="b-1", revision=2, position=3, inserted="__")
+    assert editor.receive(bob)[0][0].text == "Xa__f"
+    shown, replies = editor.receive(
+        ServerEdit(user="ann", op_id="p-1", revision=3, position=1, deleted=2)
+    )
+    assert shown == [] and [r.op_id for r in replies if isinstance(r, SendEdit)] == ["p-2"]
+    piece = ServerEdit(user="ann", op_id="p-1", revision=3, position=3, deleted=2)
+    assert editor.receive(piece) == ([], [])  # the rest of the same op
+    assert editor.receive(EditAck(op_id="p-1", revision=3)) == ([], [])  # the re-send's ack
+    assert editor.in_flight == "p-2" and editor.revision == 3 and editor.text == "Xa__f"
+    assert sent.op_id == "p-1"
+
+
+def test_a_snapshot_at_another_revision_resets_and_says_what_was_lost() -> None:
+    editor = synced("abc", 5)
+    editor.edit(0, 0, "x")
+    editor.connected()
+    shown, _ = editor.receive(DocumentSnapshot(text="server", revision=9))
+    assert shown == [DocumentChange(kind="reset", user="", revision=9, text="server", lost=True)]
+    assert editor.in_flight is None and editor.settled
+    assert editor.connected() == [JoinDocument(document="d", user="ann", revision=9)]
+    assert editor.receive(DocumentSnapshot(text="server", revision=9)) == ([], [])  # same: kept
+
+
+def test_a_noop_revision_advances_and_undo_takes_back_only_our_edit() -> None:
+    editor = synced("ab", 1)
+    editor.receive(ServerEdit(user="bob", op_id="b-1", revision=2))
+    assert editor.revision == 2 and editor.text == "ab"
+    editor.edit(2, 0, "c")
+    editor.receive(EditAck(op_id="p-1", revision=3))
+    editor.receive(ServerEdit(user="bob", op_id="b-2", revision=4, position=0, inserted="<"))
+    [undo] = editor.undo()
+    assert isinstance(undo, SendEdit) and (undo.position, undo.deleted, undo.base) == (3, 1, 4)
+    assert editor.text == "<ab"
+
+
+# -- the state machine ----------------------------------------------------------------------
+
+USERS = ["ann", "bob", "cé"]
+
+
+@dataclass
+class Link:
+    session: str
+    up: deque[EditRequest] = field(default_factory=deque)
+    down: deque[EditReply] = field(default_factory=deque)
+
+
+class Server:
+    """The wire contract of CollaborativeEdit (DESIGN §4), on the core's ``ServerDocument``."""
+
+    def __init__(self) -> None:
+        self.doc = ServerDocument(keep=10_000)
+        self.sessions: dict[str, str] = {}  # session -> user, joined
+
+    def handle(self, session: str, request: EditRequest) -> list[tuple[str, EditReply]]:
+        doc = self.doc
+        if isinstance(request, JoinDocument):
+            self.sessions[session] = request.user
+            if request.revision == 0 or not doc.oldest_base <= request.revision <= doc.revision:
+                return [(session, DocumentSnapshot(text=doc.text, revision=doc.revision))]
+            return [
+                (session, piece)
+                for applied in doc.history_since(request.revision)
+                for piece in self._pieces(applied.op, applied.removed, applied)
+            ]
+        self.sessions.setdefault(session, request.user)  # an edit joins implicitly
+        op = TextOp.splice(
+            doc.length_at(request.base), request.position, request.deleted, request.inserted
+        )
+        applied = doc.receive(op, base=request.base, author=request.user, op_id=request.op_id)
+        out: list[tuple[str, EditReply]] = [
+            (session, EditAck(op_id=request.op_id, revision=applied.revision))
+        ]
+        if not applied.duplicate:
+            for other in self.sessions:
+                if other != session:
+                    out += [(other, p) for p in self._pieces(applied.op, applied.removed, applied)]
+        return out
+
+    @staticmethod
+    def _pieces(op: TextOp, removed: tuple[str, ...], applied: object) -> list[EditReply]:
+        assert hasattr(applied, "revision") and hasattr(applied, "author")
+        common = {"user": applied.author, "op_id": applied.op_id, "revision": applied.revision}
+        pieces: list[EditReply] = [
+            ServerEdit(**common, position=position, deleted=len(gone), inserted=inserted)
+            for (position, _, inserted), gone in zip(op.splices(), removed, strict=True)
+        ]
+        return pieces or [ServerEdit(**common)]  # an op rebasing emptied: a noop revision
+
+
+class ReconnectingEditors(RuleBasedStateMachine):
+    destructive = True  # deletes and undo/redo too (else inserts only: exactly-once is checked)
+    seeded = False  # the document starts at revision 1 (else a new one, at 0)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.server = Server()
+        if self.seeded:
+            self.server.doc.receive(TextOp.splice(0, 0, 0, "·"), base=0, author="seed")
+        self.joined_at: dict[str, int | None] = {}  # the revision of each editor's last join
+        self.editors = {user: ClientEditor(user, "d", id_prefix=user) for user in USERS}
+        self.links: dict[str, Link | None] = dict.fromkeys(USERS)
+        self.connections = dict.fromkeys(USERS, 0)
+        self.typed: list[str] = []
+        self.resets = 0
+        for user in USERS:
+            self._connect(user)
+
+    def _connect(self, user: str) -> None:
+        self.connections[user] += 1
+        editor = self.editors[user]
+        self.joined_at[user] = editor.revision if editor.synced else None
+        link = self.links[user] = Link(f"{user}-{self.connections[user]}")
+        link.up.extend(self.editors[user].connected())
+
+    def _send(self, user: str, requests: list[EditRequest]) -> None:
+        link = self.links[user]
+        if link is not None:  # made while disconnected: the next connected() carries it
+            link.up.extend(requests)
+
+    def _deliver_up(self, user: str) -> None:
+        link = self.links[user]
+        assert link is not None
+        for to, reply in self.server.handle(link.session, link.up.popleft()):
+            owner = to.rsplit("-", 1)[0]
+            target = self.links[owner]
+            if target is not None and target.session == to:
+                target.down.append(reply)
+
+    def _deliver_down(self, user: str) -> None:
+        link = self.links[user]
+        assert link is not None
+        shown, replies = self.editors[user].receive(link.down.popleft())
+        for change in shown:
+            if change.kind == "reset":
+                # Only a rejoin at revision 0 asks for a snapshot (the wire's version 0), which
+                # cannot show whether the edit in flight was applied; any other is a bug.
+                assert self.joined_at[user] == 0, (user, self.joined_at[user])
+                self.resets += 1
+        self._send(user, replies)
+
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def type(self, user: str, data: st.DataObject) -> None:
+        editor = self.editors[user]
+        if not editor.synced:
+            return
+        count = data.draw(st.integers(1, 3))
+        text = "".join(chr(0x4E00 + len(self.typed) + i) for i in range(count))
+        position = data.draw(st.integers(0, len(editor.text)))
+        self.typed.extend(text)
+        self._send(user, editor.edit(position, 0, text))
+
+    @precondition(lambda self: self.destructive)
+    @rule(user=st.sampled_from(USERS), data=st.data())
+    def delete(self, user: str, data: st.DataObject) -> None:
+        editor = self.editors[user]
+        if not editor.synced or not editor.text:
+            return
+        position = data.draw(st.integers(0, len(editor.text) - 1))
+        length = data.draw(st.integers(1, len(editor.text) - position))
+        self._send(user, editor.edit(position, length, ""))
+
+    @precondition(lambda self: self.destructive)
+    @rule(user=st.sampled_from(USERS), redo=st.booleans())
+    def undo(self, user: str, redo: bool) -> None:
+        editor = self.editors[user]
+        self._send(user, editor.redo() if redo else editor.undo())
+
+    @rule(user=st.sampled_from(USERS))
+    def to_server(self, user: str) -> None:
+        link = self.links[user]
+        if link is not None and link.up:
+            self._deliver_up(user)
+
+    @rule(user=st.sampled_from(USERS))
+    def to_client(self, user: str) -> None:
+        link = self.links[user]
+        if link is not None and link.down:
+            self._deliver_down(user)
+
+    @rule(user=st.sampled_from(USERS))
+    def disconnect(self, user: str) -> None:
+        """The connection breaks: what was in flight both ways is lost."""
+        link = self.links[user]
+        if link is not None:
+            self.server.sessions.pop(link.session, None)
+            self.links[user] = None
+
+    @rule(user=st.sampled_from(USERS))
+    def reconnect(self, user: str) -> None:
+        if self.links[user] is None:
+            self._connect(user)
+
+    @invariant()
+    def a_seeded_document_is_never_reset(self) -> None:
+        assert not self.seeded or self.resets == 0  # every revision kept: catch-up works
+
+    @invariant()
+    def an_editor_in_sync_holds_the_server_text(self) -> None:
+        for user, editor in self.editors.items():
+            link = self.links[user]
+            idle = link is not None and not link.up and not link.down
+            if idle and editor.settled and self._quiet():
+                assert editor.text == self.server.doc.text, user
+
+    def _quiet(self) -> bool:
+        return all(
+            link is not None and not link.up and not link.down for link in self.links.values()
+        )
+
+    def teardown(self) -> None:
+        for user in USERS:
+            if self.links[user] is None:
+                self._connect(user)
+        for _ in range(100_000):
+            moved = False
+            for user in USERS:
+                link = self.links[user]
+                assert link is not None
+                while link.up:
+                    self._deliver_up(user)
+                    moved = True
+                while link.down:
+                    self._deliver_down(user)
+                    moved = True
+            if not moved:
+                break
+        text = self.server.doc.text
+        for user, editor in self.editors.items():
+            assert editor.settled, user
+            assert editor.text == text, user
+            assert editor.revision == self.server.doc.revision, user
+        if not self.destructive:
+            typed = sorted(["·", *self.typed])
+            assert sorted(text) == typed, "a typed character was lost or doubled"
+
+
+class InsertingEditors(ReconnectingEditors):
+    destructive = False
+    seeded = True
+
+
+ReconnectingEditors.TestCase.settings = settings(stateful_step_count=60)
+InsertingEditors.TestCase.settings = settings(stateful_step_count=60)
+TestReconnectingEditors = ReconnectingEditors.TestCase
+TestInsertingEditors = InsertingEditors.TestCase
