@@ -15,11 +15,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def interplay(data: str = ":memory:", loop: str = "auto") -> list[str]:
-    """``interplay serve`` on a free port; the per-stream rate limit off (a load generator is
-    not a flood to refuse)."""
+def interplay(
+    data: str = ":memory:", loop: str = "auto", *, rate_limit: str | None = "0"
+) -> list[str]:
+    """``interplay serve`` on a free port; the per-stream rate limit off unless ``rate_limit``
+    is given ("default": the server's own default, which shapes a fast sender)."""
     exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
-    return [exe, "serve", "--port", "0", "--data", data, "--max-rate", "0", "--loop", loop]
+    argv = [exe, "serve", "--port", "0", "--data", data, "--loop", loop]
+    if rate_limit not in (None, "default"):
+        argv += ["--max-rate", rate_limit]
+    return argv
 
 
 BARE = [sys.executable, str(HERE / "_bare.py"), "--port", "0"]

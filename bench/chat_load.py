@@ -257,6 +257,12 @@ def main() -> None:
     parser.add_argument(
         "--data", default=":memory:", help="the server store: :memory: or a SQLite file"
     )
+    parser.add_argument(
+        "--rate-limit",
+        default="0",
+        help="the server's per-stream --max-rate: messages/s, 0 = off (the default here), or "
+        "'default' for interplay serve's own (1000/s, burst 2000: a faster sender is shaped)",
+    )
     args = parser.parse_args()
     if not 1 <= args.senders <= args.clients:
         parser.error("--senders must be between 1 and --clients")
@@ -277,8 +283,13 @@ def main() -> None:
             )
         )
         return
-    report: dict[str, Any] = {"bench": "chat_load", "config": vars(cfg)}
-    for name, argv in (("interplay", interplay(args.data, args.loop)), ("bare_grpclib", BARE)):
+    report: dict[str, Any] = {
+        "bench": "chat_load",
+        "config": vars(cfg),
+        "server_rate_limit": args.rate_limit,
+    }
+    served = interplay(args.data, args.loop, rate_limit=args.rate_limit)
+    for name, argv in (("interplay", served), ("bare_grpclib", BARE)):
         if name == "bare_grpclib" and args.no_baseline:
             continue
         with started(argv) as (port, pid):
