@@ -254,6 +254,23 @@ async def test_a_snapshot_replaces_the_edits_up_to_its_revision(store: Store) ->
     )
 
 
+async def test_what_a_read_returned_does_not_change_with_later_writes(store: Store) -> None:
+    await store.write(
+        CreateRoom(room="lobby", epoch="e1"),
+        *appends([1]),
+        SaveEdit(document="doc", revision=1, edit=edit(1)),
+    )
+    loaded, history, document = (
+        await store.load("lobby"),
+        await store.read(ReadHistory(room="lobby", after_seq=0, limit=10)),
+        await store.document("doc"),
+    )
+    await store.write(*appends([2]), SaveEdit(document="doc", revision=2, edit=edit(2)))
+    assert loaded.recent == [text(1)]
+    assert history == [text(1)]
+    assert document == DocumentRecord(text="", revision=0, edits=[edit(1)])
+
+
 async def test_a_restarted_backend_is_reopened(store: Store) -> None:
     """The suite's own check: a ``restarts`` subject really is reopened between writes and
     reads (else the survival checks above would prove nothing)."""
