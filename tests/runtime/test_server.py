@@ -19,7 +19,7 @@ from memory_transport import MemoryCall, RecordingCodec, until
 from interplay.backends import MemoryBackend
 from interplay.core import MatchHub
 from interplay.core.documents import EditDocument, OpenDocument, Snapshot
-from interplay.core.effects import AppendMessage, Read, ReadHistory, Write
+from interplay.core.effects import AppendMessage, LoadDocument, Read, ReadHistory, Write
 from interplay.core.errors import PermissionDenied
 from interplay.core.matches import GameSettings, JoinMatch
 from interplay.core.rooms import Join, Kind, Post, RoomMessage
@@ -374,6 +374,49 @@ async def test_a_failed_write_cuts_chat_and_edit_sessions_and_the_runtime_goes_o
         await writer.wait_for(lambda: len(writer.events()) >= 2)  # snapshot, then the ack
         assert runtime.counters.storage_failures == 1
         await finish(again, writer, player)
+
+
+async def test_writes_queued_behind_a_failed_write_are_dropped_with_it() -> None:
+    """They were handled on top of the failed ones: storing them would leave a gap (a room's
+    seq 2 without seq 1: a second failure) or a document's edit without the one before it."""
+    backend = GatedBackend()
+    async with running(backend) as (runtime, tasks):
+        ann = chat(runtime, tasks)
+        await join(ann, "ann")
+        editor = MemoryCall(runtime, Service.EDIT).start(tasks)
+        editor.put(OpenDocument(session="", document="doc", user="eve"))
+        await editor.wait_events(1)
+        calls_before = len(backend.calls)
+
+        backend.close_gate()
+        entered = backend.entered
+        ann.put(post("m0"))
+        with anyio.fail_after(5):
+            await entered.wait()  # this write will fail ...
+        ann.put(*(post(f"m{n}") for n in range(1, 4)))  # ... and these queue behind it
+        editor.put(EditDocument(session="", document="doc", base=0, position=0, inserted="ab"))
+        await until(lambda: runtime.statistics().pending_writes == 5)
+        backend.fail = OSError("disk full")
+        backend.open_gate()
+        for call in (ann, editor):
+            assert isinstance(await call.result(), StorageFailed)
+        await until(lambda: runtime.statistics().pending_writes == 0)
+
+        assert len(backend.calls) == calls_before + 1  # only the failed call
+        assert runtime.counters.storage_failures == 1
+        assert await backend.read(LoadDocument(document="doc")) is None
+        assert ann.texts() == []
+        # What was stored is consistent: the room and the document open and go on.
+        again = chat(runtime, tasks)
+        await join(again, "cid")
+        again.put(post("after"))
+        [text] = await again.wait_texts(1)
+        assert text.seq == 1
+        writer = MemoryCall(runtime, Service.EDIT).start(tasks)
+        writer.put(EditDocument(session="", document="doc", base=0, position=0, inserted="hi"))
+        await writer.wait_events(2)
+        assert runtime.documents.text("doc") == "hi"
+        await finish(again, writer)
 
 
 # -- auth ----------------------------------------------------------------------------------
