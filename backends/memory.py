@@ -51,7 +51,11 @@ class MemoryBackend:
             messages = self._messages.get(read.room, [])
             start = bisect_right(messages, read.after_seq, key=lambda m: m.seq)
             return messages[start : start + read.limit]
-        return self._documents.get(read.document)
+        record = self._documents.get(read.document)
+        if record is None:
+            return None
+        # A copy: the stored record's edits grow with later writes; what was read must not.
+        return DocumentRecord(text=record.text, revision=record.revision, edits=list(record.edits))
 
     def write_now(self, writes: Sequence[Write]) -> None:
         check_appends(writes, self._head)  # first, so a refused batch changes nothing

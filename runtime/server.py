@@ -421,6 +421,11 @@ class Runtime:
                 if writes:
                     await backend.write(writes)
             except Exception as error:
+                # What queued meanwhile was handled on top of the failed writes: storing it
+                # would leave a gap in a room or a document. Nothing of it is written either.
+                behind, self._pending = self._pending, deque()
+                batch.extend(behind)
+                writes.extend(write for entry in behind for write in entry[0])
                 self._storage_failed(error)
             else:
                 self.write_latency.observe(time.perf_counter() - started)

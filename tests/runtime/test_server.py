@@ -1,0 +1,447 @@
+"""The runtime with no transport at all: ``Runtime.serve`` driven by ``memory_transport``.
+
+Each test waits on a condition (a call's writes, the runtime's counters), never on a guess of
+how long something takes; an absence is checked after a positive marker.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import TaskGroup
+from memory_transport import MemoryCall, RecordingCodec, until
+
+from interplay.backends import MemoryBackend
+from interplay.core import MatchHub
+from interplay.core.documents import EditDocument, OpenDocument, Snapshot
+from interplay.core.effects import AppendMessage, LoadDocument, Read, ReadHistory, Write
+from interplay.core.errors import PermissionDenied
+from interplay.core.matches import GameSettings, JoinMatch
+from interplay.core.rooms import Join, Kind, Post, RoomMessage
+from interplay.runtime import (
+    Authenticator,
+    Runtime,
+    Service,
+    Settings,
+    ShuttingDown,
+    SlowConsumer,
+    StorageFailed,
+    Unauthenticated,
+)
+from interplay.runtime.backend import ReadResult
+
+pytestmark = pytest.mark.anyio
+
+SECRET = "s" * 32
+
+
+@asynccontextmanager
+async def running(backend: Any = None, **options: Any) -> AsyncIterator[tuple[Runtime, TaskGroup]]:
+    """A runtime and a task group for its calls; the whole test is bounded."""
+    with anyio.fail_after(15):
+        async with (
+            Runtime(backend if backend is not None else MemoryBackend(), **options) as runtime,
+            anyio.create_task_group() as tasks,
+        ):
+            yield runtime, tasks
+            tasks.cancel_scope.cancel()  # a call a failed assertion left running
+
+
+def chat(runtime: Runtime, tasks: TaskGroup, codec: RecordingCodec | None = None) -> MemoryCall:
+    return MemoryCall(runtime, Service.CHAT, codec).start(tasks)
+
+
+async def join(call: MemoryCall, user: str, room: str = "lobby", *, as_: str = "") -> RoomMessage:
+    """JOIN and wait for the echo (the JOIN to oneself, which carries the room's epoch);
+    ``as_``: the user the echo names, when the identity fills it in."""
+    call.put(Join(session="", user=user, room=room))
+    user = as_ or user
+
+    def echo() -> RoomMessage | None:
+        for event in call.events():
+            if (
+                isinstance(event, RoomMessage)
+                and event.kind is Kind.JOIN
+                and event.room == room
+                and event.sender == user
+                and event.epoch
+            ):
+                return event
+        return None
+
+    await call.wait_for(lambda: echo() is not None or call.done.is_set())
+    found = echo()
+    assert found is not None, f"no JOIN echo: {call.ended!r}"
+    return found
+
+
+def post(content: str, room: str = "lobby", id: str = "") -> Post:
+    return Post(session="", room=room, content=content, id=id)
+
+
+async def finish(*calls: MemoryCall) -> None:
+    """The clients end; each ``serve`` returns."""
+    for call in calls:
+        call.end()
+    for call in calls:
+        assert await call.result() is None
+
+
+class GatedBackend:
+    """A ``MemoryBackend`` whose ``write`` waits while the gate is closed; it records each call
+    and, once a call returns, which messages it made durable."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryBackend()
+        self.calls: list[list[Write]] = []
+        self.durable: set[tuple[str, int]] = set()
+        self.entered = anyio.Event()  # set when a write call starts
+        self.fail: Exception | None = None  # the next write raises this
+        self._gate = anyio.Event()
+        self._gate.set()
+
+    def close_gate(self) -> None:
+        self._gate = anyio.Event()
+
+    def open_gate(self) -> None:
+        self._gate.set()
+
+    async def read(self, read: Read) -> ReadResult:
+        return await self.inner.read(read)
+
+    async def write(self, writes: Sequence[Write]) -> None:
+        self.calls.append(list(writes))
+        self.entered.set()
+        self.entered = anyio.Event()
+        await self._gate.wait()
+        if self.fail is not None:
+            error, self.fail = self.fail, None
+            raise error
+        await self.inner.write(writes)
+        self.durable |= {
+            (w.message.room, w.message.seq) for w in writes if isinstance(w, AppendMessage)
+        }
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+# -- fan-out -------------------------------------------------------------------------------
+
+
+async def test_fan_out_every_member_gets_every_text_once_in_seq_order() -> None:
+    per_sender, one, other = 15, RecordingCodec("one"), RecordingCodec("other")
+    async with running() as (runtime, tasks):
+        calls = [chat(runtime, tasks, one), chat(runtime, tasks, one), chat(runtime, tasks, other)]
+        for n, call in enumerate(calls):
+            await join(call, f"user{n}")
+        for n, call in enumerate(calls):  # every sender's messages are in flight at once
+            call.put(*(post(f"{n}:{k}", id=f"{n}-{k}") for k in range(per_sender)))
+        total = per_sender * len(calls)
+        for call in calls:
+            await call.wait_texts(total)
+        await finish(*calls)
+
+        sent = {(f"user{n}", f"{n}-{k}") for n in range(len(calls)) for k in range(per_sender)}
+        for call in calls:
+            texts = call.texts()
+            assert [m.seq for m in texts] == list(range(1, total + 1))  # in order, once each
+            assert {(m.sender, m.id) for m in texts} == sent  # the sender's own copies too
+        # Each sender's messages keep their order within the room's.
+        for n in range(len(calls)):
+            mine = [m.content for m in calls[0].texts() if m.sender == f"user{n}"]
+            assert mine == [f"{n}:{k}" for k in range(per_sender)]
+        # Three receivers, two codecs: each broadcast encoded once by each.
+        texts = calls[0].texts()
+        assert all(one.encoded[m] == 1 for m in texts)
+        assert all(other.encoded[m] == 1 for m in texts)
+        assert runtime.counters.deliveries >= total * len(calls)
+
+
+# -- backpressure --------------------------------------------------------------------------
+
+
+async def test_a_receiver_over_high_water_pauses_its_rooms_senders_until_low_water() -> None:
+    settings = Settings(high_water=4, low_water=1, drain_timeout=60, rate=0)
+    total = 30
+    async with running(settings=settings) as (runtime, tasks):
+        receiver, sender, bystander = (chat(runtime, tasks) for _ in range(3))
+        await join(receiver, "rita")
+        await join(sender, "sam")
+        await join(bystander, "bo", room="elsewhere")
+        await receiver.wait_events(2)  # the echo and sam's arrival
+        receiver.block()
+        sender.put(*(post(f"m{n}") for n in range(total)))
+        await until(lambda: runtime.counters.pauses == 1)
+        reads = sender.reads
+        # A marker through the same runtime, in another room: handled, committed, delivered.
+        bystander.put(post("marker", room="elsewhere"))
+        await bystander.wait_texts(1)
+        assert sender.reads == reads  # not read again while the receiver is over high water
+        assert runtime.counters.resumes == 0
+        assert runtime.statistics().paused_sessions == 1
+        assert len(receiver.texts()) < total
+
+        receiver.unblock()
+        await receiver.wait_texts(total)
+        await sender.wait_texts(total)
+        assert sender.reads > reads
+        counters = runtime.counters
+        assert counters.resumes == counters.pauses >= 1
+        assert [m.seq for m in receiver.texts()] == list(range(1, total + 1))
+        await finish(receiver, sender, bystander)
+
+
+async def test_a_slow_consumer_is_cut_after_the_drain_timeout_and_the_others_lose_nothing() -> None:
+    settings = Settings(high_water=4, low_water=1, drain_timeout=0.2, rate=0)
+    total = 30
+    async with running(settings=settings) as (runtime, tasks):
+        sender, other, slow = (chat(runtime, tasks) for _ in range(3))
+        await join(sender, "sam")
+        await join(other, "olga")
+        await join(slow, "slow")
+        await other.wait_events(3)  # echo, sam, then slow's arrival
+        await sender.wait_events(3)
+        slow.block()  # and it never reads again
+        started = anyio.current_time()
+        sender.put(*(post(f"m{n}") for n in range(total)))
+
+        assert isinstance(await slow.result(), SlowConsumer)
+        assert anyio.current_time() - started >= settings.drain_timeout
+        await other.wait_texts(total)
+        await sender.wait_texts(total)
+        assert [m.seq for m in other.texts()] == list(range(1, total + 1))
+        assert [m.seq for m in sender.texts()] == list(range(1, total + 1))
+        assert runtime.counters.slow_consumer_disconnects == 1
+        assert len(slow.texts()) < total
+        await finish(sender, other)
+
+
+async def test_a_fast_sender_is_shaped_not_refused() -> None:
+    rate, burst, total = 100.0, 5, 25
+    async with running(settings=Settings(rate=rate, burst=burst)) as (runtime, tasks):
+        sender = chat(runtime, tasks)
+        await join(sender, "sam")  # takes one token
+        started = anyio.current_time()
+        sender.put(*(post(f"m{n}") for n in range(total)))
+        texts = await sender.wait_texts(total)
+        elapsed = anyio.current_time() - started
+        assert [m.content for m in texts] == [f"m{n}" for n in range(total)]
+        assert 1 <= runtime.counters.shaped <= total + 1 - burst
+        assert elapsed >= (total + 1 - burst - 1) / rate  # no faster than the rate
+        sender.put(post("still open"))
+        await sender.wait_texts(total + 1)
+        assert not sender.done.is_set()
+        await finish(sender)
+
+
+# -- drain ---------------------------------------------------------------------------------
+
+
+async def test_shutdown_stops_reading_flushes_and_ends_every_session_with_shutting_down() -> None:
+    total = 10
+    async with running() as (runtime, tasks):
+        writer, reader = chat(runtime, tasks), chat(runtime, tasks)
+        await join(writer, "wes")
+        await join(reader, "rae")
+        await writer.wait_events(2)
+        reader.block()  # what is queued for it must still reach it after the drain began
+        writer.put(*(post(f"m{n}") for n in range(total)))
+        await writer.wait_texts(total)
+        assert len(reader.texts()) < total
+        decoded = writer.codec.decoded
+
+        runtime.shutdown()
+        writer.put(post("too late"))  # offered after the drain began
+        assert isinstance(await writer.result(), ShuttingDown)
+        assert not reader.done.is_set()  # still flushing
+        reader.unblock()
+        assert isinstance(await reader.result(), ShuttingDown)
+        with anyio.fail_after(5):
+            await runtime.wait_closed()
+
+        assert [m.content for m in reader.texts()] == [f"m{n}" for n in range(total)]
+        assert writer.codec.decoded == decoded  # "too late" was never taken
+        assert "too late" not in {m.content for m in writer.texts() + reader.texts()}
+        stored = await runtime.backend.read(ReadHistory(room="lobby", after_seq=0, limit=100))
+        assert isinstance(stored, list)
+        assert len(stored) == total
+        with pytest.raises(ShuttingDown):  # and no new session is accepted
+            await runtime.serve(Service.CHAT, RecordingCodec(), writer.receive, writer.send)
+
+
+# -- timers --------------------------------------------------------------------------------
+
+
+async def test_a_game_session_gets_states_on_schedule_full_first() -> None:
+    games = MatchHub(settings=GameSettings(tick_hz=100))
+    async with running(games=games) as (runtime, tasks):
+        player = MemoryCall(runtime, Service.GAME).start(tasks)
+        player.put(JoinMatch(session="", player="pia", match="m"))
+        await player.wait_for(lambda: len(player.states()) >= 5)
+        states = player.states()
+        assert states[0].full
+        assert all(s.match == "m" for s in states)
+        ticks = [s.tick for s in states]
+        assert all(a < b for a, b in itertools.pairwise(ticks)), ticks
+        assert runtime.counters.ticks >= 5
+        await finish(player)
+
+
+# -- storage -------------------------------------------------------------------------------
+
+
+async def test_no_one_receives_a_text_before_its_write_returns_and_writes_group_commit() -> None:
+    backend = GatedBackend()
+    early: list[tuple[str, int]] = []
+    total = 10
+    async with running(backend) as (runtime, tasks):
+        sender, member = chat(runtime, tasks), chat(runtime, tasks)
+        for call in (sender, member):
+
+            def check(frames: list[bytes], call: MemoryCall = call) -> None:
+                for event in call.codec.events(frames):
+                    if not (isinstance(event, RoomMessage) and event.kind is Kind.TEXT):
+                        continue
+                    if (event.room, event.seq) not in backend.durable:
+                        early.append((event.room, event.seq))
+
+            call.on_send = check
+        await join(sender, "sam")
+        await join(member, "meg")
+        calls_before = len(backend.calls)
+
+        backend.close_gate()
+        entered = backend.entered
+        sender.put(post("m0"))
+        with anyio.fail_after(5):
+            await entered.wait()  # the first message's write is under way, and waits
+        sender.put(*(post(f"m{n}") for n in range(1, total)))
+        await until(lambda: runtime.statistics().pending_writes == total)
+        assert runtime.counters.messages_in == 2 + total  # every message handled ...
+        assert sender.texts() == member.texts() == []  # ... none delivered
+
+        backend.open_gate()
+        await sender.wait_texts(total)
+        await member.wait_texts(total)
+        assert early == []
+        batches = backend.calls[calls_before:]
+        assert [[w.message.seq for w in batch] for batch in batches] == [
+            [1],
+            list(range(2, total + 1)),
+        ]
+        assert runtime.counters.commits >= 2
+        await finish(sender, member)
+
+
+async def test_a_failed_write_cuts_chat_and_edit_sessions_and_the_runtime_goes_on() -> None:
+    backend = GatedBackend()
+    games = MatchHub(settings=GameSettings(tick_hz=100))
+    async with running(backend, games=games) as (runtime, tasks):
+        ann, bob = chat(runtime, tasks), chat(runtime, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        editor = MemoryCall(runtime, Service.EDIT).start(tasks)
+        editor.put(OpenDocument(session="", document="doc", user="eve"))
+        await editor.wait_for(lambda: any(isinstance(e, Snapshot) for e in editor.events()))
+        player = MemoryCall(runtime, Service.GAME).start(tasks)
+        player.put(JoinMatch(session="", player="pia", match="m"))
+        await player.wait_for(lambda: len(player.states()) >= 1)
+
+        backend.fail = OSError("disk full")
+        ann.put(post("doomed"))
+        for call in (ann, bob, editor):
+            assert isinstance(await call.result(), StorageFailed)
+        assert runtime.counters.storage_failures == 1
+        assert "doomed" not in {m.content for m in ann.texts() + bob.texts()}
+        assert not player.done.is_set()  # a game session holds nothing of storage
+        ticks = len(player.states())
+        await player.wait_for(lambda: len(player.states()) > ticks)
+
+        # The same runtime serves new sessions, from what was stored.
+        again = chat(runtime, tasks)
+        await join(again, "cid")
+        again.put(post("after"))
+        [text] = await again.wait_texts(1)
+        assert (text.seq, text.content) == (1, "after")
+        writer = MemoryCall(runtime, Service.EDIT).start(tasks)
+        writer.put(EditDocument(session="", document="doc", base=0, position=0, inserted="hi"))
+        await writer.wait_for(lambda: len(writer.events()) >= 2)  # snapshot, then the ack
+        assert runtime.counters.storage_failures == 1
+        await finish(again, writer, player)
+
+
+async def test_writes_queued_behind_a_failed_write_are_dropped_with_it() -> None:
+    """They were handled on top of the failed ones: storing them would leave a gap (a room's
+    seq 2 without seq 1: a second failure) or a document's edit without the one before it."""
+    backend = GatedBackend()
+    async with running(backend) as (runtime, tasks):
+        ann = chat(runtime, tasks)
+        await join(ann, "ann")
+        editor = MemoryCall(runtime, Service.EDIT).start(tasks)
+        editor.put(OpenDocument(session="", document="doc", user="eve"))
+        await editor.wait_events(1)
+        calls_before = len(backend.calls)
+
+        backend.close_gate()
+        entered = backend.entered
+        ann.put(post("m0"))
+        with anyio.fail_after(5):
+            await entered.wait()  # this write will fail ...
+        ann.put(*(post(f"m{n}") for n in range(1, 4)))  # ... and these queue behind it
+        editor.put(EditDocument(session="", document="doc", base=0, position=0, inserted="ab"))
+        await until(lambda: runtime.statistics().pending_writes == 5)
+        backend.fail = OSError("disk full")
+        backend.open_gate()
+        for call in (ann, editor):
+            assert isinstance(await call.result(), StorageFailed)
+        await until(lambda: runtime.statistics().pending_writes == 0)
+
+        assert len(backend.calls) == calls_before + 1  # only the failed call
+        assert runtime.counters.storage_failures == 1
+        assert await backend.read(LoadDocument(document="doc")) is None
+        assert ann.texts() == []
+        # What was stored is consistent: the room and the document open and go on.
+        again = chat(runtime, tasks)
+        await join(again, "cid")
+        again.put(post("after"))
+        [text] = await again.wait_texts(1)
+        assert text.seq == 1
+        writer = MemoryCall(runtime, Service.EDIT).start(tasks)
+        writer.put(EditDocument(session="", document="doc", base=0, position=0, inserted="hi"))
+        await writer.wait_events(2)
+        assert runtime.documents.text("doc") == "hi"
+        await finish(again, writer)
+
+
+# -- auth ----------------------------------------------------------------------------------
+
+
+async def test_with_auth_a_session_needs_an_identity() -> None:
+    async with running(auth=Authenticator(SECRET)) as (runtime, tasks):
+        call = MemoryCall(runtime, Service.CHAT)
+        with pytest.raises(Unauthenticated):
+            await runtime.serve(Service.CHAT, call.codec, call.receive, call.send, identity=None)
+        call.close()
+        assert call.reads == 0  # refused before anything is read
+        assert runtime.counters.streams_opened == 0
+        del tasks
+
+
+async def test_a_join_outside_the_identitys_rooms_is_refused_naming_the_field() -> None:
+    auth = Authenticator(SECRET)
+    identity = auth.authenticate(auth.mint("ann", rooms=["lobby"]))
+    async with running(auth=auth) as (runtime, tasks):
+        call = MemoryCall(runtime, Service.CHAT, identity=identity).start(tasks)
+        echo = await join(call, "", as_="ann")  # the user is the token's
+        assert echo.sender == "ann"
+        call.put(Join(session="", user="", room="secret"))
+        refused = await call.result()
+        assert isinstance(refused, PermissionDenied)
+        assert refused.field == "room"
+        assert runtime.rooms.members("secret") == []
