@@ -8,26 +8,34 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import logging
 import os
 import ssl
+import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from interplay.runtime.backend import Backend
 
 DEFAULT_DATA = Path("interplay-data") / "interplay.db"
 
+T = TypeVar("T")
 
-def _env(name: str, default: str) -> str:
+
+def _env(name: str, default: T) -> T | str:
+    """``INTERPLAY_<name>`` if set, else ``default``: a flag's default (argparse parses a
+    string default with the flag's ``type``, as it does the flag's own value)."""
     return os.environ.get(f"INTERPLAY_{name}", default)
 
 
 def _parser() -> argparse.ArgumentParser:
     from interplay import __version__
+    from interplay.transports.grpc.server import ServerSettings
 
+    server = ServerSettings()
     parser = argparse.ArgumentParser(prog="interplay", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"interplay {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -37,125 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run the gRPC server (chat.ChatService) with the embedded SQLite store",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    serve.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="[INTERPLAY_HOST]")
-    serve.add_argument(
-        "--port", type=int, default=int(_env("PORT", "50051")), help="0 = any [INTERPLAY_PORT]"
-    )
-    serve.add_argument(
-        "--data",
-        default=_env("DATA", str(DEFAULT_DATA)),
-        help="SQLite file for chat history and documents, or ':memory:' [INTERPLAY_DATA]",
-    )
-    serve.add_argument(
-        "--loop",
-        default=_env("LOOP", "auto"),
-        choices=["auto", "asyncio", "uvloop"],
-        help="event loop; auto = uvloop when installed (pip install 'interplay[uvloop]') "
-        "[INTERPLAY_LOOP]",
-    )
-    serve.add_argument(
-        "--log-level",
-        default=_env("LOG_LEVEL", "INFO"),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="[INTERPLAY_LOG_LEVEL]",
-    )
-    serve.add_argument(
-        "--auth-secret",
-        default=None,
-        help="require bearer tokens (JWT, HS256) signed with this secret; mint them with "
-        "'interplay token' [INTERPLAY_AUTH_SECRET; the variable keeps it out of ps]",
-    )
-    serve.add_argument(
-        "--grace",
-        type=float,
-        default=float(_env("GRACE", "10")),
-        help="seconds a shutdown (SIGTERM) waits for calls to flush and end [INTERPLAY_GRACE]",
-    )
-    serve.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(_env("METRICS_PORT", "0")),
-        help="serve Prometheus metrics at http://HOST:PORT/metrics on this port, HOST being "
-        "--host; 0 = no metrics [INTERPLAY_METRICS_PORT]",
-    )
-    serve.add_argument(
-        "--tls-cert",
-        default=_env("TLS_CERT", "") or None,
-        help="serve over TLS with this certificate chain (PEM); needs --tls-key "
-        "[INTERPLAY_TLS_CERT]",
-    )
-    serve.add_argument(
-        "--tls-key",
-        default=_env("TLS_KEY", "") or None,
-        help="the private key (PEM) of --tls-cert [INTERPLAY_TLS_KEY]",
-    )
-    wire = serve.add_argument_group("connection limits")
-    wire.add_argument(
-        "--keepalive-time",
-        type=float,
-        default=float(_env("KEEPALIVE_TIME", "20")),
-        help="seconds between HTTP/2 pings on each connection; 0 = no pings "
-        "[INTERPLAY_KEEPALIVE_TIME]",
-    )
-    wire.add_argument(
-        "--keepalive-timeout",
-        type=float,
-        default=float(_env("KEEPALIVE_TIMEOUT", "10")),
-        help="seconds to wait for a ping's ack; then the connection is dropped and its "
-        "members leave their rooms (within time + timeout of losing them) "
-        "[INTERPLAY_KEEPALIVE_TIMEOUT]",
-    )
-    wire.add_argument(
-        "--max-message-bytes",
-        type=int,
-        default=1024 * 1024,
-        help="bytes per received message, checked before it is read",
-    )
-    wire.add_argument(
-        "--max-streams", type=int, default=100, help="concurrent calls per HTTP/2 connection"
-    )
-    limits = serve.add_argument_group("chat limits")
-    limits.add_argument("--history", type=int, default=100, help="messages a joiner receives")
-    limits.add_argument(
-        "--retain", type=int, default=10_000, help="messages kept per room for resume"
-    )
-    limits.add_argument("--max-content-bytes", type=int, default=64 * 1024)
-    limits.add_argument("--max-id-length", type=int, default=255)
-    limits.add_argument("--max-rooms", type=int, default=128, help="rooms per stream")
-    limits.add_argument(
-        "--max-rate", type=float, default=1000.0, help="messages per second per stream; 0 = off"
-    )
-    limits.add_argument("--burst", type=int, default=2000, help="messages above the rate")
-    edit = serve.add_argument_group("documents (CollaborativeEdit)")
-    edit.add_argument("--max-documents", type=int, default=64, help="documents per stream")
-    edit.add_argument(
-        "--max-inserted-chars", type=int, default=64 * 1024, help="code points per insert"
-    )
-    game = serve.add_argument_group("games (GameSync)")
-    game.add_argument(
-        "--tick-hz",
-        type=float,
-        default=float(_env("TICK_HZ", "30")),
-        help="ticks per second per match [INTERPLAY_TICK_HZ]",
-    )
-    game.add_argument("--full-every", type=int, default=30, help="ticks between full states")
-    game.add_argument(
-        "--max-catch-up", type=int, default=10, help="missed ticks run on a late wake-up"
-    )
-    game.add_argument(
-        "--match-grace", type=float, default=30.0, help="seconds an empty match is kept"
-    )
-    game.add_argument("--max-matches", type=int, default=1000)
-    game.add_argument("--max-players", type=int, default=256, help="players per match")
-    game.add_argument(
-        "--max-actions", type=float, default=60.0, help="actions per second per player"
-    )
-    flow = serve.add_argument_group("flow control")
-    flow.add_argument("--high-water", type=int, default=512, help="queued messages per stream")
-    flow.add_argument("--low-water", type=int, default=128)
-    flow.add_argument(
-        "--drain-timeout", type=float, default=5.0, help="seconds over high water, then cut"
-    )
+    _serve_flags(serve)
     chat = commands.add_parser(
         "chat",
         help="chat in a terminal (reconnects and resumes by itself)",
@@ -164,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--room", required=True)
     chat.add_argument("--user", required=True)
     chat.add_argument(
-        "--server", default=_env("SERVER", "127.0.0.1:50051"), help="HOST:PORT [INTERPLAY_SERVER]"
+        "--server",
+        default=_env("SERVER", f"{server.host}:{server.port}"),
+        help="HOST:PORT [INTERPLAY_SERVER]",
     )
     chat.add_argument(
         "--token", default=None, help="bearer token, if the server wants one [INTERPLAY_TOKEN]"
@@ -187,6 +79,213 @@ def _parser() -> argparse.ArgumentParser:
         "--auth-secret", default=None, help="the server's secret [INTERPLAY_AUTH_SECRET]"
     )
     return parser
+
+
+def _serve_flags(serve: argparse.ArgumentParser) -> None:
+    """The flags of ``interplay serve``. Their defaults are those of the settings they fill
+    (the dataclasses and RoomHub's constructor say them once); a flag marked [INTERPLAY_X]
+    takes that variable instead when it is set (argparse parses it with the flag's type)."""
+    from interplay.core.documents import DocumentLimits
+    from interplay.core.matches import GameLimits, GameSettings
+    from interplay.core.rooms import ChatLimits, RoomHub
+    from interplay.runtime.settings import Settings
+    from interplay.transports.grpc.server import ServerSettings
+
+    server, flow, chat = ServerSettings(), Settings(), ChatLimits()
+    documents, games, players = DocumentLimits(), GameSettings(), GameLimits()
+    room_hub = inspect.signature(RoomHub).parameters
+
+    serve.add_argument(
+        "--host", default=_env("HOST", server.host), help="address to listen on [INTERPLAY_HOST]"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=_env("PORT", server.port),
+        help="port to listen on; 0 = any free one [INTERPLAY_PORT]",
+    )
+    serve.add_argument(
+        "--data",
+        default=_env("DATA", str(DEFAULT_DATA)),
+        help="SQLite file for chat history and documents, or ':memory:' [INTERPLAY_DATA]",
+    )
+    serve.add_argument(
+        "--loop",
+        default=_env("LOOP", "auto"),
+        choices=["auto", "asyncio", "uvloop"],
+        help="event loop; auto = uvloop when installed (pip install 'interplay[uvloop]') "
+        "[INTERPLAY_LOOP]",
+    )
+    serve.add_argument(
+        "--log-level",
+        default=_env("LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="what to log (nothing is logged per message) [INTERPLAY_LOG_LEVEL]",
+    )
+    serve.add_argument(
+        "--auth-secret",
+        default=None,
+        help="require bearer tokens (JWT, HS256) signed with this secret; mint them with "
+        "'interplay token' [INTERPLAY_AUTH_SECRET; the variable keeps it out of ps]",
+    )
+    serve.add_argument(
+        "--grace",
+        type=float,
+        default=_env("GRACE", server.grace),
+        help="seconds a shutdown (SIGTERM) waits for calls to flush and end [INTERPLAY_GRACE]",
+    )
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=_env("METRICS_PORT", server.metrics_port or 0),
+        help="serve Prometheus metrics at http://HOST:PORT/metrics on this port, HOST being "
+        "--host; 0 = no metrics [INTERPLAY_METRICS_PORT]",
+    )
+    serve.add_argument(
+        "--tls-cert",
+        default=_env("TLS_CERT", "") or None,
+        help="serve over TLS with this certificate chain (PEM); needs --tls-key "
+        "[INTERPLAY_TLS_CERT]",
+    )
+    serve.add_argument(
+        "--tls-key",
+        default=_env("TLS_KEY", "") or None,
+        help="the private key (PEM) of --tls-cert [INTERPLAY_TLS_KEY]",
+    )
+    wire = serve.add_argument_group("connection limits")
+    wire.add_argument(
+        "--keepalive-time",
+        type=float,
+        default=_env("KEEPALIVE_TIME", server.keepalive_time or 0),
+        help="seconds between HTTP/2 pings on each connection; 0 = no pings "
+        "[INTERPLAY_KEEPALIVE_TIME]",
+    )
+    wire.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=_env("KEEPALIVE_TIMEOUT", server.keepalive_timeout),
+        help="seconds to wait for a ping's ack; then the connection is dropped and its "
+        "members leave their rooms (within time + timeout of losing them) "
+        "[INTERPLAY_KEEPALIVE_TIMEOUT]",
+    )
+    wire.add_argument(
+        "--max-message-bytes",
+        type=int,
+        default=server.max_message_bytes,
+        help="bytes per received message, checked before it is read",
+    )
+    wire.add_argument(
+        "--max-streams",
+        type=int,
+        default=server.max_streams,
+        help="concurrent calls per HTTP/2 connection",
+    )
+    limits = serve.add_argument_group("chat limits")
+    limits.add_argument(
+        "--history",
+        type=int,
+        default=room_hub["history"].default,
+        help="messages a joiner receives (also the id-idempotency window)",
+    )
+    limits.add_argument(
+        "--retain",
+        type=int,
+        default=room_hub["retain"].default,
+        help="messages kept per room for resume",
+    )
+    limits.add_argument(
+        "--max-content-bytes",
+        type=int,
+        default=chat.max_content_bytes,
+        help="UTF-8 bytes per chat message",
+    )
+    limits.add_argument(
+        "--max-id-length",
+        type=int,
+        default=chat.max_id_length,
+        help="characters per id (rooms, users, documents, matches, message ids)",
+    )
+    limits.add_argument(
+        "--max-rooms", type=int, default=chat.max_rooms, help="rooms per chat stream"
+    )
+    limits.add_argument(
+        "--max-rate",
+        type=float,
+        default=flow.rate,
+        help="chat messages per second per stream (a faster sender waits); 0 = off",
+    )
+    limits.add_argument(
+        "--burst", type=int, default=flow.burst, help="chat messages above the rate"
+    )
+    edit = serve.add_argument_group("documents (CollaborativeEdit)")
+    edit.add_argument(
+        "--max-documents",
+        type=int,
+        default=documents.max_documents,
+        help="documents per editing stream",
+    )
+    edit.add_argument(
+        "--max-inserted-chars",
+        type=int,
+        default=documents.max_inserted_chars,
+        help="code points per insert",
+    )
+    game = serve.add_argument_group("games (GameSync)")
+    game.add_argument(
+        "--tick-hz",
+        type=float,
+        default=_env("TICK_HZ", games.tick_hz),
+        help="ticks per second per match [INTERPLAY_TICK_HZ]",
+    )
+    game.add_argument(
+        "--full-every",
+        type=int,
+        default=games.full_every,
+        help="ticks between full game states",
+    )
+    game.add_argument(
+        "--max-catch-up",
+        type=int,
+        default=games.max_catch_up,
+        help="missed ticks run on a late wake-up (the rest are skipped)",
+    )
+    game.add_argument(
+        "--match-grace",
+        type=float,
+        default=games.grace,
+        help="seconds an empty match is kept",
+    )
+    game.add_argument(
+        "--max-matches", type=int, default=players.max_matches, help="matches per server"
+    )
+    game.add_argument(
+        "--max-players", type=int, default=players.max_players, help="players per match"
+    )
+    game.add_argument(
+        "--max-actions",
+        type=float,
+        default=players.actions_per_second,
+        help="game actions per second per player",
+    )
+    queues = serve.add_argument_group("flow control")
+    queues.add_argument(
+        "--high-water",
+        type=int,
+        default=flow.high_water,
+        help="messages queued for one stream above which its rooms' senders pause",
+    )
+    queues.add_argument(
+        "--low-water",
+        type=int,
+        default=flow.low_water,
+        help="messages queued for a paused stream at which its rooms' senders resume",
+    )
+    queues.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=flow.drain_timeout,
+        help="seconds a stream may stay over high water before it is cut (slow consumer)",
+    )
 
 
 def _names(value: str) -> list[str]:
@@ -239,82 +338,65 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if not 0 <= args.low_water <= args.high_water:
-        raise SystemExit("interplay serve: --low-water must be between 0 and --high-water")
-    if not (0 < args.tick_hz <= 1000 and args.full_every > 0 and args.max_catch_up > 0):
-        raise SystemExit(
-            "interplay serve: --tick-hz must be in (0, 1000]; --full-every and "
-            "--max-catch-up must be positive"
-        )
-    if args.max_actions <= 0:
-        raise SystemExit("interplay serve: --max-actions must be positive")
-    for flag in ("max_message_bytes", "max_streams", "max_documents", "max_inserted_chars"):
-        if getattr(args, flag) <= 0:
-            raise SystemExit(f"interplay serve: --{flag.replace('_', '-')} must be positive")
-    if not 0 <= args.metrics_port <= 65535:
-        raise SystemExit("interplay serve: --metrics-port must be 0 (off) to 65535")
     if args.metrics_port and args.metrics_port == args.port:
         raise SystemExit("interplay serve: --metrics-port must differ from --port")
-    if args.grace < 0:
-        raise SystemExit("interplay serve: --grace must be 0 or more seconds")
-    if args.keepalive_time < 0 or args.keepalive_timeout <= 0:
-        raise SystemExit(
-            "interplay serve: --keepalive-time must be 0 (off) or more seconds and "
-            "--keepalive-timeout positive"
-        )
     tls = _tls(args)
-    games = MatchHub(
-        settings=GameSettings(
-            tick_hz=args.tick_hz,
-            full_every=args.full_every,
-            max_catch_up=args.max_catch_up,
-            grace=args.match_grace,
-        ),
-        limits=GameLimits(
-            max_id_length=args.max_id_length,
-            max_matches=args.max_matches,
-            max_players=args.max_players,
-            actions_per_second=args.max_actions,
-        ),
-    )
-    hub = RoomHub(
-        history=args.history,
-        retain=args.retain,
-        limits=ChatLimits(
-            max_content_bytes=args.max_content_bytes,
-            max_id_length=args.max_id_length,
-            max_rooms=args.max_rooms,
-        ),
-    )
+    try:  # each settings class checks its own fields (and names the field and the rule)
+        games = MatchHub(
+            settings=GameSettings(
+                tick_hz=args.tick_hz,
+                full_every=args.full_every,
+                max_catch_up=args.max_catch_up,
+                grace=args.match_grace,
+            ),
+            limits=GameLimits(
+                max_id_length=args.max_id_length,
+                max_matches=args.max_matches,
+                max_players=args.max_players,
+                actions_per_second=args.max_actions,
+            ),
+        )
+        hub = RoomHub(
+            history=args.history,
+            retain=args.retain,
+            limits=ChatLimits(
+                max_content_bytes=args.max_content_bytes,
+                max_id_length=args.max_id_length,
+                max_rooms=args.max_rooms,
+            ),
+        )
+        documents = DocumentHub(
+            limits=DocumentLimits(
+                max_inserted_chars=args.max_inserted_chars,
+                max_id_length=args.max_id_length,
+                max_documents=args.max_documents,
+            ),
+        )
+        runtime_settings = Settings(
+            high_water=args.high_water,
+            low_water=args.low_water,
+            drain_timeout=args.drain_timeout,
+            rate=args.max_rate,
+            burst=args.burst,
+        )
+        settings = ServerSettings(
+            host=args.host,
+            port=args.port,
+            max_message_bytes=args.max_message_bytes,
+            max_streams=args.max_streams,
+            grace=args.grace,
+            tls=tls,
+            keepalive_time=args.keepalive_time or None,  # 0: no pings
+            keepalive_timeout=args.keepalive_timeout,
+            metrics_port=args.metrics_port or None,  # 0: no metrics
+        )
+    except ValueError as error:
+        print(f"interplay serve: {error}", file=sys.stderr)
+        return 2  # a usage error, as argparse's own
     try:
         auth = Authenticator(secret) if (secret := _secret(args)) else None
     except ValueError as error:
         raise SystemExit(f"interplay serve: {error}") from None
-    runtime_settings = Settings(
-        high_water=args.high_water,
-        low_water=args.low_water,
-        drain_timeout=args.drain_timeout,
-        rate=args.max_rate,
-        burst=args.burst,
-    )
-    settings = ServerSettings(
-        host=args.host,
-        port=args.port,
-        max_message_bytes=args.max_message_bytes,
-        max_streams=args.max_streams,
-        grace=args.grace,
-        tls=tls,
-        keepalive_time=args.keepalive_time or None,
-        keepalive_timeout=args.keepalive_timeout,
-        metrics_port=args.metrics_port or None,
-    )
-    documents = DocumentHub(
-        limits=DocumentLimits(
-            max_inserted_chars=args.max_inserted_chars,
-            max_id_length=args.max_id_length,
-            max_documents=args.max_documents,
-        ),
-    )
 
     async def main() -> None:
         backend = _backend(args.data)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from .effects import DocumentRecord, LoadDocument, Read, SaveEdit, StoredEdit, Write
 from .errors import InvalidArgument, LimitExceeded, PermissionDenied
 from .events import Deliver
+from .limits import MAX_ID_LENGTH
 from .ot import ServerDocument, TextOp
 from .ot.server import Applied
 
@@ -122,10 +123,15 @@ DocumentEvent = Snapshot | Acked | Remote | CursorMoved
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentLimits:
-    max_inserted_chars: int = 64 * 1024
-    max_id_length: int = 255
+    max_inserted_chars: int = 64 * 1024  # code points per insert
+    max_id_length: int = MAX_ID_LENGTH
     max_documents: int = 64  # per stream
     max_length: int = 10_000_000  # code points per document
+
+    def __post_init__(self) -> None:
+        for name in ("max_inserted_chars", "max_id_length", "max_documents", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
 
 
 @dataclass(slots=True)

@@ -24,6 +24,10 @@ from dataclasses import dataclass, field, replace
 from .arena import Arena
 from .errors import AlreadyExists, InvalidArgument, LimitExceeded, NotJoined, PermissionDenied
 from .game import JOIN, LEAVE, Action, GameLoop, Rules, TickState
+from .limits import MAX_ID_LENGTH
+
+# Ticks per second a match may run at, at most (a faster loop would only burn the CPU).
+MAX_TICK_HZ = 1000.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,17 +35,33 @@ class GameSettings:
     """Per-match loop settings (see ``GameLoop``); ``grace`` in seconds."""
 
     tick_hz: float = 30.0
-    full_every: int = 30
-    max_catch_up: int = 10
-    grace: float = 30.0
+    full_every: int = 30  # ticks between full states
+    max_catch_up: int = 10  # missed ticks run on a late wake-up
+    grace: float = 30.0  # seconds an empty match is kept
+
+    def __post_init__(self) -> None:
+        if not 0 < self.tick_hz <= MAX_TICK_HZ:  # NaN fails too
+            raise ValueError(f"tick_hz: must be in (0, {MAX_TICK_HZ:g}], got {self.tick_hz}")
+        for name in ("full_every", "max_catch_up"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if not self.grace >= 0:
+            raise ValueError(f"grace: must be 0 or more seconds, got {self.grace}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GameLimits:
-    max_id_length: int = 255
-    max_matches: int = 1000
-    max_players: int = 256
-    actions_per_second: float = 60.0
+    max_id_length: int = MAX_ID_LENGTH
+    max_matches: int = 1000  # per hub
+    max_players: int = 256  # per match
+    actions_per_second: float = 60.0  # per player
+
+    def __post_init__(self) -> None:
+        for name in ("max_id_length", "max_matches", "max_players"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if not self.actions_per_second > 0:  # NaN fails too
+            raise ValueError(f"actions_per_second: must be positive, got {self.actions_per_second}")
 
 
 # Commands

@@ -51,6 +51,7 @@ from .effects import (
 )
 from .errors import InvalidArgument, LimitExceeded, NotJoined, PermissionDenied
 from .events import Deliver
+from .limits import MAX_ID_LENGTH
 
 
 class Kind(enum.IntEnum):
@@ -129,7 +130,7 @@ class ChatLimits:
     """Per-message and per-stream limits."""
 
     max_content_bytes: int = 64 * 1024
-    max_id_length: int = 255
+    max_id_length: int = MAX_ID_LENGTH
     max_rooms: int = 128
 
     def __post_init__(self) -> None:

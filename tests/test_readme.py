@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import re
 import subprocess
 import sys
@@ -40,12 +42,83 @@ def test_client_snippets_run_against_interplay_serve(tmp_path: Path, needle: str
     assert out.splitlines() == ["JOIN 0 ann ", "TEXT 1 ann hi"]
 
 
-def test_every_serve_flag_is_in_the_operations_table() -> None:
+OPERATIONS = README[README.index("## Operations") : README.index("## Embedding the core")]
+TABLE = OPERATIONS[OPERATIONS.index("| flag | default | what |") :].split("\n\n")[0]
+# "1 MiB", "64 KiB" and "64 Ki" are the binary multiples; "10 000" groups digits with spaces.
+UNITS = {"": 1, "Ki": 1024, "KiB": 1024, "MiB": 1024 * 1024}
+
+
+def serve_flags() -> list[argparse.Action]:
     from interplay.cli import _parser
 
     commands = _parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
     serve = commands.choices["serve"]  # type: ignore[index]
-    flags = {a.option_strings[-1] for a in serve._actions if a.option_strings} - {"--help"}
-    operations = README[README.index("## Operations") : README.index("## Embedding the core")]
-    table = {flag for flag in re.findall(r"`(--[a-z-]+)`", operations)}
+    return [a for a in serve._actions if a.dest != "help"]
+
+
+def serve_defaults() -> dict[str, object]:
+    """Each ``interplay serve`` flag and its default (as built: no INTERPLAY_* variable set)."""
+    return {a.option_strings[-1]: a.default for a in serve_flags()}
+
+
+def table_defaults() -> dict[str, str]:
+    """The Operations table: each flag and its default as written (a row ``--a` / `--b``
+    writes its defaults as ``x / y``)."""
+    written = {}
+    for line in TABLE.splitlines()[2:]:
+        flags_cell, default_cell, _ = line.strip("|").split(" | ", 2)
+        flags = re.findall(r"`(--[a-z-]+)`", flags_cell)
+        cells = default_cell.split(" / ") if len(flags) > 1 else [default_cell]
+        assert len(cells) == len(flags), line
+        written.update(zip(flags, cells, strict=True))
+    return written
+
+
+def as_written(value: object) -> object:
+    """A flag's default as the table writes it: none, a number, or the text (no backticks)."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return str(value)
+
+
+def read(cell: str) -> object:
+    cell = re.sub(r" \(.*\)$", "", cell.strip()).strip("`")  # "0 (off)": the value is 0
+    if cell == "none":
+        return None
+    number = re.fullmatch(r"(\d[\d ]*(?:\.\d+)?) ?(Ki|KiB|MiB)?", cell)
+    if number:
+        return float(number[1].replace(" ", "")) * UNITS[number[2] or ""]
+    return cell
+
+
+def test_every_serve_flag_is_in_the_operations_table() -> None:
+    flags = set(serve_defaults())
+    table = {flag for flag in re.findall(r"`(--[a-z-]+)`", OPERATIONS)}
     assert flags == table
+
+
+def test_the_operations_table_names_each_flags_variable() -> None:
+    read_by = {  # the help text of a flag that reads INTERPLAY_X says [INTERPLAY_X]
+        a.option_strings[-1]: variable[0]
+        for a in serve_flags()
+        if (variable := re.findall(r"\[(INTERPLAY_[A-Z_]+)", a.help or ""))
+    }
+    table = dict(re.findall(r"^\| `(--[a-z-]+)` / `(INTERPLAY_[A-Z_]+)` \|", TABLE, re.MULTILINE))
+    assert read_by == table
+
+
+def test_the_operations_table_shows_each_flags_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("INTERPLAY_"):
+            monkeypatch.delenv(name)
+    defaults = serve_defaults()
+    written = {flag: read(cell) for flag, cell in table_defaults().items()}
+    assert written.keys() == defaults.keys()
+    wrong = {
+        flag: (written[flag], default)
+        for flag, default in defaults.items()
+        if written[flag] != as_written(default)
+    }
+    assert wrong == {}  # flag: (the table's value, the flag's default)

@@ -28,6 +28,9 @@ log = logging.getLogger("interplay.server")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerSettings:
+    """How the gRPC server listens: the one place these defaults live (``interplay serve``
+    reads them)."""
+
     host: str = "127.0.0.1"
     port: int = 50051
     # Bytes per received message, checked on the length prefix before the body is read.
@@ -52,6 +55,23 @@ class ServerSettings:
     keepalive_timeout: float = 10.0
     # Prometheus metrics at http://host:metrics_port/metrics (metrics.py); None: no exporter.
     metrics_port: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("port", "metrics_port"):
+            port = getattr(self, name)
+            if port is not None and not 0 <= port <= 65535:
+                raise ValueError(f"{name}: must be 0 to 65535, got {port}")
+        for name in ("max_message_bytes", "stream_window", "connection_window", "max_streams"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if not self.grace >= 0:  # NaN fails too
+            raise ValueError(f"grace: must be 0 or more seconds, got {self.grace}")
+        if self.keepalive_time is not None and not self.keepalive_time > 0:
+            raise ValueError(
+                f"keepalive_time: must be positive (None: no pings), got {self.keepalive_time}"
+            )
+        if not self.keepalive_timeout > 0:
+            raise ValueError(f"keepalive_timeout: must be positive, got {self.keepalive_timeout}")
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
