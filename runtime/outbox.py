@@ -72,6 +72,14 @@ class Outbox:
         self._on_resume = on_resume
         self._ready = anyio.Event()
 
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    @property
+    def done(self) -> bool:
+        """Closed and flushed: its writer has nothing more to do."""
+        return self.closed and not self.buffer
+
     def push(self, item: Broadcast) -> Signal | None:
         signal = self.buffer.push(item)
         self._ready.set()
@@ -139,6 +147,13 @@ class StateOutbox:
         self.closed = False
         self._failure: BaseException | None = None
         self._ready = anyio.Event()
+
+    def __len__(self) -> int:
+        return 1 if self.slot else 0
+
+    @property
+    def done(self) -> bool:
+        return self.closed and not self.slot
 
     def offer(self, tick: EncodedTick) -> bool:
         """True when it superseded a state this session never got."""

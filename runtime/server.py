@@ -92,6 +92,7 @@ class Counters:
 class Statistics:
     counters: Counters
     sessions: int
+    writers: int  # sessions whose writer task runs (the others are idle: no task)
     paused_sessions: int
     pending_writes: int
 
@@ -100,16 +101,21 @@ class Session:
     """One call of one client: its outbox, rate and identity."""
 
     __slots__ = (
+        "active",
         "bucket",
         "codec",
         "failure",
+        "flushed",
+        "gone",
         "id",
         "identity",
         "outbox",
         "pause",
         "reading",
+        "send",
         "service",
-        "tasks",
+        "writer",
+        "writing",
     )
 
     def __init__(
@@ -120,6 +126,7 @@ class Session:
         identity: Identity | None,
         outbox: Outbox | StateOutbox,
         bucket: TokenBucket | None,
+        send: Callable[[list[bytes]], Awaitable[None]],
     ) -> None:
         self.id = id
         self.service = service
@@ -128,9 +135,16 @@ class Session:
         self.outbox = outbox
         self.bucket = bucket
         self.pause = 0  # counts pauses: a slow-consumer deadline is for one of them
+        self.send = send
         self.reading: anyio.CancelScope | None = None
-        self.tasks: TaskGroup | None = None
         self.failure: BaseException | None = None  # why the runtime cut it
+        # The writer runs only while there is something to write, or was lately: an idle
+        # session holds no task of its own beside its transport's reader.
+        self.writing = False
+        self.writer: anyio.CancelScope | None = None
+        self.active = False  # written since the last idle sweep
+        self.gone = False  # the transport lost the peer: nothing more can be written
+        self.flushed: anyio.Event | None = None  # set once the writer ends with the outbox
 
 
 class Runtime:
@@ -210,6 +224,9 @@ class Runtime:
         assert self._tasks is not None
         for scope in self._stops:
             scope.cancel()
+        for session in self._sessions.values():
+            if session.writer is not None:
+                session.writer.cancel()
         self._stops.clear()
         await self._tasks.__aexit__(exc_type, exc, tb)
         self._tasks = None
@@ -230,37 +247,42 @@ class Runtime:
         *,
         identity: Identity | None = None,
     ) -> None:
-        """Run one session until the client ends it (return), or raise why it ended."""
+        """Run one session until the client ends it (return), or raise why it ended: a
+        ``CoreError`` a message broke, ``ShuttingDown`` after a drain flushed it, the
+        ``SlowConsumer``/``StorageFailed`` it was cut with, or what ``send`` raised. The
+        caller's task reads; the session's writer is the runtime's, and runs only while there
+        is something to write."""
         if self.shutting_down:
             raise ShuttingDown()
         if self.auth is not None and identity is None:
             raise Unauthenticated("authorization: a 'Bearer <token>' header is required")
-        session = self._open(service, codec, identity)
+        session = self._open(service, codec, identity, send)
         try:
-            drained = False
-            async with anyio.create_task_group() as tasks:
-                session.tasks = tasks
-                written = anyio.Event()
-                tasks.start_soon(self._write, session, send, written)
-                with anyio.CancelScope() as reading:  # shutdown() cancels it
-                    session.reading = reading
-                    drained = await self._read(session, receive)
-                session.reading = None
+            with anyio.CancelScope() as reading:  # shutdown() and a cut cancel it
+                session.reading = reading
+                drained = await self._read(session, receive)
+            session.reading = None
+            if session.failure is None:
                 await self._wait_durable(self._queued)  # its own messages reach it too
                 self._end(session)
                 session.outbox.close()
-                await written.wait()  # flushed (or the writer failed, which raises here)
-                tasks.cancel_scope.cancel()
+                session.flushed = anyio.Event()
+                self._wake_writer(session)
+                await session.flushed.wait()  # flushed, or the session was cut meanwhile
             if session.failure is not None:
                 raise session.failure
             if reading.cancelled_caught or drained:
                 raise ShuttingDown()
-        except BaseExceptionGroup as group:
-            raise _reason(group) from None
         finally:
             self._close(session)
 
-    def _open(self, service: Service, codec: Codec, identity: Identity | None) -> Session:
+    def _open(
+        self,
+        service: Service,
+        codec: Codec,
+        identity: Identity | None,
+        send: Callable[[list[bytes]], Awaitable[None]],
+    ) -> Session:
         sid = str(next(self._ids))
         outbox: Outbox | StateOutbox
         if service is Service.GAME:
@@ -271,7 +293,7 @@ class Runtime:
         bucket = None
         if service is Service.CHAT and self.settings.rate:
             bucket = TokenBucket(self.settings.rate, self.settings.burst, now=self._now())
-        session = Session(sid, service, codec, identity, outbox, bucket)
+        session = Session(sid, service, codec, identity, outbox, bucket, send)
         self._sessions[sid] = session
         self._codecs.setdefault(id(codec), codec)
         counters = self.counters
@@ -282,6 +304,9 @@ class Runtime:
 
     def _close(self, session: Session) -> None:
         session.outbox.close()
+        session.gone = True  # the transport's call is over: nothing more goes out
+        if session.writer is not None:
+            session.writer.cancel()
         self._end(session)
         if self._sessions.pop(session.id, None) is not None:
             counters = self.counters
@@ -372,19 +397,43 @@ class Runtime:
         else:
             self.games.handle(EndSession(session=sid), now=self._now())
 
-    async def _write(
-        self, session: Session, send: Callable[[list[bytes]], Awaitable[None]], done: anyio.Event
-    ) -> None:
-        """The only task that sends on the session (transports require one)."""
-        outbox, codec, counters = session.outbox, session.codec, self.counters
-        try:
-            while (frames := await outbox.next(codec)) is not None:
-                counters.writes += 1
-                await send(frames)
-        except PeerGone:
-            pass  # the transport lost the peer; its handler is being cancelled
-        finally:
-            done.set()
+    def _wake_writer(self, session: Session) -> None:
+        """Start the session's writer unless it runs (or can no longer write)."""
+        if not session.writing and not session.gone and self._tasks is not None:
+            session.writing = True
+            self._tasks.start_soon(self._write, session)
+
+    async def _write(self, session: Session) -> None:
+        """The only task that sends on the session (transports require one). It waits for more
+        while the session is busy; the idle sweep (``_sweep_idle_writers``) ends it when not."""
+        outbox, codec, send, counters = session.outbox, session.codec, session.send, self.counters
+        with anyio.CancelScope() as scope:
+            session.writer = scope
+            try:
+                while (frames := await outbox.next(codec)) is not None:
+                    session.active = True
+                    counters.writes += 1
+                    await send(frames)
+            except PeerGone:
+                session.gone = True  # the transport lost the peer; its call is being ended
+            except Exception as error:
+                if error is not session.failure:  # a transport's error while sending
+                    self._cut(session, error)
+        session.writer = None
+        session.writing = False
+        if session.failure is not None or session.gone or outbox.done:
+            if session.flushed is not None:
+                session.flushed.set()
+        elif outbox:  # written to while the sweep ended it
+            self._wake_writer(session)
+
+    def _sweep_idle_writers(self) -> None:
+        """End the writers of sessions that wrote nothing since the last sweep."""
+        for session in self._sessions.values():
+            if session.active:
+                session.active = False
+            elif session.writer is not None and not session.outbox:
+                session.writer.cancel()
 
     def _now(self) -> float:
         return anyio.current_time()
@@ -456,8 +505,12 @@ class Runtime:
         if session.failure is None:
             session.failure = failure
             session.outbox.fail(failure)
-            if session.tasks is not None:
-                session.tasks.cancel_scope.cancel()
+            if session.writer is not None:
+                session.writer.cancel()
+            if session.reading is not None:
+                session.reading.cancel()
+            if session.flushed is not None:
+                session.flushed.set()
 
     # -- fan-out and flow control --------------------------------------------------------
 
@@ -472,6 +525,8 @@ class Runtime:
                 if session.outbox.push(item) is Signal.PAUSE:  # type: ignore[union-attr]
                     counters.pauses += 1
                     self._pause(session)
+                if not session.writing:
+                    self._wake_writer(session)
 
     def _channels_of(self, sid: str, service: Service) -> frozenset[tuple[Service, str]]:
         """The rooms and documents whose senders wait while ``sid`` is congested."""
@@ -523,9 +578,14 @@ class Runtime:
         self._timer_wakeup.set()
 
     async def _run_timers(self) -> None:
+        every = self.settings.idle_writer_sweep
+        sweep = self._now() + every
         while True:
             wakeup = self._timer_wakeup = anyio.Event()
             now = self._now()
+            if now >= sweep:
+                self._sweep_idle_writers()
+                sweep = now + every
             deadlines = self._deadlines
             while deadlines and deadlines[0][0] <= now:
                 _, _, session, pause = heapq.heappop(deadlines)
@@ -536,14 +596,10 @@ class Runtime:
                 self._run_ticks(tick)
                 continue
             nearest = min(
-                (d for d in (tick, deadlines[0][0] if deadlines else None) if d is not None),
-                default=None,
+                d for d in (tick, deadlines[0][0] if deadlines else None, sweep) if d is not None
             )
-            if nearest is None:
+            with anyio.move_on_after(nearest - now):
                 await wakeup.wait()
-            else:
-                with anyio.move_on_after(nearest - now):
-                    await wakeup.wait()
 
     def _cut_slow(self, session: Session) -> None:
         self.counters.slow_consumer_disconnects += 1
@@ -574,6 +630,8 @@ class Runtime:
                 if session is not None:
                     if session.outbox.offer(encoded):  # type: ignore[union-attr]
                         counters.states_superseded += 1
+                    if not session.writing:
+                        self._wake_writer(session)
                     if tick.restart:  # encode the full state now: the tick pays, not a writer
                         encoded.frame(session.codec, full=True)
             counters.ticks += 1
@@ -618,23 +676,7 @@ class Runtime:
                 c, streams_open_by_rpc=dict(c.streams_open_by_rpc), errors=dict(c.errors)
             ),
             sessions=len(self._sessions),
+            writers=sum(1 for session in self._sessions.values() if session.writing),
             paused_sessions=len(self._blocked),
             pending_writes=self._pending_writes,
         )
-
-
-def _reason(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """Why the session ended, from what its tasks raised: a cancellation from outside (the
-    transport cancelled the call, perhaps while a task was raising a status) wins and the group
-    is re-raised as it is; else the first error (a status to report)."""
-    cancelled = anyio.get_cancelled_exc_class()
-    if group.subgroup(cancelled) is not None:
-        return group
-    pending: list[BaseException] = [group]
-    while pending:
-        error = pending.pop(0)
-        if isinstance(error, BaseExceptionGroup):
-            pending[:0] = list(error.exceptions)
-        elif not isinstance(error, cancelled):
-            return error
-    return group

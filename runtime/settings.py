@@ -22,6 +22,9 @@ class Settings:
     # Writes queued for the backend before readers wait for them to commit (bounds memory
     # when the backend is slower than the senders).
     max_pending_writes: int = 10_000
+    # Seconds between sweeps that end the writer task of a session that wrote nothing since
+    # the last one: an idle session holds no task of its own (its next message starts one).
+    idle_writer_sweep: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.low_water <= self.high_water:
@@ -35,6 +38,8 @@ class Settings:
             raise ValueError(f"rate: must not be negative (0 = unlimited), got {self.rate}")
         if self.rate and self.burst < 1:
             raise ValueError(f"burst: must be at least 1, got {self.burst}")
+        if not self.idle_writer_sweep > 0:
+            raise ValueError(f"idle_writer_sweep: must be positive, got {self.idle_writer_sweep}")
         if self.max_pending_writes < 1:
             raise ValueError(
                 f"max_pending_writes: must be at least 1, got {self.max_pending_writes}"

@@ -163,6 +163,20 @@ async def test_fan_out_every_member_gets_every_text_once_in_seq_order() -> None:
         assert runtime.counters.deliveries >= total * len(calls)
 
 
+async def test_an_idle_session_holds_no_writer_task_and_its_next_message_starts_one() -> None:
+    async with running(settings=Settings(rate=0, idle_writer_sweep=0.05)) as (runtime, tasks):
+        ann, bob = chat(runtime, tasks), chat(runtime, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        assert runtime.statistics().writers >= 1  # they just wrote
+        await until(lambda: runtime.statistics().writers == 0)  # two sweeps with nothing
+        ann.put(post("after the quiet", id="q"))
+        await ann.wait_texts(1)
+        await bob.wait_texts(1)
+        assert [m.content for m in bob.texts()] == ["after the quiet"]
+        await finish(ann, bob)
+
+
 # -- backpressure --------------------------------------------------------------------------
 
 
