@@ -70,7 +70,7 @@ class Outbox:
         self.closed = False
         self._failure: BaseException | None = None
         self._on_resume = on_resume
-        self._ready = anyio.Event()
+        self._ready: anyio.Event | None = None  # while its writer waits (an idle one has none)
 
     def __len__(self) -> int:
         return len(self.buffer)
@@ -82,15 +82,19 @@ class Outbox:
 
     def push(self, item: Broadcast) -> Signal | None:
         signal = self.buffer.push(item)
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
         return signal
 
     async def next(self, codec: Codec) -> list[bytes] | None:
         """The frames to write next, oldest first (up to ``BATCH`` items); None once closed
         and flushed. Raises what ``fail`` was given."""
         while not self.buffer and not self.closed and self._failure is None:
-            self._ready = anyio.Event()
-            await self._ready.wait()
+            self._ready = ready = anyio.Event()
+            try:
+                await ready.wait()
+            finally:
+                self._ready = None
         if self._failure is not None:
             raise self._failure
         if not self.buffer:
@@ -106,12 +110,14 @@ class Outbox:
     def close(self) -> None:
         """No more pushes; the writer returns once the queue is empty."""
         self.closed = True
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
 
     def fail(self, error: BaseException) -> None:
         """The writer raises ``error`` instead of writing more (a cut session)."""
         self._failure = error
-        self._ready.set()
+        if self._ready is not None:
+            self._ready.set()
 
 
 class EncodedTick:
@@ -146,7 +152,7 @@ class StateOutbox:
         self.slot: LatestState[EncodedTick] = LatestState()
         self.closed = False
         self._failure: BaseException | None = None
-        self._ready = anyio.Event()
+        self._ready: anyio.Event | None = None
 
     def __len__(self) -> int:
         return 1 if self.slot else 0
@@ -158,24 +164,31 @@ class StateOutbox:
     def offer(self, tick: EncodedTick) -> bool:
         """True when it superseded a state this session never got."""
         superseded = self.slot.offer(tick)
-        self._ready.set()
+        self._wake()
         return superseded
 
     def close(self) -> None:
         self.closed = True
-        self._ready.set()
+        self._wake()
 
     def fail(self, error: BaseException) -> None:
         self._failure = error
-        self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._ready is not None:
+            self._ready.set()
 
     async def next(self, codec: Codec) -> list[bytes] | None:
         """The state to write now (full if the session missed one); None once closed."""
         while not self.slot and self._failure is None:
             if self.closed:
                 return None
-            self._ready = anyio.Event()
-            await self._ready.wait()
+            self._ready = ready = anyio.Event()
+            try:
+                await ready.wait()
+            finally:
+                self._ready = None
         if self._failure is not None:
             raise self._failure
         tick, full = self.slot.take()
