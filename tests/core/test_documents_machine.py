@@ -43,8 +43,8 @@ from interplay.stores import MemoryStore
 SESSIONS = ["s0", "s1", "s2", "s3"]
 USERS = ["ann", "bob", "cé😀"]
 DOCUMENTS = ["d0", "d1"]
-KEEP = 5  # revisions the server keeps in memory (valid bases, recognised op ids)
-SNAPSHOT_EVERY = 4  # the store keeps a snapshot at every 4th revision and the edits after it
+KEEP = 4  # revisions the server keeps in memory (valid bases, recognised op ids)
+SNAPSHOT_EVERY = 3  # the store keeps a snapshot at every 3rd revision and the edits after it
 MAX_INSERTED = 256  # far above what the editors below type in one send
 INSERTS = ["", "a", "é", "😀", "xy"]
 
@@ -272,7 +272,7 @@ class DocumentHubMachine(RuleBasedStateMachine):
         document=st.sampled_from(DOCUMENTS),
         user=st.sampled_from(USERS),
         since=st.none() | st.integers(-7, 2),  # relative to the head
-        pipeline=st.sampled_from([1, 1, 3]),
+        pipeline=st.sampled_from([1, 3]),
     )
     def open(
         self, session: str, document: str, user: str, since: int | None, pipeline: int
@@ -332,13 +332,19 @@ class DocumentHubMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.editors)
     @rule(data=st.data())
-    def local_edits(self, data: st.DataObject) -> None:
-        """An editor types, deletes, undoes or redoes, sending as its client says (pipelined
-        editors send up to three ops before the first ack)."""
-        editor = self._some_editor(data)
-        for _ in range(data.draw(st.integers(1, 4))):
+    def traffic(self, data: st.DataObject) -> None:
+        """Editors type, delete, undo and redo, sending as their clients say (a pipelining
+        editor sends up to three ops before its first ack), and receive some of what the hub
+        sent them, interleaved: concurrent edits against stale bases."""
+        for _ in range(data.draw(st.integers(1, 10))):
+            editor = self._some_editor(data)
+            how = data.draw(st.sampled_from(["edit", "edit", "edit", "undo", "redo", "receive"]))
+            if how == "receive":
+                for _ in range(data.draw(st.integers(1, 3))):
+                    if editor.inbox:
+                        self._receive_one(editor)
+                continue
             client = editor.client
-            how = data.draw(st.sampled_from(["edit", "edit", "edit", "undo", "redo"]))
             if how == "edit":
                 length = len(client.text)
                 position = data.draw(st.integers(0, length))
@@ -351,8 +357,6 @@ class DocumentHubMachine(RuleBasedStateMachine):
                 send = client.redo()
             if send is not None:
                 self._send(editor, send)
-            if (editor.session, editor.document) not in self.editors:
-                return
 
     @precondition(lambda self: any(e.inbox for e in self.editors.values()))
     @rule(data=st.data(), count=st.integers(1, 4))
@@ -641,12 +645,13 @@ class DocumentHubMachine(RuleBasedStateMachine):
                 editor.in_flight.clear()
                 self._add_editor(editor)
 
-    @rule(go=st.integers(0, 5), back=st.booleans())
+    @precondition(lambda self: any(doc.head for doc in self.docs.values()))
+    @rule(go=st.integers(0, 7), back=st.booleans())
     def restart(self, go: int, back: bool) -> None:
         """The process restarts over the same store: every stream is gone, documents reload
         from the last snapshot and the edits after it; maybe the editors come back."""
-        if go:
-            return
+        if go != 3:
+            return  # rare (Hypothesis favours 0 and the bounds): state needs time to build up
         self._restart_hub()
         editors = sorted(self.editors.items())
         self.editors.clear()
