@@ -430,18 +430,15 @@ class DocumentHubMachine(RuleBasedStateMachine):
     def resend(self, session: str, document: str, data: st.DataObject) -> None:
         """An op re-sent with its op id (a retry, maybe on a new stream after a reconnect or a
         restart) is acknowledged again with its revision, never applied twice, while the
-        server keeps it."""
+        server keeps it. One it no longer keeps is a new edit, on a base no longer kept:
+        refused (the client re-joins)."""
         doc = self.docs[document]
         oldest = self._oldest(document)
         user = self.bound.get(session)
-        kept = sorted(
-            key
-            for key, (revision, _) in doc.sent.items()
-            if revision > oldest and (user is None or key[0] == user)
-        )
-        if not kept:
+        candidates = sorted(key for key in doc.sent if user is None or key[0] == user)
+        if not candidates:
             return
-        user, op_id = data.draw(st.sampled_from(kept))
+        user, op_id = data.draw(st.sampled_from(candidates))
         revision, original = doc.sent[(user, op_id)]
         command = EditDocument(
             session=session,
@@ -453,6 +450,9 @@ class DocumentHubMachine(RuleBasedStateMachine):
             op_id=op_id,
             user=user,
         )
+        if revision <= oldest:
+            assert original.base < oldest
+            return self._refused(command, Expired, "version")
         before = (doc.text, self._stored(document))
         events = self._handle(command)
         ack = Deliver(

@@ -141,7 +141,12 @@ class MatchHubMachine(RuleBasedStateMachine):
             return self._refused(command, AlreadyExists, "player_id")
         elif len(match.seats) >= LIMITS.max_players:
             return self._refused(command, LimitExceeded, "match_id")
+        idle = not match.active
         assert self._handle(command) is True
+        if idle:  # a new match, or one back within the grace: its schedule starts now
+            loop = self.hub.loop(name)
+            assert loop is not None
+            assert loop.next_deadline() == self.now + 1 / SETTINGS.tick_hz
         if player in match.leaves:  # left and came back within one tick: it never left
             del match.leaves[player]
         else:
