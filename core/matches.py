@@ -303,6 +303,8 @@ class MatchHub:
                 ready.append(
                     TickReady(match=name, state=state, to=to, restart=restart if not index else ())
                 )
+            if self._expired(match, now):  # its last leave just applied, long after it left
+                self._close(name)
         return ready
 
     def _expired(self, match: _Match, now: float) -> bool:

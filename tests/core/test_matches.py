@@ -115,3 +115,17 @@ def test_a_player_id_is_free_again_once_its_stream_left() -> None:
     (ready,) = hub.advance(0.2)
     assert ready.to == ("s2",) and ready.restart == ("s2",)
     assert [p.last_sequence for p in ready.state.players] == [1]
+
+
+def test_a_match_whose_last_leave_applies_after_the_grace_closes_in_that_advance() -> None:
+    """Found by the state machine: the leave's tick ran, the grace was over, but the match
+    stayed open and ``next_deadline()`` was already in the past."""
+    hub = MatchHub(settings=SETTINGS)
+    hub.handle(JoinMatch(session="s1", player="ann"), now=0.0)
+    hub.advance(0.1)
+    hub.handle(LeaveMatch(session="s1"), now=0.1)
+    ready = hub.advance(6.0)  # the adapter woke late: the leave applies, grace is over
+    assert [e.kind for e in ready[0].state.events] == ["leave"]
+    stats = hub.statistics()
+    assert (stats.matches, stats.matches_closed) == (0, 1)
+    assert hub.next_deadline() is None
