@@ -17,6 +17,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from interplay.backends import MemoryBackend
 from interplay.core import (
     Acked,
     CloseSession,
@@ -35,10 +36,11 @@ from interplay.core import (
     Remote,
     Snapshot,
 )
+from interplay.core.effects import LoadDocument
 from interplay.core.errors import Expired
 from interplay.core.ot import ClientDocument, TextOp
 from interplay.core.ot.client import Send, State
-from interplay.stores import MemoryStore
+from stored import stored_documents
 
 SESSIONS = ["s0", "s1", "s2", "s3"]
 USERS = ["ann", "bob", "cé😀"]
@@ -49,9 +51,9 @@ MAX_INSERTED = 256  # far above what the editors below type in one send
 INSERTS = ["", "a", "é", "😀", "xy"]
 
 
-def make_document_hub(store: MemoryStore) -> DocumentHub:
-    """The one place a hub is built (its constructor and storage are being refactored)."""
-    return DocumentHub(
+def make_document_hub(store: MemoryBackend) -> DocumentHub:
+    """The one place a hub is built: over ``store``, its storage effects performed at once."""
+    return stored_documents(  # type: ignore[no-any-return]
         store,
         keep=KEEP,
         snapshot_every=SNAPSHOT_EVERY,
@@ -108,7 +110,7 @@ class Editor:
 class DocumentHubMachine(RuleBasedStateMachine):
     @initialize()
     def create(self) -> None:
-        self.store = MemoryStore()
+        self.store = MemoryBackend()
         self.hub = make_document_hub(self.store)
         self.docs = {name: ModelDoc() for name in DOCUMENTS}
         self.editors: dict[tuple[str, str], Editor] = {}
@@ -125,7 +127,7 @@ class DocumentHubMachine(RuleBasedStateMachine):
         self.hub = make_document_hub(self.store)
 
     def _stored(self, document: str) -> tuple[str, int, int] | None:
-        record = self.store.load_document(document)
+        record = self.store.read_now(LoadDocument(document=document))
         return None if record is None else (record.text, record.revision, len(record.edits))
 
     # -- model helpers ---------------------------------------------------------------------
