@@ -8,7 +8,8 @@ two coroutines: ``receive()`` (the next wire message, None at the client's end) 
   event a ``Broadcast`` pushed into every recipient's outbox, after the writes it depends on
   are durable (group commit: every write queued while the backend works goes in its next
   call, and deliveries keep the order in which commands were handled);
-* a writer drains the session's outbox into ``send``, many frames per write;
+* a writer (the runtime's task, started by the first delivery and ended by an idle sweep, so an
+  idle session holds none) drains the session's outbox into ``send``, many frames per write;
 * on the client's end: the session ends in its hub, its outbox is flushed, ``serve`` returns;
   on a drain: the same, then ``ShuttingDown``; a cut session raises ``SlowConsumer`` or
   ``StorageFailed``; a refused message its ``CoreError``: the adapter maps each with one table.
@@ -18,7 +19,10 @@ stops reading from its senders until the outbox falls to low water; a receiver a
 longer than the drain timeout is cut. Rate limits shape: a sender faster than its rate waits.
 Game states are never queued: a GameSync outbox keeps only the newest state.
 
-Timers live in one task: slow-consumer deadlines and the matches' ticks.
+Timers live in one task: slow-consumer deadlines, the matches' ticks and the idle-writer sweep.
+
+(DESIGN §8 sketches ``open``/``submit``/``outbound``/``finish``; ``serve`` is that loop written
+once, so a transport hands over its two wire coroutines instead of writing it again.)
 """
 
 from __future__ import annotations
