@@ -82,8 +82,10 @@ class Outbox:
 
     def push(self, item: Broadcast) -> Signal | None:
         signal = self.buffer.push(item)
-        if self._ready is not None:
-            self._ready.set()
+        ready = self._ready
+        if ready is not None:  # wake a waiting writer once, not once per item
+            self._ready = None
+            ready.set()
         return signal
 
     async def next(self, codec: Codec) -> list[bytes] | None:
@@ -110,14 +112,17 @@ class Outbox:
     def close(self) -> None:
         """No more pushes; the writer returns once the queue is empty."""
         self.closed = True
-        if self._ready is not None:
-            self._ready.set()
+        self._wake()
 
     def fail(self, error: BaseException) -> None:
         """The writer raises ``error`` instead of writing more (a cut session)."""
         self._failure = error
-        if self._ready is not None:
-            self._ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.set()
 
 
 class EncodedTick:
@@ -176,8 +181,9 @@ class StateOutbox:
         self._wake()
 
     def _wake(self) -> None:
-        if self._ready is not None:
-            self._ready.set()
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            ready.set()
 
     async def next(self, codec: Codec) -> list[bytes] | None:
         """The state to write now (full if the session missed one); None once closed."""

@@ -519,18 +519,19 @@ class Runtime:
     # -- fan-out and flow control --------------------------------------------------------
 
     def _deliver(self, deliveries: Deliveries) -> None:
-        sessions, counters = self._sessions, self.counters
+        sessions, delivered = self._sessions, 0
         for to, item in deliveries:
             for sid in to:
                 session = sessions.get(sid)
                 if session is None:
                     continue  # its call is ending; its disconnect is being handled
-                counters.deliveries += 1
+                delivered += 1
                 if session.outbox.push(item) is Signal.PAUSE:  # type: ignore[union-attr]
-                    counters.pauses += 1
+                    self.counters.pauses += 1
                     self._pause(session)
                 if not session.writing:
                     self._wake_writer(session)
+        self.counters.deliveries += delivered
 
     def _channels_of(self, sid: str, service: Service) -> frozenset[tuple[Service, str]]:
         """The rooms and documents whose senders wait while ``sid`` is congested."""
