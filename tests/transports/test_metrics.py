@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import urllib.request
 from collections.abc import AsyncIterator
@@ -25,6 +26,8 @@ from interplay.core.matches import GameSettings, MatchHub
 from interplay.runtime.metrics import metrics_registry, start_metrics_server
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.service import ChatService
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 pytestmark = pytest.mark.anyio
 
@@ -102,6 +105,10 @@ async def test_a_fresh_server_exports_every_metric_at_zero() -> None:
         "interplay_slow_consumer_disconnects_total",
         "interplay_ticks_total",
         "interplay_game_states_superseded_total",
+        "interplay_messages_shaped_total",
+        "interplay_store_commits_total",
+        "interplay_store_writes_total",
+        "interplay_store_failures_total",
     ):
         assert got(name) == 0, name
         assert got.types[name.removesuffix("_total")] == "counter"
@@ -118,6 +125,12 @@ async def test_a_fresh_server_exports_every_metric_at_zero() -> None:
         assert got.buckets(histogram)[-1] == (float("inf"), 0)
     assert got("interplay_store_write_seconds_count") == 0
     assert got("interplay_store_commits_total") == got("interplay_store_writes_total") == 0
+    # every metric the README's table lists is exported
+    readme = README.read_text()
+    listed = set(re.findall(r"^\| `(interplay_[a-z_]+)", readme, re.M))
+    listed |= set(re.findall(r"`, `(interplay_[a-z_]+)` \|", readme))
+    exported = set(got.types) | {f"{name}_total" for name in got.types}
+    assert listed and listed <= exported, listed - exported
     # a registry of its own: nothing lands in the process-global one
     assert not [m for m in REGISTRY.collect() if m.name.startswith("interplay_")]
 
