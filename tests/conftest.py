@@ -12,7 +12,8 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.register_profile("dev", max_examples=100, deadline=None)
+# The inner loop (`pytest -m "not slow"`): few examples, fast; CI and the long run go deep.
+settings.register_profile("dev", max_examples=40, deadline=None)
 # Long local run before resolving a core issue: HYPOTHESIS_PROFILE=long pytest tests/core
 settings.register_profile(
     "long",
