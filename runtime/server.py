@@ -256,6 +256,8 @@ class Runtime:
         ``SlowConsumer``/``StorageFailed`` it was cut with, or what ``send`` raised. The
         caller's task reads; the session's writer is the runtime's, and runs only while there
         is something to write."""
+        if self._tasks is None:
+            raise RuntimeError("the runtime is not running: serve inside 'async with Runtime(...)'")
         if self.shutting_down:
             raise ShuttingDown()
         if self.auth is not None and identity is None:
@@ -272,6 +274,8 @@ class Runtime:
                 session.outbox.close()
                 session.flushed = anyio.Event()
                 self._wake_writer(session)
+                if not session.writing:  # its peer is gone: there is nothing to flush into
+                    session.flushed.set()
                 await session.flushed.wait()  # flushed, or the session was cut meanwhile
             if session.failure is not None:
                 raise session.failure

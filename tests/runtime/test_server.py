@@ -459,3 +459,17 @@ async def test_a_join_outside_the_identitys_rooms_is_refused_naming_the_field() 
         assert isinstance(refused, PermissionDenied)
         assert refused.field == "room"
         assert runtime.rooms.members("secret") == []
+
+
+async def test_serving_needs_a_running_runtime() -> None:
+    runtime = Runtime(MemoryBackend())  # never entered: it has no tasks to write or tick with
+
+    async def nothing() -> None:
+        return None
+
+    async def send(frames: list[bytes]) -> None:
+        raise AssertionError("nothing is sent")
+
+    with pytest.raises(RuntimeError, match="async with Runtime"):
+        await runtime.serve(Service.CHAT, RecordingCodec(), nothing, send)
+    assert runtime.counters.streams_opened == 0
