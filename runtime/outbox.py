@@ -60,57 +60,26 @@ class Broadcast:
         return frames
 
 
-class Outbox:
-    """What is queued for one session, and a way for its writer to wait for more."""
+class _Waiting:
+    """What both outboxes share: closing, failing, and the one writer waiting for more."""
 
-    __slots__ = ("_failure", "_on_resume", "_ready", "buffer", "closed")
+    __slots__ = ("_failure", "_ready", "closed")
 
-    def __init__(self, high: int, low: int, on_resume: Callable[[], None]) -> None:
-        self.buffer: BackpressureBuffer[Broadcast] = BackpressureBuffer(high=high, low=low)
+    def __init__(self) -> None:
         self.closed = False
         self._failure: BaseException | None = None
-        self._on_resume = on_resume
         self._ready: anyio.Event | None = None  # while its writer waits (an idle one has none)
 
     def __len__(self) -> int:
-        return len(self.buffer)
+        raise NotImplementedError
 
     @property
     def done(self) -> bool:
         """Closed and flushed: its writer has nothing more to do."""
-        return self.closed and not self.buffer
-
-    def push(self, item: Broadcast) -> Signal | None:
-        signal = self.buffer.push(item)
-        ready = self._ready
-        if ready is not None:  # wake a waiting writer once, not once per item
-            self._ready = None
-            ready.set()
-        return signal
-
-    async def next(self, codec: Codec) -> list[bytes] | None:
-        """The frames to write next, oldest first (up to ``BATCH`` items); None once closed
-        and flushed. Raises what ``fail`` was given."""
-        while not self.buffer and not self.closed and self._failure is None:
-            self._ready = ready = anyio.Event()
-            try:
-                await ready.wait()
-            finally:
-                self._ready = None
-        if self._failure is not None:
-            raise self._failure
-        if not self.buffer:
-            return None
-        items, signal = self.buffer.pop_many(BATCH)
-        if signal is Signal.RESUME:
-            self._on_resume()
-        frames: list[bytes] = []
-        for item in items:
-            frames.extend(item.frames(codec))
-        return frames
+        return self.closed and not len(self)
 
     def close(self) -> None:
-        """No more pushes; the writer returns once the queue is empty."""
+        """No more items; the writer returns once what is there has gone."""
         self.closed = True
         self._wake()
 
@@ -120,9 +89,55 @@ class Outbox:
         self._wake()
 
     def _wake(self) -> None:
+        """Wake a waiting writer, once (not once per item)."""
         ready, self._ready = self._ready, None
         if ready is not None:
             ready.set()
+
+    async def _wait(self) -> None:
+        """Until there is something to write, the outbox closed, or it failed (raised)."""
+        while not len(self) and not self.closed and self._failure is None:
+            self._ready = ready = anyio.Event()
+            try:
+                await ready.wait()
+            finally:
+                self._ready = None
+        if self._failure is not None:
+            raise self._failure
+
+
+class Outbox(_Waiting):
+    """What is queued for one session, with water marks (``BackpressureBuffer``)."""
+
+    __slots__ = ("_on_resume", "buffer")
+
+    def __init__(self, high: int, low: int, on_resume: Callable[[], None]) -> None:
+        super().__init__()
+        self.buffer: BackpressureBuffer[Broadcast] = BackpressureBuffer(high=high, low=low)
+        self._on_resume = on_resume
+
+    def __len__(self) -> int:
+        return len(self.buffer)
+
+    def push(self, item: Broadcast) -> Signal | None:
+        signal = self.buffer.push(item)
+        if self._ready is not None:
+            self._wake()
+        return signal
+
+    async def next(self, codec: Codec) -> list[bytes] | None:
+        """The frames to write next, oldest first (up to ``BATCH`` items); None once closed
+        and flushed. Raises what ``fail`` was given."""
+        await self._wait()
+        if not self.buffer:
+            return None
+        items, signal = self.buffer.pop_many(BATCH)
+        if signal is Signal.RESUME:
+            self._on_resume()
+        frames: list[bytes] = []
+        for item in items:
+            frames.extend(item.frames(codec))
+        return frames
 
 
 class EncodedTick:
@@ -147,24 +162,18 @@ class EncodedTick:
         return data
 
 
-class StateOutbox:
+class StateOutbox(_Waiting):
     """The newest game state waiting for one GameSync session: ``LatestState`` plus a wake-up
     for its writer. A slow player holds one state, never a queue, and blocks nobody."""
 
-    __slots__ = ("_failure", "_ready", "closed", "slot")
+    __slots__ = ("slot",)
 
     def __init__(self) -> None:
+        super().__init__()
         self.slot: LatestState[EncodedTick] = LatestState()
-        self.closed = False
-        self._failure: BaseException | None = None
-        self._ready: anyio.Event | None = None
 
     def __len__(self) -> int:
         return 1 if self.slot else 0
-
-    @property
-    def done(self) -> bool:
-        return self.closed and not self.slot
 
     def offer(self, tick: EncodedTick) -> bool:
         """True when it superseded a state this session never got."""
@@ -172,30 +181,10 @@ class StateOutbox:
         self._wake()
         return superseded
 
-    def close(self) -> None:
-        self.closed = True
-        self._wake()
-
-    def fail(self, error: BaseException) -> None:
-        self._failure = error
-        self._wake()
-
-    def _wake(self) -> None:
-        ready, self._ready = self._ready, None
-        if ready is not None:
-            ready.set()
-
     async def next(self, codec: Codec) -> list[bytes] | None:
         """The state to write now (full if the session missed one); None once closed."""
-        while not self.slot and self._failure is None:
-            if self.closed:
-                return None
-            self._ready = ready = anyio.Event()
-            try:
-                await ready.wait()
-            finally:
-                self._ready = None
-        if self._failure is not None:
-            raise self._failure
+        await self._wait()
+        if not self.slot:
+            return None
         tick, full = self.slot.take()
         return [tick.frame(codec, full=full)]
