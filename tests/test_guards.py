@@ -49,7 +49,7 @@ def test_runtime_imports_no_wire_library() -> None:
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("folder", ["core", "runtime", "backends", "stores", "transports", "app"])
+@pytest.mark.parametrize("folder", ["core", "runtime", "backends", "transports", "app"])
 def test_folder_names_are_not_importable(folder: str) -> None:
     assert importlib.util.find_spec(folder) is None
 
