@@ -58,7 +58,8 @@ Request = JoinRequest | TextRequest | LeaveRequest | TypingRequest
 @dataclass(slots=True)
 class _Room:
     epoch: str = ""
-    last_seq: int | None = None  # None: take the next TEXT as the start
+    last_seq: int | None = None  # None: take the next TEXT as the start ...
+    head: int | None = None  # ... if it is not past the head our JOIN echo carried (+ 1)
     syncing: bool = True  # a JOIN was sent; its echo has not come back yet
     echoed: bool = False  # the echo came back; a SYSTEM notice now means "start over"
     announced: bool = False  # the application has seen its JOIN echo once
@@ -150,6 +151,11 @@ class ClientRooms:
         if message.kind is not Kind.TEXT:
             return [*seen, message], []
         last = state.last_seq
+        if last is None and state.head is not None and message.seq > state.head + 1:
+            # The first TEXT after a fresh JOIN skipped past the head it announced: what came
+            # between was lost on the way (a gap with no seq to resume from): join again.
+            self._gaps += 1
+            return seen, [self._join_request(message.room, state)]
         if last is not None and message.seq <= last:
             self._duplicates += 1
             self._acknowledge(message)
@@ -200,6 +206,7 @@ class ClientRooms:
         state.known = (state.members - {self.user}) if state.announced else None
         state.members = {self.user}
         state.epoch = message.epoch  # if it changed, a SYSTEM notice follows: see receive()
+        state.head = message.seq  # history ends there, live traffic starts right after
         if state.announced:
             return []  # a rejoin (reconnect or gap) is invisible to the application
         state.announced = True
