@@ -450,6 +450,8 @@ class Runtime:
 
     def _commit(self, writes: list[Write], deliveries: Deliveries) -> None:
         """Deliver ``deliveries`` once ``writes`` and every write before them are durable."""
+        if not writes and not deliveries:
+            return  # e.g. the second end of a session, or a TYPING with no one to tell
         if not writes and not self._pending and not self._flushing:
             self._deliver(deliveries)
             return
