@@ -1,0 +1,195 @@
+"""Wiring a ``websockets`` server around the service, serving the browser app beside it.
+
+One port serves both: ``/chat``, ``/edit`` and ``/game`` are WebSocket endpoints (one call per
+socket); any other ``GET`` is plain HTTP for the static files of the browser app (``web/``,
+installed as ``interplay.web``), so ``interplay serve`` needs nothing else for a browser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import socket
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import NegotiationError
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from interplay.runtime.server import Runtime
+
+from .codec import PATHS, SUBPROTOCOLS
+from .service import WebSocketService
+
+log = logging.getLogger("interplay.websocket")
+
+# Bytes per received frame, checked on the frame header before its payload is buffered; as for
+# gRPC, above the largest valid message (64 Ki code points of UTF-8; JSON adds escapes).
+MAX_MESSAGE_BYTES = 1024 * 1024
+
+
+def default_web_root() -> Path | None:
+    """The installed browser app, if this installation has it."""
+    try:
+        import interplay.web
+    except ImportError:
+        return None
+    root = Path(interplay.web.__file__).parent
+    return root if (root / "index.html").is_file() else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSocketSettings:
+    """How the WebSocket server listens: the one place these defaults live (``interplay
+    serve`` reads them)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Bytes per received frame (``websockets``' max_size): larger ones close the call with
+    # 1009 before they are buffered.
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+    # Frames the library buffers per connection before it stops reading the socket (TCP flow
+    # control then holds the client), and the write buffer's high-water mark in bytes: a
+    # writer waits above it, which is how a slow reader's backpressure reaches the runtime.
+    max_queue: int = 16
+    write_limit: int = 64 * 1024
+    # Pings: a peer that has not answered one within ping_timeout is closed (1011) and its
+    # session ends as a disconnect. None: no pings.
+    ping_interval: float | None = 20.0
+    ping_timeout: float = 20.0
+    # Seconds a shutdown waits for calls to flush and end before closing what is left.
+    grace: float = 10.0
+    # The browser app's files; None: no app (only the WebSocket endpoints).
+    web_root: Path | None = None
+    tls: ssl.SSLContext | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port: must be 0 to 65535, got {self.port}")
+        for name in ("max_message_bytes", "max_queue", "write_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if self.ping_interval is not None and not self.ping_interval > 0:
+            raise ValueError(
+                f"ping_interval: must be positive (None: no pings), got {self.ping_interval}"
+            )
+        if not self.ping_timeout > 0:
+            raise ValueError(f"ping_timeout: must be positive, got {self.ping_timeout}")
+        if not self.grace >= 0:
+            raise ValueError(f"grace: must be 0 or more seconds, got {self.grace}")
+
+
+class StaticFiles:
+    """GET of the browser app's files, as ``process_request`` responses."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root.resolve() if root is not None else None
+
+    def respond(self, path: str) -> Response:
+        if self.root is None:
+            return _text(HTTPStatus.NOT_FOUND, "no browser app is installed with this server\n")
+        relative = path.lstrip("/") or "index.html"
+        file = (self.root / relative).resolve()
+        if (
+            not file.is_relative_to(self.root)
+            or not file.is_file()
+            or file.name.startswith(("_", "."))
+        ):
+            return _text(HTTPStatus.NOT_FOUND, f"not found: {path}\n")
+        kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+        if kind.startswith("text/") or kind in ("application/javascript", "application/json"):
+            kind += "; charset=utf-8"
+        headers = Headers(
+            [
+                ("Content-Type", kind),
+                ("Cache-Control", "no-cache"),
+                ("X-Content-Type-Options", "nosniff"),
+            ]
+        )
+        return Response(HTTPStatus.OK, "OK", headers, file.read_bytes())
+
+
+def _text(status: HTTPStatus, body: str) -> Response:
+    headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
+    return Response(status.value, status.phrase, headers, body.encode())
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    for name in SUBPROTOCOLS:
+        if name in offered:
+            return Subprotocol(name)
+    wanted = " or ".join(SUBPROTOCOLS)
+    if not offered:
+        raise NegotiationError(f"missing subprotocol: ask for {wanted}")
+    raise NegotiationError(f"unknown subprotocol {', '.join(offered)}: ask for {wanted}")
+
+
+async def start(
+    runtime: Runtime, settings: WebSocketSettings, *, sock: socket.socket | None = None
+) -> tuple[Server, WebSocketService]:
+    """Listen on ``settings.host``/``port``, or on a bound ``sock`` (the runtime must be
+    running); the caller stops it with ``drain``."""
+    service = WebSocketService(runtime)
+    files = StaticFiles(settings.web_root)
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.partition("?")[0]
+        if path in PATHS:
+            return None  # a call: the WebSocket handshake goes on
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            endpoints = ", ".join(PATHS)
+            return _text(
+                HTTPStatus.NOT_FOUND, f"no endpoint {path}: the endpoints are {endpoints}\n"
+            )
+        return files.respond(path)
+
+    mimetypes.add_type("text/javascript", ".mjs")
+    server = await serve(
+        service.handle,
+        None if sock else settings.host,
+        None if sock else settings.port,
+        sock=sock,
+        process_request=process_request,
+        select_subprotocol=_select_subprotocol,
+        subprotocols=[Subprotocol(name) for name in SUBPROTOCOLS],
+        max_size=settings.max_message_bytes,
+        max_queue=settings.max_queue,
+        write_limit=settings.write_limit,
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        ssl=settings.tls,
+        server_header=None,
+    )
+    return server, service
+
+
+def bound(server: Server) -> str:
+    return ", ".join(
+        f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.server.sockets or ()
+    )
+
+
+async def drain(server: Server, service: WebSocketService, grace: float) -> None:
+    """Stop accepting; every session flushes and closes with 1012 (reconnect and resume);
+    after ``grace`` seconds what is left is closed (1001)."""
+    service.shutdown()
+    server.server.close()  # stop accepting; connections stay open to flush
+    try:
+        await asyncio.wait_for(service.wait_closed(), grace)
+    except TimeoutError:
+        log.warning(
+            "shutdown: after %g s, %d WebSocket calls still open; closing them",
+            grace,
+            len(server.connections),
+        )
+    server.close()
+    await server.wait_closed()
