@@ -92,6 +92,7 @@ export class ChatView {
   send(content) {
     if (!this.current || !content.trim()) return;
     this.connection.send(this.rules.text(this.current, content));
+    this.lastTyping = 0; // typing on after a send is news again
     this.renderMessages();
   }
 

@@ -142,7 +142,7 @@ export class GameView {
         const row = el(
           "tr",
           { class: [p.id === this.user && "me", dead && "dead"].filter(Boolean).join(" "), dataset: { player: p.id, x: String(p.x), y: String(p.y) } },
-          el("td", {}, el("span", { class: "swatch", style: `--hue: ${hueFor(p.id)}` }), p.id),
+          el("td", {}, el("div", { class: "who" }, el("span", { class: "swatch", style: `--hue: ${hueFor(p.id)}` }), p.id)),
           el("td", {}, el("div", { class: "bar" }, el("span", { style: `width: ${Math.max(0, p.health)}%` }))),
           el("td", {}, p.attributes.kills ?? "0"),
           el("td", {}, p.attributes.deaths ?? "0"),
@@ -191,7 +191,7 @@ export class GameView {
       g.stroke();
       g.setLineDash([]);
     }
-    const radius = Math.max(6, 14 * scale);
+    const radius = Math.max(7, 18 * scale);
     for (const p of players) {
       const x = p.x * scale;
       const y = p.y * scale;
