@@ -126,8 +126,10 @@ def interplay_process(
     """``interplay serve`` in a subprocess on a free port (or ``--port P`` in ``extra``);
     SIGTERM at the end, exit code 0 (unless the test ``killed`` it)."""
     exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
+    websocket = () if "--ws-port" in extra else ("--ws-port", "0")  # none unless asked for
+    argv = [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING"]
     with subprocess.Popen(
-        [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING", *extra],
+        [*argv, *websocket, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -86,6 +86,16 @@ class WebSocketSettings:
             raise ValueError(f"grace: must be 0 or more seconds, got {self.grace}")
 
 
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    """A server context for WebSocket and the app's pages: the certificate chain and key
+    (PEM files), TLS 1.2 or newer, ALPN HTTP/1.1 (WebSocket over HTTP/2 is another protocol)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
 class StaticFiles:
     """GET of the browser app's files, as ``process_request`` responses."""
 
