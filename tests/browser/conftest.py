@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import async_playwright
 from playwright.sync_api import Page as SyncPage
 from playwright.sync_api import Route, sync_playwright
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, WEB, PageLog
+from browser_support import CHROMIUM, CHROMIUM_ARGS, WEB, Pages
 
 REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
@@ -29,38 +29,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def _failed(request: pytest.FixtureRequest) -> bool:
     reports = request.node.stash.get(REPORTS, {})
     return any(report.failed for report in reports.values())
-
-
-class Pages:
-    """Opens pages in one browser, each with its console log kept."""
-
-    def __init__(self, browser: Browser) -> None:
-        self.browser = browser
-        self.opened: list[tuple[Page, PageLog]] = []
-
-    async def open(self, url: str) -> Page:
-        context = await self.browser.new_context(viewport={"width": 1280, "height": 800})
-        page = await context.new_page()
-        log = PageLog(f"page{len(self.opened) + 1}")
-        log.attach(page)
-        self.opened.append((page, log))
-        await page.goto(url)
-        return page
-
-    async def keep(self, folder: Path) -> list[Path]:
-        """Screenshots and console logs of every page, for a failed test."""
-        kept = []
-        for page, log in self.opened:
-            png = folder / f"{log.name}.png"
-            try:
-                await page.screenshot(path=str(png), full_page=True)
-                kept.append(png)
-            except Exception as exc:  # a crashed page has no screenshot; say so in its log
-                log.lines.append(f"[screenshot failed: {exc}]")
-            text = folder / f"{log.name}-console.log"
-            text.write_text("\n".join(log.lines) + "\n")
-            kept.append(text)
-        return kept
 
 
 @pytest.fixture

@@ -1,0 +1,149 @@
+"""The browser app in chromium against `interplay serve` (a subprocess on real ports): people
+chat, co-edit with a gRPC editor, play against a gRPC player, and ride out a server kill."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import anyio
+import pytest
+from playwright.async_api import Page, expect
+
+from browser_support import Pages, WebServer, free_port, web_serve
+from helpers import eventually
+from interplay.core import Kind
+from interplay.core.backoff import BackoffPolicy
+from interplay.transports.grpc.client import ChatClient, EditClient, GameClient
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+FAST = BackoffPolicy(initial=0.2, multiplier=1.5, cap=1.0)
+
+
+async def texts(page: Page) -> list[tuple[int, str, str]]:
+    """The chat messages a page shows: (seq, sender, text), pending ones with seq 0."""
+    rows = await page.locator("#messages li.message").evaluate_all(
+        "nodes => nodes.map(n => [Number(n.dataset.seq), n.dataset.sender,"
+        " n.querySelector('.body').textContent])"
+    )
+    return [(seq, sender, text) for seq, sender, text in rows]
+
+
+async def say(page: Page, text: str) -> None:
+    await page.fill("#message-input", text)
+    await page.press("#message-input", "Enter")
+
+
+async def test_two_pages_chat_with_presence_typing_and_history(
+    pages: Pages, tmp_path: Path
+) -> None:
+    with web_serve(tmp_path / "chat.db") as server:
+        ann = await pages.open(server.url("user=ann&room=lobby"))
+        await expect(ann.locator("#chat-status")).to_have_text("connected")
+        bob = await pages.open(server.url("user=bob&room=lobby"))
+        await expect(ann.locator("#member-list [data-member=bob]")).to_be_visible()
+        await expect(bob.locator("#member-list li")).to_have_count(2)
+
+        await say(ann, "hi bob")
+        await expect(bob.locator("#messages li.message")).to_have_count(1)
+        await bob.locator("#message-input").press_sequentially("hi ann, astral 𝄞 ok")
+        await expect(ann.locator("#typing")).to_have_text("bob is typing…")
+        await bob.press("#message-input", "Enter")
+        await expect(ann.locator("#typing")).to_have_text("")
+        want = [(1, "ann", "hi bob"), (2, "bob", "hi ann, astral 𝄞 ok")]
+        for page in (ann, bob):
+            await expect(page.locator("#messages li.message:not(.pending)")).to_have_count(2)
+            assert await texts(page) == want
+
+        # A third person gets the history on join; leaving is announced.
+        cat = await pages.open(server.url("user=cat&room=lobby"))
+        await expect(cat.locator("#messages li.message")).to_have_count(2)
+        assert await texts(cat) == want
+        await expect(ann.locator("#member-list li")).to_have_count(3)
+        await cat.close()
+        await expect(ann.locator("#member-list li")).to_have_count(2)
+        await expect(ann.locator("#messages .notice", has_text="cat left")).to_be_visible()
+        for _, log in pages.opened:
+            assert log.errors == []
+
+
+async def editor_state(page: Page) -> tuple[str, int, bool]:
+    """What the page's textarea shows, its revision, and whether every edit is acknowledged."""
+    meta = page.locator("#doc-meta")
+    return (
+        await page.input_value("#doc-text"),
+        int(await meta.get_attribute("data-revision") or -1),
+        await meta.get_attribute("data-settled") == "true",
+    )
+
+
+async def converged(editors: list[Page], cat: EditClient) -> str:
+    """Wait until both pages and the gRPC editor hold the same acknowledged text."""
+
+    async def check() -> bool:
+        states = [await editor_state(page) for page in editors]
+        return all(
+            settled and (text, revision) == (cat.text, cat.doc.revision)
+            for text, revision, settled in states
+        )
+
+    with anyio.fail_after(20):
+        while not (cat.editor.settled and await check()):
+            await anyio.sleep(0.05)
+    return cat.text
+
+
+async def test_two_pages_and_a_grpc_editor_type_at_once_and_converge(
+    pages: Pages, tmp_path: Path
+) -> None:
+    """ann types lowercase at the end, bob uppercase at the start, cat (gRPC) appends digits,
+    all at once: every editor ends with the same text, each one's characters once, in order;
+    ann's undo takes back only her own typing."""
+    typed = {"ann": "abcdefghijklmnopqrstuvwxyz", "bob": "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+    digits = "0123456789" * 2
+    with web_serve(tmp_path / "docs.db") as server:
+        async with EditClient("127.0.0.1", server.grpc_port, user="cat", document="notes") as cat:
+            await cat.wait_synced()
+            await cat.insert(0, "--")
+            ann = await pages.open(server.url("user=ann&doc=notes", "editor"))
+            bob = await pages.open(server.url("user=bob&doc=notes", "editor"))
+            for page in (ann, bob):
+                await expect(page.locator("#doc-text")).to_have_value("--")
+            await ann.locator("#doc-text").press("Control+End")
+            await bob.locator("#doc-text").press("Control+Home")
+
+            async def type_on(page: Page, text: str) -> None:
+                await page.locator("#doc-text").press_sequentially(text, delay=15)
+
+            async def append_digits() -> None:
+                for digit in digits:
+                    await cat.insert(len(cat.text), digit)
+                    await anyio.sleep(0.02)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(type_on, ann, typed["ann"])
+                tasks.start_soon(type_on, bob, typed["bob"])
+                tasks.start_soon(append_digits)
+            text = await converged([ann, bob], cat)
+            assert "".join(c for c in text if c.islower()) == typed["ann"]
+            assert "".join(c for c in text if c.isupper()) == typed["bob"]
+            assert "".join(c for c in text if c.isdigit()) == digits
+            assert text.count("-") == 2
+
+            # ann sees bob's caret, flagged with his name, where he stopped typing.
+            await expect(ann.locator("#carets .caret[data-user=bob] .flag")).to_be_visible()
+            before_bob = await ann.locator("#carets").evaluate(
+                "node => node.textContent.split('bob')[0]"
+            )
+            assert before_bob == "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+            await ann.locator("#doc-text").press("Control+z")
+            after = await converged([ann, bob], cat)
+            lower = "".join(c for c in after if c.islower())
+            assert len(lower) < len(typed["ann"]) and typed["ann"].startswith(lower)
+            assert "".join(c for c in after if not c.islower()) == "".join(
+                c for c in text if not c.islower()
+            )
+            for _, log in pages.opened:
+                assert log.errors == []
