@@ -61,7 +61,9 @@ def module_page() -> Iterator[SyncPage]:
             path = route.request.url.removeprefix("http://web.test/").split("?")[0]
             file = WEB / path
             if path == "blank.html":
-                route.fulfill(body="<!doctype html><title>modules</title>", content_type="text/html")
+                route.fulfill(
+                    body="<!doctype html><title>modules</title>", content_type="text/html"
+                )
             elif file.is_file() and WEB in file.resolve().parents:
                 route.fulfill(body=file.read_bytes(), content_type="text/javascript")
             else:

@@ -3,7 +3,6 @@ chat, co-edit with a gRPC editor, play against a gRPC player, and ride out a ser
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import anyio
@@ -89,7 +88,7 @@ async def converged(editors: list[Page], cat: EditClient) -> str:
         )
 
     with anyio.fail_after(20):
-        while not (cat.editor.settled and await check()):
+        while not (cat.editor.settled and await check()):  # noqa: ASYNC110 (polling pages)
             await anyio.sleep(0.05)
     return cat.text
 
@@ -145,5 +144,110 @@ async def test_two_pages_and_a_grpc_editor_type_at_once_and_converge(
             assert "".join(c for c in after if not c.islower()) == "".join(
                 c for c in text if not c.islower()
             )
+            for _, log in pages.opened:
+                assert log.errors == []
+
+
+async def test_a_page_survives_a_server_kill_and_restart(pages: Pages, tmp_path: Path) -> None:
+    """SIGKILL `interplay serve` under a chatting page, type while it is down, restart it on
+    the same ports and data: the page shows it reconnecting and back; every message is there
+    once, in seq order, the one racing the kill included; a gRPC client sees the same."""
+    data, grpc_port, ws_port = tmp_path / "chat.db", free_port(), free_port()
+    ports = {"grpc_port": grpc_port, "ws_port": ws_port, "killed": True}
+    server = web_serve(data, **ports)  # type: ignore[arg-type]
+    running: WebServer = server.__enter__()
+    try:
+        ann = await pages.open(running.url("user=ann&room=lobby"))
+        status = ann.locator("#chat-status")
+        await expect(status).to_have_text("connected")
+        for n in range(3):
+            await say(ann, f"before {n}")
+        await expect(ann.locator("#messages li.message:not(.pending)")).to_have_count(3)
+        await say(ann, "racing the kill")  # stored or not: re-sent under its id, shown once
+        running.process.kill()
+        server.__exit__(None, None, None)
+
+        await expect(status).to_have_attribute("data-state", "reconnecting")
+        await expect(status).to_contain_text("connection lost")
+        for n in range(2):
+            await say(ann, f"while down {n}")
+        await expect(ann.locator("#messages li.message.pending")).to_have_count(2, timeout=1000)
+
+        server = web_serve(data, **ports)  # type: ignore[arg-type]
+        running = server.__enter__()
+        await expect(status).to_have_text("connected", timeout=20_000)
+        assert int(await status.get_attribute("data-reconnects") or 0) >= 1
+        await expect(ann.locator("#toast")).to_contain_text("reconnected")
+        await expect(ann.locator("#messages li.message:not(.pending)")).to_have_count(6)
+        await expect(ann.locator("#messages li.message.pending")).to_have_count(0)
+
+        async with ChatClient("127.0.0.1", grpc_port, user="bob", backoff=FAST) as bob:
+            await bob.join("lobby")
+            seen = []
+            with anyio.fail_after(10):
+                async for message in bob:
+                    if message.kind is Kind.TEXT:
+                        seen.append((message.seq, message.sender, message.content))
+                    if len(seen) == 6:
+                        break
+            await bob.send("lobby", "welcome back")
+            await expect(ann.locator("#messages li.message")).to_have_count(7)
+            await expect(ann.locator("#member-list [data-member=bob]")).to_be_visible()
+        sent = [
+            "before 0",
+            "before 1",
+            "before 2",
+            "racing the kill",
+            "while down 0",
+            "while down 1",
+        ]
+        want = [(n + 1, "ann", text) for n, text in enumerate(sent)]
+        assert seen == want
+        assert await texts(ann) == [*want, (7, "bob", "welcome back")]
+        await expect(ann.locator("#member-list [data-member=bob]")).to_have_count(0)  # bob left
+    finally:
+        server.__exit__(None, None, None)
+
+
+async def test_a_game_page_moves_with_the_keyboard_and_a_grpc_player_sees_it(
+    pages: Pages, tmp_path: Path
+) -> None:
+    with web_serve(tmp_path / "game.db") as server:
+        async with GameClient("127.0.0.1", server.grpc_port, player="bob", match="m1") as bob:
+            seen: list[tuple[float, float]] = []  # ann's positions in bob's states
+
+            async def watch() -> None:
+                async for mirror in bob:
+                    ann_state = mirror.players.get("ann")
+                    if ann_state is not None:
+                        seen.append((ann_state.x, ann_state.y))
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(watch)
+                ann = await pages.open(server.url("user=ann&match=m1", "game"))
+                await expect(ann.locator("#game-status")).to_have_text("connected")
+                row = ann.locator("#scores tr[data-player=ann]")
+                await expect(ann.locator("#scores tr[data-player=bob]")).to_be_visible()
+                await eventually(lambda: bool(seen))
+                x, y = seen[-1]
+                key, sign = ("ArrowRight", 1) if x < 500 else ("ArrowLeft", -1)
+                await ann.locator("#arena").click()
+                await ann.keyboard.down(key)
+                await anyio.sleep(0.6)
+                await ann.keyboard.up(key)
+                # Every move the page sent is confirmed: where it shows ann, bob sees her.
+                await expect(ann.locator("#game-meta")).to_have_attribute("data-unconfirmed", "0")
+                shown = (float(await row.get_attribute("data-x") or 0), y)
+                assert sign * (shown[0] - x) >= 60  # 0.6 s held: a move every 50 ms, 10 each
+                await eventually(lambda: seen[-1] == shown)
+                await expect(row).to_have_attribute("data-y", f"{y:g}")
+
+                # bob moves over gRPC: the page follows (delta states).
+                bob_row = ann.locator("#scores tr[data-player=bob]")
+                start = float(await bob_row.get_attribute("data-y") or 0)
+                step = 5 if start < 500 else -5
+                await bob.act("move", dx="0", dy=str(step))
+                await expect(bob_row).to_have_attribute("data-y", f"{start + step:g}")
+                tasks.cancel_scope.cancel()
             for _, log in pages.opened:
                 assert log.errors == []

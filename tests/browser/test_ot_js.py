@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from playwright.sync_api import Page
+from strategies import ops_for, texts
 
 from interplay.core.ot import ClientDocument, TextOp
-from strategies import ops_for, texts
 
 pytestmark = pytest.mark.slow
 
@@ -42,9 +42,7 @@ def test_text_operations_agree_with_the_core(module_page: Page, data: st.DataObj
     a, b = data.draw(ops_for(doc)), data.draw(ops_for(doc))
     c = data.draw(ops_for(a.apply(doc)))
     index = data.draw(st.integers(0, len(doc)))
-    got = module_page.evaluate(
-        ALGEBRA, [doc, components(a), components(b), components(c), index]
-    )
+    got = module_page.evaluate(ALGEBRA, [doc, components(a), components(b), components(c), index])
     a2, b2 = TextOp.transform(a, b)
     assert got == {
         "applied": a.apply(doc),

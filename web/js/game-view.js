@@ -10,6 +10,7 @@ const SPEED = 10; // the most a move may go per axis
 const RANGE = 100; // attack range
 const MAX_HEALTH = 100;
 const MOVE_EVERY = 50; // ms between moves while an arrow is held (20/s; the limit is 60/s)
+const ATTACK_EVERY = 250; // ms between attacks while space is held
 const KEYS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
 
 export class GameView {
@@ -19,6 +20,7 @@ export class GameView {
     this.connection = null;
     this.held = new Set();
     this.timer = null;
+    this.lastAttack = 0;
     this.events = [];
     this.wasReconnecting = false;
     this.nodes = {
@@ -106,8 +108,14 @@ export class GameView {
     this.timer = null;
   }
 
+  /** Actions are for now: none is queued while disconnected (a burst of them on reconnect
+   * would only exceed the server's action rate). */
+  get playing() {
+    return this.rules !== null && this.connection?.state === CONNECTED;
+  }
+
   step() {
-    if (!this.rules || this.held.size === 0) return;
+    if (!this.playing || this.held.size === 0) return;
     let dx = 0;
     let dy = 0;
     for (const key of this.held) {
@@ -120,8 +128,11 @@ export class GameView {
   }
 
   attack() {
-    const me = this.rules?.mirror.players.get(this.user);
+    const now = Date.now();
+    if (!this.playing || now - this.lastAttack < ATTACK_EVERY) return;
+    const me = this.rules.mirror.players.get(this.user);
     if (!me) return;
+    this.lastAttack = now;
     let target = null;
     let best = Infinity;
     for (const p of this.rules.mirror.players.values()) {
@@ -156,6 +167,7 @@ export class GameView {
       (me ? ` · you at (${me.x}, ${me.y})` : "") +
       ` · ${rules.unconfirmed.size} moves in flight`;
     this.nodes.meta.dataset.tick = String(rules.mirror.tick ?? "");
+    this.nodes.meta.dataset.unconfirmed = String(rules.unconfirmed.size);
     this.nodes.events.replaceChildren(...this.events.map((text) => el("li", {}, text)));
   }
 
