@@ -61,9 +61,11 @@ class WebSocketSettings:
     max_queue: int = 16
     write_limit: int = 64 * 1024
     # Pings: a peer that has not answered one within ping_timeout is closed (1011) and its
-    # session ends as a disconnect. None: no pings.
+    # session ends as a disconnect once the closing handshake has had close_timeout seconds
+    # (a vanished peer answers neither), so it leaves its rooms within the sum. None: no pings.
     ping_interval: float | None = 20.0
-    ping_timeout: float = 20.0
+    ping_timeout: float = 10.0
+    close_timeout: float = 5.0
     # Seconds a shutdown waits for calls to flush and end before closing what is left.
     grace: float = 10.0
     # The browser app's files; None: no app (only the WebSocket endpoints).
@@ -80,8 +82,9 @@ class WebSocketSettings:
             raise ValueError(
                 f"ping_interval: must be positive (None: no pings), got {self.ping_interval}"
             )
-        if not self.ping_timeout > 0:
-            raise ValueError(f"ping_timeout: must be positive, got {self.ping_timeout}")
+        for name in ("ping_timeout", "close_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
         if not self.grace >= 0:
             raise ValueError(f"grace: must be 0 or more seconds, got {self.grace}")
 
@@ -176,6 +179,7 @@ async def start(
         write_limit=settings.write_limit,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
+        close_timeout=settings.close_timeout,
         ssl=settings.tls,
         server_header=None,
     )
