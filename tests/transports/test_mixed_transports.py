@@ -28,9 +28,7 @@ async def both_transports(**options: Any) -> AsyncIterator[tuple[Runtime, int, i
     """gRPC and WebSocket on free ports over one runtime: (runtime, grpc port, ws port)."""
     async with runtime_for(**options) as runtime:
         server, chat = await grpc_transport.start(runtime, ServerSettings(port=0))
-        ws_server, ws_service = await websocket.start(
-            runtime, websocket.WebSocketSettings(port=0)
-        )
+        ws_server, ws_service = await websocket.start(runtime, websocket.WebSocketSettings(port=0))
         try:
             assert server._server is not None
             yield (
@@ -91,9 +89,7 @@ async def test_one_document_the_same_revisions_and_text_on_every_transport() -> 
         editors = [
             grpc_client.EditClient("127.0.0.1", grpc_port, user="grpc", document="d"),
             ws_client.EditClient("127.0.0.1", ws_port, user="proto", document="d"),
-            ws_client.EditClient(
-                "127.0.0.1", ws_port, user="json", document="d", subprotocol=JSON
-            ),
+            ws_client.EditClient("127.0.0.1", ws_port, user="json", document="d", subprotocol=JSON),
         ]
         async with editors[0], editors[1], editors[2]:
             for editor in editors:
@@ -119,9 +115,7 @@ async def test_one_match_the_same_ticks_and_states_on_every_transport() -> None:
             ws_client.GameClient("127.0.0.1", ws_port, player="json", match="m", subprotocol=JSON),
         ]
         async with players[0], players[1], players[2]:
-            await eventually(
-                lambda: all(len(p.mirror.players) == 3 for p in players), timeout=10
-            )
+            await eventually(lambda: all(len(p.mirror.players) == 3 for p in players), timeout=10)
             for player in players:
                 await player.act("move", dx="1", dy="0")
             loop = runtime.games.loop("m")
@@ -134,8 +128,6 @@ async def test_one_match_the_same_ticks_and_states_on_every_transport() -> None:
 
             await eventually(lambda: all(moved(p) for p in players), timeout=10)
             # The same world at the same tick: compare once every mirror has caught up.
-            await eventually(
-                lambda: len({p.mirror.tick for p in players}) == 1, timeout=10
-            )
+            await eventually(lambda: len({p.mirror.tick for p in players}) == 1, timeout=10)
             states = [dict(p.mirror.players) for p in players]
             assert states[0] == states[1] == states[2]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -100,15 +101,15 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 class StaticFiles:
-    """GET of the browser app's files, as ``process_request`` responses."""
+    """GET of the browser app's files: (status, headers, body), for any HTTP carrier."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root.resolve() if root is not None else None
 
-    def respond(self, path: str) -> Response:
+    def get(self, path: str) -> tuple[HTTPStatus, list[tuple[str, str]], bytes]:
         if self.root is None:
             return _text(HTTPStatus.NOT_FOUND, "no browser app is installed with this server\n")
-        relative = path.lstrip("/") or "index.html"
+        relative = unquote(path).lstrip("/") or "index.html"
         file = (self.root / relative).resolve()
         if (
             not file.is_relative_to(self.root)
@@ -119,31 +120,48 @@ class StaticFiles:
         kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         if kind.startswith("text/") or kind in ("application/javascript", "application/json"):
             kind += "; charset=utf-8"
-        headers = Headers(
-            [
-                ("Content-Type", kind),
-                ("Cache-Control", "no-cache"),
-                ("X-Content-Type-Options", "nosniff"),
-            ]
-        )
-        return Response(HTTPStatus.OK, "OK", headers, file.read_bytes())
+        headers = [
+            ("Content-Type", kind),
+            ("Cache-Control", "no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+        return HTTPStatus.OK, headers, file.read_bytes()
 
 
-def _text(status: HTTPStatus, body: str) -> Response:
-    headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
-    return Response(status.value, status.phrase, headers, body.encode())
+def _text(status: HTTPStatus, body: str) -> tuple[HTTPStatus, list[tuple[str, str]], bytes]:
+    return status, [("Content-Type", "text/plain; charset=utf-8")], body.encode()
+
+
+def _response(answer: tuple[HTTPStatus, list[tuple[str, str]], bytes]) -> Response:
+    status, headers, body = answer
+    return Response(status.value, status.phrase, Headers(headers), body)
+
+
+def not_an_endpoint(path: str) -> tuple[HTTPStatus, list[tuple[str, str]], bytes]:
+    return _text(
+        HTTPStatus.NOT_FOUND, f"no endpoint {path}: the endpoints are {', '.join(PATHS)}\n"
+    )
+
+
+def select_subprotocol(offered: Sequence[str]) -> str:
+    """The subprotocol of a call (ours, in our order of preference); ``ValueError`` naming
+    the rule if the client offers none of them."""
+    for name in SUBPROTOCOLS:
+        if name in offered:
+            return name
+    wanted = " or ".join(SUBPROTOCOLS)
+    if not offered:
+        raise ValueError(f"missing subprotocol: ask for {wanted}")
+    raise ValueError(f"unknown subprotocol {', '.join(offered)}: ask for {wanted}")
 
 
 def _select_subprotocol(
     connection: ServerConnection, offered: Sequence[Subprotocol]
 ) -> Subprotocol | None:
-    for name in SUBPROTOCOLS:
-        if name in offered:
-            return Subprotocol(name)
-    wanted = " or ".join(SUBPROTOCOLS)
-    if not offered:
-        raise NegotiationError(f"missing subprotocol: ask for {wanted}")
-    raise NegotiationError(f"unknown subprotocol {', '.join(offered)}: ask for {wanted}")
+    try:
+        return Subprotocol(select_subprotocol(offered))
+    except ValueError as error:
+        raise NegotiationError(str(error)) from None
 
 
 async def start(
@@ -159,11 +177,8 @@ async def start(
         if path in PATHS:
             return None  # a call: the WebSocket handshake goes on
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            endpoints = ", ".join(PATHS)
-            return _text(
-                HTTPStatus.NOT_FOUND, f"no endpoint {path}: the endpoints are {endpoints}\n"
-            )
-        return files.respond(path)
+            return _response(not_an_endpoint(path))
+        return _response(files.get(path))
 
     mimetypes.add_type("text/javascript", ".mjs")
     server = await serve(
