@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import signal
@@ -223,5 +224,38 @@ async def tcp_server(
         assert server._server is not None
         try:
             yield Served(server, service, server._server.sockets[0].getsockname()[1])
+        finally:
+            await drain(server, service, 5)
+
+
+@dataclass(frozen=True)
+class WebSocketServed:
+    server: Any  # websockets' Server
+    service: Any  # WebSocketService
+    port: int
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.service.runtime  # type: ignore[no-any-return]
+
+    def url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
+@asynccontextmanager
+async def websocket_server(
+    ws_settings: Any = None, /, *, runtime: Runtime | None = None, **options: Any
+) -> AsyncIterator[WebSocketServed]:
+    """The WebSocket server on a free port in this process, over ``runtime`` or
+    ``runtime_for(**options)``; drained at the end."""
+    from interplay.transports.websocket import WebSocketSettings, drain, start
+
+    settings = ws_settings or WebSocketSettings(port=0)
+    async with contextlib.AsyncExitStack() as stack:
+        if runtime is None:
+            runtime = await stack.enter_async_context(runtime_for(**options))
+        server, service = await start(runtime, settings)
+        try:
+            yield WebSocketServed(server, service, server.server.sockets[0].getsockname()[1])
         finally:
             await drain(server, service, 5)

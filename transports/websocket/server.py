@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from urllib.parse import unquote
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
@@ -61,9 +62,11 @@ class WebSocketSettings:
     max_queue: int = 16
     write_limit: int = 64 * 1024
     # Pings: a peer that has not answered one within ping_timeout is closed (1011) and its
-    # session ends as a disconnect. None: no pings.
+    # session ends as a disconnect once the closing handshake has had close_timeout seconds
+    # (a vanished peer answers neither), so it leaves its rooms within the sum. None: no pings.
     ping_interval: float | None = 20.0
-    ping_timeout: float = 20.0
+    ping_timeout: float = 10.0
+    close_timeout: float = 5.0
     # Seconds a shutdown waits for calls to flush and end before closing what is left.
     grace: float = 10.0
     # The browser app's files; None: no app (only the WebSocket endpoints).
@@ -80,8 +83,9 @@ class WebSocketSettings:
             raise ValueError(
                 f"ping_interval: must be positive (None: no pings), got {self.ping_interval}"
             )
-        if not self.ping_timeout > 0:
-            raise ValueError(f"ping_timeout: must be positive, got {self.ping_timeout}")
+        for name in ("ping_timeout", "close_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
         if not self.grace >= 0:
             raise ValueError(f"grace: must be 0 or more seconds, got {self.grace}")
 
@@ -97,15 +101,15 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 
 class StaticFiles:
-    """GET of the browser app's files, as ``process_request`` responses."""
+    """GET of the browser app's files: (status, headers, body), for any HTTP carrier."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root.resolve() if root is not None else None
 
-    def respond(self, path: str) -> Response:
+    def get(self, path: str) -> tuple[HTTPStatus, list[tuple[str, str]], bytes]:
         if self.root is None:
             return _text(HTTPStatus.NOT_FOUND, "no browser app is installed with this server\n")
-        relative = path.lstrip("/") or "index.html"
+        relative = unquote(path).lstrip("/") or "index.html"
         file = (self.root / relative).resolve()
         if (
             not file.is_relative_to(self.root)
@@ -116,31 +120,48 @@ class StaticFiles:
         kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         if kind.startswith("text/") or kind in ("application/javascript", "application/json"):
             kind += "; charset=utf-8"
-        headers = Headers(
-            [
-                ("Content-Type", kind),
-                ("Cache-Control", "no-cache"),
-                ("X-Content-Type-Options", "nosniff"),
-            ]
-        )
-        return Response(HTTPStatus.OK, "OK", headers, file.read_bytes())
+        headers = [
+            ("Content-Type", kind),
+            ("Cache-Control", "no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+        ]
+        return HTTPStatus.OK, headers, file.read_bytes()
 
 
-def _text(status: HTTPStatus, body: str) -> Response:
-    headers = Headers([("Content-Type", "text/plain; charset=utf-8")])
-    return Response(status.value, status.phrase, headers, body.encode())
+def _text(status: HTTPStatus, body: str) -> tuple[HTTPStatus, list[tuple[str, str]], bytes]:
+    return status, [("Content-Type", "text/plain; charset=utf-8")], body.encode()
+
+
+def _response(answer: tuple[HTTPStatus, list[tuple[str, str]], bytes]) -> Response:
+    status, headers, body = answer
+    return Response(status.value, status.phrase, Headers(headers), body)
+
+
+def not_an_endpoint(path: str) -> tuple[HTTPStatus, list[tuple[str, str]], bytes]:
+    return _text(
+        HTTPStatus.NOT_FOUND, f"no endpoint {path}: the endpoints are {', '.join(PATHS)}\n"
+    )
+
+
+def select_subprotocol(offered: Sequence[str]) -> str:
+    """The subprotocol of a call (ours, in our order of preference); ``ValueError`` naming
+    the rule if the client offers none of them."""
+    for name in SUBPROTOCOLS:
+        if name in offered:
+            return name
+    wanted = " or ".join(SUBPROTOCOLS)
+    if not offered:
+        raise ValueError(f"missing subprotocol: ask for {wanted}")
+    raise ValueError(f"unknown subprotocol {', '.join(offered)}: ask for {wanted}")
 
 
 def _select_subprotocol(
     connection: ServerConnection, offered: Sequence[Subprotocol]
 ) -> Subprotocol | None:
-    for name in SUBPROTOCOLS:
-        if name in offered:
-            return Subprotocol(name)
-    wanted = " or ".join(SUBPROTOCOLS)
-    if not offered:
-        raise NegotiationError(f"missing subprotocol: ask for {wanted}")
-    raise NegotiationError(f"unknown subprotocol {', '.join(offered)}: ask for {wanted}")
+    try:
+        return Subprotocol(select_subprotocol(offered))
+    except ValueError as error:
+        raise NegotiationError(str(error)) from None
 
 
 async def start(
@@ -156,11 +177,8 @@ async def start(
         if path in PATHS:
             return None  # a call: the WebSocket handshake goes on
         if request.headers.get("Upgrade", "").lower() == "websocket":
-            endpoints = ", ".join(PATHS)
-            return _text(
-                HTTPStatus.NOT_FOUND, f"no endpoint {path}: the endpoints are {endpoints}\n"
-            )
-        return files.respond(path)
+            return _response(not_an_endpoint(path))
+        return _response(files.get(path))
 
     mimetypes.add_type("text/javascript", ".mjs")
     server = await serve(
@@ -176,6 +194,7 @@ async def start(
         write_limit=settings.write_limit,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
+        close_timeout=settings.close_timeout,
         ssl=settings.tls,
         server_header=None,
     )

@@ -1,12 +1,14 @@
 """``chat.ChatService`` over WebSocket: wire work only, around ``interplay.runtime``.
 
 One WebSocket is one call, hence one runtime session: ``/chat``, ``/edit`` or ``/game``, in the
-subprotocol the handshake chose (``codec.py``). This module takes the bearer token (the
-``Authorization`` header, or the ``access_token`` query parameter browsers must use), reads
-frames (``websockets`` checks their size against ``max_size`` before buffering them), writes
-what the runtime hands it as one socket write per batch, respecting the connection's write
-limit (that wait is the runtime's backpressure), and closes with the code ``errors.py`` maps the
-session's end to. Everything else is the runtime's.
+subprotocol the handshake chose (``codec.py``). ``WebSocketService.run`` is the call, whatever
+carries the socket: it takes the bearer token (the ``Authorization`` header, or the
+``access_token`` query parameter browsers must use), reads frames, hands the runtime what to
+write as one batch, and closes with the code ``errors.py`` maps the session's end to. Two
+carriers give it their socket: ``handle`` for the ``websockets`` server (``server.py``: frames
+size-checked before they are buffered, one socket write per batch, the write limit as
+backpressure) and the ASGI app (``interplay.transports.asgi``). Everything else is the
+runtime's.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -37,13 +39,13 @@ _FIELDS: dict[Service, Mapping[str, str]] = {
     Service.GAME: {},
 }
 
-# How long the server waits for a frame after the end message before closing normally.
-_AFTER_END = 0.0
+
+class Disconnected(Exception):
+    """The socket is gone (the client left without its end message, or the network did)."""
 
 
 class WebSocketService:
-    """Serves the three RPCs to WebSocket connections (``handle`` is the connection handler
-    of a ``websockets`` server; ``server.py`` builds it)."""
+    """Serves the three RPCs to WebSocket connections."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -57,55 +59,93 @@ class WebSocketService:
     def counters(self) -> Counters:
         return self.runtime.counters
 
-    async def handle(self, ws: ServerConnection) -> None:
-        path, _, query = ws.request.path.partition("?")
-        service = PATHS[path]  # the handshake (server.py) refused any other path
-        subprotocol = ws.subprotocol or PROTO
+    async def run(
+        self,
+        service: Service,
+        subprotocol: str,
+        authorization: str | None,
+        recv: Callable[[], Awaitable[str | bytes]],
+        send: Callable[[list[bytes], bool], Awaitable[None]],
+        close: Callable[[int, str], Awaitable[None]],
+    ) -> None:
+        """One call. ``recv`` gives the next frame (``Disconnected`` when the socket is gone);
+        ``send(frames, text)`` writes a batch (``Disconnected`` too); ``close(code, reason)``
+        ends the socket."""
         request_type = REQUEST[service]
-        text = subprotocol == JSON
         ended = False
 
         async def receive() -> Any:
             nonlocal ended
             try:
-                return parse(await ws.recv(), subprotocol, request_type)
+                return parse(await recv(), subprotocol, request_type)
             except Ended:
                 ended = True
                 return None
 
-        async def send(frames: list[bytes]) -> None:
+        text = subprotocol == JSON
+
+        async def write(frames: list[bytes]) -> None:
+            try:
+                await send(frames, text)
+            except Disconnected:
+                raise PeerGone() from None
+
+        runtime = self.runtime
+        try:
+            identity = runtime.authenticate(authorization)
+            await runtime.serve(
+                service, self._codecs[service, subprotocol], receive, write, identity=identity
+            )
+        except Disconnected:
+            return  # nothing to tell a client that is gone
+        except Exception as error:
+            mapped = errors.close_of(error, _FIELDS[service])
+            if mapped is None:
+                log.exception("internal error on a %s call", service.value)
+                runtime.count_error("INTERNAL")
+                await close(1011, "internal error")
+                return
+            code, reason, status = mapped
+            runtime.count_error(status)
+            await close(code, reason)
+            return
+        if ended and await _frame_after_end(recv):
+            runtime.count_error("INVALID_ARGUMENT")
+            await close(errors.STATUS_BASE + 3, "frame: nothing may follow the end message")
+            return
+        await close(errors.NORMAL, "")
+
+    async def handle(self, ws: ServerConnection) -> None:
+        """The connection handler of the ``websockets`` server (``server.py``)."""
+        path, _, query = ws.request.path.partition("?")
+
+        async def recv() -> str | bytes:
+            try:
+                return await ws.recv()
+            except ConnectionClosed:
+                raise Disconnected() from None
+
+        async def send(frames: list[bytes], text: bool) -> None:
             try:
                 async with ws.send_context():  # one socket write, then wait out the write limit
                     write = ws.protocol.send_text if text else ws.protocol.send_binary
                     for frame in frames:
                         write(frame)
             except ConnectionClosed:
-                raise PeerGone() from None
+                raise Disconnected() from None
 
-        runtime = self.runtime
-        try:
-            identity = runtime.authenticate(_authorization(ws, query))
-            await runtime.serve(
-                service, self._codecs[service, subprotocol], receive, send, identity=identity
-            )
-        except ConnectionClosed:
-            return  # the client went away without its end message: nothing to tell it
-        except Exception as error:
-            mapped = errors.close_of(error, _FIELDS[service])
-            if mapped is None:
-                log.exception("internal error on %s", path)
-                runtime.count_error("INTERNAL")
-                await ws.close(1011, "internal error")
-                return
-            code, reason, status = mapped
-            runtime.count_error(status)
+        async def close(code: int, reason: str) -> None:
             await ws.close(code, reason)
-            return
-        if ended and await _frame_after_end(ws):
-            runtime.count_error("INVALID_ARGUMENT")
-            await ws.close(errors.STATUS_BASE + 3, "frame: nothing may follow the end message")
-            return
-        await ws.close(errors.NORMAL)
+
+        header = ws.request.headers.get("Authorization")
+        await self.run(
+            PATHS[path],  # the handshake (server.py) refused any other path
+            ws.subprotocol or PROTO,
+            authorization(header, query),
+            recv,
+            send,
+            close,
+        )
 
     # -- drain: the server's part; the runtime does the rest -----------------------------
 
@@ -117,19 +157,18 @@ class WebSocketService:
         await self.runtime.wait_closed()
 
 
-def _authorization(ws: ServerConnection, query: str) -> str | None:
+def authorization(header: str | None, query: str) -> str | None:
     """The ``Authorization`` header, or a bearer header made of ``?access_token=``."""
-    header = ws.request.headers.get("Authorization")
     if header is not None:
         return header
     token = parse_qs(query).get("access_token")
     return f"Bearer {token[0]}" if token else None
 
 
-async def _frame_after_end(ws: ServerConnection) -> bool:
-    """Whether the client sent a frame after its end message (already received, or now)."""
-    with contextlib.suppress(TimeoutError, ConnectionClosed):
-        async with asyncio.timeout(_AFTER_END):
-            await ws.recv()
+async def _frame_after_end(recv: Callable[[], Awaitable[str | bytes]]) -> bool:
+    """Whether the client sent a frame after its end message (one already received)."""
+    with contextlib.suppress(TimeoutError, Disconnected):
+        async with asyncio.timeout(0):
+            await recv()
             return True
     return False

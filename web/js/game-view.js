@@ -152,7 +152,7 @@ export class GameView {
         const dead = p.health <= 0;
         const row = el(
           "tr",
-          { class: [p.id === this.user && "me", dead && "dead"].filter(Boolean).join(" "), dataset: { player: p.id, x: String(p.x), y: String(p.y) } },
+          { class: [p.id === this.user && "mine", dead && "dead"].filter(Boolean).join(" "), dataset: { player: p.id, x: String(p.x), y: String(p.y) } },
           el("td", {}, el("div", { class: "who" }, el("span", { class: "swatch", style: `--hue: ${hueFor(p.id)}` }), p.id)),
           el("td", {}, el("div", { class: "bar" }, el("span", { style: `width: ${Math.max(0, p.health)}%` }))),
           el("td", {}, p.attributes.kills ?? "0"),
