@@ -3,6 +3,7 @@ chat, co-edit with a gRPC editor, play against a gRPC player, and ride out a ser
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import anyio
@@ -13,6 +14,7 @@ from browser_support import Pages, WebServer, free_port, web_serve
 from helpers import eventually
 from interplay.core import Kind
 from interplay.core.backoff import BackoffPolicy
+from interplay.runtime.auth import Authenticator
 from interplay.transports.grpc.client import ChatClient, EditClient, GameClient
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -54,6 +56,20 @@ async def test_two_pages_chat_with_presence_typing_and_history(
         for page in (ann, bob):
             await expect(page.locator("#messages li.message:not(.pending)")).to_have_count(2)
             assert await texts(page) == want
+
+        # A second room: bob joins it from the form and posts; ann, in the lobby, is told.
+        await ann.fill("#join-room-name", "design")
+        await ann.press("#join-room-name", "Enter")
+        await ann.click("#room-list li[data-room=lobby]")
+        await bob.fill("#join-room-name", "#design")
+        await bob.press("#join-room-name", "Enter")
+        await expect(bob.locator("#room-title")).to_have_text("#design")
+        await say(bob, "over here")
+        await expect(ann.locator("#room-list li[data-room=design] .unread")).to_have_text("1")
+        await ann.click("#room-list li[data-room=design]")
+        assert await texts(ann) == [(1, "bob", "over here")]
+        await expect(ann.locator("#room-list li[data-room=design] .unread")).to_have_count(0)
+        await ann.click("#room-list li[data-room=lobby]")
 
         # A third person gets the history on join; leaving is announced.
         cat = await pages.open(server.url("user=cat&room=lobby"))
@@ -144,6 +160,8 @@ async def test_two_pages_and_a_grpc_editor_type_at_once_and_converge(
             assert "".join(c for c in after if not c.islower()) == "".join(
                 c for c in text if not c.islower()
             )
+            await ann.locator("#doc-text").press("Control+Shift+z")  # redo puts it back
+            assert await converged([ann, bob], cat) == text
             for _, log in pages.opened:
                 assert log.errors == []
 
@@ -168,7 +186,7 @@ async def test_a_page_survives_a_server_kill_and_restart(pages: Pages, tmp_path:
         server.__exit__(None, None, None)
 
         await expect(status).to_have_attribute("data-state", "reconnecting")
-        await expect(status).to_contain_text("connection lost")
+        await expect(status).to_contain_text(re.compile(r"connection lost; retrying in \d"))
         for n in range(2):
             await say(ann, f"while down {n}")
         await expect(ann.locator("#messages li.message.pending")).to_have_count(2, timeout=1000)
@@ -248,6 +266,27 @@ async def test_a_game_page_moves_with_the_keyboard_and_a_grpc_player_sees_it(
                 step = 5 if start < 500 else -5
                 await bob.act("move", dx="0", dy=str(step))
                 await expect(bob_row).to_have_attribute("data-y", f"{start + step:g}")
+                # Space attacks the nearest player: the server's verdict shows in the events.
+                await ann.locator("#arena").press(" ")
+                events = ann.locator("#events li", has_text=re.compile(r"^ann (hit bob|missed)$"))
+                await expect(events).to_have_count(1)
                 tasks.cancel_scope.cancel()
             for _, log in pages.opened:
                 assert log.errors == []
+
+
+async def test_a_page_passes_its_access_token_and_shows_a_refusal(
+    pages: Pages, tmp_path: Path
+) -> None:
+    secret = "browser-test-secret-" * 3
+    token = Authenticator(secret).mint("ann")
+    with web_serve(tmp_path / "auth.db", "--auth-secret", secret) as server:
+        ann = await pages.open(server.url(f"user=ann&room=lobby&access_token={token}"))
+        await expect(ann.locator("#chat-status")).to_have_text("connected")
+        await say(ann, "signed in")
+        await expect(ann.locator("#messages li.message:not(.pending)")).to_have_count(1)
+
+        eve = await pages.open(server.url("user=eve&room=lobby"))
+        status = eve.locator("#chat-status")
+        await expect(status).to_have_attribute("data-state", "failed")  # fatal: no retry
+        await expect(status).to_contain_text("UNAUTHENTICATED")

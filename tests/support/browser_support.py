@@ -101,12 +101,12 @@ class WebServer:
 
 @contextmanager
 def web_serve(
-    data: Path, *, grpc_port: int = 0, ws_port: int = 0, killed: bool = False
+    data: Path, *extra: str, grpc_port: int = 0, ws_port: int = 0, killed: bool = False
 ) -> Iterator[WebServer]:
     """``interplay serve`` with gRPC and WebSocket (and the browser app), each on its port or a
     free one (``--ws-port 0`` turns WebSocket off); stopped as ``interplay_process`` stops it."""
     flags = ("--port", str(grpc_port), "--ws-port", str(ws_port or free_port()))
-    with interplay_process(data, *flags, killed=killed) as (port, process):
+    with interplay_process(data, *flags, *extra, killed=killed) as (port, process):
         assert process.stdout is not None
         line = process.stdout.readline()
         match = re.search(r"serving WebSocket on 127\.0\.0\.1:(\d+).*the browser app: http", line)
