@@ -171,7 +171,9 @@ export class ClientEditor {
   }
 
   request(send, opId) {
-    const [[position, deleted, inserted]] = send.op.splices();
+    const pieces = send.op.splices();
+    if (pieces.length !== 1) throw new Error(`an edit must be one splice, not ${pieces.length}`);
+    const [[position, deleted, inserted]] = pieces;
     const operation = deleted && inserted ? "replace" : inserted ? "insert" : "delete";
     return {
       operation,

@@ -25,7 +25,8 @@ export class ClientDocument {
     this.text = text;
     this.revision = revision;
     this.undoLimit = undoLimit; // every remote op is transformed through both stacks: bounded
-    this.outstanding = null; // the operation in flight
+    this.outstanding = null; // the operation in flight, rebased over what arrived since
+    this.sent = null; // ... and as it went out: {op, base}
     this.buffer = null; // local edits made while it flies
     this.undoStack = [];
     this.redoStack = [];
@@ -109,12 +110,19 @@ export class ClientDocument {
     if (this.outstanding === null) throw new Error("ack: nothing is awaiting confirmation");
     this.revision += 1;
     this.outstanding = null;
+    this.sent = null;
     return this.sendBuffered();
   }
 
-  /** After a reconnect: the operation in flight again (its op id makes it idempotent). */
+  /** After a reconnect: the operation in flight again (its op id makes it idempotent), rebased
+   * to our revision while that is still one splice, else as it first went out. A remote insert
+   * inside a range it deletes splits it in two, a remote delete of that range empties it, and
+   * the position-based wire carries neither; the server rebases the old base over the same
+   * edits we did. */
   resend() {
-    return this.outstanding === null ? null : { op: this.outstanding, base: this.revision };
+    if (this.outstanding === null) return null;
+    if (this.outstanding.splices().length === 1) return { op: this.outstanding, base: this.revision };
+    return this.sent;
   }
 
   // -- internals ---------------------------------------------------------------------------
@@ -140,7 +148,8 @@ export class ClientDocument {
     this.buffer = rest;
     if (head === null) return null;
     this.outstanding = head;
-    return { op: head, base: this.revision };
+    this.sent = { op: head, base: this.revision };
+    return this.sent;
   }
 }
 
