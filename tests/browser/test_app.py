@@ -167,9 +167,10 @@ async def test_two_pages_and_a_grpc_editor_type_at_once_and_converge(
 
 
 async def test_a_page_survives_a_server_kill_and_restart(pages: Pages, tmp_path: Path) -> None:
-    """SIGKILL `interplay serve` under a chatting page, type while it is down, restart it on
-    the same ports and data: the page shows it reconnecting and back; every message is there
-    once, in seq order, the one racing the kill included; a gRPC client sees the same."""
+    """SIGKILL `interplay serve` under a chatting page and an editing page, type while it is
+    down, restart it on the same ports and data: the pages show it reconnecting and back; every
+    message is there once, in seq order, the one racing the kill included, and every edit once;
+    gRPC clients see the same."""
     data, grpc_port, ws_port = tmp_path / "chat.db", free_port(), free_port()
     ports = {"grpc_port": grpc_port, "ws_port": ws_port, "killed": True}
     server = web_serve(data, **ports)  # type: ignore[arg-type]
@@ -181,6 +182,11 @@ async def test_a_page_survives_a_server_kill_and_restart(pages: Pages, tmp_path:
         for n in range(3):
             await say(ann, f"before {n}")
         await expect(ann.locator("#messages li.message:not(.pending)")).to_have_count(3)
+        ed = await pages.open(running.url("user=ed&doc=plan", "editor"))
+        await expect(ed.locator("#doc-text")).to_be_enabled()
+        await ed.locator("#doc-text").press_sequentially("kept ")
+        await expect(ed.locator("#doc-meta")).to_have_attribute("data-settled", "true")
+        await ed.locator("#doc-text").press_sequentially("racing ")  # in flight at the kill
         await say(ann, "racing the kill")  # stored or not: re-sent under its id, shown once
         running.process.kill()
         server.__exit__(None, None, None)
@@ -189,6 +195,8 @@ async def test_a_page_survives_a_server_kill_and_restart(pages: Pages, tmp_path:
         await expect(status).to_contain_text(re.compile(r"connection lost; retrying in \d"))
         for n in range(2):
             await say(ann, f"while down {n}")
+        await expect(ed.locator("#edit-status")).to_have_attribute("data-state", "reconnecting")
+        await ed.locator("#doc-text").press_sequentially("typed while down")
         await expect(ann.locator("#messages li.message.pending")).to_have_count(2, timeout=1000)
 
         server = web_serve(data, **ports)  # type: ignore[arg-type]
@@ -198,6 +206,12 @@ async def test_a_page_survives_a_server_kill_and_restart(pages: Pages, tmp_path:
         await expect(ann.locator("#toast")).to_contain_text("reconnected")
         await expect(ann.locator("#messages li.message:not(.pending)")).to_have_count(6)
         await expect(ann.locator("#messages li.message.pending")).to_have_count(0)
+        await expect(ed.locator("#edit-status")).to_have_text("connected")
+        await expect(ed.locator("#doc-meta")).to_have_attribute("data-settled", "true")
+        await expect(ed.locator("#doc-text")).to_have_value("kept racing typed while down")
+        async with EditClient("127.0.0.1", grpc_port, user="cat", document="plan") as cat:
+            await cat.wait_synced()
+            assert cat.text == "kept racing typed while down"
 
         async with ChatClient("127.0.0.1", grpc_port, user="bob", backoff=FAST) as bob:
             await bob.join("lobby")
