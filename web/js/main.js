@@ -25,6 +25,7 @@ function enter(user, room) {
   localStorage.setItem("interplay.user", user);
   document.getElementById("welcome").hidden = true;
   document.getElementById("me").hidden = false;
+  document.getElementById("tabs").hidden = false;
   document.getElementById("me-name").textContent = user;
   document.getElementById("me-avatar").replaceWith(Object.assign(avatar(user), { id: "me-avatar" }));
   app.chat = new ChatView(user, room);
