@@ -7,6 +7,8 @@
 // gives a resuming JOIN per room, then every TEXT not yet acknowledged under its original id
 // (the server stores it once). The sender's own copy of a TEXT (with its seq) is its ack.
 
+import { randomPrefix } from "./ids.js";
+
 /** A server frame (proto3 JSON of ChatMessage) as the application sees it. */
 export function fromWire(frame) {
   return {
@@ -19,12 +21,6 @@ export function fromWire(frame) {
     seq: Number(frame.seq ?? 0),
     epoch: frame.epoch ?? "",
   };
-}
-
-function randomPrefix() {
-  const bytes = new Uint8Array(6);
-  crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 class Room {

@@ -2,8 +2,8 @@
 // the connection's state; the rules (no gap, no duplicate, re-send) are ClientRooms'.
 
 import { ClientRooms, fromWire } from "./chat-client.js";
-import { CONNECTED, Connection, RECONNECTING } from "./connection.js";
-import { avatar, clockTime, el, showState, toast } from "./ui.js";
+import { Connection } from "./connection.js";
+import { avatar, clockTime, ConnectionStatus, el } from "./ui.js";
 
 const TYPING_EVERY = 2000; // ms between our TYPING frames while we type
 const TYPING_SHOWN = 3500; // ms a TYPING from someone else stays on screen
@@ -16,8 +16,7 @@ export class ChatView {
     this.rooms = new Map(); // room -> {messages, unread, typing: Map(user -> expiry)}
     this.current = null;
     this.lastTyping = 0;
-    this.wasReconnecting = false;
-    this.nodes = {
+        this.nodes = {
       rooms: document.getElementById("room-list"),
       messages: document.getElementById("messages"),
       members: document.getElementById("member-list"),
@@ -25,10 +24,15 @@ export class ChatView {
       title: document.getElementById("room-title"),
       typing: document.getElementById("typing"),
       input: document.getElementById("message-input"),
-      status: document.getElementById("chat-status"),
-      dot: document.querySelector("#tab-chat .dot"),
     };
-    this.connection = new Connection("/chat", this, { onState: (s, d) => this.onState(s, d) });
+    this.status = new ConnectionStatus(
+      document.getElementById("chat-status"),
+      document.querySelector("#tab-chat .dot"),
+      "Chat reconnected: caught up on what you missed",
+    );
+    this.connection = new Connection("/chat", this, {
+      onState: (state, detail) => this.status.show(this.connection, state, detail),
+    });
     this.bind();
     this.join(firstRoom);
     this.connection.start();
@@ -52,15 +56,6 @@ export class ChatView {
     return replies;
   }
 
-  onState(state, detail) {
-    showState(this.nodes.status, this.nodes.dot, state, detail);
-    this.nodes.status.dataset.reconnects = String(this.connection?.reconnects ?? 0);
-    if (state === RECONNECTING) this.wasReconnecting = true;
-    if (state === CONNECTED && this.wasReconnecting) {
-      this.wasReconnecting = false;
-      toast("Chat reconnected: caught up on what you missed");
-    }
-  }
 
   // -- the person's actions ---------------------------------------------------------------
 

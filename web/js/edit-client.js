@@ -13,14 +13,9 @@
 //   through what we hold unacknowledged, then through every edit applied here. Ours is sent
 //   only while synchronized (nothing in flight: its position is then the server's too).
 
+import { randomPrefix } from "./ids.js";
 import { ClientDocument, SYNCHRONIZED } from "./ot/client.js";
 import { TextOp } from "./ot/text.js";
-
-function randomPrefix() {
-  const bytes = new Uint8Array(6);
-  crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 export class ClientEditor {
   constructor(user, document, idPrefix = randomPrefix()) {

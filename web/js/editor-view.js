@@ -5,10 +5,10 @@
 // one splice (in code points) for the client's rules. Remote edits rewrite the textarea and put
 // the person's selection back where the operation moved it.
 
-import { CONNECTED, Connection, RECONNECTING } from "./connection.js";
+import { Connection } from "./connection.js";
 import { ClientEditor, diffOp } from "./edit-client.js";
 import { codePointIndex, unitOffset } from "./ot/text.js";
-import { avatar, el, hueFor, showState, toast } from "./ui.js";
+import { avatar, ConnectionStatus, el, hueFor, toast } from "./ui.js";
 
 export class EditorView {
   constructor(user) {
@@ -16,18 +16,20 @@ export class EditorView {
     this.rules = null;
     this.connection = null;
     this.shown = ""; // the text the textarea showed after our last look at it
-    this.wasReconnecting = false;
-    this.nodes = {
+        this.nodes = {
       text: document.getElementById("doc-text"),
       carets: document.getElementById("carets"),
       editors: document.getElementById("editor-list"),
       meta: document.getElementById("doc-meta"),
-      status: document.getElementById("edit-status"),
-      dot: document.querySelector("#tab-editor .dot"),
       name: document.getElementById("doc-name"),
       undo: document.getElementById("undo"),
       redo: document.getElementById("redo"),
     };
+    this.status = new ConnectionStatus(
+      document.getElementById("edit-status"),
+      document.querySelector("#tab-editor .dot"),
+      "Editor reconnected: your edits are being synced",
+    );
     this.bind();
   }
 
@@ -37,7 +39,9 @@ export class EditorView {
     this.connection?.stop();
     this.nodes.name.value = document;
     this.rules = new ClientEditor(this.user, document);
-    this.connection = new Connection("/edit", this, { onState: (s, d) => this.onState(s, d) });
+    this.connection = new Connection("/edit", this, {
+      onState: (state, detail) => this.status.show(this.connection, state, detail),
+    });
     this.nodes.text.disabled = true;
     this.nodes.text.value = "";
     this.shown = "";
@@ -62,15 +66,6 @@ export class EditorView {
     return replies;
   }
 
-  onState(state, detail) {
-    showState(this.nodes.status, this.nodes.dot, state, detail);
-    this.nodes.status.dataset.reconnects = String(this.connection?.reconnects ?? 0);
-    if (state === RECONNECTING) this.wasReconnecting = true;
-    if (state === CONNECTED && this.wasReconnecting) {
-      this.wasReconnecting = false;
-      toast("Editor reconnected: your edits are being synced");
-    }
-  }
 
   // -- the person's actions ---------------------------------------------------------------
 

@@ -1,9 +1,9 @@
 // The Game view: the arena on a canvas, moved with the arrow keys; every player is drawn from
 // the mirror the full and delta states keep (ClientPlayer).
 
-import { CONNECTED, Connection, RECONNECTING } from "./connection.js";
+import { CONNECTED, Connection } from "./connection.js";
 import { ClientPlayer } from "./game-client.js";
-import { el, hueFor, showState, toast } from "./ui.js";
+import { ConnectionStatus, el, hueFor } from "./ui.js";
 
 const WORLD = 1000; // the default arena's width and height (core/arena.py)
 const SPEED = 10; // the most a move may go per axis
@@ -22,16 +22,18 @@ export class GameView {
     this.timer = null;
     this.lastAttack = 0;
     this.events = [];
-    this.wasReconnecting = false;
-    this.nodes = {
+        this.nodes = {
       canvas: document.getElementById("arena"),
       scores: document.getElementById("scores"),
       events: document.getElementById("events"),
       meta: document.getElementById("game-meta"),
       match: document.getElementById("match-name"),
-      status: document.getElementById("game-status"),
-      dot: document.querySelector("#tab-game .dot"),
     };
+    this.status = new ConnectionStatus(
+      document.getElementById("game-status"),
+      document.querySelector("#tab-game .dot"),
+      "Game reconnected",
+    );
     this.bind();
     const frame = () => {
       this.draw();
@@ -45,7 +47,9 @@ export class GameView {
     this.connection?.stop();
     this.rules = new ClientPlayer(this.user, match);
     this.nodes.match.textContent = match || "default";
-    this.connection = new Connection("/game", this, { onState: (s, d) => this.onState(s, d) });
+    this.connection = new Connection("/game", this, {
+      onState: (state, detail) => this.status.show(this.connection, state, detail),
+    });
     this.connection.start();
   }
 
@@ -66,15 +70,6 @@ export class GameView {
     return replies;
   }
 
-  onState(state, detail) {
-    showState(this.nodes.status, this.nodes.dot, state, detail);
-    this.nodes.status.dataset.reconnects = String(this.connection?.reconnects ?? 0);
-    if (state === RECONNECTING) this.wasReconnecting = true;
-    if (state === CONNECTED && this.wasReconnecting) {
-      this.wasReconnecting = false;
-      toast("Game reconnected");
-    }
-  }
 
   // -- the person's actions ---------------------------------------------------------------
 

@@ -26,19 +26,35 @@ export function avatar(name) {
   return el("span", { class: "avatar", style: `--hue: ${hueFor(name)}`, title: name }, first);
 }
 
-/** Show a connection state on a status pill and a tab's dot. */
-export function showState(pill, dot, state, detail) {
-  const labels = {
-    connecting: "connecting…",
-    connected: "connected",
-    reconnecting: "reconnecting",
-    closed: "offline",
-    failed: "disconnected",
-  };
-  pill.dataset.state = state;
-  dot.dataset.state = state;
-  pill.textContent = detail && state !== "connected" ? `${labels[state]} · ${detail}` : labels[state];
-  pill.title = detail || labels[state];
+const LABELS = {
+  connecting: "connecting…",
+  connected: "connected",
+  reconnecting: "reconnecting",
+  closed: "offline",
+  failed: "disconnected",
+};
+
+/** A view's connection state on its status pill and its tab's dot, and a toast when it comes
+ * back after a loss. The pill's `data-reconnects` counts the connections re-established. */
+export class ConnectionStatus {
+  constructor(pill, dot, backMessage) {
+    Object.assign(this, { pill, dot, backMessage });
+    this.lost = false;
+  }
+
+  show(connection, state, detail) {
+    const { pill, dot } = this;
+    pill.dataset.state = state;
+    dot.dataset.state = state;
+    pill.dataset.reconnects = String(connection?.reconnects ?? 0);
+    pill.textContent = detail && state !== "connected" ? `${LABELS[state]} · ${detail}` : LABELS[state];
+    pill.title = detail || LABELS[state];
+    if (state === "reconnecting") this.lost = true;
+    if (state === "connected" && this.lost) {
+      this.lost = false;
+      toast(this.backMessage);
+    }
+  }
 }
 
 let toastTimer = null;
