@@ -197,7 +197,8 @@ async def test_a_page_survives_a_server_kill_and_restart(pages: Pages, tmp_path:
             await say(ann, f"while down {n}")
         await expect(ed.locator("#edit-status")).to_have_attribute("data-state", "reconnecting")
         await ed.locator("#doc-text").press_sequentially("typed while down")
-        await expect(ann.locator("#messages li.message.pending")).to_have_count(2, timeout=1000)
+        pending = ann.locator("#messages li.message.pending", has_text="while down")
+        await expect(pending).to_have_count(2, timeout=1000)
 
         server = web_serve(data, **ports)  # type: ignore[arg-type]
         running = server.__enter__()

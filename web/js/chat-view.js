@@ -3,7 +3,7 @@
 
 import { ClientRooms, fromWire } from "./chat-client.js";
 import { Connection } from "./connection.js";
-import { avatar, clockTime, ConnectionStatus, el } from "./ui.js";
+import { avatar, clockTime, ConnectionStatus, el, personItem } from "./ui.js";
 
 const TYPING_EVERY = 2000; // ms between our TYPING frames while we type
 const TYPING_SHOWN = 3500; // ms a TYPING from someone else stays on screen
@@ -174,7 +174,15 @@ export class ChatView {
     }
     for (const frame of this.rules.pending.values()) {
       if (frame.roomId !== this.current) continue;
-      const pending = { kind: "TEXT", room: frame.roomId, sender: this.user, id: frame.id, content: frame.content, seq: 0, timestamp: 0 };
+      const pending = {
+        kind: "TEXT",
+        room: frame.roomId,
+        sender: this.user,
+        id: frame.id,
+        content: frame.content,
+        seq: 0,
+        timestamp: 0,
+      };
       list.append(this.messageNode(pending, null, true));
     }
     if (atBottom || previous?.sender === this.user) list.scrollTop = list.scrollHeight;
@@ -187,7 +195,8 @@ export class ChatView {
         LEAVE: `${message.sender} left`,
         SYSTEM: message.content,
       }[message.kind] ?? message.content;
-      return el("li", { class: `notice ${message.kind.toLowerCase()}`, dataset: { kind: message.kind } }, text);
+      const kind = message.kind;
+      return el("li", { class: `notice ${kind.toLowerCase()}`, dataset: { kind } }, text);
     }
     const continued =
       previous?.kind === "TEXT" &&
@@ -196,7 +205,10 @@ export class ChatView {
     const classes = ["message", continued && "continued", pending && "pending"].filter(Boolean);
     return el(
       "li",
-      { class: classes.join(" "), dataset: { seq: String(message.seq), id: message.id, sender: message.sender } },
+      {
+        class: classes.join(" "),
+        dataset: { seq: String(message.seq), id: message.id, sender: message.sender },
+      },
       avatar(message.sender),
       el(
         "div",
@@ -212,15 +224,7 @@ export class ChatView {
     const members = this.current ? this.rules.members(this.current) : [];
     this.nodes.memberCount.textContent = String(members.length);
     this.nodes.members.replaceChildren(
-      ...members.map((name) =>
-        el(
-          "li",
-          { dataset: { member: name } },
-          avatar(name),
-          el("span", {}, name),
-          name === this.user ? el("span", { class: "you" }, "(you)") : null,
-        ),
-      ),
+      ...members.map((name) => personItem(name, this.user, { member: name })),
     );
   }
 
@@ -228,7 +232,7 @@ export class ChatView {
     const room = this.rooms.get(this.current);
     const now = Date.now();
     const who = room ? [...room.typing].filter(([, until]) => until > now).map(([name]) => name) : [];
-    this.nodes.typing.textContent =
-      who.length === 0 ? "" : who.length === 1 ? `${who[0]} is typing…` : `${who.join(", ")} are typing…`;
+    const verb = who.length === 1 ? "is" : "are";
+    this.nodes.typing.textContent = who.length ? `${who.join(", ")} ${verb} typing…` : "";
   }
 }

@@ -53,8 +53,8 @@ export function describeClose(code, reason) {
   if (code === 1000) return "ended";
   if (code === 1006) return "connection lost";
   if (code === 1012) return "server restarting";
-  const status = STATUS[code];
-  return status ? `${status}${reason ? `: ${reason}` : ""}` : `closed ${code}${reason ? `: ${reason}` : ""}`;
+  const because = reason ? `: ${reason}` : "";
+  return STATUS[code] ? `${STATUS[code]}${because}` : `closed ${code}${because}`;
 }
 
 /**

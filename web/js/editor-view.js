@@ -8,7 +8,7 @@
 import { Connection } from "./connection.js";
 import { ClientEditor, diffOp } from "./edit-client.js";
 import { codePointIndex, unitOffset } from "./ot/text.js";
-import { avatar, ConnectionStatus, el, hueFor, toast } from "./ui.js";
+import { ConnectionStatus, el, hueFor, personItem, toast } from "./ui.js";
 
 export class EditorView {
   constructor(user) {
@@ -60,7 +60,9 @@ export class EditorView {
     const [change, replies] = this.rules.receive(frame);
     if (change?.kind === "snapshot" || change?.kind === "reset" || change?.kind === "edit") {
       this.showText();
-      if (change.kind === "reset" && change.lost) toast("The server no longer had your last edits: they were lost");
+      if (change.kind === "reset" && change.lost) {
+        toast("The server no longer had your last edits: they were lost");
+      }
     }
     this.render();
     return replies;
@@ -177,14 +179,7 @@ export class EditorView {
     for (const user of [...(rules?.carets.keys() ?? [])].sort()) people.push([user, "editing"]);
     this.nodes.editors.replaceChildren(
       ...people.map(([name, state]) =>
-        el(
-          "li",
-          { dataset: { editor: name } },
-          avatar(name),
-          el("span", {}, name),
-          name === this.user ? el("span", { class: "you" }, "(you)") : null,
-          el("span", { class: "state" }, state),
-        ),
+        personItem(name, this.user, { editor: name }, el("span", { class: "state" }, state)),
       ),
     );
   }
@@ -224,7 +219,8 @@ export class EditorView {
       if (i + 1 === points.length) break;
       const piece = chars.slice(at, points[i + 1]).join("");
       const cover = carets.find((c) => c.length && c.position <= at && at < c.position + c.length);
-      nodes.push(cover ? el("mark", { style: `--hue: ${cover.hue}` }, piece) : document.createTextNode(piece));
+      const mark = cover && el("mark", { style: `--hue: ${cover.hue}` }, piece);
+      nodes.push(mark || document.createTextNode(piece));
     }
     nodes.push(document.createTextNode("\u200b")); // keeps a trailing newline's line
     overlay.replaceChildren(...nodes);

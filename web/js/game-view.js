@@ -144,12 +144,17 @@ export class GameView {
     const players = [...rules.mirror.players.values()].sort((a, b) => a.id.localeCompare(b.id));
     this.nodes.scores.replaceChildren(
       ...players.map((p) => {
-        const dead = p.health <= 0;
+        const classes = [p.id === this.user && "mine", p.health <= 0 && "dead"];
+        const swatch = el("span", { class: "swatch", style: `--hue: ${hueFor(p.id)}` });
+        const health = el("span", { style: `width: ${Math.max(0, p.health)}%` });
         const row = el(
           "tr",
-          { class: [p.id === this.user && "mine", dead && "dead"].filter(Boolean).join(" "), dataset: { player: p.id, x: String(p.x), y: String(p.y) } },
-          el("td", {}, el("div", { class: "who" }, el("span", { class: "swatch", style: `--hue: ${hueFor(p.id)}` }), p.id)),
-          el("td", {}, el("div", { class: "bar" }, el("span", { style: `width: ${Math.max(0, p.health)}%` }))),
+          {
+            class: classes.filter(Boolean).join(" "),
+            dataset: { player: p.id, x: String(p.x), y: String(p.y) },
+          },
+          el("td", {}, el("div", { class: "who" }, swatch, p.id)),
+          el("td", {}, el("div", { class: "bar" }, health)),
           el("td", {}, p.attributes.kills ?? "0"),
           el("td", {}, p.attributes.deaths ?? "0"),
         );

@@ -26,6 +26,12 @@ export function avatar(name) {
   return el("span", { class: "avatar", style: `--hue: ${hueFor(name)}`, title: name }, first);
 }
 
+/** A person in a list: avatar, name, "(you)" for oneself, then `extra` nodes. */
+export function personItem(name, me, dataset, ...extra) {
+  const you = name === me ? el("span", { class: "you" }, "(you)") : null;
+  return el("li", { dataset }, avatar(name), el("span", {}, name), you, ...extra);
+}
+
 const LABELS = {
   connecting: "connecting…",
   connected: "connected",
