@@ -6,7 +6,8 @@ No store, no limits, no backpressure, no resume: each TEXT gets the room's next 
 once with upb and handed to ``websockets.broadcast`` for every member, which writes it into
 each socket's buffer at once, with no backpressure: a slow member's buffer grows without bound.
 JOINs are announced to the room, and a joiner is told who is there, which is all
-``chat_load.py``'s clients need. The end message closes the call.
+``chat_load.py``'s clients need. The end message closes the call. Compression off, as in
+``interplay serve``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ async def main(port: int) -> None:
         subprotocols=["interplay.v1.proto"],
         max_size=None,
         ping_interval=None,
+        compression=None,
     ) as server:  # type: ignore[list-item]
         bound = server.sockets[0].getsockname()[1]
         print(f"bare: serving on 127.0.0.1:{bound}", flush=True)

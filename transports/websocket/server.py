@@ -80,6 +80,10 @@ class WebSocketSettings:
     close_timeout: float = 5.0
     # Seconds a shutdown waits for calls to flush and end before closing what is left.
     grace: float = 10.0
+    # permessage-deflate: less bandwidth for text-heavy traffic, at a zlib pass per frame per
+    # connection (it cannot be shared: each connection has its own compression context), which
+    # costs more server CPU than the whole fan-out. Off unless asked for.
+    compression: bool = False
     # The browser app's files; None: no app (only the WebSocket endpoints).
     web_root: Path | None = None
     tls: ssl.SSLContext | None = None
@@ -209,6 +213,7 @@ async def start(
         ssl=settings.tls,
         server_header=None,
         logger=_library_log,
+        compression="deflate" if settings.compression else None,
     )
     return server, service
 
