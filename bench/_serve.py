@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -28,6 +29,13 @@ def interplay(
 
 
 BARE = [sys.executable, str(HERE / "_bare.py"), "--port", "0"]
+BARE_WS = [sys.executable, str(HERE / "_bare_ws.py"), "--port", "0"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextmanager

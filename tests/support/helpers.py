@@ -114,6 +114,15 @@ async def chat_call(channel: Channel, **kwargs: Any) -> AsyncIterator[ChatClient
         yield ChatClient(stream)
 
 
+def free_port() -> int:
+    """A TCP port free right now on 127.0.0.1 (for servers whose port 0 means "off")."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
 def interplay_serve(data: Path, *extra: str) -> Iterator[int]:
     with interplay_process(data, *extra) as (port, _):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -22,7 +21,7 @@ from starlette.routing import Mount, Route
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from helpers import eventually, runtime_for
+from helpers import eventually, free_port, runtime_for
 from interplay.backends import MemoryBackend
 from interplay.runtime import Runtime, Settings
 from interplay.transports import grpc as grpc_transport
@@ -32,12 +31,6 @@ from interplay.transports.grpc.client import ChatClient
 from interplay.transports.websocket.codec import END, JSON, PROTO
 
 pytestmark = pytest.mark.anyio
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager

@@ -391,3 +391,25 @@ async def test_a_fatal_close_surfaces_to_the_caller_as_its_status() -> None:
                     pass
         assert failed.value.status == "INVALID_ARGUMENT" and "room_id" in failed.value.message
         assert ann.state is ConnectionState.CLOSED
+
+
+@settings(max_examples=200)
+@given(
+    payloads=st.lists(
+        st.one_of(st.binary(max_size=300), st.integers(125, 70_000).map(lambda n: b"p" * n)),
+        max_size=4,
+    ),
+    text=st.booleans(),
+)
+def test_the_hand_built_frames_are_the_librarys(payloads: list[bytes], text: bool) -> None:
+    """``framed`` writes what ``websockets`` would, for every length class."""
+    from websockets.protocol import State
+    from websockets.server import ServerProtocol
+
+    from interplay.transports.websocket.service import OP_BINARY, OP_TEXT, framed
+
+    library = ServerProtocol()
+    library.state = State.OPEN
+    for payload in payloads:
+        (library.send_text if text else library.send_binary)(payload)
+    assert framed(payloads, OP_TEXT if text else OP_BINARY) == b"".join(library.data_to_send())

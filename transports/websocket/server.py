@@ -31,6 +31,17 @@ from .service import WebSocketService
 
 log = logging.getLogger("interplay.websocket")
 
+
+class _ConnectionLog(logging.LoggerAdapter[logging.Logger]):
+    """The library's log, its per-connection INFO lines ("connection open", "…closed") at
+    DEBUG: a line per connection is debugging detail on a server with thousands of them."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: object) -> None:
+        super().log(logging.DEBUG if level == logging.INFO else level, msg, *args, **kwargs)  # type: ignore[arg-type]
+
+
+_library_log = _ConnectionLog(logging.getLogger("interplay.websocket.connections"))
+
 # Bytes per received frame, checked on the frame header before its payload is buffered; as for
 # gRPC, above the largest valid message (64 Ki code points of UTF-8; JSON adds escapes).
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -69,6 +80,10 @@ class WebSocketSettings:
     close_timeout: float = 5.0
     # Seconds a shutdown waits for calls to flush and end before closing what is left.
     grace: float = 10.0
+    # permessage-deflate: less bandwidth for text-heavy traffic, at a zlib pass per frame per
+    # connection (it cannot be shared: each connection has its own compression context), which
+    # costs more server CPU than the whole fan-out. Off unless asked for.
+    compression: bool = False
     # The browser app's files; None: no app (only the WebSocket endpoints).
     web_root: Path | None = None
     tls: ssl.SSLContext | None = None
@@ -197,6 +212,8 @@ async def start(
         close_timeout=settings.close_timeout,
         ssl=settings.tls,
         server_header=None,
+        logger=_library_log,
+        compression="deflate" if settings.compression else None,
     )
     return server, service
 

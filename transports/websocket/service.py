@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -125,12 +126,17 @@ class WebSocketService:
             except ConnectionClosed:
                 raise Disconnected() from None
 
+        plain = not ws.protocol.extensions  # no compression: frames are header + payload
+
         async def send(frames: list[bytes], text: bool) -> None:
             try:
                 async with ws.send_context():  # one socket write, then wait out the write limit
-                    write = ws.protocol.send_text if text else ws.protocol.send_binary
-                    for frame in frames:
-                        write(frame)
+                    if plain:
+                        ws.transport.write(framed(frames, OP_TEXT if text else OP_BINARY))
+                    else:
+                        write = ws.protocol.send_text if text else ws.protocol.send_binary
+                        for frame in frames:
+                            write(frame)
             except ConnectionClosed:
                 raise Disconnected() from None
 
@@ -155,6 +161,28 @@ class WebSocketService:
 
     async def wait_closed(self) -> None:
         await self.runtime.wait_closed()
+
+
+OP_TEXT, OP_BINARY = 0x81, 0x82  # FIN + opcode: a whole text or binary message
+
+
+def framed(payloads: list[bytes], first_byte: int) -> bytes:
+    """Server-to-client frames (unmasked, RFC 6455 §5.2) for ``payloads``, one write: what
+    the library's ``send_binary`` builds per frame, at a tenth of its cost."""
+    out = bytearray()
+    for payload in payloads:
+        size = len(payload)
+        if size < 126:
+            out += bytes((first_byte, size))
+        elif size < 65536:
+            out += _SHORT.pack(first_byte, 126, size)
+        else:
+            out += _LONG.pack(first_byte, 127, size)
+        out += payload
+    return bytes(out)
+
+
+_SHORT, _LONG = struct.Struct("!BBH"), struct.Struct("!BBQ")
 
 
 def authorization(header: str | None, query: str) -> str | None:
