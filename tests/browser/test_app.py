@@ -9,13 +9,19 @@ from pathlib import Path
 import anyio
 import pytest
 from playwright.async_api import Page, expect
+from starlette.applications import Starlette
+from starlette.routing import Mount
 
-from browser_support import Pages, WebServer, free_port, web_serve
-from helpers import eventually
+from browser_support import Pages, WebServer, web_serve
+from helpers import eventually, free_port, uvicorn_serving
+from interplay.backends import MemoryBackend
 from interplay.core import Kind
 from interplay.core.backoff import BackoffPolicy
+from interplay.runtime import Runtime, Settings
 from interplay.runtime.auth import Authenticator
+from interplay.transports.asgi import InterplayASGI
 from interplay.transports.grpc.client import ChatClient, EditClient, GameClient
+from interplay.transports.websocket.server import default_web_root
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -305,3 +311,20 @@ async def test_a_page_passes_its_access_token_and_shows_a_refusal(
         status = eve.locator("#chat-status")
         await expect(status).to_have_attribute("data-state", "failed")  # fatal: no retry
         await expect(status).to_contain_text("UNAUTHENTICATED")
+
+
+async def test_the_app_mounted_under_a_prefix_finds_its_endpoints(pages: Pages) -> None:
+    """The ASGI app in a Starlette app at /rt: the page, its files and its calls live there."""
+    service = InterplayASGI(
+        lambda: Runtime(MemoryBackend(), settings=Settings(rate=0)), web_root=default_web_root()
+    )
+    app = Starlette(routes=[Mount("/rt", app=service)], lifespan=service.lifespan)
+    async with uvicorn_serving(app) as port:
+        base = f"http://127.0.0.1:{port}/rt/"
+        ann = await pages.open(f"{base}?user=ann&room=lobby")
+        bob = await pages.open(f"{base}?user=bob&room=lobby")
+        await expect(bob.locator("#chat-status")).to_have_text("connected")
+        await say(ann, "mounted")
+        await expect(bob.locator("#messages li.message", has_text="mounted")).to_have_count(1)
+        for _, log in pages.opened:
+            assert log.errors == []

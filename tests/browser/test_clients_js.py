@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from playwright.sync_api import Page
-from strategies import texts
 
 from interplay.core import Kind
 from interplay.core.chat_client import (
@@ -32,6 +31,7 @@ from interplay.core.edit_client import (
     ServerEdit,
 )
 from interplay.core.rooms import RoomMessage
+from interplay.testing.strategies import texts
 
 pytestmark = pytest.mark.slow
 

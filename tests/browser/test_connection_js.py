@@ -50,3 +50,20 @@ def test_close_codes_read_as_the_server_means_them(module_page: Page) -> None:
         "UNAUTHENTICATED: no token",
         "closed 4999",
     ]
+
+
+def test_endpoints_sit_beside_the_page_and_carry_its_token(module_page: Page) -> None:
+    urls = module_page.evaluate(
+        """async (pages) => {
+          const { endpoint } = await import("/js/connection.js");
+          return pages.map((href) => endpoint("/chat", new URL(href)));
+        }""",
+        [
+            "http://127.0.0.1:8080/?user=ann#chat",
+            "https://example.test/rt/?access_token=a%2Bb&user=ann#game",
+        ],
+    )
+    assert urls == [
+        "ws://127.0.0.1:8080/chat",
+        "wss://example.test/rt/chat?access_token=a%2Bb",
+    ]

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from playwright.sync_api import Page
-from strategies import ops_for, texts
 
 from interplay.core.ot import ClientDocument, TextOp
+from interplay.testing.strategies import ops_for, texts
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from playwright.async_api import Browser, ConsoleMessage, Page
 
-from helpers import interplay_process
+from helpers import free_port, interplay_process
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 WEB = ROOT / "web"
@@ -80,12 +79,6 @@ class Pages:
             text.write_text("\n".join(log.lines) + "\n")
             kept.append(text)
         return kept
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -39,13 +39,16 @@ export class Backoff {
   }
 }
 
-/** The URL of endpoint `path` on the server that served this page, with the page's
- * `access_token` (if it was opened with one) passed on. */
-export function endpoint(path) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  const token = new URLSearchParams(location.search).get("access_token");
-  const query = token ? `?access_token=${encodeURIComponent(token)}` : "";
-  return `${scheme}://${location.host}${path}${query}`;
+/** The URL of endpoint `path` beside this page (so an app mounted under a prefix, as the ASGI
+ * app may be, finds its endpoints under it), with the page's `access_token`, if it was opened
+ * with one, passed on. */
+export function endpoint(path, page = location) {
+  const url = new URL(path.replace(/^\//, ""), page.href);
+  url.protocol = page.protocol === "https:" ? "wss:" : "ws:";
+  const token = new URLSearchParams(page.search).get("access_token");
+  url.search = token ? `?access_token=${encodeURIComponent(token)}` : "";
+  url.hash = "";
+  return url.href;
 }
 
 /** What a close code means, for a person. */
