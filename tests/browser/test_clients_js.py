@@ -1,7 +1,8 @@
-"""The page's client rules (web/js/chat-client.js, edit-client.js) against the core's
-(``ClientRooms``, ``ClientEditor``), in chromium, on random runs: the person's calls,
-reconnects and what a server may send, with echoes, duplicates, gaps, stale acks and rebased
-pieces among it. After every step both must ask to send the same frames and show the same."""
+"""The page's client rules (web/js/chat-client.js, edit-client.js, game-client.js) against
+the core's (``ClientRooms``, ``ClientEditor``, ``ClientPlayer``), in chromium, on random runs:
+the person's calls, reconnects and what a server may send, with echoes, duplicates, gaps,
+stale acks, rebased pieces, full and delta states among it. After every step both must ask to
+send the same frames and show the same."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from interplay.core.edit_client import (
     SendEdit,
     ServerEdit,
 )
+from interplay.core.game import GameEvent, PlayerState
+from interplay.core.game_client import ClientPlayer, JoinGame, StateUpdate
 from interplay.core.rooms import RoomMessage
 from interplay.testing.strategies import texts
 
@@ -276,3 +279,100 @@ def test_edit_rules_agree_with_the_core(module_page: Page, data: st.DataObject) 
             }
         )
     assert module_page.evaluate(EDIT, steps) == expected
+
+
+GAME = """async (steps) => {
+  const { ClientPlayer } = await import("/js/game-client.js");
+  const rules = new ClientPlayer("me", "m");
+  const out = [];
+  for (const [call, arg] of steps) {
+    let sent = [];
+    if (call === "act") sent = rules.act("move", arg);
+    else if (call === "connected") sent = rules.connected();
+    else sent = rules.receive(arg);
+    const players = [...rules.mirror.players.values()].map((p) =>
+      [p.id, p.x, p.y, p.health, p.lastSequence]).sort();
+    out.push({
+      sent: sent.map((f) => [f.actionType, Number(f.sequence ?? 0)]),
+      tick: rules.mirror.tick, players, confirmed: rules.confirmed,
+      unconfirmed: [...rules.unconfirmed.keys()],
+    });
+  }
+  return out;
+}"""
+
+
+@given(st.data())
+def test_game_rules_agree_with_the_core(module_page: Page, data: st.DataObject) -> None:
+    """Actions, reconnects, and full and delta states (players changing, leaving, our own
+    last_sequence confirming what was applied)."""
+    rules = ClientPlayer("me", "m")
+    steps: list[list[Any]] = []
+    expected = []
+    tick, need_full = 0, True  # after a join the server's first state is full
+    for _ in range(data.draw(st.integers(1, 25))):
+        call = data.draw(st.sampled_from(["act", "act", "connected", "state", "state", "state"]))
+        if call == "act":
+            params = {"dx": str(data.draw(st.integers(-10, 10))), "dy": "0"}
+            steps.append([call, params])
+            sent: list[Any] = rules.act("move", params)
+        elif call == "connected":
+            steps.append([call, None])
+            sent = rules.connected()
+            need_full = True
+        else:
+            tick += data.draw(st.integers(1, 3))
+            full = need_full or data.draw(st.booleans())
+            need_full = False
+            players = [
+                PlayerState(
+                    player=who,
+                    x=float(data.draw(st.integers(0, 1000))),
+                    y=float(data.draw(st.integers(0, 1000))),
+                    health=data.draw(st.integers(0, 100)),
+                    last_sequence=data.draw(st.integers(0, rules.sequence)) if who == "me" else 0,
+                )
+                for who in data.draw(st.lists(st.sampled_from(PEOPLE), unique=True))
+            ]
+            gone = [] if full else data.draw(st.lists(st.sampled_from(PEOPLE), unique=True))
+            events = [GameEvent(id=f"{tick}-{n}", kind="leave", data=p) for n, p in enumerate(gone)]
+            steps.append(
+                [
+                    call,
+                    {
+                        "tick": str(tick),
+                        "full": full,
+                        "players": [
+                            {
+                                "playerId": p.player,
+                                "x": p.x,
+                                "y": p.y,
+                                "health": p.health,
+                                "attributes": {},
+                                "lastSequence": str(p.last_sequence),
+                            }
+                            for p in players
+                        ],
+                        "events": [
+                            {"eventId": e.id, "eventType": e.kind, "data": e.data} for e in events
+                        ],
+                    },
+                ]
+            )
+            state = StateUpdate(tick=tick, full=full, players=tuple(players), events=tuple(events))
+            _, sent = rules.receive(state)
+        expected.append(
+            {
+                "sent": [
+                    ["join", 0] if isinstance(r, JoinGame) else [r.kind, r.sequence] for r in sent
+                ],
+                "tick": rules.mirror.tick,
+                "players": sorted(
+                    [p.player, p.x, p.y, p.health, p.last_sequence]
+                    for p in rules.mirror.players.values()
+                ),
+                "confirmed": rules.confirmed,
+                "unconfirmed": [a.sequence for a in rules.unconfirmed()],
+            }
+        )
+    assert module_page.evaluate(GAME, steps) == expected

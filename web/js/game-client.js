@@ -65,7 +65,7 @@ export class ClientPlayer {
 
   /** A join, then every unconfirmed action. */
   connected() {
-    this.mirror = new GameMirror(); // a full state comes first after a join
+    // The mirror stays on screen until the full state that answers the join replaces it.
     return [
       { playerId: this.player, actionType: "join", matchId: this.match },
       ...this.unconfirmed.values(),
@@ -76,7 +76,7 @@ export class ClientPlayer {
   receive(state) {
     if (state.full) this.fullStates++;
     else this.deltaStates++;
-    if (!state.full && this.mirror.tick === null) return []; // joined mid-delta: wait for full
+    if (!state.full && this.mirror.tick === null) return []; // no full state yet: nothing to update
     this.mirror.apply(state);
     const me = this.mirror.players.get(this.player);
     if (me && me.lastSequence > this.confirmed) {
