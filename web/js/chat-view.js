@@ -16,7 +16,7 @@ export class ChatView {
     this.rooms = new Map(); // room -> {messages, unread, typing: Map(user -> expiry)}
     this.current = null;
     this.lastTyping = 0;
-        this.nodes = {
+    this.nodes = {
       rooms: document.getElementById("room-list"),
       messages: document.getElementById("messages"),
       members: document.getElementById("member-list"),
@@ -55,7 +55,6 @@ export class ChatView {
     }
     return replies;
   }
-
 
   // -- the person's actions ---------------------------------------------------------------
 

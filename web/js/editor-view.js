@@ -16,7 +16,7 @@ export class EditorView {
     this.rules = null;
     this.connection = null;
     this.shown = ""; // the text the textarea showed after our last look at it
-        this.nodes = {
+    this.nodes = {
       text: document.getElementById("doc-text"),
       carets: document.getElementById("carets"),
       editors: document.getElementById("editor-list"),
@@ -33,12 +33,12 @@ export class EditorView {
     this.bind();
   }
 
-  /** Open `document` (ending the call on the previous one). */
-  open(document) {
-    if (this.rules?.document === document && this.connection?.state !== "closed") return;
+  /** Open document `name` (ending the call on the previous one). */
+  open(name) {
+    if (this.rules?.document === name && this.connection?.state !== "closed") return;
     this.connection?.stop();
-    this.nodes.name.value = document;
-    this.rules = new ClientEditor(this.user, document);
+    this.nodes.name.value = name;
+    this.rules = new ClientEditor(this.user, name);
     this.connection = new Connection("/edit", this, {
       onState: (state, detail) => this.status.show(this.connection, state, detail),
     });
@@ -67,7 +67,6 @@ export class EditorView {
     this.render();
     return replies;
   }
-
 
   // -- the person's actions ---------------------------------------------------------------
 

@@ -22,7 +22,7 @@ export class GameView {
     this.timer = null;
     this.lastAttack = 0;
     this.events = [];
-        this.nodes = {
+    this.nodes = {
       canvas: document.getElementById("arena"),
       scores: document.getElementById("scores"),
       events: document.getElementById("events"),
@@ -69,7 +69,6 @@ export class GameView {
     this.renderPanel();
     return replies;
   }
-
 
   // -- the person's actions ---------------------------------------------------------------
 
