@@ -384,6 +384,10 @@ class RoomHub:
         loaded = self._rooms.get(room)
         return sorted(loaded.sessions_of) if loaded else []
 
+    def user_of(self, session: str) -> str | None:
+        state = self._sessions.get(session)
+        return state.user if state else None
+
     def rooms_of(self, session: str) -> frozenset[str]:
         state = self._sessions.get(session)
         return frozenset(state.rooms) if state else frozenset()

@@ -5,9 +5,12 @@ drain and auth live here once, under every transport. Nothing here imports a wir
 (grpclib, h2, protobuf, betterproto2, websockets): a transport adapter does only wire work.
 """
 
-from .auth import Authenticator, Identity
+from .admin import Admin, HistoryPage, MatchInfo
+from .auth import AdminAuthenticator, Authenticator, Identity, JwksKeys, KeySetUnavailable
 from .backend import Backend, WriteConflict
 from .errors import (
+    Disconnected,
+    DisconnectedResume,
     PeerGone,
     SessionError,
     ShuttingDown,
@@ -20,11 +23,19 @@ from .server import Counters, Runtime, Service, Session, Statistics
 from .settings import Settings
 
 __all__ = [
+    "Admin",
+    "AdminAuthenticator",
     "Authenticator",
     "Backend",
     "Codec",
     "Counters",
+    "Disconnected",
+    "DisconnectedResume",
+    "HistoryPage",
     "Identity",
+    "JwksKeys",
+    "KeySetUnavailable",
+    "MatchInfo",
     "PeerGone",
     "Runtime",
     "Service",

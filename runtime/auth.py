@@ -1,25 +1,39 @@
-"""Bearer tokens: who a session acts as, and what it may touch.
+"""Bearer tokens: who a session acts as, and what it may touch; and the admin API's own tokens.
 
-With an auth secret configured, every session must come with a bearer token (a JWT signed with
-the secret, HS256), however its transport carries it (gRPC: ``authorization`` metadata;
-WebSocket: the header or an ``access_token`` query parameter). The token's ``sub`` is the user
-the session acts as; optional ``rooms``, ``documents`` and ``matches`` claims (lists of names)
-limit what it may join. No valid token: ``Unauthenticated``, before anything is read. A command
-claiming another user, or naming a room/document/match outside the claims: the core's
-``PermissionDenied``, naming the field. A command that names no user acts as the token's user.
+With auth configured, every session must come with a bearer token (a JWT), however its
+transport carries it (gRPC: ``authorization`` metadata; WebSocket: the header or an
+``access_token`` query parameter). The token's ``sub`` is the user the session acts as;
+optional ``rooms``, ``documents`` and ``matches`` claims (lists of names) limit what it may
+join. No valid token: ``Unauthenticated``, before anything is read. A command claiming another
+user, or naming a room/document/match outside the claims: the core's ``PermissionDenied``,
+naming the field. A command that names no user acts as the token's user.
 
-PyJWT does the token work (signature, ``exp``/``nbf``/``iat`` checks, clock leeway): a library
-whose whole job this is, rather than HMAC code of our own.
+Tokens are HS256 with a shared secret, or RS256/ES256 from an identity provider (Keycloak,
+Auth0, Cognito, Google): one public key (PEM), or the provider's JWKS URL. The key set is
+fetched with a timeout (off the event loop), cached, and fetched again when a token names a
+``kid`` it does not hold, at most once per ``min_refresh`` seconds (so a stream of made-up
+kids costs one fetch per interval, not one per call), and when it is older than ``max_age``.
+``audience`` and ``issuer``, when set, must match the token's ``aud`` and ``iss``.
+
+The admin API (``runtime/admin.py``) takes its own tokens: HS256 with the admin secret and the
+audience ``interplay-admin``, with an expiry. A user's token never authorizes it.
+
+PyJWT does the token work and the cryptography (signatures, ``exp``/``nbf``/``iat``/``aud``/
+``iss`` checks, clock leeway, JWKS parsing with ``PyJWKClient``): a library whose whole job
+this is, rather than code of our own.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import anyio
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from interplay.core.documents import DocumentCommand, EditDocument, MoveCursor, OpenDocument
 from interplay.core.errors import PermissionDenied
@@ -32,6 +46,7 @@ from .errors import Unauthenticated
 
 ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
+ADMIN_AUDIENCE = "interplay-admin"
 
 Command = ChatCommand | DocumentCommand | MatchCommand
 
@@ -81,36 +96,209 @@ class Identity:
             )
 
 
-class Authenticator:
-    """Verifies (and, for development, mints) the tokens signed with one secret."""
+def bearer_token(header: str | None) -> str:
+    """The token of an ``authorization`` header's value, or ``Unauthenticated``."""
+    if not header:
+        raise Unauthenticated("authorization: a 'Bearer <token>' header is required")
+    scheme, _, token = str(header).partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("authorization: must be 'Bearer <token>'")
+    return token
 
-    def __init__(self, secret: str, *, leeway: float = 30.0) -> None:
-        if len(secret.encode()) < MIN_SECRET_BYTES:
-            raise ValueError(
-                f"auth secret: must be at least {MIN_SECRET_BYTES} bytes for HS256 (RFC 7518 "
-                "§3.2); make one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
-            )
+
+def _check_secret(what: str, secret: str) -> None:
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"{what}: must be at least {MIN_SECRET_BYTES} bytes for HS256 (RFC 7518 §3.2); "
+            "make one with: python3 -c 'import secrets; print(secrets.token_hex(32))'"
+        )
+
+
+def load_public_key(pem: bytes) -> tuple[Any, str]:
+    """An identity provider's public key (PEM) and the algorithm it verifies: RS256 for RSA,
+    ES256 for EC P-256; ``ValueError`` saying why otherwise."""
+    try:
+        key = load_pem_public_key(pem)
+    except ValueError as error:
+        raise ValueError(f"not a PEM public key ({error})") from None
+    if isinstance(key, rsa.RSAPublicKey):
+        return key, "RS256"
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return key, "ES256"
+    raise ValueError("must be an RSA or an EC P-256 public key (RS256 or ES256)")
+
+
+class KeySetUnavailable(Exception):
+    """The JWKS URL could not be fetched, or held no usable key."""
+
+
+class JwksKeys:
+    """An identity provider's signing keys, by ``kid``, from its JWKS URL (see the module
+    docstring). ``refresh`` blocks (an HTTP request): the runtime calls it in a thread."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        min_refresh: float = 60.0,
+        max_age: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not timeout > 0 or not min_refresh >= 0 or not max_age > 0:
+            raise ValueError("JWKS timeout and max_age must be positive, min_refresh >= 0")
+        self.url = url
+        self.min_refresh = min_refresh
+        self.max_age = max_age
+        self.fetches = 0  # attempts, for tests and statistics
+        self._client = jwt.PyJWKClient(url, cache_jwk_set=False, timeout=timeout)
+        self._clock = clock
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched: float | None = None  # when the last successful fetch was
+        self._tried: float | None = None  # when the last attempt was
+        self._lock: anyio.Lock | None = None
+
+    def refresh(self) -> None:
+        """Fetch the key set now; ``KeySetUnavailable`` if that fails (the old keys stay)."""
+        self.fetches += 1
+        self._tried = self._clock()
+        try:
+            keys = self._client.get_jwk_set(refresh=True).keys
+        except jwt.PyJWKError as error:  # PyJWKClientError and PyJWKSetError are both
+            raise KeySetUnavailable(f"{self.url}: {error}") from None
+        self._keys = {key.key_id or "": key for key in keys}
+        self._fetched = self._tried
+
+    def key(self, kid: str) -> jwt.PyJWK | None:
+        return self._keys.get(kid)
+
+    async def key_for(self, kid: str) -> jwt.PyJWK | None:
+        """The key for ``kid``, fetching the set again (in a thread) if it is unknown and the
+        last attempt is ``min_refresh`` old, or if the set is ``max_age`` old."""
+        now = self._clock()
+        stale = self._fetched is None or now - self._fetched >= self.max_age
+        unknown = kid not in self._keys
+        if (stale or unknown) and (self._tried is None or now - self._tried >= self.min_refresh):
+            if self._lock is None:
+                self._lock = anyio.Lock()
+            async with self._lock:  # one fetch at a time; the others use its result
+                if self._tried is None or self._clock() - self._tried >= self.min_refresh:
+                    try:
+                        await anyio.to_thread.run_sync(self.refresh)
+                    except KeySetUnavailable:
+                        if unknown:
+                            raise
+                        # a stale set that still holds the kid keeps serving until it can be
+                        # fetched again
+        return self._keys.get(kid)
+
+
+class Authenticator:
+    """Verifies users' tokens: HS256 with ``secret``, RS256/ES256 with ``public_key`` (PEM) or
+    the keys at a JWKS URL (``jwks``); and, for development, mints HS256 ones."""
+
+    def __init__(
+        self,
+        secret: str | None = None,
+        *,
+        public_key: bytes | None = None,
+        jwks: JwksKeys | None = None,
+        audience: str | None = None,
+        issuer: str | None = None,
+        leeway: float = 30.0,
+    ) -> None:
+        if secret is None and public_key is None and jwks is None:
+            raise ValueError("auth: needs a secret, a public key or a JWKS URL")
+        if public_key is not None and jwks is not None:
+            raise ValueError("auth: a public key or a JWKS URL, not both")
+        if secret is not None:
+            _check_secret("auth secret", secret)
         self._secret = secret
+        self._public: tuple[Any, str] | None = None
+        if public_key is not None:
+            self._public = load_public_key(public_key)
+        self.jwks = jwks
+        self._audience = audience
+        self._issuer = issuer
         self._leeway = leeway
 
-    def authenticate_header(self, header: str | None) -> Identity:
+    async def authenticate_header(self, header: str | None) -> Identity:
         """The identity in an ``authorization`` header's value, or ``Unauthenticated``."""
-        if not header:
-            raise Unauthenticated("authorization: a 'Bearer <token>' header is required")
-        scheme, _, token = str(header).partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("authorization: must be 'Bearer <token>'")
-        return self.authenticate(token)
+        return await self.authenticate(bearer_token(header))
 
-    def authenticate(self, token: str) -> Identity:
+    async def authenticate(self, token: str) -> Identity:
         """The identity a bare token grants, or ``Unauthenticated``."""
+        algorithm, kid = self._header(token)
+        key: Any
+        if algorithm in ("RS256", "ES256") and self.jwks is not None:
+            try:
+                key = await self.jwks.key_for(kid)
+            except KeySetUnavailable as error:
+                raise Unauthenticated(
+                    f"authorization: cannot fetch the key set ({error})"
+                ) from None
+            if key is None:
+                raise Unauthenticated(
+                    f"authorization: no key {kid!r} in the identity provider's key set"
+                )
+        else:
+            key = self._key(algorithm)
+        return self._verify(token, key, algorithm)
+
+    def accepts(self, token: str) -> bool:
+        """Whether ``token`` is a valid user token, from the keys at hand (no fetch)."""
+        try:
+            algorithm, kid = self._header(token)
+            if algorithm in ("RS256", "ES256") and self.jwks is not None:
+                key: Any = self.jwks.key(kid)
+                if key is None:
+                    return False
+            else:
+                key = self._key(algorithm)
+            self._verify(token, key, algorithm)
+        except Unauthenticated:
+            return False
+        return True
+
+    @staticmethod
+    def _header(token: str) -> tuple[str, str]:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as error:
+            raise Unauthenticated(f"authorization: {error}") from None
+        return str(header.get("alg", "")), str(header.get("kid", ""))
+
+    def _key(self, algorithm: str) -> Any:
+        """The key that verifies ``algorithm`` (without a JWKS), or ``Unauthenticated``."""
+        if algorithm == ALGORITHM and self._secret is not None:
+            return self._secret
+        if self._public is not None and algorithm == self._public[1]:
+            return self._public[0]
+        accepted = [
+            name
+            for name, on in (
+                (ALGORITHM, self._secret is not None),
+                (self._public[1] if self._public else "", self._public is not None),
+                ("RS256, ES256", self.jwks is not None),
+            )
+            if on
+        ]
+        raise Unauthenticated(
+            f"authorization: tokens signed with {algorithm or 'no algorithm'} are not "
+            f"accepted here (only {', '.join(accepted)})"
+        )
+
+    def _verify(self, token: str, key: Any, algorithm: str) -> Identity:
+        required = ["sub"] + ["aud"] * bool(self._audience) + ["iss"] * bool(self._issuer)
         try:
             claims = jwt.decode(
                 token,
-                self._secret,
-                algorithms=[ALGORITHM],
+                key,
+                algorithms=[algorithm],
+                audience=self._audience,
+                issuer=self._issuer,
                 leeway=self._leeway,
-                options={"require": ["sub"]},
+                options={"require": required},
             )
         except jwt.InvalidTokenError as error:
             raise Unauthenticated(f"authorization: {error}") from None
@@ -137,12 +325,46 @@ class Authenticator:
         ttl: float | None = 24 * 3600,
         now: float | None = None,
     ) -> str:
-        """A signed token for ``user`` (``interplay token``); ``ttl=None`` never expires."""
+        """A signed HS256 token for ``user`` (``interplay token``); ``ttl=None`` never
+        expires."""
+        if self._secret is None:
+            raise ValueError("auth: minting needs the HS256 secret")
         issued = int(time.time() if now is None else now)
         claims: dict[str, Any] = {"sub": user, "iat": issued}
         if ttl is not None:
             claims["exp"] = issued + int(ttl)
+        if self._audience:
+            claims["aud"] = self._audience
+        if self._issuer:
+            claims["iss"] = self._issuer
         for claim, names in (("rooms", rooms), ("documents", documents), ("matches", matches)):
             if names is not None:
                 claims[claim] = sorted(names)
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+
+class AdminAuthenticator:
+    """The admin API's tokens: HS256 with the admin secret, audience ``interplay-admin``, an
+    expiry required (a leaked one stops working)."""
+
+    def __init__(self, secret: str, *, leeway: float = 30.0) -> None:
+        _check_secret("admin secret", secret)
+        self._secret = secret
+        self._leeway = leeway
+
+    def verify(self, token: str) -> None:
+        """Nothing if ``token`` is an admin token; else ``jwt.InvalidTokenError``."""
+        jwt.decode(
+            token,
+            self._secret,
+            algorithms=[ALGORITHM],
+            audience=ADMIN_AUDIENCE,
+            leeway=self._leeway,
+            options={"require": ["aud", "exp"]},
+        )
+
+    def mint(self, *, ttl: float = 300, now: float | None = None) -> str:
+        """An admin token valid for ``ttl`` seconds (``interplay admin`` makes one per call)."""
+        issued = int(time.time() if now is None else now)
+        claims = {"aud": ADMIN_AUDIENCE, "iat": issued, "exp": issued + int(ttl)}
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)

@@ -16,6 +16,8 @@ from interplay.core.errors import (
     PermissionDenied,
 )
 from interplay.runtime.errors import (
+    Disconnected,
+    DisconnectedResume,
     SessionError,
     ShuttingDown,
     SlowConsumer,
@@ -34,6 +36,10 @@ STATUS_OF: dict[type[Exception], Status] = {
     ShuttingDown: Status.UNAVAILABLE,
     SlowConsumer: Status.RESOURCE_EXHAUSTED,
     StorageFailed: Status.UNAVAILABLE,
+    # The admin API's Disconnect: PERMISSION_DENIED is fatal to our clients (they surface it
+    # and stop); UNAVAILABLE makes them reconnect and resume.
+    Disconnected: Status.PERMISSION_DENIED,
+    DisconnectedResume: Status.UNAVAILABLE,
 }
 
 
