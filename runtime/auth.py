@@ -164,7 +164,7 @@ class JwksKeys:
         self._tried = self._clock()
         try:
             keys = self._client.get_jwk_set(refresh=True).keys
-        except jwt.PyJWKError as error:  # PyJWKClientError and PyJWKSetError are both
+        except jwt.PyJWTError as error:  # PyJWKClientError, PyJWKSetError (no usable key)
             raise KeySetUnavailable(f"{self.url}: {error}") from None
         self._keys = {key.key_id or "": key for key in keys}
         self._fetched = self._tried
