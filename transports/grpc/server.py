@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
 import ssl
@@ -73,6 +74,21 @@ class ServerSettings:
             )
         if not self.keepalive_timeout > 0:
             raise ValueError(f"keepalive_timeout: must be positive, got {self.keepalive_timeout}")
+
+
+class CannotListen(Exception):
+    """The server could not listen where ``ServerSettings`` say: ``setting`` names which
+    (``port``, ``metrics_port``), ``reason`` says why in a few words."""
+
+    def __init__(self, setting: str, host: str, port: int, error: OSError) -> None:
+        in_use = error.errno == errno.EADDRINUSE
+        self.setting = setting
+        self.reason = (
+            f"{host}:{port} is already in use (another server on it?)"
+            if in_use
+            else f"cannot listen on {host}:{port} ({error.strerror or error})"
+        )
+        super().__init__(f"{setting}: {self.reason}")
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
@@ -238,13 +254,21 @@ async def serve(runtime: Runtime, settings: ServerSettings) -> None:
     """Serve until SIGINT or SIGTERM, then drain: see ``drain``. With
     ``settings.metrics_port``, export Prometheus metrics until the drain has ended."""
     server, chat = build_server(runtime, settings)
-    await server.start(settings.host, settings.port, ssl=settings.tls)
+    try:
+        await server.start(settings.host, settings.port, ssl=settings.tls)
+    except OSError as error:
+        raise CannotListen("port", settings.host, settings.port, error) from None
     metrics = None
     if settings.metrics_port is not None:
         from interplay.runtime.metrics import metrics_registry, start_metrics_server
 
         registry = metrics_registry(runtime)
-        metrics = start_metrics_server(registry, settings.host, settings.metrics_port)
+        try:
+            metrics = start_metrics_server(registry, settings.host, settings.metrics_port)
+        except OSError as error:
+            server.close()
+            await server.wait_closed()
+            raise CannotListen("metrics_port", settings.host, settings.metrics_port, error) from None
         log.info("metrics: http://%s:%d/metrics", settings.host, metrics.port)
     sockets = server._server.sockets if server._server else ()
     bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)
