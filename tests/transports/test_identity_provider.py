@@ -208,6 +208,49 @@ def test_bad_auth_settings_say_why() -> None:
         Authenticator()
 
 
+async def test_a_set_an_hour_old_is_fetched_again_and_kept_if_that_fails() -> None:
+    key = rsa_key("k1")
+    clock = Clock()
+    with serving_jwks(Provider(keys=[key.jwk()])) as provider:
+        keys = JwksKeys(provider.url, min_refresh=60, max_age=3600, clock=clock)
+        keys.refresh()
+        auth = Authenticator(jwks=keys, audience=AUDIENCE, issuer=ISSUER)
+        clock.now = 3599
+        await auth.authenticate(key.token())
+        assert provider.requests == 1
+        clock.now = 3600
+        await auth.authenticate(key.token())
+        assert provider.requests == 2  # an hour old: fetched again
+        url = provider.url
+    clock.now = 7300  # the provider is unreachable now: the keys at hand still serve
+    assert keys.url == url
+    assert (await auth.authenticate(key.token())).user == "ann"
+    assert keys.fetches == 3
+
+
+def test_a_jwks_url_that_does_not_answer_times_out() -> None:
+    class Silent(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            time.sleep(3)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        keys = JwksKeys(f"http://127.0.0.1:{server.server_address[1]}/certs", timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(KeySetUnavailable, match="timed out"):
+            keys.refresh()
+        assert time.monotonic() - started < 2
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def test_an_unreachable_jwks_url_is_key_set_unavailable() -> None:
     with serving_jwks(Provider()) as provider:
         url = provider.url
