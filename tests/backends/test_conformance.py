@@ -340,21 +340,30 @@ def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     assert path.read_text().startswith("not a database")  # untouched
 
 
-def test_sqlite_refuses_another_programs_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("statement", "reason"),
+    [
+        (
+            "CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT)",
+            "another program's SQLite database (tables messages)",
+        ),
+        (
+            "PRAGMA application_id = 1234",
+            "another program's SQLite database (application_id 0x4d2)",
+        ),
+    ],
+)
+def test_sqlite_refuses_another_programs_database(
+    tmp_path: Path, statement: str, reason: str
+) -> None:
     import sqlite3
 
     foreign = tmp_path / "foreign.db"
     with sqlite3.connect(foreign) as db:
-        db.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT)")
+        db.execute(statement)
     with pytest.raises(UnusableDataFile) as caught:
         SQLiteBackend(foreign)
-    assert caught.value.reason == "another program's SQLite database (tables messages)"
-    marked = tmp_path / "marked.db"
-    with sqlite3.connect(marked) as db:
-        db.execute("PRAGMA application_id = 1234")
-    with pytest.raises(UnusableDataFile) as caught:
-        SQLiteBackend(marked)
-    assert caught.value.reason == "another program's SQLite database (application_id 0x4d2)"
+    assert caught.value.reason == reason
 
 
 def test_sqlite_adopts_its_own_file_from_before_it_was_marked(tmp_path: Path) -> None:

@@ -40,8 +40,27 @@ class Provider:
 
 
 @contextmanager
+def serving_http(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """An HTTP server in a thread for as long as the block runs; its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class Quiet(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextmanager
 def serving_jwks(provider: Provider) -> Iterator[Provider]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(Quiet):
         def do_GET(self) -> None:
             provider.requests += 1
             body = json.dumps({"keys": provider.keys}).encode()
@@ -51,19 +70,16 @@ def serving_jwks(provider: Provider) -> Iterator[Provider]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    provider.url = f"http://127.0.0.1:{server.server_address[1]}/certs"
-    try:
+    with serving_http(Handler) as base:
+        provider.url = f"{base}/certs"
         yield provider
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+
+
+def provider_auth(provider: Provider) -> Authenticator:
+    """Tokens from ``provider``'s key set (fetched once now), with our audience and issuer."""
+    keys = JwksKeys(provider.url)
+    keys.refresh()
+    return Authenticator(jwks=keys, audience=AUDIENCE, issuer=ISSUER)
 
 
 @dataclass
@@ -138,9 +154,7 @@ async def test_a_rotated_in_key_is_accepted_after_one_refresh_and_unknown_kids_a
 async def test_a_wrong_audience_or_issuer_or_algorithm_is_unauthenticated() -> None:
     key = rsa_key("k1")
     with serving_jwks(Provider(keys=[key.jwk()])) as provider:
-        keys = JwksKeys(provider.url)
-        keys.refresh()
-        auth = Authenticator(jwks=keys, audience=AUDIENCE, issuer=ISSUER)
+        auth = provider_auth(provider)
         cases = [
             (key.token(aud="someone-else"), "authorization: Audience doesn't match"),
             (key.token(iss="https://evil.example"), "authorization: Invalid issuer"),
@@ -164,9 +178,7 @@ async def test_a_wrong_audience_or_issuer_or_algorithm_is_unauthenticated() -> N
 async def test_over_grpc_an_idp_token_is_the_identity_and_a_wrong_audience_is_refused() -> None:
     key = ec_key("k1")
     with serving_jwks(Provider(keys=[key.jwk()])) as provider:
-        keys = JwksKeys(provider.url)
-        keys.refresh()
-        auth = Authenticator(jwks=keys, audience=AUDIENCE, issuer=ISSUER)
+        auth = provider_auth(provider)
         async with channel_for(auth=auth) as (_, channel):
             good = {"metadata": {"authorization": f"Bearer {key.token('ann')}"}}
             async with chat_call(channel, **good) as ann:
@@ -229,26 +241,16 @@ async def test_a_set_an_hour_old_is_fetched_again_and_kept_if_that_fails() -> No
 
 
 def test_a_jwks_url_that_does_not_answer_times_out() -> None:
-    class Silent(BaseHTTPRequestHandler):
+    class Silent(Quiet):
         def do_GET(self) -> None:
             time.sleep(3)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Silent)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        keys = JwksKeys(f"http://127.0.0.1:{server.server_address[1]}/certs", timeout=0.3)
+    with serving_http(Silent) as base:
+        keys = JwksKeys(f"{base}/certs", timeout=0.3)
         started = time.monotonic()
         with pytest.raises(KeySetUnavailable, match="timed out"):
             keys.refresh()
         assert time.monotonic() - started < 2
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def test_an_unreachable_jwks_url_is_key_set_unavailable() -> None:
