@@ -310,7 +310,7 @@ class RoomHub:
         stored message before deleting one user's. None: handle it now. Raises the
         ``CoreError`` that ``handle`` would, for a JOIN refused whatever the room holds."""
         if isinstance(command, Publish | DeleteHistory):
-            self._check_id("room", command.room)
+            self._check_backend_command(command)  # refused before anything is loaded for it
             room = self._rooms.get(command.room)
             if room is None:
                 return self._load_read(command.room)
@@ -596,12 +596,7 @@ class RoomHub:
     def publish(self, cmd: Publish, *, now: float) -> Published:
         """Store and deliver ``cmd``'s message (``needs(cmd)`` first); a re-sent id returns
         the original, stored once."""
-        self._check_id("room", cmd.room)
-        self._check_id("sender", cmd.sender)
-        if not cmd.sender:
-            raise InvalidArgument("sender", "must not be empty")
-        if cmd.kind not in (Kind.TEXT, Kind.SYSTEM):
-            raise InvalidArgument("kind", f"must be TEXT or SYSTEM, got {Kind(cmd.kind).name}")
+        self._check_backend_command(cmd)
         room = self._loaded(cmd.room)
         try:
             original = self._original(room, cmd.sender, cmd.id, cmd.content)
@@ -618,8 +613,7 @@ class RoomHub:
         """Forget the room's messages, or only ``cmd.user``'s (``needs(cmd)`` first: every
         stored one is read). What is left is renumbered from seq 1 under a new epoch; members
         get a SYSTEM notice carrying it (their clients resume and are told of the reset)."""
-        self._check_id("room", cmd.room)
-        self._check_id("user", cmd.user)
+        self._check_backend_command(cmd)
         room = self._loaded(cmd.room)
         key = ("", cmd.room)
         stored = self._fetched.pop(key, [])
@@ -657,6 +651,18 @@ class RoomHub:
         finally:
             if not room.members:
                 self._drop(room.name)
+
+    def _check_backend_command(self, cmd: Publish | DeleteHistory) -> None:
+        self._check_id("room", cmd.room)
+        if isinstance(cmd, DeleteHistory):
+            self._check_id("user", cmd.user)
+            return
+        self._check_id("sender", cmd.sender)
+        if not cmd.sender:
+            raise InvalidArgument("sender", "must not be empty")
+        if cmd.kind not in (Kind.TEXT, Kind.SYSTEM):
+            raise InvalidArgument("kind", f"must be TEXT or SYSTEM, got {Kind(cmd.kind).name}")
+        self._check_id("id", cmd.id)
 
     # -- retention by time ---------------------------------------------------------------
 

@@ -20,10 +20,10 @@ longer than the drain timeout is cut. Rate limits shape: a sender faster than it
 Game states are never queued: a GameSync outbox keeps only the newest state.
 
 Timers live in one task: slow-consumer deadlines, the matches' ticks, the idle-writer sweep and
-retention: with a ``history_ttl``, every ``Settings.retention_every`` seconds it starts one
-bounded step of the core's sweep (``RoomHub.sweep``/``expire``: a few rooms read, what has
-expired trimmed), one at a time, off the sessions' paths; steps, messages expired and rooms
-forgotten are counted.
+retention: with a TTL (``RoomHub(ttl=...)``), every ``Settings.retention_every`` seconds it
+starts one bounded step of the core's sweep (``RoomHub.sweep``/``expire``: a few rooms read,
+what has expired trimmed), one at a time, off the sessions' paths; steps, messages expired and
+rooms forgotten are counted.
 
 ``admin`` (``runtime/admin.py``) is what a server's own backend may do (publish, presence,
 history, disconnect, delete history, snapshots, matches), for every transport alike.
@@ -694,8 +694,7 @@ class Runtime:
             read = rooms.sweep(now=self._clock())
             if read is None:
                 return
-            await self._wait_durable(self._queued)
-            ages = await self.backend.read(read)
+            ages = await self.read_durably(read)
             assert isinstance(ages, list)
             expired = rooms.expire(read, ages)  # type: ignore[arg-type]
             self._commit(rooms.take_writes(), [])

@@ -268,7 +268,9 @@ async def serve(runtime: Runtime, settings: ServerSettings) -> None:
         except OSError as error:
             server.close()
             await server.wait_closed()
-            raise CannotListen("metrics_port", settings.host, settings.metrics_port, error) from None
+            raise CannotListen(
+                "metrics_port", settings.host, settings.metrics_port, error
+            ) from None
         log.info("metrics: http://%s:%d/metrics", settings.host, metrics.port)
     sockets = server._server.sockets if server._server else ()
     bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)
