@@ -26,7 +26,7 @@ def refused(*flags: str, env: dict[str, str] | None = None) -> str:
     """Run ``interplay serve`` with ``flags``; assert the refusal's shape; its one line."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("INTERPLAY_")}
     done = subprocess.run(
-        [INTERPLAY, "serve", "--port", "0", "--data", ":memory:", *flags],
+        [INTERPLAY, "serve", "--port", "0", "--ws-port", "0", "--data", ":memory:", *flags],
         env={**clean, **(env or {})},
         capture_output=True,
         text=True,
@@ -83,6 +83,12 @@ def test_a_port_in_use() -> None:
         line
         == f"interplay serve: --port: 127.0.0.1:{port} is already in use (another server on it?)"
     )
+
+
+def test_a_websocket_port_in_use() -> None:
+    with listening() as port:
+        line = refused("--ws-port", str(port))
+    assert line.startswith(f"interplay serve: --ws-port: 127.0.0.1:{port} is already in use")
 
 
 def test_a_metrics_port_in_use() -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
-import signal
 import ssl
 from asyncio import BaseTransport
 from dataclasses import dataclass
@@ -74,21 +72,6 @@ class ServerSettings:
             )
         if not self.keepalive_timeout > 0:
             raise ValueError(f"keepalive_timeout: must be positive, got {self.keepalive_timeout}")
-
-
-class CannotListen(Exception):
-    """The server could not listen where ``ServerSettings`` say: ``setting`` names which
-    (``port``, ``metrics_port``), ``reason`` says why in a few words."""
-
-    def __init__(self, setting: str, host: str, port: int, error: OSError) -> None:
-        in_use = error.errno == errno.EADDRINUSE
-        self.setting = setting
-        self.reason = (
-            f"{host}:{port} is already in use (another server on it?)"
-            if in_use
-            else f"cannot listen on {host}:{port} ({error.strerror or error})"
-        )
-        super().__init__(f"{setting}: {self.reason}")
 
 
 def tls_context(cert: str, key: str) -> ssl.SSLContext:
@@ -250,46 +233,14 @@ async def drain(server: Server, chat: ChatService, grace: float) -> None:
     await server.wait_closed()
 
 
-async def serve(runtime: Runtime, settings: ServerSettings) -> None:
-    """Serve until SIGINT or SIGTERM, then drain: see ``drain``. With
-    ``settings.metrics_port``, export Prometheus metrics until the drain has ended."""
+async def start(runtime: Runtime, settings: ServerSettings) -> tuple[Server, ChatService]:
+    """Listen (the runtime must be running); the caller stops it with ``drain``."""
     server, chat = build_server(runtime, settings)
-    try:
-        await server.start(settings.host, settings.port, ssl=settings.tls)
-    except OSError as error:
-        raise CannotListen("port", settings.host, settings.port, error) from None
-    metrics = None
-    if settings.metrics_port is not None:
-        from interplay.runtime.metrics import metrics_registry, start_metrics_server
+    await server.start(settings.host, settings.port, ssl=settings.tls)
+    return server, chat
 
-        registry = metrics_registry(runtime)
-        try:
-            metrics = start_metrics_server(registry, settings.host, settings.metrics_port)
-        except OSError as error:
-            server.close()
-            await server.wait_closed()
-            raise CannotListen(
-                "metrics_port", settings.host, settings.metrics_port, error
-            ) from None
-        log.info("metrics: http://%s:%d/metrics", settings.host, metrics.port)
+
+def bound(server: Server) -> str:
+    """Where it listens, as ``host:port, ...``."""
     sockets = server._server.sockets if server._server else ()
-    bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)
-    security = "TLS" if settings.tls else "plaintext"
-    print(f"interplay: serving chat.ChatService on {bound} ({security})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        log.info(
-            "shutting down: %d open calls, grace %g s", chat.counters.streams_open, settings.grace
-        )
-        try:
-            await drain(server, chat, settings.grace)
-        finally:
-            if metrics is not None:  # scraped until the end: the drain shows in them
-                await asyncio.to_thread(metrics.close)
+    return ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)
