@@ -9,8 +9,8 @@ from .admin import Admin, HistoryPage, MatchInfo
 from .auth import AdminAuthenticator, Authenticator, Identity, JwksKeys, KeySetUnavailable
 from .backend import Backend, WriteConflict
 from .errors import (
-    Disconnected,
-    DisconnectedResume,
+    AdminDisconnect,
+    AdminDisconnectResume,
     PeerGone,
     SessionError,
     ShuttingDown,
@@ -25,12 +25,12 @@ from .settings import Settings
 __all__ = [
     "Admin",
     "AdminAuthenticator",
+    "AdminDisconnect",
+    "AdminDisconnectResume",
     "Authenticator",
     "Backend",
     "Codec",
     "Counters",
-    "Disconnected",
-    "DisconnectedResume",
     "HistoryPage",
     "Identity",
     "JwksKeys",

@@ -10,8 +10,8 @@ Every call is authorized first (``authorize``): an admin token (``AdminAuthentic
 with the admin secret, audience ``interplay-admin``, an expiry) or ``Unauthenticated``; a
 user's token is ``PermissionDenied``. Without an admin secret every call is refused.
 
-Disconnect ends each session of the user with ``Disconnected`` (the client does not retry;
-gRPC PERMISSION_DENIED) or, with ``reconnect``, ``DisconnectedResume`` (it reconnects and
+Disconnect ends each session of the user with ``AdminDisconnect`` (the client does not retry;
+gRPC PERMISSION_DENIED) or, with ``reconnect``, ``AdminDisconnectResume`` (it reconnects and
 resumes; gRPC UNAVAILABLE), the reason in the message either way.
 """
 
@@ -28,7 +28,7 @@ from interplay.core.errors import InvalidArgument, PermissionDenied
 from interplay.core.rooms import Deleted, DeleteHistory, Kind, Publish, Published, RoomMessage
 
 from .auth import AdminAuthenticator, bearer_token
-from .errors import Disconnected, DisconnectedResume, Unauthenticated
+from .errors import AdminDisconnect, AdminDisconnectResume, Unauthenticated
 from .outbox import Broadcast
 
 if TYPE_CHECKING:
@@ -134,8 +134,8 @@ class Admin:
         if len(reason) > MAX_REASON:
             raise InvalidArgument("reason", f"must be at most {MAX_REASON} characters")
         told = f"disconnected by the server: {reason or 'no reason given'}"
-        error = DisconnectedResume(f"{told}; reconnect and resume") if reconnect else None
-        return self._runtime.disconnect_user(user, error or Disconnected(told))
+        error = AdminDisconnectResume(f"{told}; reconnect and resume") if reconnect else None
+        return self._runtime.disconnect_user(user, error or AdminDisconnect(told))
 
     async def delete_history(self, room: str, *, user: str = "") -> Deleted:
         """Forget ``room``'s messages, or only ``user``'s; returns once that is durable.

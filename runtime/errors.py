@@ -34,12 +34,12 @@ class StorageFailed(SessionError):
     """The backend refused or failed a write: nothing after it was delivered; resume."""
 
 
-class Disconnected(SessionError):
+class AdminDisconnect(SessionError):
     """The server's own backend ended the user's sessions (the admin API's Disconnect), not
     to come back: the client surfaces it and does not reconnect."""
 
 
-class DisconnectedResume(SessionError):
+class AdminDisconnectResume(SessionError):
     """The same, asking the client to reconnect and resume (the reason says why)."""
 
 

@@ -16,8 +16,8 @@ from interplay.core.errors import (
     PermissionDenied,
 )
 from interplay.runtime.errors import (
-    Disconnected,
-    DisconnectedResume,
+    AdminDisconnect,
+    AdminDisconnectResume,
     SessionError,
     ShuttingDown,
     SlowConsumer,
@@ -38,8 +38,8 @@ STATUS_OF: dict[type[Exception], Status] = {
     StorageFailed: Status.UNAVAILABLE,
     # The admin API's Disconnect: PERMISSION_DENIED is fatal to our clients (they surface it
     # and stop); UNAVAILABLE makes them reconnect and resume.
-    Disconnected: Status.PERMISSION_DENIED,
-    DisconnectedResume: Status.UNAVAILABLE,
+    AdminDisconnect: Status.PERMISSION_DENIED,
+    AdminDisconnectResume: Status.UNAVAILABLE,
 }
 
 
