@@ -275,6 +275,7 @@ class RoomHub:
         retain: int = 10_000,
         ttl: float | None = None,
         sweep_rooms: int = 100,
+        sweep_messages: int = 10_000,
         limits: ChatLimits | None = None,
         new_epoch: Callable[[], str] = _new_epoch,
     ) -> None:
@@ -282,10 +283,13 @@ class RoomHub:
             raise ValueError(f"history: need 0 <= history <= retain, got {history}, {retain}")
         if ttl is not None and not ttl > 0:
             raise ValueError(f"ttl: must be positive seconds (None: keep by count only), got {ttl}")
-        if sweep_rooms < 1:
-            raise ValueError(f"sweep_rooms: must be at least 1, got {sweep_rooms}")
+        if sweep_rooms < 1 or sweep_messages < 1:
+            which = "sweep_rooms" if sweep_rooms < 1 else "sweep_messages"
+            got = min(sweep_rooms, sweep_messages)
+            raise ValueError(f"{which}: must be at least 1, got {got}")
         self.ttl = ttl
         self._sweep_rooms = sweep_rooms
+        self._sweep_messages = sweep_messages
         self._sweep_after = ""  # the retention sweep's cursor: the last room name it measured
         self._cutoff = 0  # Unix ms: messages stamped before it have expired (0: none known)
         self._generation = 0
@@ -680,10 +684,14 @@ class RoomHub:
     def expire(self, read: RoomAges, ages: list[RoomAge]) -> Expired:
         """Trim what ``ages`` (the answer to ``read``) says has expired; forget the rooms with
         no member and no message left. A room that changed since ``read`` was planned is
-        left for the next lap."""
+        left for the next lap. At most ``sweep_messages`` are trimmed per step: a room with
+        more is trimmed that far, and the next step starts with it again."""
         self._cutoff = max(self._cutoff, read.before)
         messages = forgotten = 0
+        budget, cursor = self._sweep_messages, read.after_room
         for age in ages:
+            if not budget:
+                break
             room = self._rooms.get(age.room)
             if room is None and (
                 read.generation < self._horizon or self._dropped.get(age.room, -1) > read.generation
@@ -693,6 +701,17 @@ class RoomHub:
                 continue  # its history was deleted since
             before = age.first_kept if age.first_kept is not None else age.head + 1
             stored = 0 if age.oldest is None else max(0, before - age.oldest)
+            if stored > budget:  # the rest in the next step, which starts with this room
+                assert age.oldest is not None
+                before, stored = age.oldest + budget, budget
+                if room is not None:
+                    self._trim_window(room, before)
+                self._writes.append(TrimRoom(room=age.room, before_seq=before))
+                messages += stored
+                budget = 0
+                break
+            budget -= stored
+            cursor = age.room
             if room is None and age.first_kept is None:
                 self._writes.append(ForgetRoom(room=age.room))
                 self._drop(age.room)
@@ -704,8 +723,8 @@ class RoomHub:
             if stored:
                 self._writes.append(TrimRoom(room=age.room, before_seq=before))
                 messages += stored
-        lap = len(ages) < read.limit
-        self._sweep_after = "" if lap else ages[-1].room
+        lap = len(ages) < read.limit and cursor == (ages[-1].room if ages else read.after_room)
+        self._sweep_after = "" if lap else cursor
         return Expired(messages=messages, rooms=forgotten, lap=lap)
 
     def _expire_window(self, room: _Room, now: float) -> None:

@@ -76,6 +76,14 @@ def test_a_data_directory_that_cannot_be_made(tmp_path: Path) -> None:
     assert line.startswith(f"interplay serve: --data: {target}: cannot create its directory (")
 
 
+def test_a_data_path_that_is_a_directory(tmp_path: Path) -> None:
+    line = refused("--data", str(tmp_path))
+    assert (
+        line
+        == f"interplay serve: --data: {tmp_path}: cannot open it (unable to open database file)"
+    )
+
+
 def test_a_port_in_use() -> None:
     with listening() as port:
         line = refused("--port", str(port))

@@ -56,6 +56,7 @@ step = st.tuples(
 @example(  # the clock steps back between two posts: the second is stamped no earlier
     ttl=60,
     sweep_rooms=1,
+    sweep_messages=100,
     history=5,
     script=[("join", "a", 0), ("post", "a", 0), ("post", "a", -3)],
     wait=0,
@@ -63,6 +64,7 @@ step = st.tuples(
 @example(  # some expire, some stay, in a room with a member and in one without
     ttl=10,
     sweep_rooms=1,
+    sweep_messages=1,  # one message per step: rooms trimmed over several steps
     history=2,
     script=[
         ("join", "a", 0),
@@ -77,15 +79,30 @@ step = st.tuples(
 @given(
     ttl=st.floats(min_value=1, max_value=60),
     sweep_rooms=st.integers(1, 3),
+    sweep_messages=st.integers(1, 6),
     history=st.integers(0, 5),
     script=st.lists(step, max_size=60),
     wait=st.floats(min_value=0, max_value=100),
 )
 def test_after_a_sweep_every_kept_message_is_younger_than_the_ttl_and_seqs_stay_gapless(
-    ttl: float, sweep_rooms: int, history: int, script: list[tuple[str, str, float]], wait: float
+    ttl: float,
+    sweep_rooms: int,
+    sweep_messages: int,
+    history: int,
+    script: list[tuple[str, str, float]],
+    wait: float,
 ) -> None:
     backend = MemoryBackend()
-    hub = Stored(RoomHub(history=history, retain=50, ttl=ttl, sweep_rooms=sweep_rooms), backend)
+    hub = Stored(
+        RoomHub(
+            history=history,
+            retain=50,
+            ttl=ttl,
+            sweep_rooms=sweep_rooms,
+            sweep_messages=sweep_messages,
+        ),
+        backend,
+    )
     now, members = 1000.0, set()
     for action, room, dt in script:
         now += dt
@@ -150,6 +167,20 @@ def test_a_joiner_never_receives_an_expired_message_even_before_the_sweep() -> N
     assert resumed[1].kind is Kind.SYSTEM and resumed[1].content.startswith(
         "history starts at seq 2"
     )
+
+
+def test_a_step_trims_at_most_its_budget_and_the_next_goes_on_from_that_room() -> None:
+    backend = MemoryBackend()
+    hub = Stored(RoomHub(ttl=10, sweep_messages=4), backend)
+    for room in ("a", "b"):
+        hub.handle(Join(session=room, user="ann", room=room), now=0)
+        for _ in range(6):
+            hub.handle(Post(session=room, room=room, content="old"), now=0)
+        hub.handle(Leave(session=room, room=room), now=0)
+    steps = sweep_twice_round(hub, now=20)
+    assert [(s.messages, s.rooms) for s in steps[:3]] == [(4, 0), (4, 1), (4, 1)]
+    assert [s.lap for s in steps[:3]] == [False, False, True]
+    assert stored_messages(backend, "a") == stored_messages(backend, "b") == []
 
 
 def test_the_sweep_counts_and_forgets_empty_rooms_so_a_resume_is_told_of_the_reset() -> None:
@@ -225,4 +256,6 @@ def test_ttl_and_sweep_rooms_are_checked() -> None:
         RoomHub(ttl=0)
     with pytest.raises(ValueError, match=r"^sweep_rooms: must be at least 1"):
         RoomHub(sweep_rooms=0)
+    with pytest.raises(ValueError, match=r"^sweep_messages: must be at least 1, got 0"):
+        RoomHub(sweep_messages=0)
     assert RoomHub().sweep(now=0) is None  # no TTL: no sweep
