@@ -1,7 +1,8 @@
 """Retention by time on SQLite: what one bounded sweep step costs the event loop, and what the
 issue's scenario (rooms posted to once and left) leaves in the data file. Prints one JSON line.
 
-    python bench/retention.py [--rooms 20000] [--busy-rooms 20] [--messages 10000] [--step 100]
+    python bench/retention.py [--rooms 20000] [--busy-rooms 20] [--messages 10000] [--step 50]
+                              [--budget 2000]
 
 Two data files, built the same way through the core (a RoomHub over SQLiteBackend):
 
@@ -51,10 +52,10 @@ def build(path: Path, rooms: list[tuple[str, int]], *, at: float, spread: float)
     backend.close()
 
 
-def sweep(path: Path, *, now: float, ttl: float, step: int) -> dict[str, float]:
+def sweep(path: Path, *, now: float, ttl: float, step: int, budget: int) -> dict[str, float]:
     """Sweep every room once at ``now``; per-step durations (ms) and what was done."""
     backend = SQLiteBackend(path)
-    hub = RoomHub(ttl=ttl, sweep_rooms=step)
+    hub = RoomHub(ttl=ttl, sweep_rooms=step, sweep_messages=budget)
     durations, messages, forgotten = [], 0, 0
     while True:
         began = time.perf_counter()
@@ -94,7 +95,10 @@ def main() -> None:
     parser.add_argument("--rooms", type=int, default=20_000)
     parser.add_argument("--busy-rooms", type=int, default=20)
     parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--step", type=int, default=100, help="rooms per step (RoomHub)")
+    parser.add_argument("--step", type=int, default=50, help="rooms per step (RoomHub)")
+    parser.add_argument(
+        "--budget", type=int, default=2000, help="messages trimmed per step at most (RoomHub)"
+    )
     args = parser.parse_args()
     ttl, start = 30 * 86400.0, 1_700_000_000.0
     with tempfile.TemporaryDirectory() as folder:
@@ -114,11 +118,14 @@ def main() -> None:
             "busy_rooms": args.busy_rooms,
             "messages_per_busy_room": args.messages,
             "rooms_per_step": args.step,
+            "messages_per_step": args.budget,
             "once_bytes_before": once_before,
-            "once_sweep": sweep(once, now=now, ttl=ttl, step=args.step),
+            "once_sweep": sweep(once, now=now, ttl=ttl, step=args.step, budget=args.budget),
             "once_bytes_after": size(once),
-            "busy_sweep": sweep(busy, now=now, ttl=ttl, step=args.step),
-            "steady_sweep_baseline": sweep(busy, now=now, ttl=ttl, step=args.step),
+            "busy_sweep": sweep(busy, now=now, ttl=ttl, step=args.step, budget=args.budget),
+            "steady_sweep_baseline": sweep(
+                busy, now=now, ttl=ttl, step=args.step, budget=args.budget
+            ),
             "cpus": os.cpu_count(),
         }
     print(json.dumps(result))

@@ -186,12 +186,14 @@ class Deleted:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Expired:
-    """What one retention step did: messages trimmed, rooms forgotten, and whether the sweep
-    has been round every room once more (``lap``)."""
+    """What one retention step did: messages trimmed, rooms forgotten, whether the sweep has
+    been round every room once more (``lap``), and whether it stopped at its message budget
+    with more to trim (``more``: the next step may follow at once)."""
 
     messages: int
     rooms: int
     lap: bool
+    more: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,8 +276,8 @@ class RoomHub:
         history: int = 100,
         retain: int = 10_000,
         ttl: float | None = None,
-        sweep_rooms: int = 100,
-        sweep_messages: int = 10_000,
+        sweep_rooms: int = 50,
+        sweep_messages: int = 2_000,
         limits: ChatLimits | None = None,
         new_epoch: Callable[[], str] = _new_epoch,
     ) -> None:
@@ -688,9 +690,10 @@ class RoomHub:
         more is trimmed that far, and the next step starts with it again."""
         self._cutoff = max(self._cutoff, read.before)
         messages = forgotten = 0
-        budget, cursor = self._sweep_messages, read.after_room
+        budget, cursor, more = self._sweep_messages, read.after_room, False
         for age in ages:
             if not budget:
+                more = True  # rooms of this read left for the next step
                 break
             room = self._rooms.get(age.room)
             if room is None and (
@@ -708,7 +711,7 @@ class RoomHub:
                     self._trim_window(room, before)
                 self._writes.append(TrimRoom(room=age.room, before_seq=before))
                 messages += stored
-                budget = 0
+                more = True
                 break
             budget -= stored
             cursor = age.room
@@ -725,7 +728,7 @@ class RoomHub:
                 messages += stored
         lap = len(ages) < read.limit and cursor == (ages[-1].room if ages else read.after_room)
         self._sweep_after = "" if lap else cursor
-        return Expired(messages=messages, rooms=forgotten, lap=lap)
+        return Expired(messages=messages, rooms=forgotten, lap=lap, more=more)
 
     def _expire_window(self, room: _Room, now: float) -> None:
         """Drop what has expired from the window (a joiner never receives it)."""

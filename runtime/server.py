@@ -657,7 +657,7 @@ class Runtime:
         every = self.settings.idle_writer_sweep
         sweep = self._now() + every
         retention = self.settings.retention_every if self.rooms.ttl is not None else None
-        expire = self._now() + retention if retention is not None else None
+        expire = self._now() if retention is not None else None  # the first step at once
         while True:
             wakeup = self._timer_wakeup = anyio.Event()
             now = self._now()
@@ -687,21 +687,23 @@ class Runtime:
                 await wakeup.wait()
 
     async def _expire_step(self) -> None:
-        """One bounded retention step (started by the timers, one at a time): read a few
-        rooms' ages, trim what has expired, forget what is empty, count it."""
+        """Bounded retention steps (started by the timers, one run at a time): read a few
+        rooms' ages, trim what has expired, forget what is empty, count it. A step that used
+        its whole message budget is followed by another after ``retention_pause`` seconds
+        (a backlog drains fast, and the event loop is free between steps)."""
+        rooms, counters = self.rooms, self.counters
         try:
-            rooms = self.rooms
-            read = rooms.sweep(now=self._clock())
-            if read is None:
-                return
-            ages = await self.read_durably(read)
-            assert isinstance(ages, list)
-            expired = rooms.expire(read, ages)  # type: ignore[arg-type]
-            self._commit(rooms.take_writes(), [])
-            counters = self.counters
-            counters.retention_steps += 1
-            counters.messages_expired += expired.messages
-            counters.rooms_forgotten += expired.rooms
+            while (read := rooms.sweep(now=self._clock())) is not None:
+                ages = await self.read_durably(read)
+                assert isinstance(ages, list)
+                expired = rooms.expire(read, ages)  # type: ignore[arg-type]
+                self._commit(rooms.take_writes(), [])
+                counters.retention_steps += 1
+                counters.messages_expired += expired.messages
+                counters.rooms_forgotten += expired.rooms
+                if not expired.more:
+                    break
+                await anyio.sleep(self.settings.retention_pause)
         except Exception as error:  # the next step tries again; sessions are not affected
             log.warning("retention: a step failed (%s); retrying at the next one", error)
         finally:

@@ -51,3 +51,20 @@ async def test_the_timer_trims_and_forgets_in_counted_steps(tmp_path: Path) -> N
         rows = backend._db.execute("SELECT count(*) FROM rooms").fetchone()[0]
         assert rows == 1  # only "lively" is left
     backend.close()
+
+
+async def test_a_backlog_is_trimmed_step_after_step_without_waiting_a_period() -> None:
+    from interplay.backends import MemoryBackend
+
+    clock = Clock(1_000_000.0)
+    backend = MemoryBackend()
+    async with Runtime(backend, rooms=RoomHub(), clock=clock) as before:  # no TTL yet
+        for n in range(10):
+            await before.admin.publish("log", f"old {n}", sender="bot")
+    clock.now += 7200
+    rooms = RoomHub(ttl=3600, sweep_messages=2)  # two messages a step at most
+    settings = Settings(rate=0, retention_every=3600, retention_pause=0.001)  # one period: 1 h
+    async with Runtime(backend, rooms=rooms, settings=settings, clock=clock) as runtime:
+        await eventually(lambda: runtime.counters.rooms_forgotten == 1)
+        assert runtime.counters.messages_expired == 10
+        assert runtime.counters.retention_steps == 5  # at start, then one after another
