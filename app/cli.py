@@ -400,13 +400,8 @@ def _authenticators(
     """Who may open sessions (HS256 secret, identity provider's key or JWKS) and who may call
     the admin API; each bad setting refused naming its flag. The JWKS is fetched now: a URL
     the server cannot reach stops it at start, not at the first client."""
-    from interplay.runtime.auth import (
-        AdminAuthenticator,
-        Authenticator,
-        JwksKeys,
-        KeySetUnavailable,
-        load_public_key,
-    )
+    from interplay.runtime.auth import AdminAuthenticator, Authenticator, load_public_key
+    from interplay.runtime.jwks import JwksKeys, KeySetUnavailable
 
     secret = _secret(args)
     admin_secret = args.admin_secret or os.environ.get("INTERPLAY_ADMIN_SECRET") or None

@@ -6,7 +6,7 @@ drain and auth live here once, under every transport. Nothing here imports a wir
 """
 
 from .admin import Admin, HistoryPage, MatchInfo
-from .auth import AdminAuthenticator, Authenticator, Identity, JwksKeys, KeySetUnavailable
+from .auth import AdminAuthenticator, Authenticator, Identity
 from .backend import Backend, WriteConflict
 from .errors import (
     AdminDisconnect,
@@ -18,6 +18,7 @@ from .errors import (
     StorageFailed,
     Unauthenticated,
 )
+from .jwks import JwksKeys, KeySetUnavailable
 from .outbox import Codec
 from .server import Counters, Runtime, Service, Session, Statistics
 from .settings import Settings
