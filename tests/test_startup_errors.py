@@ -84,25 +84,13 @@ def test_a_data_path_that_is_a_directory(tmp_path: Path) -> None:
     )
 
 
-def test_a_port_in_use() -> None:
+@pytest.mark.parametrize("flag", ["--port", "--ws-port", "--metrics-port"])
+def test_a_port_in_use(flag: str) -> None:
     with listening() as port:
-        line = refused("--port", str(port))
-    assert (
-        line
-        == f"interplay serve: --port: 127.0.0.1:{port} is already in use (another server on it?)"
+        line = refused(flag, str(port))
+    assert line == (
+        f"interplay serve: {flag}: 127.0.0.1:{port} is already in use (another server on it?)"
     )
-
-
-def test_a_websocket_port_in_use() -> None:
-    with listening() as port:
-        line = refused("--ws-port", str(port))
-    assert line.startswith(f"interplay serve: --ws-port: 127.0.0.1:{port} is already in use")
-
-
-def test_a_metrics_port_in_use() -> None:
-    with listening() as port:
-        line = refused("--metrics-port", str(port))
-    assert line.startswith(f"interplay serve: --metrics-port: 127.0.0.1:{port} is already in use")
 
 
 @pytest.mark.parametrize(
