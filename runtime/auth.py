@@ -5,8 +5,9 @@ the secret, HS256), however its transport carries it (gRPC: ``authorization`` me
 WebSocket: the header or an ``access_token`` query parameter). The token's ``sub`` is the user
 the session acts as; optional ``rooms``, ``documents`` and ``matches`` claims (lists of names)
 limit what it may join. No valid token: ``Unauthenticated``, before anything is read. A command
-claiming another user, or naming a room/document/match outside the claims: the core's
-``PermissionDenied``, naming the field. A command that names no user acts as the token's user.
+claiming another user: the core's ``WrongIdentity`` (the stream ends); one naming a
+room/document/match outside the claims: ``PermissionDenied`` (that message is refused), each
+naming the field. A command that names no user acts as the token's user.
 
 PyJWT does the token work (signature, ``exp``/``nbf``/``iat`` checks, clock leeway): a library
 whose whole job this is, rather than HMAC code of our own.
@@ -22,7 +23,7 @@ from typing import Any
 import jwt
 
 from interplay.core.documents import DocumentCommand, EditDocument, MoveCursor, OpenDocument
-from interplay.core.errors import PermissionDenied
+from interplay.core.errors import PermissionDenied, WrongIdentity
 from interplay.core.matches import Act, JoinMatch, LeaveMatch
 from interplay.core.matches import Command as MatchCommand
 from interplay.core.rooms import Command as ChatCommand
@@ -73,7 +74,7 @@ class Identity:
     def _check(self, claimed: str, resource: str, fields: tuple[str, str, str]) -> None:
         user_field, resource_field, claim = fields
         if claimed and claimed != self.user:
-            raise PermissionDenied(user_field, f"the token is for {self.user!r}, not {claimed!r}")
+            raise WrongIdentity(user_field, f"the token is for {self.user!r}, not {claimed!r}")
         allowed: frozenset[str] | None = getattr(self, claim)
         if allowed is not None and resource and resource not in allowed:
             raise PermissionDenied(

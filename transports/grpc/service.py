@@ -39,7 +39,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 _FIELDS: dict[Service, Mapping[str, str]] = {
     Service.CHAT: codec.CHAT_FIELDS,
     Service.EDIT: codec.EDIT_FIELDS,
-    Service.GAME: {},
+    Service.GAME: codec.GAME_FIELDS,
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from conformance import CallEnded, EditClient, Transport
+from conformance import CallEnded, EditClient, Transport, rejected
 
 from interplay.transports.grpc.generated.chat import EditOperation
 
@@ -104,13 +104,13 @@ async def test_two_editors_typing_concurrently_converge(transport: Transport) ->
         ),
         ({"operation": "frobnicate"}, "INVALID_ARGUMENT", "operation: unknown operation"),
         (
-            {"operation": "replace", "position": 0, "content": "x", "user_id": "mallory"},
-            "PERMISSION_DENIED",
-            "user_id: this stream is bound to 'bob'",
+            {"operation": "insert", "position": 0, "content": "x", "document_id": ""},
+            "INVALID_ARGUMENT",
+            "document_id: must not be empty",
         ),
     ],
 )
-async def test_bad_edits_get_a_status_while_the_other_editor_keeps_editing(
+async def test_a_bad_edit_is_refused_and_the_editor_edits_on(
     transport: Transport, fields: dict[str, Any], code: str, text: str
 ) -> None:
     async with transport.serve() as server, server.edit("d", "ann") as ann:
@@ -118,19 +118,38 @@ async def test_bad_edits_get_a_status_while_the_other_editor_keeps_editing(
         await ann.edit(0, inserted="abc")
         await ann.until_acked()
         async with server.edit("d", "bob") as bob:
-            await bob.send(EditOperation(document_id="d", user_id="bob", operation="join"))
-            snapshot = await bob.recv()
-            assert snapshot is not None and snapshot.operation == "snapshot"
-            fields = {"version": 1, "user_id": "bob", **fields}
-            await bob.send(EditOperation(document_id="d", **fields))
+            await bob.join()
+            fields = {"version": 1, "user_id": "bob", "op_id": "bad-1", **fields}
+            await bob.send(EditOperation(document_id=fields.pop("document_id", "d"), **fields))
+            reject = await bob.recv()
+            assert reject is not None and reject.operation == "reject"
+            assert reject.op_id == "bad-1" and reject.version == fields["version"]
+            status, field, rule = rejected(reject.rejection)
+            assert status == code and f"{field}: {rule}".startswith(text)
+            assert f"{code} {text}" in reject.content  # what an old client can show
+            assert server.document_text("d") == "abc"  # untouched
+            await bob.edit(3, inserted="!")  # the same stream goes on
+            await bob.until_acked()
+        assert server.document_text("d") == "abc!"
+        await ann.edit(0, inserted="d")
+        await ann.until_acked()
+        assert server.document_text("d") == "dabc!"
+        assert server.counters.errors == {} and server.counters.refusals == 1
+
+
+async def test_an_edit_claiming_another_user_ends_that_stream(transport: Transport) -> None:
+    async with transport.serve() as server, server.edit("d", "ann") as ann:
+        await ann.join()
+        async with server.edit("d", "bob") as bob:
+            await bob.join()
+            await bob.send_op(operation="insert", content="x", user_id="mallory")
             with pytest.raises(CallEnded) as caught:
                 await bob.recv()
-            assert caught.value.ended.code == code
-            assert text in caught.value.ended.message
-        assert server.document_text("d") == "abc"  # untouched
-        await ann.edit(3, inserted="d")
+            assert caught.value.ended.code == "PERMISSION_DENIED"
+            assert "user_id: this stream is bound to 'bob'" in caught.value.ended.message
+        await ann.edit(0, inserted="a")
         await ann.until_acked()
-        assert server.document_text("d") == "abcd"
+        assert server.document_text("d") == "a"
 
 
 async def test_a_resent_op_id_is_acknowledged_again_and_not_applied_twice(
