@@ -261,8 +261,9 @@ class Runtime:
         identity: Identity | None = None,
     ) -> None:
         """Run one session until the client ends it (return), or raise why it ended:
-        ``WrongIdentity`` (a message claimed another identity), ``ShuttingDown`` after a drain flushed it, the
-        ``SlowConsumer``/``StorageFailed`` it was cut with, or what ``send`` raised. The
+        ``WrongIdentity`` (a message claimed another identity), ``ShuttingDown`` after a
+        drain flushed it, the ``SlowConsumer``/``StorageFailed`` it was cut with, or what
+        ``send`` raised (a refused message does not end it: ``_refuse``). The
         caller's task reads; the session's writer is the runtime's, and runs only while there
         is something to write."""
         if self._tasks is None:
@@ -362,11 +363,11 @@ class Runtime:
     def _refuse(self, session: Session, message: Any, error: CoreError) -> None:
         """Tell the sender alone that ``message`` was refused, after what it was sent before
         it; nothing was changed or stored, and the stream goes on."""
-        self.counters.refusals += 1
         outbox = session.outbox
         if isinstance(outbox, StateOutbox) and len(outbox.notices) >= self.settings.high_water:
             self._cut_slow(session)  # it neither reads nor stops sending what is refused
             return
+        self.counters.refusals += 1
         refusal = Broadcast(Refusal(message, error), int(self._clock() * 1000))
         self._commit([], [((session.id,), refusal)])
 
