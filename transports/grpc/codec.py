@@ -32,6 +32,7 @@ from interplay.core.documents import (
 from interplay.core.edit_client import (
     DocumentSnapshot,
     EditAck,
+    EditRejected,
     EditReply,
     EditRequest,
     JoinDocument,
@@ -39,7 +40,7 @@ from interplay.core.edit_client import (
 )
 from interplay.core.errors import CoreError, InvalidArgument, Rejection
 from interplay.core.game import JOIN, LEAVE, Action, GameEvent, PlayerState, TickState
-from interplay.core.game_client import GameRequest, JoinGame, StateUpdate
+from interplay.core.game_client import ActionRejected, GameRequest, JoinGame, StateUpdate
 from interplay.core.matches import Act, JoinMatch, LeaveMatch
 from interplay.core.matches import Command as MatchCommand
 from interplay.core.rooms import Command, Join, Kind, Leave, Post, RoomMessage, Typing
@@ -193,7 +194,11 @@ def chat_request(request: Request, user: str) -> Any:
     """The ChatMessage (upb) a client sends for one of ``ClientRooms``' requests."""
     if isinstance(request, JoinRequest):
         message = pb.ChatMessage(
-            type=pb.ChatMessage.JOIN, room_id=request.room, sender_id=user, epoch=request.epoch
+            type=pb.ChatMessage.JOIN,
+            room_id=request.room,
+            sender_id=user,
+            epoch=request.epoch,
+            id=request.id,
         )
         if request.resume_after_seq is not None:
             message.resume_after_seq = request.resume_after_seq
@@ -552,6 +557,8 @@ def edit_reply(message: Any) -> EditReply | None:
         return DocumentSnapshot(text=message.content, revision=message.version)
     if kind == "ack":
         return EditAck(op_id=message.op_id, revision=message.version)
+    if kind == "reject":
+        return EditRejected(op_id=message.op_id, rejection=rejection_of(message.rejection))
     if kind not in ("insert", "delete", "replace", "noop"):
         return None
     return ServerEdit(
@@ -577,8 +584,12 @@ def game_request(request: GameRequest) -> Any:
     )
 
 
-def state_update(message: Any) -> StateUpdate:
-    """A GameState the server sent, as ``ClientPlayer`` receives it."""
+def state_update(message: Any) -> StateUpdate | ActionRejected:
+    """A GameState the server sent, as ``ClientPlayer`` receives it (a refusal of one of
+    its actions, if that is what it says)."""
+    for event in message.events:
+        if event.event_type == REJECTED:
+            return ActionRejected(sequence=event.sequence, rejection=rejection_of(event.rejection))
     update = game_update(message)
     return StateUpdate(
         tick=update["tick"],
