@@ -216,8 +216,9 @@ async def tcp_server(
     Drained at the end, which closes every connection before the loop ends (grpclib's close()
     leaves them open, and a transport outliving its loop is a warning)."""
     async with runtime_for(**runtime) as running:
-        server, service = build_server(running, server_settings or ServerSettings(port=0))
-        await server.start("127.0.0.1", 0)
+        settings = server_settings or ServerSettings(port=0)
+        server, service = build_server(running, settings)
+        await server.start("127.0.0.1", 0, ssl=settings.tls)
         assert server._server is not None
         try:
             yield Served(server, service, server._server.sockets[0].getsockname()[1])
