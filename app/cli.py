@@ -51,16 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         help="chat in a terminal (reconnects and resumes by itself)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    chat.add_argument("--room", required=True)
-    chat.add_argument("--user", required=True)
-    chat.add_argument(
-        "--server",
-        default=_env("SERVER", f"{server.host}:{server.port}"),
-        help="HOST:PORT [INTERPLAY_SERVER]",
-    )
-    chat.add_argument(
-        "--token", default=None, help="bearer token, if the server wants one [INTERPLAY_TOKEN]"
-    )
+    _chat_flags(chat, f"{server.host}:{server.port}")
     token = commands.add_parser(
         "token",
         help="mint a bearer token for development (signed with the server's auth secret)",
@@ -79,6 +70,32 @@ def _parser() -> argparse.ArgumentParser:
         "--auth-secret", default=None, help="the server's secret [INTERPLAY_AUTH_SECRET]"
     )
     return parser
+
+
+def _chat_flags(chat: argparse.ArgumentParser, server: str) -> None:
+    """The flags of ``interplay chat``."""
+    chat.add_argument("--room", required=True, help="the room to join first")
+    chat.add_argument("--user", required=True, help="who you are in the rooms")
+    chat.add_argument(
+        "--server",
+        default=_env("SERVER", server),
+        help="HOST:PORT; an IPv6 address in brackets: [::1]:50051 [INTERPLAY_SERVER]",
+    )
+    chat.add_argument(
+        "--token", default=None, help="bearer token, if the server wants one [INTERPLAY_TOKEN]"
+    )
+    chat.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect over TLS, trusting the system's certificate authorities",
+    )
+    chat.add_argument(
+        "--tls-ca",
+        default=_env("TLS_CA", "") or None,
+        metavar="PEM",
+        help="connect over TLS, trusting the authority (or self-signed certificate) in this "
+        "file [INTERPLAY_TLS_CA]",
+    )
 
 
 def _serve_flags(serve: argparse.ArgumentParser) -> None:
@@ -320,12 +337,42 @@ def _token(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from interplay.chat import run_chat
 
-    host, _, port = args.server.rpartition(":")
-    if not host or not port.isdigit():
-        raise SystemExit(f"interplay chat: --server must be HOST:PORT, got {args.server!r}")
+    host, port = _host_port(args.server)
     token = args.token or os.environ.get("INTERPLAY_TOKEN")
-    main = run_chat(host, int(port), room=args.room, user=args.user, token=token)
-    return asyncio.run(main)
+    tls = _client_tls(args.tls, args.tls_ca)
+    main = run_chat(host, port, room=args.room, user=args.user, token=token, tls=tls)
+    try:
+        return asyncio.run(main)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # never a traceback in the person's terminal
+        print(f"interplay chat: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+def _host_port(server: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for an IPv6 address) of ``--server``, checked."""
+    host, _, port = server.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SystemExit(
+            f"interplay chat: --server must be HOST:PORT with a port in 1-65535 "
+            f"(an IPv6 address as [::1]:50051), got {server!r}"
+        )
+    return host, int(port)
+
+
+def _client_tls(system: bool, ca: str | None) -> ssl.SSLContext | None:
+    """The client's TLS context: None (plaintext), the system's authorities, or ``ca``'s."""
+    if ca is None and not system:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as error:
+        raise SystemExit(f"interplay chat: cannot load --tls-ca {ca}: {error}") from None
+    context.set_alpn_protocols(["h2"])  # gRPC insists on HTTP/2
+    return context
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -40,7 +40,7 @@ class JoinRequest:
     user: str
     resume_after_seq: int | None = None
     epoch: str = ""
-    id: str = ""  # names it in a refusal
+    id: str = field(default="", compare=False)  # names it in a refusal; not what it asks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +96,7 @@ class ClientRooms:
     _rooms: dict[str, _Room] = field(default_factory=dict)
     _pending: dict[str, TextRequest] = field(default_factory=dict)  # id -> TEXT, send order
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _joins: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     limits: ChatLimits = field(default_factory=ChatLimits)
     _refused: OrderedDict[str, Rejection] = field(default_factory=OrderedDict)  # the latest
     _duplicates: int = 0
@@ -223,7 +224,7 @@ class ClientRooms:
 
     def _join_request(self, room: str, state: _Room) -> JoinRequest:
         state.syncing = True
-        state.join_id = f"{self.id_prefix}-join-{next(self._ids)}"
+        state.join_id = f"{self.id_prefix}-join-{next(self._joins)}"
         return JoinRequest(
             room=room,
             user=self.user,

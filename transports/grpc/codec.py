@@ -132,7 +132,7 @@ def encode_chat_refusal(request: Any, error: CoreError, timestamp: int) -> bytes
         what = pb.ChatMessage.MessageType.Name(request.type)
     except ValueError:
         what = f"a message of type {int(request.type)}"
-    named = f" {request.id!r}" if request.id else ""
+    named = f" {request.id!r}" if request.id and request.type == pb.ChatMessage.TEXT else ""
     return pb.ChatMessage(
         type=pb.ChatMessage.SYSTEM,
         id=request.id,
