@@ -19,6 +19,7 @@ from certs import TLSFiles, issue
 from helpers import tcp_server
 from interplay.core import ChatLimits, Kind, LimitExceeded, Refused, RoomHub
 from interplay.core.backoff import BackoffPolicy
+from interplay.core.documents import DocumentHub, DocumentLimits
 from interplay.runtime import Authenticator, SlowConsumer
 from interplay.transports.grpc.client import ChatClient, ConnectionState, EditClient, GameClient
 from interplay.transports.grpc.server import ServerSettings, tls_context
@@ -206,3 +207,45 @@ async def test_a_reconnect_keeps_its_last_reason() -> None:
             await ann.wait_for(ConnectionState.RECONNECTING)
         assert ann.last_failure is not None and ann.last_failure.status == "UNAVAILABLE"
         assert "Connect call failed" in ann.last_failure.message
+
+
+async def test_a_refused_edit_is_reported_and_the_editor_starts_over_from_the_server() -> None:
+    strict = DocumentHub(limits=DocumentLimits(max_inserted_chars=5))
+    async with (
+        tcp_server(documents=strict) as served,
+        EditClient("127.0.0.1", served.port, user="ann", document="d") as editor,
+    ):
+        await editor.insert(0, "hello")
+        await editor.wait_settled()
+        await editor.insert(5, " there, world")  # over the server's limit
+        changes = []
+        with anyio.fail_after(5):
+            async for change in editor:
+                changes.append(change)
+                if change.kind == "reset":
+                    break
+        refused = [c for c in changes if c.kind == "refused"]
+        assert refused and refused[0].rejection is not None
+        assert refused[0].rejection.code == "RESOURCE_EXHAUSTED"  # a limit
+        assert changes[-1].lost and editor.text == "hello"  # the server's text, and ours again
+        await editor.insert(5, "!")
+        await editor.wait_settled()
+        assert served.service.runtime.documents.text("d") == "hello!"
+        assert served.service.counters.refusals == 1 and editor.reconnect_delays == []
+
+
+async def test_a_refused_action_is_kept_and_never_re_sent() -> None:
+    async with (
+        tcp_server() as served,
+        GameClient("127.0.0.1", served.port, player="ann") as player,
+    ):
+        refused = await player.act("move", dx="50")  # out of range
+        fine = await player.act("move", dx="1")
+        with anyio.fail_after(5):
+            async for mirror in player:
+                me = mirror.players.get("ann")
+                if me is not None and me.last_sequence >= fine:
+                    break
+        assert [sequence for sequence, _ in player.refused] == [refused]
+        assert player.refused[0][1].field == "parameters.dx"
+        assert served.service.counters.refusals == 1
