@@ -11,11 +11,12 @@ import asyncio
 import inspect
 import logging
 import os
+import re
 import ssl
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
     from interplay.runtime.backend import Backend
@@ -31,14 +32,28 @@ def _env(name: str, default: T) -> T | str:
     return os.environ.get(f"INTERPLAY_{name}", default)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a bad flag or variable is one line (usage is in ``--help``),
+    naming the ``INTERPLAY_*`` variable when the bad value came from one."""
+
+    def error(self, message: str) -> NoReturn:
+        flag = re.match(r"argument (?:[^ :]*/)?(--[a-z-]+)", message)
+        if flag is not None:
+            variable = "INTERPLAY_" + flag.group(1)[2:].replace("-", "_").upper()
+            given = any(a == flag.group(1) or a.startswith(flag.group(1) + "=") for a in sys.argv)
+            if variable in os.environ and not given:
+                message += f" (from {variable}={os.environ[variable]!r})"
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from interplay import __version__
     from interplay.transports.grpc.server import ServerSettings
 
     server = ServerSettings()
-    parser = argparse.ArgumentParser(prog="interplay", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="interplay", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"interplay {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser(
         "serve",
@@ -117,7 +132,7 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=_env("PORT", server.port),
         help="port to listen on; 0 = any free one [INTERPLAY_PORT]",
     )
@@ -129,15 +144,18 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--loop",
         default=_env("LOOP", "auto"),
-        choices=["auto", "asyncio", "uvloop"],
+        type=_one_of("auto", "asyncio", "uvloop", case=str.lower),
+        metavar="{auto,asyncio,uvloop}",
         help="event loop; auto = uvloop when installed (pip install 'interplay[uvloop]') "
         "[INTERPLAY_LOOP]",
     )
     serve.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", "INFO"),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="what to log (nothing is logged per message) [INTERPLAY_LOG_LEVEL]",
+        type=_one_of("DEBUG", "INFO", "WARNING", "ERROR", case=str.upper),
+        metavar="{DEBUG,INFO,WARNING,ERROR}",
+        help="what to log, any case (DEBUG: a line per call, with the peer; nothing is logged "
+        "per message) [INTERPLAY_LOG_LEVEL]",
     )
     serve.add_argument(
         "--auth-secret",
@@ -153,7 +171,7 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         default=_env("METRICS_PORT", server.metrics_port or 0),
         help="serve Prometheus metrics at http://HOST:PORT/metrics on this port, HOST being "
         "--host; 0 = no metrics [INTERPLAY_METRICS_PORT]",
@@ -306,7 +324,33 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
 
 
 def _names(value: str) -> list[str]:
-    return [name for name in value.split(",") if name]
+    """A comma-separated list, each name stripped ("lobby, dev" is lobby and dev)."""
+    return [name for name in (part.strip() for part in value.split(",")) if name]
+
+
+def _one_of(*names: str, case: Callable[[str], str]) -> Callable[[str], str]:
+    """A flag's type: one of ``names``, in any case. (argparse's ``choices`` are not checked
+    against a default, and an INTERPLAY_* variable is one.)"""
+
+    def parse(value: str) -> str:
+        if case(value) not in names:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(names)}, got {value!r}")
+        return case(value)
+
+    return parse
+
+
+def _port(value: str) -> int:
+    """A port number: 0 (any free one) to 65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a port number from 0 to 65535 (0: any free one), got {value!r}"
+        )
+    return port
 
 
 def _secret(args: argparse.Namespace) -> str | None:
@@ -356,11 +400,17 @@ def _host_port(server: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise SystemExit(
+        _usage_error(
             f"interplay chat: --server must be HOST:PORT with a port in 1-65535 "
             f"(an IPv6 address as [::1]:50051), got {server!r}"
         )
     return host, int(port)
+
+
+def _usage_error(line: str) -> NoReturn:
+    """A bad flag: one line, exit 2 (argparse's own code for usage errors)."""
+    print(line, file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _client_tls(system: bool, ca: str | None) -> ssl.SSLContext | None:
@@ -370,7 +420,7 @@ def _client_tls(system: bool, ca: str | None) -> ssl.SSLContext | None:
     try:
         context = ssl.create_default_context(cafile=ca)
     except (OSError, ssl.SSLError) as error:
-        raise SystemExit(f"interplay chat: cannot load --tls-ca {ca}: {error}") from None
+        _usage_error(f"interplay chat: cannot load --tls-ca {ca}: {error}")
     context.set_alpn_protocols(["h2"])  # gRPC insists on HTTP/2
     return context
 
@@ -445,6 +495,8 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise SystemExit(f"interplay serve: {error}") from None
 
+    lock = _lock_data(args.data)  # held until the process exits
+
     async def main() -> None:
         backend = _backend(args.data)
         try:
@@ -460,8 +512,37 @@ def _serve(args: argparse.Namespace) -> int:
         finally:
             await backend.aclose()
 
-    _run(main(), args.loop)
+    try:
+        _run(main(), args.loop)
+    finally:
+        if lock is not None:
+            os.close(lock)
     return 0
+
+
+def _lock_data(data: str) -> int | None:
+    """An exclusive lock on the SQLite file (its descriptor), so that a second server on the
+    same file refuses to start: two would both assign each room's next seq. Exit 2 if another
+    process holds it."""
+    if data == ":memory:":
+        return None
+    import fcntl
+
+    path = Path(data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        _usage_error(f"interplay serve: --data {data}: {error.strerror}")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        _usage_error(
+            f"interplay serve: --data {data} is in use by another interplay serve "
+            "(one server per data file)"
+        )
+    return fd
 
 
 def _backend(data: str) -> Backend:

@@ -124,7 +124,7 @@ def interplay_serve_tls(tls: TLSFiles) -> Iterator[str]:
 @pytest.mark.slow
 async def test_interplay_serve_with_tls_flags(tls: TLSFiles) -> None:
     with interplay_serve_tls(tls) as line:
-        found = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+) \(TLS\)$", line)
+        found = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+) \(gRPC over TLS;", line)
         assert found, f"first line {line!r}"
         channel = Channel("127.0.0.1", int(found[1]), codec=WireCodec(), ssl=tls.client_context())
         try:

@@ -229,6 +229,20 @@ async def drain(server: Server, chat: ChatService, grace: float) -> None:
     await server.wait_closed()
 
 
+def banner(runtime: Runtime, settings: ServerSettings) -> str:
+    """What the startup line says beside the address: TLS, auth, where the data lives, the
+    metrics port."""
+    data = getattr(runtime.backend, "path", None) or "in memory: lost on exit"
+    return "; ".join(
+        (
+            f"gRPC over {'TLS' if settings.tls else 'plaintext'}",
+            f"auth {'on: bearer tokens' if runtime.auth is not None else 'off'}",
+            f"data {data}",
+            f"metrics on port {settings.metrics_port}" if settings.metrics_port else "no metrics",
+        )
+    )
+
+
 async def serve(runtime: Runtime, settings: ServerSettings) -> None:
     """Serve until SIGINT or SIGTERM, then drain: see ``drain``. With
     ``settings.metrics_port``, export Prometheus metrics until the drain has ended."""
@@ -243,12 +257,13 @@ async def serve(runtime: Runtime, settings: ServerSettings) -> None:
         log.info("metrics: http://%s:%d/metrics", settings.host, metrics.port)
     sockets = server._server.sockets if server._server else ()
     bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)
-    security = "TLS" if settings.tls else "plaintext"
-    print(f"interplay: serving chat.ChatService on {bound} ({security})", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before the line that says it is up
         loop.add_signal_handler(sig, stop.set)
+    print(
+        f"interplay: serving chat.ChatService on {bound} ({banner(runtime, settings)})", flush=True
+    )
     try:
         await stop.wait()
     finally:
