@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _chat_flags(chat, f"{server.host}:{server.port}")
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if a server answers SERVING to the gRPC health check (for HEALTHCHECK)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    _health_flags(health, f"{server.host}:{server.port}")
     token = commands.add_parser(
         "token",
         help="mint a bearer token for development (signed with the server's auth secret)",
@@ -111,6 +117,38 @@ def _chat_flags(chat: argparse.ArgumentParser, server: str) -> None:
         help="connect over TLS, trusting the authority (or self-signed certificate) in this "
         "file [INTERPLAY_TLS_CA]",
     )
+
+
+def _health_flags(health: argparse.ArgumentParser, server: str) -> None:
+    health.add_argument(
+        "--server", default=_env("SERVER", server), help="HOST:PORT [INTERPLAY_SERVER]"
+    )
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for it")
+
+
+def _health(args: argparse.Namespace) -> int:
+    """The standard gRPC health check of chat.ChatService: 0 when SERVING, else 1 and why."""
+    from grpclib.client import Channel
+    from grpclib.health.v1.health_grpc import HealthStub
+    from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+
+    host, port = _host_port(args.server, "health")
+
+    async def check() -> str:
+        channel = Channel(host, port)
+        try:
+            request = HealthCheckRequest(service="chat.ChatService")
+            reply = await HealthStub(channel).Check(request, timeout=args.timeout)
+            return str(HealthCheckResponse.ServingStatus.Name(reply.status))
+        finally:
+            channel.close()
+
+    try:
+        status = asyncio.run(check())
+    except Exception as error:  # refused, timed out, not gRPC: unhealthy, say why
+        status = f"{type(error).__name__}: {error}"
+    print(f"interplay health: {args.server}: {status}")
+    return 0 if status == "SERVING" else 1
 
 
 def _serve_flags(serve: argparse.ArgumentParser) -> None:
@@ -381,7 +419,7 @@ def _token(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from interplay.chat import run_chat
 
-    host, port = _host_port(args.server)
+    host, port = _host_port(args.server, "chat")
     token = args.token or os.environ.get("INTERPLAY_TOKEN")
     tls = _client_tls(args.tls, args.tls_ca)
     main = run_chat(host, port, room=args.room, user=args.user, token=token, tls=tls)
@@ -394,14 +432,14 @@ def _chat(args: argparse.Namespace) -> int:
         return 1
 
 
-def _host_port(server: str) -> tuple[str, int]:
+def _host_port(server: str, command: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[v6]:PORT`` for an IPv6 address) of ``--server``, checked."""
     host, _, port = server.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         _usage_error(
-            f"interplay chat: --server must be HOST:PORT with a port in 1-65535 "
+            f"interplay {command}: --server must be HOST:PORT with a port in 1-65535 "
             f"(an IPv6 address as [::1]:50051), got {server!r}"
         )
     return host, int(port)
@@ -595,4 +633,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _token(args)
     if args.command == "chat":
         return _chat(args)
+    if args.command == "health":
+        return _health(args)
     raise AssertionError(args.command)

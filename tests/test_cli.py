@@ -253,3 +253,24 @@ def test_the_startup_line_says_transport_auth_data_and_metrics(tmp_path: Path) -
         rf"auth on: bearer tokens; data {re.escape(str(tmp_path / 'chat.db'))}; no metrics\)$",
         line,
     ), line
+
+
+@pytest.mark.slow
+def test_interplay_health_says_serving_or_why_not(tmp_path: Path) -> None:
+    from helpers import interplay_serve
+
+    with interplay_serve(tmp_path / "chat.db") as port:
+        up = subprocess.run(
+            [INTERPLAY, "health", "--server", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    assert (up.returncode, up.stdout) == (0, f"interplay health: 127.0.0.1:{port}: SERVING\n")
+    down = subprocess.run(
+        [INTERPLAY, "health", "--server", f"127.0.0.1:{port}", "--timeout", "2"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert down.returncode == 1 and "ConnectionRefusedError" in down.stdout, down.stdout

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
@@ -119,13 +120,20 @@ async def test_a_fatal_status_is_raised_plainly_from_async_with_and_not_retried(
             await ann.send("lobby", "after the end")
 
 
-async def test_a_token_callable_gives_each_reconnect_a_fresh_token() -> None:
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_token_callable_gives_each_reconnect_a_fresh_token(kind: str) -> None:
     auth = Authenticator(SECRET)
     minted: list[str] = []
 
-    def fresh() -> str:
+    def mint() -> str:
         minted.append(auth.mint("ann", ttl=60))
         return minted[-1]
+
+    async def mint_async() -> str:
+        await anyio.lowlevel.checkpoint()
+        return mint()
+
+    fresh = mint if kind == "sync" else mint_async
 
     async with (
         tcp_server(auth=auth) as served,
