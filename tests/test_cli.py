@@ -45,7 +45,7 @@ def without_interplay_variables() -> dict[str, str]:
 )
 def test_a_bad_value_is_one_line_and_exit_2(flags: list[str], says: str) -> None:
     done = subprocess.run(
-        [INTERPLAY, "serve", "--port", "0", "--data", ":memory:", *flags],
+        [INTERPLAY, "serve", "--port", "0", "--ws-port", "0", "--data", ":memory:", *flags],
         env=without_interplay_variables(),
         capture_output=True,
         text=True,
@@ -235,24 +235,26 @@ def test_a_second_server_on_the_same_data_file_refuses_to_start(tmp_path: Path) 
 
 
 @pytest.mark.slow
-def test_the_startup_line_says_transport_auth_data_and_metrics(tmp_path: Path) -> None:
-    secret = "s" * 32
+def test_the_startup_lines_say_transport_auth_data_and_metrics(tmp_path: Path) -> None:
+    secret, data = "s" * 32, tmp_path / "chat.db"
     with subprocess.Popen(
-        [INTERPLAY, "serve", "--port", "0", "--data", str(tmp_path / "chat.db")],
+        [INTERPLAY, "serve", "--port", "0", "--data", str(data)],
         env={**without_interplay_variables(), "INTERPLAY_AUTH_SECRET": secret},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     ) as server:
         assert server.stdout is not None
-        line = server.stdout.readline()
+        lines = [server.stdout.readline(), server.stdout.readline()]
         server.terminate()
         server.wait(timeout=20)
     assert re.match(
-        r"^interplay: serving chat.ChatService on 127\.0\.0\.1:\d+ \(gRPC over plaintext; "
-        rf"auth on: bearer tokens; data {re.escape(str(tmp_path / 'chat.db'))}; no metrics\)$",
-        line,
-    ), line
+        r"^interplay: serving chat.ChatService on 127\.0\.0\.1:\d+ \(plaintext\)$", lines[0]
+    )
+    assert lines[1] == (
+        f"interplay: ready: auth on (bearer tokens); data {data}; no metrics "
+        "(Ctrl-C or SIGTERM to stop)\n"
+    )
 
 
 @pytest.mark.slow

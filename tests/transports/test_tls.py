@@ -108,7 +108,19 @@ def interplay_serve_tls(tls: TLSFiles) -> Iterator[str]:
     """``interplay serve`` with the TLS flags, as a subprocess; its first line; SIGTERM, exit 0."""
     flags = ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     with subprocess.Popen(
-        [INTERPLAY, "serve", "--port", "0", "--data", ":memory:", "--log-level", "WARNING", *flags],
+        [
+            INTERPLAY,
+            "serve",
+            "--port",
+            "0",
+            "--ws-port",
+            "0",
+            "--data",
+            ":memory:",
+            "--log-level",
+            "WARNING",
+            *flags,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -124,7 +136,7 @@ def interplay_serve_tls(tls: TLSFiles) -> Iterator[str]:
 @pytest.mark.slow
 async def test_interplay_serve_with_tls_flags(tls: TLSFiles) -> None:
     with interplay_serve_tls(tls) as line:
-        found = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+) \(gRPC over TLS;", line)
+        found = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+) \(TLS\)$", line)
         assert found, f"first line {line!r}"
         channel = Channel("127.0.0.1", int(found[1]), codec=WireCodec(), ssl=tls.client_context())
         try:
@@ -153,7 +165,7 @@ def test_interplay_serve_refuses_half_a_tls_setup(
     files = {"cert": tls.cert, "key": tls.key, "ca": tls.ca}
     environ = {k: v for k, v in os.environ.items() if not k.startswith("INTERPLAY_TLS_")}
     done = subprocess.run(
-        [INTERPLAY, "serve", "--port", "0", "--data", ":memory:"]
+        [INTERPLAY, "serve", "--port", "0", "--ws-port", "0", "--data", ":memory:"]
         + [flag.format(**files) for flag in flags],
         env=environ | {k: v.format(**files) for k, v in environment.items()},
         capture_output=True,

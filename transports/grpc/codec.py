@@ -11,6 +11,7 @@ receiving stream.
 from __future__ import annotations
 
 import struct
+import weakref
 from collections.abc import Collection, Mapping
 from typing import Any, TypedDict
 
@@ -44,7 +45,9 @@ from interplay.core.game_client import ActionRejected, GameRequest, JoinGame, St
 from interplay.core.matches import Act, JoinMatch, LeaveMatch
 from interplay.core.matches import Command as MatchCommand
 from interplay.core.rooms import Command, Join, Kind, Leave, Post, RoomMessage, Typing
+from interplay.runtime.outbox import Codec
 from interplay.runtime.refusals import Refusal
+from interplay.runtime.server import Runtime, Service
 
 from . import errors
 from .generated import chat_pb2 as pb
@@ -404,6 +407,23 @@ class GameWire:
         if len(self._encoders) > len(open_matches):
             for name in [name for name in self._encoders if name not in open_matches]:
                 del self._encoders[name]
+
+
+_WIRE_CODECS: weakref.WeakKeyDictionary[Runtime, dict[Service, Codec]] = weakref.WeakKeyDictionary()
+
+
+def wire_codecs(runtime: Runtime) -> dict[Service, Codec]:
+    """The protobuf codecs of one runtime's three RPCs, the same objects for every transport
+    that sends protobuf (gRPC, WebSocket's ``interplay.v1.proto``): the runtime encodes a
+    broadcast once per codec object, so they share the bytes."""
+    codecs = _WIRE_CODECS.get(runtime)
+    if codecs is None:
+        codecs = _WIRE_CODECS[runtime] = {
+            Service.CHAT: ChatWire(),
+            Service.EDIT: EditWire(),
+            Service.GAME: GameWire(),
+        }
+    return codecs
 
 
 class GameStateEncoder:
