@@ -31,7 +31,8 @@ import itertools
 import secrets
 from dataclasses import dataclass
 
-from .errors import NotJoined, Rejection
+from .documents import DocumentLimits
+from .errors import LimitExceeded, NotJoined, Rejection
 from .ot.client import ClientDocument, Send
 from .ot.text import TextOp
 
@@ -126,8 +127,16 @@ class ClientEditor:
     """One user's editor of one document, across connections. ``id_prefix`` makes this
     client's op ids unique (a random one by default)."""
 
-    def __init__(self, user: str, document: str, *, id_prefix: str | None = None) -> None:
+    def __init__(
+        self,
+        user: str,
+        document: str,
+        *,
+        id_prefix: str | None = None,
+        limits: DocumentLimits | None = None,
+    ) -> None:
         self.user, self.document = user, document
+        self.limits = limits or DocumentLimits()
         self.id_prefix = secrets.token_hex(6) if id_prefix is None else id_prefix
         self.doc = ClientDocument()
         self.synced = False  # a snapshot has arrived
@@ -164,6 +173,9 @@ class ClientEditor:
         (applied at once); raises ValueError if the range does not fit the text."""
         if not self.synced:
             raise NotJoined("document", "wait for the snapshot before editing")
+        limit = self.limits.max_inserted_chars
+        if len(inserted) > limit:  # the server's default limit: refused at once, not sent
+            raise LimitExceeded("content", f"must be at most {limit} characters")
         op = TextOp.splice(len(self.doc.text), position, deleted, inserted)
         return self._sent(self.doc.edit(op))
 

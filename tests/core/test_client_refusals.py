@@ -7,6 +7,7 @@ import pytest
 
 from interplay.core import ChatLimits, InvalidArgument, Kind, LimitExceeded, Rejection, RoomMessage
 from interplay.core.chat_client import ClientRooms, JoinRequest, TextRequest
+from interplay.core.documents import DocumentLimits
 from interplay.core.edit_client import (
     ClientEditor,
     DocumentChange,
@@ -104,3 +105,11 @@ def test_a_refused_action_is_dropped_from_the_re_sends() -> None:
     assert player.receive(ActionRejected(sequence=1, rejection=rejection)) == ([], [])
     assert [a.sequence for a in player.unconfirmed()] == [2]
     assert player.refused == [(1, rejection)]
+
+
+def test_an_insert_over_the_limit_is_refused_at_once_and_the_text_is_unchanged() -> None:
+    editor = ClientEditor("ann", "d", limits=DocumentLimits(max_inserted_chars=4))
+    editor.receive(DocumentSnapshot(text="abc", revision=3))
+    with pytest.raises(LimitExceeded, match="content: must be at most 4 characters"):
+        editor.edit(0, 0, "12345")
+    assert editor.text == "abc" and editor.settled
