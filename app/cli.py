@@ -124,6 +124,8 @@ def _health_flags(health: argparse.ArgumentParser, server: str) -> None:
         "--server", default=_env("SERVER", server), help="HOST:PORT [INTERPLAY_SERVER]"
     )
     health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for it")
+    health.add_argument("--tls", action="store_true", help="over TLS (the system's authorities)")
+    health.add_argument("--tls-ca", default=None, metavar="PEM", help="over TLS, trusting this")
 
 
 def _health(args: argparse.Namespace) -> int:
@@ -133,9 +135,10 @@ def _health(args: argparse.Namespace) -> int:
     from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
 
     host, port = _host_port(args.server, "health")
+    tls = _client_tls(args.tls, args.tls_ca)
 
     async def check() -> str:
-        channel = Channel(host, port)
+        channel = Channel(host, port, ssl=tls)
         try:
             request = HealthCheckRequest(service="chat.ChatService")
             reply = await HealthStub(channel).Check(request, timeout=args.timeout)

@@ -361,8 +361,8 @@ class Runtime:
                 await self._wait_durable(self._queued)
 
     def _refuse(self, session: Session, message: Any, error: CoreError) -> None:
-        """Tell the sender alone that ``message`` was refused, after what it was sent before
-        it; nothing was changed or stored, and the stream goes on."""
+        """Tell the sender alone that ``message`` was refused, after what it sent before it;
+        nothing was changed or stored, and the stream goes on."""
         outbox = session.outbox
         if isinstance(outbox, StateOutbox) and len(outbox.notices) >= self.settings.high_water:
             self._cut_slow(session)  # it neither reads nor stops sending what is refused
