@@ -9,7 +9,10 @@ import anyio
 import anyio.lowlevel
 import pytest
 from conformance import CallEnded, EditClient, Transport, rejected
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from interplay.core.ot import ClientDocument
 from interplay.transports.grpc.generated.chat import EditOperation
 
 pytestmark = pytest.mark.anyio
@@ -186,3 +189,40 @@ async def test_two_edits_sent_before_the_first_ack_follow_each_other(transport: 
             acks = [m for m in await ann.recv_n(3) if m.operation == "ack"]
             assert [m.op_id for m in acks] == ["a1", "a2"]
             assert server.document_text("d") == "abxy!"
+
+
+EDITS = st.lists(
+    st.tuples(st.integers(-2, 12), st.sampled_from(["a", "bc", "😀", ""])), max_size=15
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(edits=EDITS)
+async def test_valid_and_refused_edits_mixed_on_one_stream_match_the_model(
+    transport: Transport, edits: list[tuple[int, str]]
+) -> None:
+    """Inserts at positions in and out of the text, one stream: exactly the out-of-range ones
+    are refused (each a reject naming its op id), the others applied in order."""
+    model, refused = "", []
+    async with transport.serve() as server, server.edit("d", "ann") as ann:
+        await ann.join()
+        for n, (position, text) in enumerate(edits):
+            await ann.send_op(
+                operation="insert",
+                position=position,
+                content=text or "x",
+                version=ann.doc.revision,
+                op_id=f"o{n}",
+            )
+            reply = await ann.recv()
+            assert reply is not None
+            if 0 <= position <= len(model):
+                assert reply.operation == "ack" and reply.op_id == f"o{n}"
+                model = model[:position] + (text or "x") + model[position:]
+                ann.doc = ClientDocument(model, revision=reply.version)
+            else:
+                assert reply.operation == "reject" and reply.op_id == f"o{n}"
+                refused.append(reply.op_id)
+        assert [r.op_id for r in ann.rejected] == refused
+        assert (server.document_text("d") or "") == model
+        assert server.counters.refusals == len(refused) and server.counters.errors == {}

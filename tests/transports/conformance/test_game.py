@@ -16,6 +16,8 @@ from conformance import (
     Transport,
     rejected,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.anyio
 
@@ -180,3 +182,42 @@ async def test_matches_are_isolated_and_an_empty_one_closes_after_grace(
                 while "m2" in server.matches():  # closed by the driver ann's call runs
                     await ann.recv()
         assert server.counters.ticks > 0
+
+
+ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("move"), st.integers(-14, 14)),  # valid within ±10
+        st.tuples(st.just("fly"), st.just(0)),  # an unknown action type
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+# Each example waits for ticks (~50 ms): at most 50 of them per transport, even in CI.
+@settings(
+    max_examples=min(settings.default.max_examples, 50),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    deadline=None,
+)
+@given(actions=ACTIONS)
+async def test_valid_and_refused_actions_mixed_on_one_stream_match_the_model(
+    transport: Transport, actions: list[tuple[str, int]]
+) -> None:
+    """Exactly the bad actions are refused (each naming its sequence); the others are applied,
+    the player's last_sequence the last of them."""
+    refused = [n + 1 for n, (kind, dx) in enumerate(actions) if kind == "fly" or abs(dx) > 10]
+    applied = [n + 1 for n in range(len(actions)) if n + 1 not in refused]
+    async with (
+        serving(transport, GameLimits(actions_per_second=1000)) as server,
+        server.game("ann") as ann,
+    ):
+        await ann.join("m")
+        await ann.until(lambda c: "ann" in c.mirror.players)
+        for kind, dx in actions:
+            await ann.act(kind, dx=str(dx))
+        await ann.until(
+            lambda c: len(c.rejected) == len(refused) and (not applied or at("ann", applied[-1])(c))
+        )
+        assert [event.sequence for event in ann.rejected] == refused
+        assert server.counters.refusals == len(refused) and server.counters.errors == {}
