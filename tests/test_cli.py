@@ -219,7 +219,7 @@ def test_a_second_server_on_the_same_data_file_refuses_to_start(tmp_path: Path) 
     data = tmp_path / "chat.db"
     with interplay_serve(data):
         done = subprocess.run(
-            [INTERPLAY, "serve", "--port", "0", "--data", str(data)],
+            [INTERPLAY, "serve", "--port", "0", "--ws-port", "0", "--data", str(data)],
             env=without_interplay_variables(),
             capture_output=True,
             text=True,
@@ -238,7 +238,7 @@ def test_a_second_server_on_the_same_data_file_refuses_to_start(tmp_path: Path) 
 def test_the_startup_lines_say_transport_auth_data_and_metrics(tmp_path: Path) -> None:
     secret, data = "s" * 32, tmp_path / "chat.db"
     with subprocess.Popen(
-        [INTERPLAY, "serve", "--port", "0", "--data", str(data)],
+        [INTERPLAY, "serve", "--port", "0", "--ws-port", "0", "--data", str(data)],
         env={**without_interplay_variables(), "INTERPLAY_AUTH_SECRET": secret},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -251,7 +251,7 @@ def test_the_startup_lines_say_transport_auth_data_and_metrics(tmp_path: Path) -
     assert re.match(
         r"^interplay: serving chat.ChatService on 127\.0\.0\.1:\d+ \(plaintext\)$", lines[0]
     )
-    assert lines[1] == (
+    assert lines[1] == (  # --ws-port 0: no WebSocket line
         f"interplay: ready: auth on (bearer tokens); data {data}; no metrics "
         "(Ctrl-C or SIGTERM to stop)\n"
     )

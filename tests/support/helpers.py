@@ -149,6 +149,9 @@ def interplay_process(
             line = process.stdout.readline()
             match = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+)", line)
             assert match, f"first line {line!r}; stderr: {process.stderr.read()}"
+            while not line.startswith("interplay: ready"):  # its signal handlers are set
+                line = process.stdout.readline()
+                assert line, f"no ready line; stderr: {process.stderr.read()}"
             yield int(match.group(1)), process
         finally:
             process.send_signal(signal.SIGTERM)
