@@ -197,6 +197,22 @@ class DocumentHub:
         state = self._sessions.get(session)
         return frozenset(state.documents) if state else frozenset()
 
+    def user_of(self, session: str) -> str | None:
+        state = self._sessions.get(session)
+        return state.user if state else None
+
+    def is_open(self, document: str) -> bool:
+        return document in self._docs
+
+    def snapshot(self, document: str, stored: DocumentRecord | None = None) -> Snapshot:
+        """The document's text and revision: from memory while it is open, else from what
+        the store holds (``stored``, read with ``LoadDocument``; None: never edited)."""
+        opened = self._docs.get(document)
+        if opened is None:
+            loaded = self._load(stored)
+            return Snapshot(document=document, text=loaded.text, revision=loaded.revision)
+        return self._snapshot(document, opened)
+
     def text(self, document: str) -> str | None:
         """The text of a document open in memory (tests and tools)."""
         opened = self._docs.get(document)

@@ -23,7 +23,7 @@ from grpclib.server import Server
 
 from interplay.backends import MemoryBackend
 from interplay.core import DocumentHub, MatchHub, RoomHub
-from interplay.runtime import Authenticator, Backend, Runtime, Settings
+from interplay.runtime import AdminAuthenticator, Authenticator, Backend, Runtime, Settings
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.generated.chat import ChatMessage
 from interplay.transports.grpc.server import ServerSettings, build_server, drain
@@ -197,6 +197,7 @@ async def runtime_for(
     documents: DocumentHub | None = None,
     games: MatchHub | None = None,
     auth: Authenticator | None = None,
+    admin: AdminAuthenticator | None = None,
 ) -> AsyncIterator[Runtime]:
     """A running ``Runtime`` over a MemoryBackend (or ``backend``), no chat rate limit unless
     ``settings`` say otherwise."""
@@ -207,6 +208,7 @@ async def runtime_for(
         games=games,
         settings=settings or Settings(rate=0),
         auth=auth,
+        admin=admin,
     ) as runtime:
         yield runtime
 
@@ -272,3 +274,23 @@ async def websocket_server(
             yield WebSocketServed(server, service, server.server.sockets[0].getsockname()[1])
         finally:
             await drain(server, service, 5)
+
+
+@asynccontextmanager
+async def uvicorn_serving(app: Any) -> AsyncIterator[int]:
+    """An ASGI ``app`` served by uvicorn in this loop on a free port, with its lifespan."""
+    import asyncio
+
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: server.started or task.done(), timeout=10)
+        assert server.started, task.exception() if task.done() else "uvicorn did not start"
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)

@@ -109,7 +109,7 @@ class ChatService:
         if log.isEnabledFor(logging.DEBUG):  # one line per call, never per message
             log.debug("%s call from %s", service.value, peer)
         try:
-            identity = runtime.authenticate((stream.metadata or {}).get("authorization"))
+            identity = await runtime.authenticate((stream.metadata or {}).get("authorization"))
             await runtime.serve(service, self._codecs[service], receive, send, identity=identity)
             log.debug("%s call from %s ended OK", service.value, peer)
         except BaseException as error:
