@@ -194,9 +194,9 @@ ACTIONS = st.lists(
 )
 
 
-# Each example waits for ticks (~50 ms): at most 50 of them per transport, even in CI.
+# Each example waits for ticks (~50 ms): a quarter of the profile's examples, at most 50.
 @settings(
-    max_examples=min(settings.default.max_examples, 50),
+    max_examples=max(1, min(settings.default.max_examples // 4, 50)),
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     deadline=None,
 )
