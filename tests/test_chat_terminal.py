@@ -69,9 +69,11 @@ def test_the_status_line_shows_a_reconnect_and_nothing_said_meanwhile_is_lost(
         ann.wait_for("* bob joined")
         process.kill()
         ann.wait_for("reconnecting · #lobby")
+        ann.wait_for("! connection lost (UNAVAILABLE")  # a line in the conversation too
         ann.type("said while the server was down\r")
     with interplay_serve(data, "--port", str(port)):
         ann.wait_for("connected · #lobby", timeout=15)
+        ann.wait_for("* reconnected")
         bob.wait_for("#lobby ann: said while the server was down", timeout=15)
         ann.wait_for("#lobby ann: said while the server was down")
         ann_chat.__exit__(None, None, None)
