@@ -149,9 +149,14 @@ def interplay_process(
             line = process.stdout.readline()
             match = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+)", line)
             assert match, f"first line {line!r}; stderr: {process.stderr.read()}"
-            while not line.startswith("interplay: ready"):  # its signal handlers are set
+            # Up to the ready line (its signal handlers are set: a SIGTERM before it would kill
+            # it); the lines before it stay readable as ``process.startup``.
+            startup = [line]
+            while not line.startswith("interplay: ready"):
                 line = process.stdout.readline()
                 assert line, f"no ready line; stderr: {process.stderr.read()}"
+                startup.append(line)
+            process.startup = startup  # type: ignore[attr-defined]
             yield int(match.group(1)), process
         finally:
             process.send_signal(signal.SIGTERM)
