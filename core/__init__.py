@@ -46,6 +46,9 @@ from .errors import (
     LimitExceeded,
     NotJoined,
     PermissionDenied,
+    Refused,
+    Rejection,
+    WrongIdentity,
 )
 from .events import Deliver
 from .game import Action, GameEvent, GameLoop, GameMirror, PlayerState, Rules, TickState, World
@@ -126,6 +129,8 @@ __all__ = [
     "Post",
     "Read",
     "ReadHistory",
+    "Refused",
+    "Rejection",
     "Remote",
     "RoomHub",
     "RoomMessage",
@@ -142,4 +147,5 @@ __all__ = [
     "Typing",
     "World",
     "Write",
+    "WrongIdentity",
 ]

@@ -19,6 +19,10 @@ requests to send.
 - A snapshot at another revision than ours (the server no longer kept what we missed, or lost
   edits) starts the document over from it: a ``reset``, ``lost`` if local edits were never
   acknowledged.
+- An operation the server refused (``EditRejected``: out of range, outside the token's claims)
+  is never re-sent: the application sees a ``refused`` change with the rejection, and the
+  editor asks for a snapshot and starts over from it (a ``reset``, ``lost``), since its local
+  text holds an edit the server will never have.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import itertools
 import secrets
 from dataclasses import dataclass
 
-from .errors import NotJoined
+from .documents import DocumentLimits
+from .errors import LimitExceeded, NotJoined, Rejection
 from .ot.client import ClientDocument, Send
 from .ot.text import TextOp
 
@@ -90,30 +95,48 @@ class ServerEdit:
     inserted: str = ""
 
 
-EditReply = DocumentSnapshot | EditAck | ServerEdit
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EditRejected:
+    """The server refused our operation ``op_id``: it applied nothing."""
+
+    op_id: str
+    rejection: Rejection
+
+
+EditReply = DocumentSnapshot | EditAck | ServerEdit | EditRejected
 
 # -- what the application sees --------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentChange:
-    """The document changed: ``kind`` is "snapshot", "edit" (someone else's), or "reset" (the
-    server no longer had what we missed: the text is its snapshot and ``lost`` local edits,
-    never acknowledged, are gone)."""
+    """The document changed: ``kind`` is "snapshot", "edit" (someone else's), "reset" (the
+    server no longer had what we missed, or refused an edit of ours: the text is its snapshot
+    and ``lost`` local edits, never acknowledged, are gone), or "refused" (``rejection`` says
+    why; a reset follows)."""
 
     kind: str
     user: str
     revision: int
     text: str
     lost: bool = False
+    rejection: Rejection | None = None
 
 
 class ClientEditor:
     """One user's editor of one document, across connections. ``id_prefix`` makes this
     client's op ids unique (a random one by default)."""
 
-    def __init__(self, user: str, document: str, *, id_prefix: str | None = None) -> None:
+    def __init__(
+        self,
+        user: str,
+        document: str,
+        *,
+        id_prefix: str | None = None,
+        limits: DocumentLimits | None = None,
+    ) -> None:
         self.user, self.document = user, document
+        self.limits = limits or DocumentLimits()
         self.id_prefix = secrets.token_hex(6) if id_prefix is None else id_prefix
         self.doc = ClientDocument()
         self.synced = False  # a snapshot has arrived
@@ -121,6 +144,7 @@ class ClientEditor:
         self._counter = itertools.count(1)
         self._skip: tuple[int, str] | None = None  # (revision, op id) of ours, acked by catch-up
         self._resend_after_snapshot = False  # see connected()
+        self._start_over = False  # an op was refused: the next snapshot is a reset
 
     # -- reading --------------------------------------------------------------------------
 
@@ -149,6 +173,9 @@ class ClientEditor:
         (applied at once); raises ValueError if the range does not fit the text."""
         if not self.synced:
             raise NotJoined("document", "wait for the snapshot before editing")
+        limit = self.limits.max_inserted_chars
+        if len(inserted) > limit:  # the server's default limit: refused at once, not sent
+            raise LimitExceeded("content", f"must be at most {limit} characters")
         op = TextOp.splice(len(self.doc.text), position, deleted, inserted)
         return self._sent(self.doc.edit(op))
 
@@ -167,7 +194,9 @@ class ClientEditor:
         At revision 0 the join is a snapshot request (the wire's ``version`` 0), which cannot
         show whether our operation was applied meanwhile: the re-send waits for the snapshot.
         Still at 0, nothing was applied and it goes then; further on, it is a reset."""
-        revision = self.doc.revision if self.synced else 0
+        revision = self.doc.revision if self.synced and not self._start_over else 0
+        if self._start_over:
+            return [JoinDocument(document=self.document, user=self.user)]
         join = JoinDocument(document=self.document, user=self.user, revision=revision)
         resend = self.doc.resend() if self.synced else None
         self._resend_after_snapshot = resend is not None and revision == 0
@@ -179,6 +208,8 @@ class ClientEditor:
         """What the application sees of ``message``, and what to send in reply."""
         if isinstance(message, DocumentSnapshot):
             return self._snapshot(message)
+        if isinstance(message, EditRejected):
+            return self._refused(message)
         if isinstance(message, EditAck):
             if self._ids and message.op_id == self._ids[0]:
                 return [], self._acked()
@@ -199,7 +230,8 @@ class ClientEditor:
         self, message: DocumentSnapshot
     ) -> tuple[list[DocumentChange], list[EditRequest]]:
         resend, self._resend_after_snapshot = self._resend_after_snapshot, False
-        if self.synced and self.doc.revision == message.revision:
+        start_over, self._start_over = self._start_over, False
+        if self.synced and self.doc.revision == message.revision and not start_over:
             # A rejoin at our revision with nothing missed.
             send = self.doc.resend() if resend else None
             return [], [self._request(send, self._ids[0])] if send else []
@@ -211,6 +243,19 @@ class ClientEditor:
         self._skip = None
         self.synced = True
         return [self._change(change, "", lost=lost)], []
+
+    def _refused(self, message: EditRejected) -> tuple[list[DocumentChange], list[EditRequest]]:
+        change = DocumentChange(
+            kind="refused",
+            user=self.user,
+            revision=self.doc.revision,
+            text=self.doc.text,
+            rejection=message.rejection,
+        )
+        if not self._ids or message.op_id != self._ids[0] or self._start_over:
+            return [change], []  # not the op in flight (or already starting over)
+        self._start_over = True
+        return [change], [JoinDocument(document=self.document, user=self.user)]
 
     def _sent(self, send: Send | None) -> list[EditRequest]:
         if send is None:

@@ -12,6 +12,10 @@ only a ``Transport``: ``connect()`` returning a small ``Call`` (send, recv, end,
 failures are ``CallError``s naming a status, and its codec (``encode`` a core request to a wire
 message, ``decode`` a wire message to what the machine receives).
 
+A transport marks the connection failures no retry can cure (TLS and protocol mismatches,
+an unresolvable host) as not transient, whatever their status. A server's refusal of one
+message is not a failure at all: it arrives as a message, and the machine deals with it.
+
 Failures are classified here, once, by status *name* (gRPC's vocabulary, which the WebSocket
 close codes 4000 + n carry too): UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED and DEADLINE_EXCEEDED
 are transient (retry); a broken connection is UNAVAILABLE; any other status is fatal: the loop
@@ -57,14 +61,17 @@ class CallError(Exception):
     broke, or could not be made, is UNAVAILABLE. The transport's own exception, if any, is the
     ``__cause__``."""
 
-    def __init__(self, status: str, message: str = "") -> None:
+    def __init__(self, status: str, message: str = "", *, transient: bool | None = None) -> None:
         super().__init__(f"{status}: {message}" if message else status)
         self.status = status
         self.message = message
+        self._transient = transient
 
     @property
     def transient(self) -> bool:
-        return is_transient(self.status)
+        """Retry after it: by its status, unless the transport knew better (a TLS or protocol
+        mismatch, a host that does not resolve: UNAVAILABLE, and no retry will help)."""
+        return is_transient(self.status) if self._transient is None else self._transient
 
 
 def connection_lost(message: str = "the connection broke") -> CallError:
@@ -180,6 +187,7 @@ class ReconnectingCall(Generic[Request, Reply, Shown]):
         self.reconnect_delays: list[float] = []
         self.failure: CallError | None = None  # the fatal failure, as the transport said it
         self.error: Exception | None = None  # ... as the application sees it
+        self.last_failure: CallError | None = None  # why the latest connection ended
         self._current: _Connection | None = None  # the connection writes go to, if any
         self._lock = anyio.Lock()  # one writer at a time; see _submit
         self._inbox_in, self._inbox = anyio.create_memory_object_stream[Shown](inbox_size)
@@ -217,9 +225,16 @@ class ReconnectingCall(Generic[Request, Reply, Shown]):
         self._tasks.cancel_scope.cancel()
         self._set_state(ConnectionState.CLOSED)
         try:
-            return await self._tasks.__aexit__(exc_type, exc, tb)
+            # Not handed the block's exception: anyio would wrap it in an ExceptionGroup, and
+            # ``except GRPCError`` around ``async with`` would never catch it. It propagates
+            # as it is, once the tasks have stopped.
+            await self._tasks.__aexit__(None, None, None)
+        except BaseExceptionGroup as group:
+            if exc is None:
+                raise (group.exceptions[0] if len(group.exceptions) == 1 else group) from None
         finally:
             self._inbox.close()
+        return None
 
     async def wait_for(self, state: ConnectionState) -> None:
         while self.state is not state:
@@ -282,6 +297,7 @@ class ReconnectingCall(Generic[Request, Reply, Shown]):
                     await self._connect_once()
                     return  # our half-close, answered with OK
                 except CallError as failure:
+                    self.last_failure = failure
                     if not failure.transient:
                         self.failure = failure
                         self.error = self._transport.fatal(failure)

@@ -383,14 +383,18 @@ async def test_the_python_clients_chat_edit_and_play_over_websocket(subprotocol:
 
 
 async def test_a_fatal_close_surfaces_to_the_caller_as_its_status() -> None:
-    async with websocket_server() as served:
-        async with ChatClient("127.0.0.1", served.port, user="ann") as ann:
-            await ann.join("x" * 300)
-            with pytest.raises(CallError) as failed:
+    auth = Authenticator("a-websocket-test-secret-of-32-bytes-or-more")
+    expired = auth.mint("ann", ttl=60, now=0)
+    async with websocket_server(auth=auth) as served:
+        with pytest.raises(CallError) as failed:  # plainly, not in an ExceptionGroup
+            async with ChatClient("127.0.0.1", served.port, user="ann", token=expired) as ann:
+                with pytest.raises(InvalidArgument, match="room: must be at most 255"):
+                    await ann.join("x" * 300)  # refused at once, by the client: not fatal
+                await ann.join("lobby")
                 async for _ in ann:
                     pass
-        assert failed.value.status == "INVALID_ARGUMENT" and "room_id" in failed.value.message
-        assert ann.state is ConnectionState.CLOSED
+        assert failed.value.status == "UNAUTHENTICATED" and "expired" in failed.value.message
+        assert ann.state is ConnectionState.CLOSED and ann.reconnect_delays == []
 
 
 @settings(max_examples=200)

@@ -25,10 +25,13 @@ server's drain timeout, a slow-consumer disconnect and resume) holds the rest ba
 
 from __future__ import annotations
 
+import inspect
+import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+import anyio
 from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
@@ -45,6 +48,9 @@ __all__ = ["ChatClient", "ConnectionState", "DocumentChange", "EditClient", "Gam
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
 
+# A bearer token, or a callable returning a fresh one for each connect (sync or async).
+Token = str | Callable[[], str | Awaitable[str]] | None
+
 # What a broken or unreachable connection raises in grpclib (and asyncio): UNAVAILABLE.
 _BROKEN = (StreamTerminatedError, ConnectionError, OSError)
 
@@ -53,14 +59,17 @@ class _GrpcCall:
     """One bidi call on its own channel, driven through raw ``channel.request`` (the generated
     betterproto2 bidi stub does not await its sending task: betterproto2#182)."""
 
-    def __init__(self, channel: Channel, stream: Stream[Any, Any]) -> None:
-        self._channel, self._stream = channel, stream
+    def __init__(
+        self, channel: Channel, stream: Stream[Any, Any], transport: GrpcTransport[Any, Any]
+    ) -> None:
+        self._channel, self._stream, self._transport = channel, stream, transport
+        self._heard = False  # the server has sent a message on this call
 
     async def send(self, message: Any) -> None:
         try:
             await self._stream.send_message(message)
         except (GRPCError, *_BROKEN) as exc:
-            raise self._failure(exc) from exc
+            raise await self._classified(exc) from exc
 
     async def recv(self) -> Any:
         try:
@@ -68,8 +77,16 @@ class _GrpcCall:
             if message is None:
                 self._stream._maybe_raise()  # a status other than OK in the trailers
         except (GRPCError, *_BROKEN) as exc:
-            raise self._failure(exc) from exc
+            raise await self._classified(exc) from exc
+        self._heard = True
         return message
+
+    async def _classified(self, exc: BaseException) -> CallError:
+        """The failure; before the server said anything, perhaps one no retry can cure."""
+        failure = self._failure(exc)
+        if self._heard:
+            return failure
+        return await self._transport._connect_failure(failure, exc)
 
     async def end(self) -> None:
         try:
@@ -110,14 +127,23 @@ class GrpcTransport(Generic[Request, Reply]):
         reply_type: Any,
         encode: Callable[[Request], Any],
         decode: Callable[[Any], Reply | None],
-        token: str | None = None,
+        token: Token = None,
         ssl: ssl.SSLContext | bool | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._path, self._request_type, self._reply_type = path, request_type, reply_type
         self.encode, self.decode = encode, decode
-        self._metadata = {"authorization": f"Bearer {token}"} if token else None
+        self._token = token
         self._ssl = ssl
+
+    async def _metadata(self) -> dict[str, str] | None:
+        """The call's metadata: a bearer token, fresh from the callable if it is one."""
+        token = self._token
+        if callable(token):
+            token = token()
+            if inspect.isawaitable(token):
+                token = await token
+        return {"authorization": f"Bearer {token}"} if token else None
 
     async def connect(self) -> _GrpcCall:
         channel = Channel(self.host, self.port, ssl=self._ssl)
@@ -126,19 +152,45 @@ class GrpcTransport(Generic[Request, Reply]):
             Cardinality.STREAM_STREAM,
             self._request_type,
             self._reply_type,
-            metadata=self._metadata,
+            metadata=await self._metadata(),
         )
-        call = _GrpcCall(channel, stream)
+        call = _GrpcCall(channel, stream, self)
         try:
             await stream.__aenter__()
             await stream.send_request()  # before any receive (grpclib raises otherwise)
         except (GRPCError, *_BROKEN) as exc:
             channel.close()
-            raise call._failure(exc) from exc
+            raise await self._connect_failure(call._failure(exc), exc) from exc
         except BaseException:
             channel.close()
             raise
         return call
+
+    async def _connect_failure(self, failure: CallError, exc: BaseException) -> CallError:
+        """``failure``, unless ``exc`` shows that no retry can succeed: then a CallError that
+        is not transient and says what to change (DESIGN §6: classify, and say why)."""
+        where = f"{self.host}:{self.port}"
+        why: str | None = None
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            why = (
+                f"TLS: the certificate of {where} is not trusted ({exc.verify_message}); "
+                "trust the authority that signed it (ssl=, interplay chat --tls-ca)"
+            )
+        elif isinstance(exc, ssl.SSLError):
+            why = f"TLS: {where} does not speak TLS ({exc.reason}): is it a plaintext port?"
+        elif isinstance(exc, socket.gaierror):
+            why = f"cannot resolve host {self.host!r} ({exc.strerror})"
+        elif (
+            not self._ssl
+            and isinstance(exc, StreamTerminatedError | ConnectionError)
+            and await _speaks_tls(self.host, self.port)
+        ):
+            why = f"{where} speaks TLS, and this client connected without it (ssl=)"
+        if why is None:
+            return failure
+        error = CallError(failure.status, why, transient=False)
+        error.__cause__ = exc
+        return error
 
     def fatal(self, error: CallError) -> Exception:
         """What the caller sees: grpclib's ``GRPCError`` with the status."""
@@ -146,6 +198,23 @@ class GrpcTransport(Generic[Request, Reply]):
         if isinstance(cause, GRPCError):
             return cause
         return GRPCError(Status[error.status], error.message)
+
+
+async def _speaks_tls(host: str, port: int) -> bool:
+    """Whether a TLS handshake with ``host:port`` succeeds (its certificate unchecked): asked
+    only after a plaintext connection was dropped before the server said anything."""
+    probe = ssl.create_default_context()
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE
+    try:
+        with anyio.fail_after(2):
+            stream = await anyio.connect_tcp(
+                host, port, ssl_context=probe, tls_standard_compatible=False
+            )
+    except (OSError, TimeoutError, anyio.BrokenResourceError, ssl.SSLError):
+        return False
+    await stream.aclose()
+    return True
 
 
 def _options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -157,7 +226,8 @@ def _options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 class ChatClient(ReconnectingChat):
     """Chat: rooms, TEXTs re-sent until acknowledged; messages arrive as ``RoomMessage``.
 
-    Options: ``token``, ``ssl``, ``backoff`` (a ``BackoffPolicy``), ``random_source``,
+    Options: ``token`` (a string, or a callable returning a fresh token for each connect),
+    ``ssl``, ``backoff`` (a ``BackoffPolicy``), ``random_source``,
     ``inbox_size``, ``on_state``."""
 
     error: GRPCError | None
