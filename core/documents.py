@@ -27,7 +27,7 @@ from .effects import DocumentRecord, LoadDocument, Read, SaveEdit, StoredEdit, W
 from .errors import InvalidArgument, LimitExceeded, PermissionDenied
 from .events import Deliver
 from .limits import MAX_ID_LENGTH
-from .ot import ServerDocument, TextOp
+from .ot import ServerDocument
 from .ot.server import Applied
 
 # -- commands ----------------------------------------------------------------------------
@@ -347,20 +347,28 @@ class DocumentHub:
                 document=cmd.document, revision=duplicate.revision, op_id=cmd.op_id, user=user
             )
             return [*events, Deliver(to=(cmd.session,), message=ack)]
-        length = doc.context_length(cmd.base, cmd.session)
+        # Made against the current revision (the usual case), the edit applies to the text
+        # as it is; otherwise to what its sender saw, which the document works out.
+        current = cmd.base == doc.revision
+        length = doc.length if current else doc.context_length(cmd.base, cmd.session)
         if cmd.position + cmd.deleted > length:
             raise InvalidArgument(
                 "position",
                 f"{cmd.position} + length {cmd.deleted} is beyond the {length} code points "
                 f"of revision {cmd.base}",
             )
-        op = TextOp.splice(length, cmd.position, cmd.deleted, cmd.inserted)
-        if op.target_length - op.base_length + doc.length > self.limits.max_length:
+        if len(cmd.inserted) - cmd.deleted + doc.length > self.limits.max_length:
             raise LimitExceeded("content", f"documents hold at most {self.limits.max_length}")
         if editor is None:  # an edit without join: join first (snapshot before the ack)
             editor = self._join(cmd.session, cmd.document, opened, user, events)
-        applied = doc.receive(
-            op, base=cmd.base, author=editor.user, op_id=cmd.op_id, session=cmd.session
+        applied = doc.splice(
+            cmd.position,
+            cmd.deleted,
+            cmd.inserted,
+            base=cmd.base,
+            author=editor.user,
+            op_id=cmd.op_id,
+            session=cmd.session,
         )
         self._writes.append(
             SaveEdit(
@@ -437,9 +445,7 @@ def _remote(document: str, applied: Applied) -> Remote:
     """An applied op as the other editors receive it: its splices, each with what it removed."""
     pieces = tuple(
         Piece(position=position, deleted=removed, inserted=inserted)
-        for (position, _, inserted), removed in zip(
-            applied.op.splices(), applied.removed, strict=True
-        )
+        for position, removed, inserted in applied.pieces()
     )
     return Remote(
         document=document,

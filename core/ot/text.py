@@ -238,13 +238,13 @@ class TextOp:
             length = a.base_length
             if pa + da < pb:
                 return (
-                    _splice(length - db + len(sb), pa, da, sa),
-                    _splice(length - da + len(sa), pb - da + len(sa), db, sb),
+                    splice_op(length - db + len(sb), pa, da, sa),
+                    splice_op(length - da + len(sa), pb - da + len(sa), db, sb),
                 )
             if pb + db < pa:
                 return (
-                    _splice(length - db + len(sb), pa - db + len(sb), da, sa),
-                    _splice(length - da + len(sa), pb, db, sb),
+                    splice_op(length - db + len(sb), pa - db + len(sb), da, sa),
+                    splice_op(length - da + len(sa), pb, db, sb),
                 )
         return TextOp._transform(a, b)
 
@@ -339,8 +339,8 @@ def _splice_of(op: TextOp) -> tuple[int, int, str] | None:
     return (position, deleted, inserted) if index == count else None
 
 
-def _splice(length: int, position: int, deleted: int, inserted: str) -> TextOp:
-    """``TextOp.splice`` for arguments known to fit, without the builder."""
+def splice_op(length: int, position: int, deleted: int, inserted: str) -> TextOp:
+    """``TextOp.splice`` for arguments known to fit, without the builder (the hot paths)."""
     ops: list[Component] = []
     if position:
         ops.append(position)
