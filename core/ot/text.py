@@ -341,6 +341,8 @@ def _splice_of(op: TextOp) -> tuple[int, int, str] | None:
 
 def splice_op(length: int, position: int, deleted: int, inserted: str) -> TextOp:
     """``TextOp.splice`` for arguments known to fit, without the builder (the hot paths)."""
+    if not (inserted or deleted):  # nothing: one retain, as the normal form has it
+        return TextOp((length,) if length else (), length, length)
     ops: list[Component] = []
     if position:
         ops.append(position)
