@@ -36,12 +36,14 @@ from .ot.server import Applied
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenDocument:
     """Open a document: a snapshot, or with ``since`` (a revision the client holds, > 0) the
-    edits after it, when the server still keeps them (a reconnecting client catches up)."""
+    edits after it, when the server still keeps them (a reconnecting client catches up).
+    ``pending``: the op id of the client's edit in flight, whose fate a snapshot reports."""
 
     session: str
     document: str
     user: str = ""
     since: int | None = None
+    pending: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,9 +89,14 @@ class Piece:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
+    """The text at ``revision``. ``op_id``: the join's ``pending`` edit, when the text holds
+    it (empty: it never landed, and the client rebases it); either way the server ignores
+    that edit's re-send."""
+
     document: str
     text: str
     revision: int
+    op_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,6 +145,11 @@ class DocumentLimits:
 class _Editor:
     user: str
     cursor: tuple[int, int] | None = None
+    # The op id of the edit in flight that this stream's join named and its snapshot answered
+    # for (landed or not): its re-send, made against a revision the client has since left, is
+    # not applied again. The client took the snapshot's word: an ack if it landed, else it
+    # rebases the edit onto the snapshot and sends it again under a new op id.
+    answered: str = ""
 
 
 @dataclass(slots=True)
@@ -222,6 +234,7 @@ class DocumentHub:
                 events,
                 again=True,
                 since=command.since,
+                pending=command.pending,
             )
             return events
         if isinstance(command, CloseSession):
@@ -238,14 +251,15 @@ class DocumentHub:
         *,
         again: bool = False,
         since: int | None = None,
+        pending: str = "",
     ) -> tuple[_Open, _Editor]:
         """Make ``name`` an editor of ``document`` (snapshot or catch-up into ``events`` if it
         was not, or if it asks ``again``)."""
         opened, user, editor = self._lookup(name, document, claimed)
         if editor is None:
-            return opened, self._join(name, document, opened, user, events, since)
+            return opened, self._join(name, document, opened, user, events, since, pending)
         if again:
-            events.extend(self._catch_up(name, document, opened, since))
+            events.extend(self._catch_up(name, document, opened, editor, since, pending))
         return opened, editor
 
     def _lookup(self, name: str, document: str, claimed: str) -> tuple[_Open, str, _Editor | None]:
@@ -283,23 +297,39 @@ class DocumentHub:
         user: str,
         events: list[Deliver[DocumentEvent]],
         since: int | None = None,
+        pending: str = "",
     ) -> _Editor:
         self._docs[document] = opened
         session = self._sessions.get(name) or self._sessions.setdefault(name, _Session(user=user))
         session.documents.add(document)
         editor = opened.editors[name] = _Editor(user=user)
-        events.extend(self._catch_up(name, document, opened, since))
+        events.extend(self._catch_up(name, document, opened, editor, since, pending))
         return editor
 
     def _catch_up(
-        self, name: str, document: str, opened: _Open, since: int | None
+        self,
+        name: str,
+        document: str,
+        opened: _Open,
+        editor: _Editor,
+        since: int | None,
+        pending: str = "",
     ) -> list[Deliver[DocumentEvent]]:
         """The edits after ``since``, as ``Remote``s in revision order (its own among them,
         which the client takes as acks by op id); a snapshot when ``since`` is not given,
-        no longer kept, or ahead of the server (which lost edits: the client starts over)."""
+        no longer kept, or ahead of the server (which lost edits), saying whether the
+        ``pending`` edit is in it (the client rebases what is not onto it)."""
         doc = opened.document
         if since is None or not doc.oldest_base <= since <= doc.revision:
-            return [Deliver(to=(name,), message=self._snapshot(document, opened))]
+            landed = doc.was_applied(editor.user, pending)
+            editor.answered = pending
+            snapshot = Snapshot(
+                document=document,
+                text=doc.text,
+                revision=doc.revision,
+                op_id=pending if landed else "",
+            )
+            return [Deliver(to=(name,), message=snapshot)]
         return [
             Deliver(to=(name,), message=_remote(document, applied))
             for applied in doc.history_since(since)
@@ -314,12 +344,6 @@ class DocumentHub:
         for edit in record.edits:
             doc.receive(edit.op, base=doc.revision, author=edit.author, op_id=edit.op_id)
         return doc
-
-    @staticmethod
-    def _snapshot(document: str, opened: _Open) -> Snapshot:
-        return Snapshot(
-            document=document, text=opened.document.text, revision=opened.document.revision
-        )
 
     def _edit(self, cmd: EditDocument) -> list[Deliver[DocumentEvent]]:
         if cmd.position < 0:
@@ -338,6 +362,9 @@ class DocumentHub:
             raise InvalidArgument("content", "an edit must delete or insert something")
         events: list[Deliver[DocumentEvent]] = []
         opened, user, editor = self._lookup(cmd.session, cmd.document, cmd.user)
+        if editor is not None and editor.answered and cmd.op_id == editor.answered:
+            editor.answered = ""  # sent before its snapshot answered for it (see _Editor)
+            return []
         doc = opened.document
         duplicate = doc.duplicate_of(user, cmd.op_id)
         if duplicate is not None:

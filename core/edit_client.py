@@ -16,9 +16,13 @@ requests to send.
   among them (ours, under its op id) is its acknowledgement, and the further pieces of that
   operation (a rebased op may travel as several, with one revision) are skipped. The ack that
   answers the re-send then comes for an op no longer in flight and is ignored.
-- A snapshot at another revision than ours (the server no longer kept what we missed, or lost
-  edits) starts the document over from it: a ``reset``, ``lost`` if local edits were never
-  acknowledged.
+- A snapshot after the first (the server no longer kept what we missed, or lost edits, or we
+  held revision 0) says whether our operation in flight (named by the join) is in it. Every
+  local edit that is not is *rebased* onto it: the server's change since our base, as an
+  operation (a character diff of the text we last knew the server to hold, with our landed
+  operation applied, against the snapshot), is transformed against them, and they go out
+  again as usual, under new op ids (the server ignores the re-send of the op its snapshot
+  answered for). No local edit is lost: the application sees a ``rebase``.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 
 from .errors import NotJoined
 from .ot.client import ClientDocument, Send
+from .ot.gaptext import GapText
 from .ot.text import TextOp
 
 # -- requests: what the client puts on the wire -------------------------------------------
@@ -36,11 +41,13 @@ from .ot.text import TextOp
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JoinDocument:
-    """Open ``document``: a snapshot when ``revision`` is 0, else the edits after it."""
+    """Open ``document``: a snapshot when ``revision`` is 0, else the edits after it.
+    ``pending``: the op id of our operation in flight (a snapshot says whether it landed)."""
 
     document: str
     user: str
     revision: int = 0
+    pending: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,8 +71,11 @@ EditRequest = JoinDocument | SendEdit
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentSnapshot:
+    """The server's text at ``revision``; ``op_id``: the join's pending op, if it is in it."""
+
     text: str
     revision: int
+    op_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,15 +107,13 @@ EditReply = DocumentSnapshot | EditAck | ServerEdit
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentChange:
-    """The document changed: ``kind`` is "snapshot", "edit" (someone else's), or "reset" (the
-    server no longer had what we missed: the text is its snapshot and ``lost`` local edits,
-    never acknowledged, are gone)."""
+    """The document changed: ``kind`` is "snapshot" (the first), "edit" (someone else's), or
+    "rebase" (a later snapshot, with our unacknowledged edits rebased onto it)."""
 
     kind: str
     user: str
     revision: int
     text: str
-    lost: bool = False
 
 
 class ClientEditor:
@@ -117,10 +125,13 @@ class ClientEditor:
         self.id_prefix = secrets.token_hex(6) if id_prefix is None else id_prefix
         self.doc = ClientDocument()
         self.synced = False  # a snapshot has arrived
+        # The server's text at our revision, as we know it: what a later snapshot is diffed
+        # against to rebase our unacknowledged edits.
+        self._confirmed = GapText()
         self._ids: list[str] = []  # op id of each in-flight op (one: the ot.js client)
         self._counter = itertools.count(1)
         self._skip: tuple[int, str] | None = None  # (revision, op id) of ours, acked by catch-up
-        self._resend_after_snapshot = False  # see connected()
+        self._awaiting_snapshot = False  # see connected()
 
     # -- reading --------------------------------------------------------------------------
 
@@ -161,17 +172,24 @@ class ClientEditor:
     # -- the connection's -----------------------------------------------------------------
 
     def connected(self) -> list[EditRequest]:
-        """What a new connection must send first: a join at the revision held, then the
-        operation in flight under its op id.
+        """What a new connection must send first: a join at the revision held, naming the
+        operation in flight, then that operation under its op id. If the join is answered
+        by the edits we missed, the re-send lands once (op ids); if by a snapshot, the
+        snapshot says whether it had landed, and the server ignores the re-send.
 
-        At revision 0 the join is a snapshot request (the wire's ``version`` 0), which cannot
-        show whether our operation was applied meanwhile: the re-send waits for the snapshot.
-        Still at 0, nothing was applied and it goes then; further on, it is a reset."""
+        At revision 0 the join is a snapshot request (the wire's ``version`` 0), so a snapshot
+        will answer it: until it does, edits stay local (sent against revision 0 they would
+        be applied after it, and rebased onto it as well)."""
         revision = self.doc.revision if self.synced else 0
-        join = JoinDocument(document=self.document, user=self.user, revision=revision)
         resend = self.doc.resend() if self.synced else None
-        self._resend_after_snapshot = resend is not None and revision == 0
-        if resend is None or self._resend_after_snapshot:
+        join = JoinDocument(
+            document=self.document,
+            user=self.user,
+            revision=revision,
+            pending=self._ids[0] if resend is not None else "",
+        )
+        self._awaiting_snapshot = revision == 0
+        if resend is None or self._awaiting_snapshot:
             return [join]
         return [join, self._request(resend, self._ids[0])]
 
@@ -198,25 +216,35 @@ class ClientEditor:
     def _snapshot(
         self, message: DocumentSnapshot
     ) -> tuple[list[DocumentChange], list[EditRequest]]:
-        resend, self._resend_after_snapshot = self._resend_after_snapshot, False
-        if self.synced and self.doc.revision == message.revision:
-            # A rejoin at our revision with nothing missed.
-            send = self.doc.resend() if resend else None
-            return [], [self._request(send, self._ids[0])] if send else []
-        unsent = bool(self._ids) or self.doc.buffer is not None
-        lost = self.synced and unsent
-        change = "reset" if self.synced else "snapshot"
-        self.doc = ClientDocument(message.text, revision=message.revision)
-        self._ids.clear()
         self._skip = None
-        self.synced = True
-        return [self._change(change, "", lost=lost)], []
+        self._awaiting_snapshot = False
+        if not self.synced:
+            self._confirmed = GapText(message.text)
+            self.doc = ClientDocument(message.text, revision=message.revision)
+            self.synced = True
+            return [self._change("snapshot", "")], []
+        doc = self.doc
+        before = (doc.text, doc.revision)
+        landed = 1 if self._ids and message.op_id == self._ids[0] else 0
+        base = str(self._confirmed)
+        if landed:
+            base = doc.in_flight[0].apply(base)
+        change = TextOp.diff(base, message.text)
+        send = doc.rebase(message.text, revision=message.revision, change=change, landed=landed)
+        self._confirmed = GapText(message.text)
+        self._ids.clear()
+        requests = self._sent(send)
+        if (doc.text, doc.revision) == before:
+            return [], requests  # e.g. a rejoin at revision 0 that nothing had changed
+        return [self._change("rebase", "")], requests
 
     def _sent(self, send: Send | None) -> list[EditRequest]:
         if send is None:
             return []
         op_id = f"{self.id_prefix}-{next(self._counter)}"
         self._ids.append(op_id)
+        if self._awaiting_snapshot:
+            return []  # in flight as far as the document goes; the snapshot's rebase sends it
         return [self._request(send, op_id)]
 
     def _request(self, send: Send, op_id: str) -> SendEdit:
@@ -233,6 +261,7 @@ class ClientEditor:
 
     def _acked(self) -> list[EditRequest]:
         self._ids.pop(0)
+        self._confirmed.apply(self.doc.in_flight[0])
         return self._sent(self.doc.ack())
 
     def _apply_remote(self, message: ServerEdit) -> None:
@@ -243,9 +272,8 @@ class ClientEditor:
             op = TextOp.splice(
                 doc.server_length, message.position, message.deleted, message.inserted
             )
+        self._confirmed.apply(op)
         doc.receive(op, revision=message.revision)
 
-    def _change(self, kind: str, user: str, *, lost: bool = False) -> DocumentChange:
-        return DocumentChange(
-            kind=kind, user=user, revision=self.doc.revision, text=self.doc.text, lost=lost
-        )
+    def _change(self, kind: str, user: str) -> DocumentChange:
+        return DocumentChange(kind=kind, user=user, revision=self.doc.revision, text=self.doc.text)

@@ -28,6 +28,10 @@ from ..errors import Expired, InvalidArgument
 from .gaptext import GapText
 from .text import TextOp, splice_op
 
+# How many trimmed op ids ``was_applied`` still recognises: per author, and authors.
+RETIRED_PER_AUTHOR = 16
+RETIRED_AUTHORS = 10_000
+
 
 class Applied:
     """``op`` (as transformed) is revision ``revision``; ``duplicate`` if ``op_id`` was seen;
@@ -121,6 +125,9 @@ class ServerDocument:
         self._keep = keep
         self._log: deque[Applied] = deque()  # the last ``keep`` revisions, oldest first
         self._ids: dict[tuple[str, str], int] = {}
+        # Per author, the op ids the log has trimmed, newest last: a reconnecting editor whose
+        # revision is no longer kept is told by its snapshot whether its op in flight landed.
+        self._retired: dict[str, deque[str]] = {}
         self._bridges: dict[str, _Bridge] = {}
 
     @property
@@ -177,6 +184,17 @@ class ServerDocument:
             removed=entry.removed,
             length_before=entry.length_before,
         )
+
+    def was_applied(self, author: str, op_id: str) -> bool:
+        """Whether ``author``'s ``op_id`` was applied: while it is in the log, and afterwards
+        among that author's last ``RETIRED_PER_AUTHOR`` trimmed ones (of the last
+        ``RETIRED_AUTHORS`` authors), since this document was loaded."""
+        if not op_id:
+            return False
+        if (author, op_id) in self._ids:
+            return True
+        retired = self._retired.get(author)
+        return retired is not None and op_id in retired
 
     def context_length(self, base: int, session: str = "") -> int:
         """The length of the text an operation from ``session`` made against ``base`` applies
@@ -288,6 +306,16 @@ class ServerDocument:
             dropped = log.popleft()
             if dropped.op_id:
                 self._ids.pop((dropped.author, dropped.op_id), None)
+                self._retire(dropped.author, dropped.op_id)
+
+    def _retire(self, author: str, op_id: str) -> None:
+        retired = self._retired.pop(author, None)  # re-inserted: the dict is oldest first
+        if retired is None:
+            retired = deque(maxlen=RETIRED_PER_AUTHOR)
+            if len(self._retired) >= RETIRED_AUTHORS:
+                del self._retired[next(iter(self._retired))]
+        retired.append(op_id)
+        self._retired[author] = retired
 
 
 def _beyond(position: int, deleted: int, length: int, base: int) -> InvalidArgument:

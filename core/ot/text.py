@@ -12,6 +12,7 @@ indices), the unit of the editing traces; never UTF-16 units or UTF-8 bytes.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -112,6 +113,31 @@ class TextOp:
         builder.insert(inserted)
         builder.delete(deleted)
         builder.retain(length - position - deleted)
+        return builder.build()
+
+    @classmethod
+    def diff(cls, old: str, new: str) -> TextOp:
+        """An operation that turns ``old`` into ``new``, keeping what they share: the common
+        ends, then ``difflib``'s matching blocks in between (a character diff; any correct
+        one would do, a closer one rebases edits onto ``new`` more faithfully)."""
+        builder = _Builder()
+        start, stop = 0, min(len(old), len(new))
+        while start < stop and old[start] == new[start]:
+            start += 1
+        end = 0
+        while end < stop - start and old[-1 - end] == new[-1 - end]:
+            end += 1
+        builder.retain(start)
+        matcher = difflib.SequenceMatcher(
+            None, old[start : len(old) - end], new[start : len(new) - end], autojunk=False
+        )
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                builder.retain(i2 - i1)
+            else:
+                builder.insert(new[start + j1 : start + j2])
+                builder.delete(i2 - i1)
+        builder.retain(end)
         return builder.build()
 
     # -- queries ---------------------------------------------------------------------------
