@@ -141,6 +141,21 @@ class DocumentLimits:
                 raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentStatistics:
+    """What ``DocumentHub.statistics()`` reports: now (sessions, documents, editors) and
+    since the hub started (the counters)."""
+
+    sessions: int
+    documents_loaded: int
+    editors: int
+    edits_applied: int  # new revisions
+    edits_rebased: int  # of those, made against an older revision: transformed first
+    duplicates: int  # re-sent edits acknowledged again, not applied
+    snapshots: int  # sent to a joining stream (each rejoin that could not catch up too)
+    catch_ups: int  # rejoins answered with the edits missed instead
+
+
 @dataclass(slots=True)
 class _Editor:
     user: str
@@ -179,6 +194,8 @@ class DocumentHub:
         self._sessions: dict[str, _Session] = {}
         self._staged: dict[str, _Open] = {}  # provided for the next command, not yet open
         self._writes: list[Write] = []
+        self._edits_applied = self._edits_rebased = self._duplicates = 0
+        self._snapshots = self._catch_ups = 0
 
     # -- storage effects -----------------------------------------------------------------
 
@@ -208,6 +225,18 @@ class DocumentHub:
     def documents_of(self, session: str) -> frozenset[str]:
         state = self._sessions.get(session)
         return frozenset(state.documents) if state else frozenset()
+
+    def statistics(self) -> DocumentStatistics:
+        return DocumentStatistics(
+            sessions=len(self._sessions),
+            documents_loaded=len(self._docs),
+            editors=sum(len(opened.editors) for opened in self._docs.values()),
+            edits_applied=self._edits_applied,
+            edits_rebased=self._edits_rebased,
+            duplicates=self._duplicates,
+            snapshots=self._snapshots,
+            catch_ups=self._catch_ups,
+        )
 
     def text(self, document: str) -> str | None:
         """The text of a document open in memory (tests and tools)."""
@@ -323,6 +352,7 @@ class DocumentHub:
         if since is None or not doc.oldest_base <= since <= doc.revision:
             landed = doc.was_applied(editor.user, pending)
             editor.answered = pending
+            self._snapshots += 1
             snapshot = Snapshot(
                 document=document,
                 text=doc.text,
@@ -330,6 +360,7 @@ class DocumentHub:
                 op_id=pending if landed else "",
             )
             return [Deliver(to=(name,), message=snapshot)]
+        self._catch_ups += 1
         return [
             Deliver(to=(name,), message=_remote(document, applied))
             for applied in doc.history_since(since)
@@ -370,6 +401,7 @@ class DocumentHub:
         if duplicate is not None:
             if editor is None:
                 self._join(cmd.session, cmd.document, opened, user, events)
+            self._duplicates += 1
             ack = Acked(
                 document=cmd.document, revision=duplicate.revision, op_id=cmd.op_id, user=user
             )
@@ -397,6 +429,8 @@ class DocumentHub:
             op_id=cmd.op_id,
             session=cmd.session,
         )
+        self._edits_applied += 1
+        self._edits_rebased += not current
         self._writes.append(
             SaveEdit(
                 document=cmd.document,
