@@ -45,10 +45,8 @@ def frame(messages: list[bytes]) -> bytes:
 
 
 async def send_many(stream: Stream[Any, Any], messages: list[bytes]) -> None:
-    """Send already-encoded ``messages`` on a server stream, in order, in one write."""
-    if len(messages) == 1:
-        await stream.send_message(messages[0])
-        return
+    """Send already-encoded ``messages`` on a server stream, in order, in one write (one
+    message too: grpclib's ``send_message`` would only add its codec and event dispatch)."""
     if not stream._send_initial_metadata_done:
         await stream.send_initial_metadata()
     await stream._stream.send_data(frame(messages))
