@@ -90,8 +90,10 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     from interplay.core.rooms import ChatLimits, RoomHub
     from interplay.runtime.settings import Settings
     from interplay.transports.grpc.server import ServerSettings
+    from interplay.transports.websocket.server import WebSocketSettings
 
     server, flow, chat = ServerSettings(), Settings(), ChatLimits()
+    websocket = WebSocketSettings()
     documents, games, players = DocumentLimits(), GameSettings(), GameLimits()
     room_hub = inspect.signature(RoomHub).parameters
 
@@ -103,6 +105,13 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         type=int,
         default=_env("PORT", server.port),
         help="port to listen on; 0 = any free one [INTERPLAY_PORT]",
+    )
+    serve.add_argument(
+        "--ws-port",
+        type=int,
+        default=_env("WS_PORT", websocket.port),
+        help="port of the WebSocket endpoints (/chat, /edit, /game) and the browser app "
+        "(http://HOST:PORT/), on --host; 0 = no WebSocket [INTERPLAY_WS_PORT]",
     )
     serve.add_argument(
         "--data",
@@ -333,13 +342,21 @@ def _serve(args: argparse.Namespace) -> int:
     from interplay.core.matches import GameLimits, GameSettings, MatchHub
     from interplay.core.rooms import ChatLimits, RoomHub
     from interplay.runtime import Authenticator, Runtime, Settings
-    from interplay.transports.grpc import ServerSettings, serve
+    from interplay.serving import serve
+    from interplay.transports.grpc import ServerSettings
+    from interplay.transports.websocket.server import WebSocketSettings, default_web_root
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.metrics_port and args.metrics_port == args.port:
-        raise SystemExit("interplay serve: --metrics-port must differ from --port")
+    ports = {"--port": args.port, "--ws-port": args.ws_port, "--metrics-port": args.metrics_port}
+    for flag, other in (
+        ("--port", "--ws-port"),
+        ("--port", "--metrics-port"),
+        ("--ws-port", "--metrics-port"),
+    ):
+        if ports[flag] and ports[flag] == ports[other]:
+            raise SystemExit(f"interplay serve: {other} must differ from {flag}")
     tls = _tls(args)
     try:  # each settings class checks its own fields (and names the field and the rule)
         games = MatchHub(
@@ -390,6 +407,16 @@ def _serve(args: argparse.Namespace) -> int:
             keepalive_timeout=args.keepalive_timeout,
             metrics_port=args.metrics_port or None,  # 0: no metrics
         )
+        websocket = None
+        if args.ws_port:  # 0: no WebSocket
+            websocket = WebSocketSettings(
+                host=args.host,
+                port=args.ws_port,
+                max_message_bytes=args.max_message_bytes,
+                grace=args.grace,
+                tls=_tls(args, websocket=True),
+                web_root=default_web_root(),
+            )
     except ValueError as error:
         print(f"interplay serve: {error}", file=sys.stderr)
         return 2  # a usage error, as argparse's own
@@ -409,7 +436,7 @@ def _serve(args: argparse.Namespace) -> int:
                 settings=runtime_settings,
                 auth=auth,
             ) as runtime:
-                await serve(runtime, settings)
+                await serve(runtime, settings, websocket)
         finally:
             await backend.aclose()
 
@@ -423,9 +450,13 @@ def _backend(data: str) -> Backend:
     return MemoryBackend() if data == ":memory:" else SQLiteBackend(data)
 
 
-def _tls(args: argparse.Namespace) -> ssl.SSLContext | None:
-    """The server's TLS context from --tls-cert and --tls-key (both or neither)."""
-    from interplay.transports.grpc.server import tls_context
+def _tls(args: argparse.Namespace, *, websocket: bool = False) -> ssl.SSLContext | None:
+    """The server's TLS context from --tls-cert and --tls-key (both or neither): gRPC's
+    (ALPN h2), or the WebSocket server's (HTTP/1.1)."""
+    from interplay.transports.grpc.server import tls_context as grpc_context
+    from interplay.transports.websocket.server import tls_context as websocket_context
+
+    tls_context = websocket_context if websocket else grpc_context
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise SystemExit(

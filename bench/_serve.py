@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,13 +22,20 @@ def interplay(
     """``interplay serve`` on a free port; the per-stream rate limit off unless ``rate_limit``
     is given ("default": the server's own default, which shapes a fast sender)."""
     exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
-    argv = [exe, "serve", "--port", "0", "--data", data, "--loop", loop]
+    argv = [exe, "serve", "--port", "0", "--ws-port", "0", "--data", data, "--loop", loop]
     if rate_limit not in (None, "default"):
         argv += ["--max-rate", rate_limit]
     return argv
 
 
 BARE = [sys.executable, str(HERE / "_bare.py"), "--port", "0"]
+BARE_WS = [sys.executable, str(HERE / "_bare_ws.py"), "--port", "0"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @contextmanager

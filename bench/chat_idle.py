@@ -1,15 +1,17 @@
 """Many idle clients: server memory, and one TEXT to a big room.
 
     python bench/chat_idle.py --clients 10000 --big-room 1000 [--room-size 100] [--procs 2]
+    python bench/chat_idle.py ... --transport websocket
 
 Starts ``interplay serve`` (in-memory store, rate limit off) and connects ``--clients`` Chat
-streams (100 per HTTP/2 connection, spread over ``--procs`` processes): ``--big-room`` of them
-join one room, the rest join rooms of ``--room-size``. Every client reads its presence (one
-JOIN per member: joining N people into a room is ~N²/2 messages, which is why presence is
-counted here as setup, not measured as speed). Once everyone has seen everyone in its room,
-the server's RSS is read from /proc, then one member of the big room sends a TEXT and every
-member records when it arrived. Prints one JSON object: connect+join time, presence messages,
-server RSS (total and per client), and the TEXT's fan-out time to the last member.
+streams (100 per HTTP/2 connection, or one WebSocket each; over ``--procs`` processes):
+``--big-room`` of them join one room, the rest join rooms of ``--room-size``. Every client
+reads its presence (one JOIN per member: joining N people into a room is ~N²/2 messages,
+which is why presence is counted here as setup, not measured as speed). Once everyone has
+seen everyone in its room, the server's RSS is read from /proc, then one member of the big
+room sends a TEXT and every member records when it arrived. Prints one JSON object:
+connect+join time, presence messages, server RSS (total and per client), and the TEXT's
+fan-out time to the last member.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _calls import TRANSPORTS, chat_call
 from _pb import chat_pb2
-from _serve import interplay, started
+from _serve import free_port, interplay, started
 from grpclib.client import Channel
-from grpclib.const import Cardinality
 from grpclib.encoding.proto import ProtoCodec
 
 pb = chat_pb2()
@@ -40,7 +42,9 @@ def rss_mib(pid: int) -> float:
 
 
 async def member(
-    channel: Channel,
+    transport: str,
+    port: int,
+    channel: Channel | None,
     user: str,
     room: str,
     size: int,
@@ -50,10 +54,7 @@ async def member(
     sender: bool,
     out: dict[str, Any],
 ) -> None:
-    async with channel.request(
-        "/chat.ChatService/Chat", Cardinality.STREAM_STREAM, pb.ChatMessage, pb.ChatMessage
-    ) as stream:
-        await stream.send_request()
+    async with chat_call(transport, "127.0.0.1", port, channel) as stream:
         await stream.send_message(
             pb.ChatMessage(type=pb.ChatMessage.JOIN, room_id=room, sender_id=user)
         )
@@ -81,24 +82,29 @@ async def member(
                 break
         await release.wait()  # idle until every process measured: leaving is traffic too
         await stream.end()
-        async for _ in stream:
+        while await stream.recv_message() is not None:
             pass
 
 
 async def run_share(
-    port: int, share: list[tuple[str, str, int, bool]], barriers: Any, limit: float
+    transport: str,
+    port: int,
+    share: list[tuple[str, str, int, bool]],
+    barriers: Any,
+    limit: float,
 ) -> dict[str, Any]:
-    channels = [
-        Channel("127.0.0.1", port, codec=ProtoCodec())
-        for _ in range(0, len(share), STREAMS_PER_CONNECTION)
-    ]
+    grpc = transport == "grpc"
+    connections = range(0, len(share), STREAMS_PER_CONNECTION) if grpc else ()
+    channels = [Channel("127.0.0.1", port, codec=ProtoCodec()) for _ in connections]
     out: dict[str, Any] = {"presence": 0, "arrivals": [], "sent_ns": 0}
     go, release = asyncio.Event(), asyncio.Event()
     joins = [asyncio.Event() for _ in share]
     tasks = [
         asyncio.create_task(
             member(
-                channels[i // STREAMS_PER_CONNECTION],
+                transport,
+                port,
+                channels[i // STREAMS_PER_CONNECTION] if grpc else None,
                 user,
                 room,
                 size,
@@ -130,8 +136,10 @@ async def run_share(
     return out
 
 
-def process(port: int, share: Any, barriers: Any, timeout: float, queue: Any) -> None:
-    queue.put(asyncio.run(run_share(port, share, barriers, timeout)))
+def process(
+    transport: str, port: int, share: Any, barriers: Any, timeout: float, queue: Any
+) -> None:
+    queue.put(asyncio.run(run_share(transport, port, share, barriers, timeout)))
 
 
 def main() -> None:
@@ -141,6 +149,7 @@ def main() -> None:
     parser.add_argument("--room-size", type=int, default=100, help="members of the others")
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--transport", default="grpc", choices=TRANSPORTS)
     args = parser.parse_args()
 
     members: list[tuple[str, str, int, bool]] = [
@@ -155,12 +164,25 @@ def main() -> None:
     parties = args.procs + 1
     barriers = (ctx.Barrier(parties), ctx.Barrier(parties), ctx.Barrier(args.procs))
     queue = ctx.Queue()
-    with started(interplay()) as (port, pid):
+    argv, ws_port = interplay(), 0
+    if args.transport == "websocket":
+        ws_port = free_port()
+        argv += ["--ws-port", str(ws_port)]  # the last --ws-port wins
+    with started(argv) as (port, pid):
+        port = ws_port or port
         base_rss = rss_mib(pid)
         began = time.perf_counter()
         workers = [
             ctx.Process(
-                target=process, args=(port, members[p :: args.procs], barriers, args.timeout, queue)
+                target=process,
+                args=(
+                    args.transport,
+                    port,
+                    members[p :: args.procs],
+                    barriers,
+                    args.timeout,
+                    queue,
+                ),
             )
             for p in range(args.procs)
         ]

@@ -1,8 +1,10 @@
 """Chat fan-out load: R rooms x C clients, S senders per room, M messages each.
 
     python bench/chat_load.py --rooms 1 --clients 100 --senders 1 --messages 2000 [--rate 0]
+    python bench/chat_load.py ... --transport websocket
 
-One grpclib connection and one Chat stream per client. Every client joins, all wait until
+One grpclib connection and one Chat stream per client (or, with ``--transport websocket``, one
+WebSocket per client, protobuf frames). Every client joins, all wait until
 every member of their room is present, then the senders send (``--rate`` messages/s each, 0 =
 as fast as flow control lets them) while every client reads. Losses, duplicates and reordering
 are computed from the seqs each receiver actually saw. Prints one JSON line.
@@ -10,7 +12,8 @@ are computed from the seqs each receiver actually saw. Prints one JSON line.
 Without ``--server`` it starts ``interplay serve`` on a free port with an in-memory store and
 the per-stream rate limit off (a load generator is not a flood to refuse), and stops it after;
 then, in the same run, it does the same against ``bench/_bare.py``, a bare grpclib fan-out with
-Google's codec and none of our guarantees: the transport's own limit, reported as a ratio.
+Google's codec and none of our guarantees: the transport's own limit, reported as a ratio. Over
+WebSocket the baseline is ``bench/_bare_ws.py``, a bare ``websockets.broadcast`` fan-out.
 ``--procs N`` spreads the clients over N processes so the generator is not the bottleneck;
 clients decode with upb classes generated from the same proto. Server and client CPU seconds
 are reported with every figure.
@@ -26,11 +29,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from _calls import TRANSPORTS, chat_call
 from _pb import chat_pb2
-from _serve import BARE, cpu_seconds, interplay, started
-from grpclib.client import Channel
-from grpclib.const import Cardinality
-from grpclib.encoding.proto import ProtoCodec
+from _serve import BARE, BARE_WS, cpu_seconds, free_port, interplay, started
 
 pb = chat_pb2()
 ChatMessage = pb.ChatMessage
@@ -46,6 +47,7 @@ class Config:
     rate: float
     procs: int
     timeout: float
+    transport: str = "grpc"
     host: str = "127.0.0.1"
 
 
@@ -81,12 +83,8 @@ async def _client(
     sending = index < cfg.senders
     expected = cfg.senders * cfg.messages  # TEXT per receiver, own included
     seen: set[int] = set()
-    channel = Channel(cfg.host, port, codec=ProtoCodec())
     try:
-        async with channel.request(
-            "/chat.ChatService/Chat", Cardinality.STREAM_STREAM, ChatMessage, ChatMessage
-        ) as stream:
-            await stream.send_request()
+        async with chat_call(cfg.transport, cfg.host, port) as stream:
             await stream.send_message(ChatMessage(type=JOIN, room_id=room_id, sender_id=user))
             present: set[str] = set()
             base = -1  # the room's head at our JOIN: older TEXTs are history, not this run's
@@ -148,7 +146,6 @@ async def _client(
         joined.set()
     finally:
         tally.dropped += expected - len(seen)  # a client that failed counts what it missed
-        channel.close()
 
 
 async def _run_share(
@@ -252,7 +249,8 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=1, help="client processes")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
-    parser.add_argument("--no-baseline", action="store_true", help="skip the bare grpclib run")
+    parser.add_argument("--transport", default="grpc", choices=TRANSPORTS)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the bare baseline run")
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     parser.add_argument(
         "--data", default=":memory:", help="the server store: :memory: or a SQLite file"
@@ -274,6 +272,7 @@ def main() -> None:
         rate=args.rate,
         procs=max(1, args.procs),
         timeout=args.timeout,
+        transport=args.transport,
     )
     if args.server:
         cfg.host, _, port = args.server.rpartition(":")
@@ -289,14 +288,20 @@ def main() -> None:
         "server_rate_limit": args.rate_limit,
     }
     served = interplay(args.data, args.loop, rate_limit=args.rate_limit)
-    for name, argv in (("interplay", served), ("bare_grpclib", BARE)):
-        if name == "bare_grpclib" and args.no_baseline:
+    bare, baseline = (
+        ("bare_websockets", BARE_WS) if cfg.transport == "websocket" else ("bare_grpclib", BARE)
+    )
+    ws_port = free_port() if cfg.transport == "websocket" else 0
+    if ws_port:
+        served = [*served, "--ws-port", str(ws_port)]  # the last --ws-port wins
+    for name, argv in (("interplay", served), (bare, baseline)):
+        if name == bare and args.no_baseline:
             continue
         with started(argv) as (port, pid):
-            report[name] = run(port, cfg, pid)
-    if "bare_grpclib" in report and report["bare_grpclib"]["deliveries_per_s"]:
+            report[name] = run(ws_port if name == "interplay" and ws_port else port, cfg, pid)
+    if bare in report and report[bare]["deliveries_per_s"]:
         report["ratio_to_bare"] = round(
-            report["interplay"]["deliveries_per_s"] / report["bare_grpclib"]["deliveries_per_s"], 2
+            report["interplay"]["deliveries_per_s"] / report[bare]["deliveries_per_s"], 2
         )
     print(json.dumps(report), flush=True)
 

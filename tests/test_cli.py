@@ -45,7 +45,7 @@ def without_interplay_variables() -> dict[str, str]:
 )
 def test_a_bad_value_is_one_line_and_exit_2(flags: list[str], says: str) -> None:
     done = subprocess.run(
-        [INTERPLAY, "serve", "--port", "0", "--data", ":memory:", *flags],
+        [INTERPLAY, "serve", "--port", "0", "--ws-port", "0", "--data", ":memory:", *flags],
         env=without_interplay_variables(),
         capture_output=True,
         text=True,

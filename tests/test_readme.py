@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import interplay_serve
+from helpers import free_port, interplay_serve
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
@@ -40,6 +40,35 @@ def test_client_snippets_run_against_interplay_serve(tmp_path: Path, needle: str
             [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
         ).stdout
     assert out.splitlines() == ["JOIN 0 ann ", "TEXT 1 ann hi"]
+
+
+@pytest.mark.slow
+def test_the_websocket_snippet_runs_against_interplay_serve(tmp_path: Path) -> None:
+    [client] = [b for b in BLOCKS if "websockets.asyncio.client" in b]
+    ws_port = free_port()
+    with interplay_serve(tmp_path / "chat.db", "--ws-port", str(ws_port)):
+        script = client.replace("8080", str(ws_port))
+        for _ in range(2):  # twice against one server: a snippet must not depend on a fresh one
+            out = subprocess.run(
+                [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+            )
+            assert out.returncode == 0, out.stderr
+            lines = out.stdout.splitlines()
+            assert lines[0].startswith("JOIN ") and lines[0].endswith(" ann ")
+            assert lines[-1].startswith("TEXT ") and lines[-1].endswith(" ann hi")
+
+
+def test_the_asgi_snippet_builds_a_starlette_app(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.applications import Starlette
+
+    [snippet] = [b for b in BLOCKS if "InterplayASGI" in b]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert isinstance(namespace["app"], Starlette)
+    assert not (tmp_path / "interplay.db").exists()  # the runtime starts with the lifespan
 
 
 OPERATIONS = README[README.index("## Operations") : README.index("## Embedding the core")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import signal
@@ -113,6 +114,15 @@ async def chat_call(channel: Channel, **kwargs: Any) -> AsyncIterator[ChatClient
         yield ChatClient(stream)
 
 
+def free_port() -> int:
+    """A TCP port free right now on 127.0.0.1 (for servers whose port 0 means "off")."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @contextmanager
 def interplay_serve(data: Path, *extra: str) -> Iterator[int]:
     with interplay_process(data, *extra) as (port, _):
@@ -126,8 +136,10 @@ def interplay_process(
     """``interplay serve`` in a subprocess on a free port (or ``--port P`` in ``extra``);
     SIGTERM at the end, exit code 0 (unless the test ``killed`` it)."""
     exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
+    websocket = () if "--ws-port" in extra else ("--ws-port", "0")  # none unless asked for
+    argv = [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING"]
     with subprocess.Popen(
-        [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING", *extra],
+        [*argv, *websocket, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -221,5 +233,38 @@ async def tcp_server(
         assert server._server is not None
         try:
             yield Served(server, service, server._server.sockets[0].getsockname()[1])
+        finally:
+            await drain(server, service, 5)
+
+
+@dataclass(frozen=True)
+class WebSocketServed:
+    server: Any  # websockets' Server
+    service: Any  # WebSocketService
+    port: int
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.service.runtime  # type: ignore[no-any-return]
+
+    def url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+
+@asynccontextmanager
+async def websocket_server(
+    ws_settings: Any = None, /, *, runtime: Runtime | None = None, **options: Any
+) -> AsyncIterator[WebSocketServed]:
+    """The WebSocket server on a free port in this process, over ``runtime`` or
+    ``runtime_for(**options)``; drained at the end."""
+    from interplay.transports.websocket import WebSocketSettings, drain, start
+
+    settings = ws_settings or WebSocketSettings(port=0)
+    async with contextlib.AsyncExitStack() as stack:
+        if runtime is None:
+            runtime = await stack.enter_async_context(runtime_for(**options))
+        server, service = await start(runtime, settings)
+        try:
+            yield WebSocketServed(server, service, server.server.sockets[0].getsockname()[1])
         finally:
             await drain(server, service, 5)

@@ -108,7 +108,19 @@ def interplay_serve_tls(tls: TLSFiles) -> Iterator[str]:
     """``interplay serve`` with the TLS flags, as a subprocess; its first line; SIGTERM, exit 0."""
     flags = ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     with subprocess.Popen(
-        [INTERPLAY, "serve", "--port", "0", "--data", ":memory:", "--log-level", "WARNING", *flags],
+        [
+            INTERPLAY,
+            "serve",
+            "--port",
+            "0",
+            "--ws-port",
+            "0",
+            "--data",
+            ":memory:",
+            "--log-level",
+            "WARNING",
+            *flags,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -153,7 +165,7 @@ def test_interplay_serve_refuses_half_a_tls_setup(
     files = {"cert": tls.cert, "key": tls.key, "ca": tls.ca}
     environ = {k: v for k, v in os.environ.items() if not k.startswith("INTERPLAY_TLS_")}
     done = subprocess.run(
-        [INTERPLAY, "serve", "--port", "0", "--data", ":memory:"]
+        [INTERPLAY, "serve", "--port", "0", "--ws-port", "0", "--data", ":memory:"]
         + [flag.format(**files) for flag in flags],
         env=environ | {k: v.format(**files) for k, v in environment.items()},
         capture_output=True,

@@ -11,6 +11,7 @@ receiving stream.
 from __future__ import annotations
 
 import struct
+import weakref
 from collections.abc import Collection
 from typing import Any, TypedDict
 
@@ -42,6 +43,8 @@ from interplay.core.game_client import GameRequest, JoinGame, StateUpdate
 from interplay.core.matches import Act, JoinMatch, LeaveMatch
 from interplay.core.matches import Command as MatchCommand
 from interplay.core.rooms import Command, Join, Kind, Leave, Post, RoomMessage, Typing
+from interplay.runtime.outbox import Codec
+from interplay.runtime.server import Runtime, Service
 
 from .generated import chat_pb2 as pb
 from .generated.chat import GameState
@@ -309,6 +312,23 @@ class GameWire:
         if len(self._encoders) > len(open_matches):
             for name in [name for name in self._encoders if name not in open_matches]:
                 del self._encoders[name]
+
+
+_WIRE_CODECS: weakref.WeakKeyDictionary[Runtime, dict[Service, Codec]] = weakref.WeakKeyDictionary()
+
+
+def wire_codecs(runtime: Runtime) -> dict[Service, Codec]:
+    """The protobuf codecs of one runtime's three RPCs, the same objects for every transport
+    that sends protobuf (gRPC, WebSocket's ``interplay.v1.proto``): the runtime encodes a
+    broadcast once per codec object, so they share the bytes."""
+    codecs = _WIRE_CODECS.get(runtime)
+    if codecs is None:
+        codecs = _WIRE_CODECS[runtime] = {
+            Service.CHAT: ChatWire(),
+            Service.EDIT: EditWire(),
+            Service.GAME: GameWire(),
+        }
+    return codecs
 
 
 class GameStateEncoder:

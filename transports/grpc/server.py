@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import ssl
 from asyncio import BaseTransport
 from dataclasses import dataclass
@@ -229,36 +228,14 @@ async def drain(server: Server, chat: ChatService, grace: float) -> None:
     await server.wait_closed()
 
 
-async def serve(runtime: Runtime, settings: ServerSettings) -> None:
-    """Serve until SIGINT or SIGTERM, then drain: see ``drain``. With
-    ``settings.metrics_port``, export Prometheus metrics until the drain has ended."""
+async def start(runtime: Runtime, settings: ServerSettings) -> tuple[Server, ChatService]:
+    """Listen (the runtime must be running); the caller stops it with ``drain``."""
     server, chat = build_server(runtime, settings)
     await server.start(settings.host, settings.port, ssl=settings.tls)
-    metrics = None
-    if settings.metrics_port is not None:
-        from interplay.runtime.metrics import metrics_registry, start_metrics_server
+    return server, chat
 
-        registry = metrics_registry(runtime)
-        metrics = start_metrics_server(registry, settings.host, settings.metrics_port)
-        log.info("metrics: http://%s:%d/metrics", settings.host, metrics.port)
+
+def bound(server: Server) -> str:
+    """Where it listens, as ``host:port, ...``."""
     sockets = server._server.sockets if server._server else ()
-    bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)
-    security = "TLS" if settings.tls else "plaintext"
-    print(f"interplay: serving chat.ChatService on {bound} ({security})", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        log.info(
-            "shutting down: %d open calls, grace %g s", chat.counters.streams_open, settings.grace
-        )
-        try:
-            await drain(server, chat, settings.grace)
-        finally:
-            if metrics is not None:  # scraped until the end: the drain shows in them
-                await asyncio.to_thread(metrics.close)
+    return ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in sockets)

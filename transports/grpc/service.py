@@ -49,11 +49,7 @@ class ChatService:
     def __init__(self, runtime: Runtime, *, max_message_bytes: int = MAX_MESSAGE_BYTES) -> None:
         self.runtime = runtime
         self.max_message_bytes = max_message_bytes
-        self._codecs: dict[Service, Codec] = {
-            Service.CHAT: codec.ChatWire(),
-            Service.EDIT: codec.EditWire(),
-            Service.GAME: codec.GameWire(),
-        }
+        self._codecs: dict[Service, Codec] = codec.wire_codecs(runtime)
         # The health check of chat.ChatService (server.py serves it): NOT_SERVING once draining.
         self.serving = ServiceStatus()
         self.serving.set(True)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 from conformance import Transport
 from conformance.grpc_transport import GrpcTransport
+from conformance.websocket_transport import JsonWebSocketTransport, WebSocketTransport
 
 TRANSPORTS: dict[str, type[Transport]] = {
     "grpc": GrpcTransport,
+    "websocket": WebSocketTransport,
+    "websocket-json": JsonWebSocketTransport,
 }
 
 

@@ -1,0 +1,214 @@
+"""Async clients over WebSocket, with the same API as the gRPC ones.
+
+    async with ChatClient("127.0.0.1", 8080, user="ann") as chat:
+        await chat.join("lobby")
+        await chat.send("lobby", "hi")
+        async for message in chat:          # core RoomMessage objects, no gap, no duplicate
+            ...
+
+``ChatClient``, ``EditClient`` and ``GameClient`` are the runtime's transport-neutral clients
+(``interplay.runtime.clients``: one reconnect loop around the core's client rules) over a
+``WebSocketTransport``: one WebSocket per call, protobuf frames by default (``subprotocol=
+"interplay.v1.json"`` for JSON), the conversions of the gRPC package's ``codec``. A close with
+4000 + n is gRPC status n, classified as for gRPC (transient: retry with backoff and resume;
+else fatal, raised as ``CallError``); a lost connection and a drain (1012) are UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import ssl as _ssl
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+from interplay.core.edit_client import DocumentChange
+from interplay.runtime.clients import ReconnectingChat, ReconnectingEditor, ReconnectingPlayer
+from interplay.runtime.reconnect import CallError, ConnectionState
+from interplay.runtime.server import Service
+from interplay.transports.grpc import codec
+
+from .codec import END, PROTO, REPLY, json_frame, parse
+from .errors import status_of_close
+
+__all__ = [
+    "CallError",
+    "ChatClient",
+    "ConnectionState",
+    "DocumentChange",
+    "EditClient",
+    "GameClient",
+    "WebSocketTransport",
+]
+
+Request = TypeVar("Request")
+Reply = TypeVar("Reply")
+
+_PATHS = {Service.CHAT: "/chat", Service.EDIT: "/edit", Service.GAME: "/game"}
+
+
+class _WebSocketCall:
+    """One call: one WebSocket."""
+
+    def __init__(self, ws: ClientConnection, subprotocol: str, reply_type: Any) -> None:
+        self._ws, self._subprotocol, self._reply = ws, subprotocol, reply_type
+
+    async def send(self, message: Any) -> None:
+        frame = message.SerializeToString() if self._subprotocol == PROTO else json_frame(message)
+        try:
+            await self._ws.send(frame)
+        except ConnectionClosed as closed:
+            raise _failure(closed) from closed
+
+    async def recv(self) -> Any:
+        try:
+            frame = await self._ws.recv()
+        except ConnectionClosed as closed:
+            status, message = status_of_close(_code(closed), _reason(closed))
+            if status == "OK":
+                return None
+            raise CallError(status, message) from closed
+        return parse(frame, self._subprotocol, self._reply)
+
+    async def end(self) -> None:
+        try:
+            await self._ws.send(END)
+        except ConnectionClosed as closed:
+            raise _failure(closed) from closed
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+
+def _code(closed: ConnectionClosed) -> int | None:
+    return closed.rcvd.code if closed.rcvd is not None else None
+
+
+def _reason(closed: ConnectionClosed) -> str:
+    return closed.rcvd.reason if closed.rcvd is not None else ""
+
+
+def _failure(closed: ConnectionClosed) -> CallError:
+    status, message = status_of_close(_code(closed), _reason(closed))
+    if status == "OK":  # the server ended the call while we were still sending
+        status, message = "UNAVAILABLE", message or "the server ended the call"
+    return CallError(status, message)
+
+
+class WebSocketTransport(Generic[Request, Reply]):
+    """The runtime's ``Transport`` over one WebSocket per connection."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        service: Service,
+        encode: Callable[[Request], Any],
+        decode: Callable[[Any], Reply | None],
+        token: str | None = None,
+        ssl: _ssl.SSLContext | bool | None = None,
+        subprotocol: str = PROTO,
+        max_message_bytes: int = 1024 * 1024,
+    ) -> None:
+        scheme = "wss" if ssl else "ws"
+        self.url = f"{scheme}://{_host(host)}:{port}{_PATHS[service]}"
+        self.encode, self.decode = encode, decode
+        self._reply = REPLY[service]
+        self._headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._ssl = ssl if ssl else None
+        self._subprotocol = subprotocol
+        self._max_size = max_message_bytes
+
+    async def connect(self) -> _WebSocketCall:
+        try:
+            ws = await connect(
+                self.url,
+                subprotocols=[Subprotocol(self._subprotocol)],
+                additional_headers=self._headers,
+                ssl=self._ssl,
+                max_size=self._max_size,
+                open_timeout=10,
+            )
+        except InvalidStatus as refused:  # the server answered the handshake with an error
+            body = refused.response.body.decode(errors="replace").strip()
+            code = refused.response.status_code
+            status = "UNAVAILABLE" if code >= 500 else "FAILED_PRECONDITION"
+            raise CallError(status, f"HTTP {code}: {body}") from refused
+        except (OSError, InvalidHandshake, TimeoutError) as error:
+            raise CallError("UNAVAILABLE", str(error) or type(error).__name__) from error
+        return _WebSocketCall(ws, self._subprotocol, self._reply)
+
+    def fatal(self, error: CallError) -> Exception:
+        """What the caller sees: the ``CallError`` with the status name and message."""
+        return error
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The caller's options: (the transport's, the runtime loop's)."""
+    names = ("token", "ssl", "subprotocol", "max_message_bytes")
+    transport = {key: options.pop(key) for key in names if key in options}
+    return transport, options
+
+
+class ChatClient(ReconnectingChat):
+    """Chat over WebSocket; the options of the gRPC ``ChatClient`` plus ``subprotocol``."""
+
+    error: CallError | None
+
+    def __init__(self, host: str, port: int, *, user: str, **options: Any) -> None:
+        wire, loop = _options(options)
+        transport: WebSocketTransport[Any, Any] = WebSocketTransport(
+            host,
+            port,
+            service=Service.CHAT,
+            encode=lambda request: codec.chat_request(request, user),
+            decode=codec.room_message,
+            **wire,
+        )
+        self.host, self.port = host, port
+        super().__init__(transport, user=user, **loop)
+
+
+class EditClient(ReconnectingEditor):
+    """One document over WebSocket; the same options as ``ChatClient``."""
+
+    error: CallError | None
+
+    def __init__(self, host: str, port: int, *, user: str, document: str, **options: Any):
+        wire, loop = _options(options)
+        transport: WebSocketTransport[Any, Any] = WebSocketTransport(
+            host,
+            port,
+            service=Service.EDIT,
+            encode=codec.edit_request,
+            decode=codec.edit_reply,
+            **wire,
+        )
+        self.host, self.port = host, port
+        super().__init__(transport, user=user, document=document, **loop)
+
+
+class GameClient(ReconnectingPlayer):
+    """One player in one match over WebSocket; the same options as ``ChatClient``."""
+
+    error: CallError | None
+
+    def __init__(self, host: str, port: int, *, player: str, match: str = "", **options: Any):
+        wire, loop = _options(options)
+        transport: WebSocketTransport[Any, Any] = WebSocketTransport(
+            host,
+            port,
+            service=Service.GAME,
+            encode=codec.game_request,
+            decode=codec.state_update,
+            **wire,
+        )
+        self.host, self.port = host, port
+        super().__init__(transport, player=player, match=match, **loop)

@@ -1,0 +1,1 @@
+"""The browser app: static files that ``interplay serve`` serves on ``--ws-port``."""
