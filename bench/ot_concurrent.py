@@ -302,8 +302,8 @@ def main() -> None:
         print(json.dumps(measure(host, int(port), None)), flush=True)
         return
     argv = interplay()
-    if args.interplay:
-        argv[0] = args.interplay
+    if args.interplay:  # a baseline build: only the flags every release knew (no WebSocket)
+        argv = [args.interplay, "serve", "--port", "0", "--data", ":memory:", "--max-rate", "0"]
     with started(argv) as (port, pid):
         print(json.dumps(measure("127.0.0.1", port, pid)), flush=True)
 
