@@ -406,19 +406,12 @@ class DocumentHub:
                 document=cmd.document, revision=duplicate.revision, op_id=cmd.op_id, user=user
             )
             return [*events, Deliver(to=(cmd.session,), message=ack)]
-        # Made against the current revision (the usual case), the edit applies to the text
-        # as it is; otherwise to what its sender saw, which the document works out.
-        current = cmd.base == doc.revision
-        length = doc.length if current else doc.context_length(cmd.base, cmd.session)
-        if cmd.position + cmd.deleted > length:
-            raise InvalidArgument(
-                "position",
-                f"{cmd.position} + length {cmd.deleted} is beyond the {length} code points "
-                f"of revision {cmd.base}",
-            )
         if len(cmd.inserted) - cmd.deleted + doc.length > self.limits.max_length:
             raise LimitExceeded("content", f"documents hold at most {self.limits.max_length}")
-        if editor is None:  # an edit without join: join first (snapshot before the ack)
+        current = cmd.base == doc.revision
+        if editor is None:  # an edit without join: join first (snapshot before the ack),
+            # once the edit is known to fit (``splice`` checks that itself, changing nothing)
+            doc.check_splice(cmd.position, cmd.deleted, base=cmd.base, session=cmd.session)
             editor = self._join(cmd.session, cmd.document, opened, user, events)
         applied = doc.splice(
             cmd.position,

@@ -203,6 +203,13 @@ class ServerDocument:
         unseen = self._unseen(base, session)
         return unseen[0][1].base_length if unseen else len(self._text)
 
+    def check_splice(self, position: int, deleted: int, *, base: int, session: str = "") -> None:
+        """Refuse, as ``splice`` would, a splice that does not fit what its sender saw (a
+        revision not kept or to come, a range beyond the text), changing nothing."""
+        length = self.context_length(base, session)
+        if position < 0 or deleted < 0 or position + deleted > length:
+            raise _beyond(position, deleted, length, base)
+
     def forget(self, session: str) -> None:
         """The session's stream ended: drop its bridge."""
         self._bridges.pop(session, None)
@@ -235,12 +242,18 @@ class ServerDocument:
         of the text the sender saw, remove ``deleted`` code points and insert ``inserted``.
         Made against the current revision it has nothing to be rebased over and is applied as
         it is, without building the general operation; otherwise it takes ``receive``'s path."""
-        if base != self.revision or (op_id and (author, op_id) in self._ids):
-            length = self.context_length(base, session)
+        if op_id and (author, op_id) in self._ids:
+            duplicate = self.duplicate_of(author, op_id)
+            assert duplicate is not None
+            return duplicate
+        if base != self.revision:
+            self.length_at(base)  # refuses revisions not kept or to come
+            unseen = self._unseen(base, session)
+            length = unseen[0][1].base_length if unseen else len(self._text)
             if position < 0 or deleted < 0 or position + deleted > length:
                 raise _beyond(position, deleted, length, base)
             op = splice_op(length, position, deleted, inserted)
-            return self.receive(op, base=base, author=author, op_id=op_id, session=session)
+            return self._rebase_and_apply(op, unseen, author, op_id, session)
         text = self._text
         length = len(text)
         if position < 0 or deleted < 0 or position + deleted > length:
@@ -266,14 +279,28 @@ class ServerDocument:
         duplicate = self.duplicate_of(author, op_id)
         if duplicate is not None:
             return duplicate
-        expected = self.context_length(base, session)
+        self.length_at(base)  # refuses revisions not kept or to come
+        unseen = self._unseen(base, session)
+        expected = unseen[0][1].base_length if unseen else len(self._text)
         if op.base_length != expected:
             raise InvalidArgument(
                 "position",
                 f"the edit spans {op.base_length} code points but revision {base} has {expected}",
             )
+        return self._rebase_and_apply(op, unseen, author, op_id, session)
+
+    def _rebase_and_apply(
+        self,
+        op: TextOp,
+        unseen: list[tuple[int, TextOp]],
+        author: str,
+        op_id: str,
+        session: str,
+    ) -> Applied:
+        """Transform ``op`` over what its sender had not seen (``_unseen``), one at a time,
+        and apply it as the next revision."""
         rebased = []
-        for revision, other in self._unseen(base, session):
+        for revision, other in unseen:
             op, other = TextOp.transform(op, other)
             rebased.append((revision, other))
         length_before = len(self._text)

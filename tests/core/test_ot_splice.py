@@ -45,6 +45,8 @@ class SpliceTwins(RuleBasedStateMachine):
                         position, deleted, ins, base=base, author=session, op_id=op_id,
                         session=session,
                     )  # fmt: skip
+                elif (duplicate := doc.duplicate_of(session, op_id)) is not None:
+                    applied = duplicate  # a re-send is recognised whatever its base
                 else:
                     length = doc.context_length(base, session)
                     if position + deleted > length:
