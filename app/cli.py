@@ -15,9 +15,10 @@ import ssl
 import sys
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 if TYPE_CHECKING:
+    from interplay.runtime.auth import AdminAuthenticator, Authenticator
     from interplay.runtime.backend import Backend
 
 DEFAULT_DATA = Path("interplay-data") / "interplay.db"
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _serve_flags(serve)
+    _operations_flags(serve)
+    _admin_command(commands, server)
     chat = commands.add_parser(
         "chat",
         help="chat in a terminal (reconnects and resumes by itself)",
@@ -297,8 +300,181 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _operations_flags(serve: argparse.ArgumentParser) -> None:
+    """The flags for running it for real: identity-provider tokens, the admin API, retention."""
+    auth = serve.add_argument_group("identity-provider tokens (RS256, ES256)")
+    auth.add_argument(
+        "--auth-public-key",
+        default=_env("AUTH_PUBLIC_KEY", "") or None,
+        metavar="FILE",
+        help="require bearer tokens signed by this RSA or EC P-256 public key (PEM) "
+        "[INTERPLAY_AUTH_PUBLIC_KEY]",
+    )
+    auth.add_argument(
+        "--auth-jwks",
+        default=_env("AUTH_JWKS", "") or None,
+        metavar="URL",
+        help="require bearer tokens signed by a key of this JWKS (an identity provider's "
+        "certs URL; fetched at start, cached, fetched again for an unknown kid at most once a "
+        "minute) [INTERPLAY_AUTH_JWKS]",
+    )
+    auth.add_argument(
+        "--auth-audience",
+        default=_env("AUTH_AUDIENCE", "") or None,
+        help="the 'aud' every token must carry [INTERPLAY_AUTH_AUDIENCE]",
+    )
+    auth.add_argument(
+        "--auth-issuer",
+        default=_env("AUTH_ISSUER", "") or None,
+        help="the 'iss' every token must carry [INTERPLAY_AUTH_ISSUER]",
+    )
+    operations = serve.add_argument_group("server API and retention")
+    operations.add_argument(
+        "--admin-secret",
+        default=None,
+        help="serve the admin API (interplay.admin.v1.AdminService) to tokens signed with this "
+        "secret; 'interplay admin' makes them [INTERPLAY_ADMIN_SECRET; keeps it out of ps]",
+    )
+    operations.add_argument(
+        "--history-ttl",
+        type=_duration,
+        default=_env("HISTORY_TTL", None),
+        metavar="DURATION",
+        help="trim chat messages older than this (e.g. 30d, 12h, 90m, 3600s) and forget rooms "
+        "left empty; default: keep by count only (--retain) [INTERPLAY_HISTORY_TTL]",
+    )
+
+
+def _admin_command(commands: Any, server: Any) -> None:
+    """``interplay admin CALL ...``: the server API from a terminal (``interplay.admin``)."""
+    from interplay.admin import add_commands
+
+    admin = commands.add_parser(
+        "admin",
+        help="call the server API: publish, presence, history, disconnect, delete-history, "
+        "snapshot, matches",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    admin.add_argument(
+        "--server",
+        default=_env("SERVER", f"{server.host}:{server.port}"),
+        help="HOST:PORT [INTERPLAY_SERVER]",
+    )
+    admin.add_argument(
+        "--admin-secret", default=None, help="the server's admin secret [INTERPLAY_ADMIN_SECRET]"
+    )
+    add_commands(admin)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(value: str) -> float:
+    """Seconds in ``30d``, ``12h``, ``90m``, ``3600s`` or ``3600``."""
+    number, unit = (value[:-1], value[-1]) if value[-1:] in _UNITS else (value, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: a duration like 30d, 12h, 90m or 3600s"
+        ) from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r}: must be a positive duration")
+    return seconds
+
+
 def _names(value: str) -> list[str]:
     return [name for name in value.split(",") if name]
+
+
+def _refuse(flag: str, cause: object) -> NoReturn:
+    """A setting the server cannot start with: one line naming the flag and the cause, exit
+    status 2 (a usage error, as argparse's own), no traceback."""
+    print(f"interplay serve: {flag}: {cause}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _authenticators(
+    args: argparse.Namespace,
+) -> tuple[Authenticator | None, AdminAuthenticator | None]:
+    """Who may open sessions (HS256 secret, identity provider's key or JWKS) and who may call
+    the admin API; each bad setting refused naming its flag. The JWKS is fetched now: a URL
+    the server cannot reach stops it at start, not at the first client."""
+    from interplay.runtime.auth import AdminAuthenticator, Authenticator, load_public_key
+    from interplay.runtime.jwks import JwksKeys, KeySetUnavailable
+
+    secret = _secret(args)
+    admin_secret = args.admin_secret or os.environ.get("INTERPLAY_ADMIN_SECRET") or None
+    public_key, jwks = None, None
+    if args.auth_public_key is not None and args.auth_jwks is not None:
+        _refuse("--auth-public-key", "give it or --auth-jwks, not both")
+    if args.auth_public_key is not None:
+        try:
+            public_key = Path(args.auth_public_key).read_bytes()
+        except OSError as error:
+            _refuse("--auth-public-key", f"cannot read {args.auth_public_key} ({error.strerror})")
+    if public_key is not None:
+        try:
+            load_public_key(public_key)
+        except ValueError as error:
+            _refuse("--auth-public-key", f"{args.auth_public_key}: {error}")
+    if secret is not None:
+        try:
+            Authenticator(secret)
+        except ValueError as error:
+            _refuse("--auth-secret", error)
+    if args.auth_jwks is not None:
+        if not args.auth_jwks.startswith(("https://", "http://")):
+            _refuse("--auth-jwks", f"must be an http(s) URL, got {args.auth_jwks!r}")
+        jwks = JwksKeys(args.auth_jwks)
+        try:
+            jwks.refresh()
+        except KeySetUnavailable as error:
+            _refuse("--auth-jwks", f"cannot fetch the key set from {error}")
+    auth = None
+    if secret or public_key is not None or jwks is not None:
+        auth = Authenticator(
+            secret,
+            public_key=public_key,
+            jwks=jwks,
+            audience=args.auth_audience,
+            issuer=args.auth_issuer,
+        )
+    elif args.auth_audience or args.auth_issuer:
+        flag = "--auth-audience" if args.auth_audience else "--auth-issuer"
+        _refuse(flag, "needs --auth-secret, --auth-public-key or --auth-jwks")
+    admin = None
+    if admin_secret is not None:
+        if admin_secret == secret:
+            _refuse("--admin-secret", "must differ from --auth-secret")
+        try:
+            admin = AdminAuthenticator(admin_secret)
+        except ValueError as error:
+            _refuse("--admin-secret", error)
+    return auth, admin
+
+
+def _open_backend(data: str) -> Backend:
+    """The backend over ``--data``, or a refusal naming it (not a database, another
+    program's, a directory that cannot be made or written)."""
+    from interplay.backends import UnusableDataFile
+
+    try:
+        return _backend(data)
+    except UnusableDataFile as error:
+        _refuse("--data", error)
+
+
+def _listening(failure: BaseException) -> None:
+    """Refuse with the flag of the address the server could not listen on (``CannotListen``,
+    alone or the only one in an exception group); None for anything else."""
+    from interplay.serving import CannotListen
+
+    while isinstance(failure, BaseExceptionGroup) and len(failure.exceptions) == 1:
+        failure = failure.exceptions[0]
+    if isinstance(failure, CannotListen):
+        _refuse("--" + failure.setting.replace("_", "-"), failure.reason)
+    return None
 
 
 def _secret(args: argparse.Namespace) -> str | None:
@@ -341,7 +517,7 @@ def _serve(args: argparse.Namespace) -> int:
     from interplay.core.documents import DocumentHub, DocumentLimits
     from interplay.core.matches import GameLimits, GameSettings, MatchHub
     from interplay.core.rooms import ChatLimits, RoomHub
-    from interplay.runtime import Authenticator, Runtime, Settings
+    from interplay.runtime import Runtime, Settings
     from interplay.serving import serve
     from interplay.transports.grpc import ServerSettings
     from interplay.transports.websocket.server import WebSocketSettings, default_web_root
@@ -376,6 +552,7 @@ def _serve(args: argparse.Namespace) -> int:
         hub = RoomHub(
             history=args.history,
             retain=args.retain,
+            ttl=args.history_ttl,
             limits=ChatLimits(
                 max_content_bytes=args.max_content_bytes,
                 max_id_length=args.max_id_length,
@@ -420,13 +597,10 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"interplay serve: {error}", file=sys.stderr)
         return 2  # a usage error, as argparse's own
-    try:
-        auth = Authenticator(secret) if (secret := _secret(args)) else None
-    except ValueError as error:
-        raise SystemExit(f"interplay serve: {error}") from None
+    auth, admin = _authenticators(args)
+    backend = _open_backend(args.data)
 
     async def main() -> None:
-        backend = _backend(args.data)
         try:
             async with Runtime(
                 backend,
@@ -435,12 +609,17 @@ def _serve(args: argparse.Namespace) -> int:
                 games=games,
                 settings=runtime_settings,
                 auth=auth,
+                admin=admin,
             ) as runtime:
                 await serve(runtime, settings, websocket)
         finally:
             await backend.aclose()
 
-    _run(main(), args.loop)
+    try:
+        _run(main(), args.loop)
+    except BaseException as failure:
+        _listening(failure)
+        raise
     return 0
 
 
@@ -498,4 +677,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _token(args)
     if args.command == "chat":
         return _chat(args)
+    if args.command == "admin":
+        return _admin(args)
     raise AssertionError(args.command)
+
+
+def _admin(args: argparse.Namespace) -> int:
+    from interplay.admin import run_admin
+
+    host, _, port = args.server.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"interplay admin: --server must be HOST:PORT, got {args.server!r}")
+    secret = args.admin_secret or os.environ.get("INTERPLAY_ADMIN_SECRET")
+    if not secret:
+        raise SystemExit("interplay admin: --admin-secret or INTERPLAY_ADMIN_SECRET is required")
+    try:
+        return asyncio.run(run_admin(host, int(port), secret, args))
+    except ValueError as error:  # the secret is too short to be the server's
+        raise SystemExit(f"interplay admin: {error}") from None

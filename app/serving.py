@@ -1,6 +1,7 @@
 """One process, every transport: gRPC and WebSocket (with the browser app) over one runtime.
 
-``serve`` starts what the settings ask for, prints where each listens, runs until SIGINT or
+``serve`` starts what the settings ask for (a port it cannot listen on is ``CannotListen``,
+before anything is announced), prints where each listens, runs until SIGINT or
 SIGTERM, then drains every transport at once: no new connections, every session flushes and
 ends (gRPC UNAVAILABLE, WebSocket 1012), each transport's leftovers are closed after its grace.
 A gRPC client and a browser share rooms, documents and matches: the runtime is one.
@@ -9,8 +10,11 @@ A gRPC client and a browser share rooms, documents and matches: the runtime is o
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import signal
+from collections.abc import Awaitable
+from typing import TypeVar
 
 from interplay.runtime.server import Runtime
 from interplay.transports import grpc
@@ -19,37 +23,75 @@ from interplay.transports.websocket.server import WebSocketSettings
 
 log = logging.getLogger("interplay.server")
 
+T = TypeVar("T")
+
+
+class CannotListen(Exception):
+    """A transport could not listen where its settings say: ``setting`` names which (``port``,
+    ``ws_port``, ``metrics_port``), ``reason`` says why in a few words. Raised before anything
+    is announced, with whatever had started closed again."""
+
+    def __init__(self, setting: str, host: str, port: int, error: OSError) -> None:
+        self.setting = setting
+        self.reason = (
+            f"{host}:{port} is already in use (another server on it?)"
+            if error.errno == errno.EADDRINUSE
+            else f"cannot listen on {host}:{port} ({error.strerror or error})"
+        )
+        super().__init__(f"{setting}: {self.reason}")
+
+
+async def _listen(setting: str, host: str, port: int, starting: Awaitable[T]) -> T:
+    try:
+        return await starting
+    except OSError as error:
+        raise CannotListen(setting, host, port, error) from None
+
 
 async def serve(
     runtime: Runtime, settings: ServerSettings, websocket: WebSocketSettings | None = None
 ) -> None:
     """Serve until SIGINT or SIGTERM, then drain; ``websocket`` None: gRPC only. With
     ``settings.metrics_port``, export Prometheus metrics until the drain has ended."""
-    server, chat = await grpc.start(runtime, settings)
+    server, chat = await _listen(
+        "port", settings.host, settings.port, grpc.start(runtime, settings)
+    )
+    ws = None
+    metrics = None
+    try:
+        if websocket is not None:
+            from interplay.transports import websocket as ws_transport
+
+            ws = await _listen(
+                "ws_port", websocket.host, websocket.port, ws_transport.start(runtime, websocket)
+            )
+        if settings.metrics_port is not None:
+            from interplay.runtime.metrics import metrics_registry, start_metrics_server
+
+            try:
+                metrics = start_metrics_server(
+                    metrics_registry(runtime), settings.host, settings.metrics_port
+                )
+            except OSError as error:
+                raise CannotListen(
+                    "metrics_port", settings.host, settings.metrics_port, error
+                ) from None
+    except BaseException:  # nothing was announced: close what did start
+        if ws is not None:
+            ws[0].close()
+            await ws[0].wait_closed()
+        server.close()
+        await server.wait_closed()
+        raise
     security = "TLS" if settings.tls else "plaintext"
     print(f"interplay: serving chat.ChatService on {grpc.server.bound(server)} ({security})")
-    ws = None
-    if websocket is not None:
-        from interplay.transports import websocket as ws_transport
-
-        try:
-            ws = await ws_transport.start(runtime, websocket)
-        except BaseException:
-            server.close()
-            await server.wait_closed()
-            raise
+    if ws is not None and websocket is not None:
         where = ws_transport.server.bound(ws[0])
         scheme = "https" if websocket.tls else "http"
         host, _, port = where.partition(", ")[0].rpartition(":")
         app = f"; the browser app: {scheme}://{host}:{port}/" if websocket.web_root else ""
         print(f"interplay: serving WebSocket on {where} (/chat, /edit, /game){app}")
-    metrics = None
-    if settings.metrics_port is not None:
-        from interplay.runtime.metrics import metrics_registry, start_metrics_server
-
-        metrics = start_metrics_server(
-            metrics_registry(runtime), settings.host, settings.metrics_port
-        )
+    if metrics is not None:
         log.info("metrics: http://%s:%d/metrics", settings.host, metrics.port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

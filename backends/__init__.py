@@ -5,6 +5,6 @@ default for one node.
 """
 
 from .memory import MemoryBackend
-from .sqlite import SQLiteBackend
+from .sqlite import SQLiteBackend, UnusableDataFile
 
-__all__ = ["MemoryBackend", "SQLiteBackend"]
+__all__ = ["MemoryBackend", "SQLiteBackend", "UnusableDataFile"]

@@ -9,16 +9,20 @@ from interplay.core.effects import (
     AppendMessage,
     CreateRoom,
     DocumentRecord,
+    ForgetRoom,
     LoadedRoom,
     LoadRoom,
     Read,
     ReadHistory,
+    RoomAge,
+    RoomAges,
     RoomRecord,
     SaveEdit,
     TrimRoom,
     Write,
 )
 from interplay.core.rooms import RoomMessage
+from interplay.runtime.backend import ReadResult
 
 from ._checks import check_appends
 
@@ -31,7 +35,7 @@ class MemoryBackend:
         self._messages: dict[str, list[RoomMessage]] = {}
         self._documents: dict[str, DocumentRecord] = {}
 
-    async def read(self, read: Read) -> LoadedRoom | list[RoomMessage] | DocumentRecord | None:
+    async def read(self, read: Read) -> ReadResult:
         return self.read_now(read)
 
     async def write(self, writes: Sequence[Write]) -> None:
@@ -42,15 +46,19 @@ class MemoryBackend:
 
     # -- the same, synchronously (tests drive the core with these, no event loop) ----------
 
-    def read_now(self, read: Read) -> LoadedRoom | list[RoomMessage] | DocumentRecord | None:
+    def read_now(self, read: Read) -> ReadResult:
         if isinstance(read, LoadRoom):
             record = self._rooms.get(read.room)
-            recent = self._messages.get(read.room, [])[-read.recent :] if read.recent else []
-            return LoadedRoom(record=record, recent=list(recent))
+            messages = self._messages.get(read.room, [])
+            recent = messages[-read.recent :] if read.recent else []
+            first = messages[0].seq if messages else None
+            return LoadedRoom(record=record, recent=list(recent), first_seq=first)
         if isinstance(read, ReadHistory):
             messages = self._messages.get(read.room, [])
             start = bisect_right(messages, read.after_seq, key=lambda m: m.seq)
             return messages[start : start + read.limit]
+        if isinstance(read, RoomAges):
+            return [self._age(room, read.before) for room in self._rooms_after(read)]
         record = self._documents.get(read.document)
         if record is None:
             return None
@@ -61,6 +69,20 @@ class MemoryBackend:
         check_appends(writes, self._head)  # first, so a refused batch changes nothing
         for write in writes:
             self._apply(write)
+
+    def _rooms_after(self, read: RoomAges) -> list[str]:
+        return sorted(room for room in self._rooms if room > read.after_room)[: read.limit]
+
+    def _age(self, room: str, before: int) -> RoomAge:
+        record, messages = self._rooms[room], self._messages.get(room, [])
+        kept = next((m.seq for m in messages if m.timestamp >= before), None)
+        return RoomAge(
+            room=room,
+            epoch=record.epoch,
+            head=record.head,
+            oldest=messages[0].seq if messages else None,
+            first_kept=kept,
+        )
 
     def _head(self, room: str) -> int | None:
         record = self._rooms.get(room)
@@ -79,6 +101,9 @@ class MemoryBackend:
         elif isinstance(write, TrimRoom):
             messages = self._messages.get(write.room, [])
             del messages[: bisect_right(messages, write.before_seq - 1, key=lambda m: m.seq)]
+        elif isinstance(write, ForgetRoom):
+            self._rooms.pop(write.room, None)
+            self._messages.pop(write.room, None)
         elif isinstance(write, SaveEdit):
             if write.snapshot is not None:
                 self._documents[write.document] = DocumentRecord(

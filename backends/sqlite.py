@@ -6,6 +6,10 @@ under WAL makes every committed transaction survive a crash of the process (the 
 pages); a power cut may lose the last few commits. Pass ``synchronous="FULL"`` to trade write
 latency for surviving that too. Statements run on the event loop's thread: a transaction of a
 batch takes tens of microseconds, less than handing it to a thread would.
+
+The file is marked as interplay's (``PRAGMA application_id``): a file that is not a database, or
+is another program's, or cannot be created, is refused at open with ``UnusableDataFile`` (one
+line that says why), never left to fail later.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ from interplay.core.effects import (
     AppendMessage,
     CreateRoom,
     DocumentRecord,
+    ForgetRoom,
     LoadedRoom,
     LoadRoom,
     Read,
     ReadHistory,
+    RoomAge,
+    RoomAges,
     RoomRecord,
     SaveEdit,
     StoredEdit,
@@ -31,8 +38,12 @@ from interplay.core.effects import (
 )
 from interplay.core.ot import TextOp
 from interplay.core.rooms import Kind, RoomMessage
+from interplay.runtime.backend import ReadResult
 
 from ._checks import check_appends
+
+# "IPLY": marks a file as interplay's, so another program's SQLite database is not taken for it.
+APPLICATION_ID = 0x49504C59
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rooms (
@@ -64,6 +75,21 @@ CREATE TABLE IF NOT EXISTS document_ops (
     PRIMARY KEY (document, revision)
 ) WITHOUT ROWID;
 """
+_COLUMNS = {
+    "rooms": ["room", "epoch", "head"],
+    "messages": ["room", "seq", "id", "sender", "content", "timestamp", "kind"],
+    "documents": ["document", "text", "revision"],
+    "document_ops": ["document", "revision", "op", "author", "op_id"],
+}
+
+
+class UnusableDataFile(Exception):
+    """The data file cannot be opened as interplay's: ``reason`` says why, in one line."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
 
 
 class SQLiteBackend:
@@ -74,15 +100,57 @@ class SQLiteBackend:
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
             raise ValueError(f"synchronous: unknown SQLite level {synchronous!r}")
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.executescript(_SCHEMA)
+        if self.path != ":memory:":
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise UnusableDataFile(
+                    self.path, f"cannot create its directory ({error.strerror or error})"
+                ) from None
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as error:
+            raise UnusableDataFile(self.path, f"cannot open it ({error})") from None
+        try:
+            self._open(synchronous)
+        except BaseException:
+            self._db.close()
+            raise
 
-    async def read(self, read: Read) -> LoadedRoom | list[RoomMessage] | DocumentRecord | None:
+    def _open(self, synchronous: str) -> None:
+        """Check the file is interplay's (or new), then make sure every table is there."""
+        db = self._db
+        try:
+            application = db.execute("PRAGMA application_id").fetchone()[0]
+            tables = {
+                name: [column[1] for column in db.execute(f"PRAGMA table_info({name!r})")]
+                for (name,) in db.execute(
+                    "SELECT name FROM sqlite_master"
+                    " WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
+            }
+        except sqlite3.DatabaseError as error:  # "file is not a database"
+            raise UnusableDataFile(self.path, f"not an SQLite database ({error})") from None
+        if application not in (0, APPLICATION_ID):
+            raise UnusableDataFile(
+                self.path, f"another program's SQLite database (application_id {application:#x})"
+            )
+        foreign = sorted(name for name, columns in tables.items() if _COLUMNS.get(name) != columns)
+        if foreign:  # application_id 0: ours from before it was set, or someone else's
+            raise UnusableDataFile(
+                self.path, f"another program's SQLite database (tables {', '.join(foreign)})"
+            )
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={synchronous}")
+            db.executescript(_SCHEMA)
+            if application != APPLICATION_ID:
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        except sqlite3.Error as error:  # read-only file or directory, full disk, ...
+            raise UnusableDataFile(self.path, f"cannot write to it ({error})") from None
+
+    async def read(self, read: Read) -> ReadResult:
         return self.read_now(read)
 
     async def write(self, writes: Sequence[Write]) -> None:
@@ -96,16 +164,50 @@ class SQLiteBackend:
 
     # -- reads ---------------------------------------------------------------------------
 
-    def read_now(self, read: Read) -> LoadedRoom | list[RoomMessage] | DocumentRecord | None:
+    def read_now(self, read: Read) -> ReadResult:
         if isinstance(read, LoadRoom):
             record = self._record(read.room)
             recent = []
             if record is not None and record.head and read.recent:
                 recent = self._messages(read.room, max(0, record.head - read.recent), read.recent)
-            return LoadedRoom(record=record, recent=recent)
+            first = self._oldest(read.room) if record is not None else None
+            return LoadedRoom(record=record, recent=recent, first_seq=first)
         if isinstance(read, ReadHistory):
             return self._messages(read.room, read.after_seq, read.limit)
+        if isinstance(read, RoomAges):
+            return self._ages(read)
         return self._document(read.document)
+
+    def _oldest(self, room: str) -> int | None:
+        row = self._db.execute(
+            "SELECT seq FROM messages WHERE room = ? ORDER BY seq LIMIT 1", (room,)
+        ).fetchone()
+        return row[0] if row else None
+
+    def _ages(self, read: RoomAges) -> list[RoomAge]:
+        """Each room's oldest seq (an index seek) and its first unexpired one: a scan from the
+        oldest that stops at the first young message, so it reads only what is to be trimmed."""
+        db = self._db
+        rooms = db.execute(
+            "SELECT room, epoch, head FROM rooms WHERE room > ? ORDER BY room LIMIT ?",
+            (read.after_room, read.limit),
+        ).fetchall()
+        ages = []
+        for room, epoch, head in rooms:
+            kept = db.execute(
+                "SELECT seq FROM messages WHERE room = ? AND timestamp >= ? ORDER BY seq LIMIT 1",
+                (room, read.before),
+            ).fetchone()
+            ages.append(
+                RoomAge(
+                    room=room,
+                    epoch=epoch,
+                    head=head,
+                    oldest=self._oldest(room),
+                    first_kept=kept[0] if kept else None,
+                )
+            )
+        return ages
 
     def _record(self, room: str) -> RoomRecord | None:
         row = self._db.execute("SELECT epoch, head FROM rooms WHERE room = ?", (room,)).fetchone()
@@ -202,6 +304,9 @@ class SQLiteBackend:
             db.execute(
                 "DELETE FROM messages WHERE room = ? AND seq < ?", (write.room, write.before_seq)
             )
+        elif isinstance(write, ForgetRoom):
+            db.execute("DELETE FROM messages WHERE room = ?", (write.room,))
+            db.execute("DELETE FROM rooms WHERE room = ?", (write.room,))
         elif isinstance(write, SaveEdit):
             db.execute(
                 "INSERT INTO document_ops VALUES (?, ?, ?, ?, ?)",

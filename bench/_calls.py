@@ -55,6 +55,7 @@ async def chat_call(
             subprotocols=["interplay.v1.proto"],  # type: ignore[list-item]
             max_size=None,
             ping_interval=None,
+            open_timeout=120,  # thousands of handshakes at once queue behind each other
         ) as ws:
             yield WebSocketChat(ws)
         return

@@ -11,8 +11,10 @@ what the application should see and any requests to send.
 Per room it keeps the ``epoch`` and the last ``seq`` delivered. TEXTs at or below it are
 duplicates (history overlapping what was already seen) and are dropped; a TEXT beyond the next
 seq is a gap, answered by a resuming JOIN on the same stream, dropping what arrives until its
-echo. A SYSTEM notice after a JOIN echo (history was reset or is no longer retained) starts the
-room over from the next TEXT, and the application sees the notice.
+echo; so is a message under another epoch (the room's history was deleted meanwhile). A SYSTEM
+message with a seq (published by the server's backend) is sequenced like a TEXT. A SYSTEM
+notice (seq 0) after a JOIN echo (history was reset or is no longer retained) starts the room
+over from the next message, and the application sees the notice.
 """
 
 from __future__ import annotations
@@ -141,14 +143,25 @@ class ClientRooms:
         if message.kind is Kind.JOIN:
             return self._present(message, state), []
         seen = self._presence_settled(message.room, state)
-        if message.kind is Kind.SYSTEM and state.echoed:
+        sequenced = message.seq > 0 and message.kind in (Kind.TEXT, Kind.SYSTEM)
+        if message.kind is Kind.SYSTEM and not sequenced and state.echoed:
             state.last_seq = None  # history reset or no longer retained: start over
             state.echoed = False
             return [*seen, message], []
         state.echoed = False
         if message.kind is Kind.LEAVE:
             state.members.discard(message.sender)
-        if message.kind is not Kind.TEXT:
+        if (
+            (sequenced or message.kind is Kind.SYSTEM)
+            and message.epoch
+            and state.epoch
+            and message.epoch != state.epoch
+        ):
+            # The room's stream changed under us (its history was deleted): resume, and the
+            # server says what happened (a SYSTEM notice after the echo, then the window).
+            self._gaps += 1
+            return seen, [self._join_request(message.room, state)]
+        if not sequenced:
             return [*seen, message], []
         last = state.last_seq
         if last is None and state.head is not None and message.seq > state.head + 1:

@@ -238,6 +238,23 @@ class DocumentHub:
             catch_ups=self._catch_ups,
         )
 
+    def user_of(self, session: str) -> str | None:
+        state = self._sessions.get(session)
+        return state.user if state else None
+
+    def is_open(self, document: str) -> bool:
+        return document in self._docs
+
+    def snapshot(self, document: str, stored: DocumentRecord | None = None) -> Snapshot:
+        """The document's text and revision: from memory while it is open, else from what
+        the store holds (``stored``, read with ``LoadDocument``; None: never edited)."""
+        opened = self._docs.get(document)
+        if opened is None:
+            loaded = self._load(stored)
+            return Snapshot(document=document, text=loaded.text, revision=loaded.revision)
+        doc = opened.document
+        return Snapshot(document=document, text=doc.text, revision=doc.revision)
+
     def text(self, document: str) -> str | None:
         """The text of a document open in memory (tests and tools)."""
         opened = self._docs.get(document)

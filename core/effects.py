@@ -1,9 +1,10 @@
 """What the core asks of storage, as values: reads it needs before a command, writes it made.
 
 The core never calls a store. A hub says what it must read before it can handle a command
-(``needs(command)`` -> ``LoadRoom``, ``ReadHistory``, ``LoadDocument``), takes the result back
-(``provide(read, result)``), and after each command hands over what must be written
-(``take_writes()`` -> ``CreateRoom``, ``AppendMessage``, ``TrimRoom``, ``SaveEdit``, in order).
+(``needs(command)`` -> ``LoadRoom``, ``ReadHistory``, ``LoadDocument``; retention's sweep:
+``RoomAges``), takes the result back (``provide(read, result)``), and after each command hands
+over what must be written (``take_writes()`` -> ``CreateRoom``, ``AppendMessage``, ``TrimRoom``,
+``ForgetRoom``, ``SaveEdit``, in order).
 The runtime performs them on a backend (``interplay.backends``) and delivers a command's events
 only once its writes, and every write before them, are durable: a message that got its ``seq``
 is stored before anyone receives it. The same core so runs over SQLite in-process or a
@@ -52,18 +53,22 @@ class DocumentRecord:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadRoom:
-    """The room's record and its last ``recent`` messages (the history window)."""
+    """The room's record and its last ``recent`` messages (the history window).
+    ``generation`` is the hub's, for its own bookkeeping: a backend ignores it."""
 
     room: str
     recent: int
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadedRoom:
-    """What ``LoadRoom`` returns: ``record`` None if the backend never saw the room."""
+    """What ``LoadRoom`` returns: ``record`` None if the backend never saw the room;
+    ``first_seq`` the oldest stored message's seq (None: none stored, or not told)."""
 
     record: RoomRecord | None
     recent: list[RoomMessage]
+    first_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,7 +87,32 @@ class LoadDocument:
     document: str
 
 
-Read = LoadRoom | ReadHistory | LoadDocument
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomAges:
+    """Retention's sweep, one bounded step: up to ``limit`` rooms whose name sorts after
+    ``after_room``, in name order, each as a ``RoomAge`` measured against ``before`` (Unix ms:
+    messages stamped earlier have expired)."""
+
+    before: int
+    after_room: str
+    limit: int
+    generation: int = 0  # the hub's, as on LoadRoom
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoomAge:
+    """One room of a ``RoomAges`` step: its stored ``epoch`` and ``head``, the oldest stored seq
+    (``oldest``, None: no message stored) and the first seq stamped at or after ``before``
+    (``first_kept``, None: every stored message has expired)."""
+
+    room: str
+    epoch: str
+    head: int
+    oldest: int | None
+    first_kept: int | None
+
+
+Read = LoadRoom | ReadHistory | LoadDocument | RoomAges
 
 
 # -- writes: what a hub changed, to be made durable in order --------------------------------
@@ -113,6 +143,14 @@ class TrimRoom:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ForgetRoom:
+    """Forget the room: its record (epoch and head) and every message. A later JOIN starts it
+    afresh under a new epoch, so a client resuming the old one is told history was reset."""
+
+    room: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SaveEdit:
     """``edit`` made ``revision``; with a ``snapshot`` (the text at ``revision``), keep it and
     forget the edits up to ``revision``."""
@@ -123,4 +161,4 @@ class SaveEdit:
     snapshot: str | None = None
 
 
-Write = CreateRoom | AppendMessage | TrimRoom | SaveEdit
+Write = CreateRoom | AppendMessage | TrimRoom | ForgetRoom | SaveEdit

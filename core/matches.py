@@ -164,6 +164,15 @@ class MatchHub:
         seat = self._seats.get(session)
         return seat.match if seat else None
 
+    def player_of(self, session: str) -> str | None:
+        seat = self._seats.get(session)
+        return seat.player if seat else None
+
+    def players(self, match: str) -> list[str]:
+        """The players seated in ``match``, sorted (empty for a match that is not open)."""
+        found = self._matches.get(match)
+        return sorted(found.seats) if found else []
+
     def loop(self, match: str) -> GameLoop | None:
         found = self._matches.get(match)
         return found.loop if found else None

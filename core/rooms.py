@@ -24,6 +24,18 @@ Rules, in one place:
   ``resume_after_seq`` when that is still retained. A resume from before the retained range,
   or under another epoch, first gets a SYSTEM notice saying so, then the normal window.
 
+A server's own backend speaks through ``publish`` (a TEXT or SYSTEM message as a named sender,
+idempotent by id like a member's TEXT) and ``delete_history`` (a room's messages, or one
+user's: what is left is renumbered from seq 1 under a new epoch, so seqs stay gapless and a
+member resuming the old stream is told history was reset). Timestamps never go backwards
+within a room (a clock that does is held at the last stamp), so seq order is time order.
+
+Retention by time (``ttl``): ``sweep(now)`` names the next bounded step (a ``RoomAges`` read of
+a few rooms, in name order, round and round); ``expire(read, ages)`` trims what has expired
+(``TrimRoom``) and forgets a room with no members and no message left (``ForgetRoom``: its
+epoch goes too, so a resume is told history was reset). A joiner never receives an expired
+message, even before the sweep reaches its room.
+
 Storage is effects (``core/effects.py``): before ``handle``, the caller asks ``needs(command)``
 and ``provide``s what it names (a room's record and window on its first JOIN, older history on a
 resume from beyond the window); after it, ``take_writes()``. Rate limits are not here: the
@@ -33,18 +45,22 @@ runtime shapes each stream's rate (a fast sender waits; nothing is refused for s
 from __future__ import annotations
 
 import enum
+import itertools
 import secrets
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .effects import (
     AppendMessage,
     CreateRoom,
+    ForgetRoom,
     LoadedRoom,
     LoadRoom,
     Read,
     ReadHistory,
+    RoomAge,
+    RoomAges,
     RoomRecord,
     TrimRoom,
     Write,
@@ -125,6 +141,61 @@ class Disconnect:
 Command = Join | Leave | Post | Typing | Disconnect
 
 
+# Commands of the server's own backend (the admin API), not of a member's stream.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Publish:
+    """A message into ``room`` as ``sender``: TEXT or SYSTEM, stored and sequenced like a
+    member's TEXT; ``id`` is its idempotency key (empty: the server makes one)."""
+
+    room: str
+    sender: str
+    content: str
+    kind: Kind = Kind.TEXT
+    id: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteHistory:
+    """Forget ``room``'s messages, or only ``user``'s (empty: all of them)."""
+
+    room: str
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Published:
+    """What ``publish`` did: the stored message (the original, for a ``duplicate``) and who
+    receives it."""
+
+    message: RoomMessage
+    duplicate: bool
+    deliveries: list[Deliver[RoomMessage]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deleted:
+    """What ``delete_history`` did: messages removed, the room's new epoch and head."""
+
+    removed: int
+    epoch: str
+    head: int
+    deliveries: list[Deliver[RoomMessage]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Expired:
+    """What one retention step did: messages trimmed, rooms forgotten, whether the sweep has
+    been round every room once more (``lap``), and whether it stopped at its message budget
+    with more to trim (``more``: the next step may follow at once)."""
+
+    messages: int
+    rooms: int
+    lap: bool
+    more: bool = False
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChatLimits:
     """Per-message and per-stream limits."""
@@ -146,6 +217,13 @@ class HubStatistics:
     members: int
 
 
+# Rooms dropped from memory are remembered (by generation) so that a LoadRoom read planned
+# before the drop, and answered after it, is not trusted: the room may have changed in the
+# store meanwhile (a publish, a delete, a forget). Past this many, the oldest half is let go
+# and every read planned before them is distrusted instead (it is simply read again).
+_DROPPED_KEPT = 4096
+
+
 @dataclass(slots=True)
 class _Session:
     user: str = ""
@@ -160,6 +238,7 @@ class _Room:
     first_seq: int
     window: deque[RoomMessage]
     by_id: dict[tuple[str, str], RoomMessage]
+    stamp: int = 0  # the newest message's timestamp: the next is never older
     members: dict[str, str] = field(default_factory=dict)  # session -> user
     sessions_of: dict[str, int] = field(default_factory=dict)  # user -> sessions present
     recipients: tuple[str, ...] = ()  # cached tuple(members)
@@ -196,11 +275,28 @@ class RoomHub:
         *,
         history: int = 100,
         retain: int = 10_000,
+        ttl: float | None = None,
+        sweep_rooms: int = 50,
+        sweep_messages: int = 2_000,
         limits: ChatLimits | None = None,
         new_epoch: Callable[[], str] = _new_epoch,
     ) -> None:
         if not 0 <= history <= retain:
             raise ValueError(f"history: need 0 <= history <= retain, got {history}, {retain}")
+        if ttl is not None and not ttl > 0:
+            raise ValueError(f"ttl: must be positive seconds (None: keep by count only), got {ttl}")
+        if sweep_rooms < 1 or sweep_messages < 1:
+            which = "sweep_rooms" if sweep_rooms < 1 else "sweep_messages"
+            got = min(sweep_rooms, sweep_messages)
+            raise ValueError(f"{which}: must be at least 1, got {got}")
+        self.ttl = ttl
+        self._sweep_rooms = sweep_rooms
+        self._sweep_messages = sweep_messages
+        self._sweep_after = ""  # the retention sweep's cursor: the last room name it measured
+        self._cutoff = 0  # Unix ms: messages stamped before it have expired (0: none known)
+        self._generation = 0
+        self._dropped: dict[str, int] = {}  # room -> generation it was dropped from memory at
+        self._horizon = 0  # reads planned before this generation are read again
         self._history = history
         self._retain = max(retain, 1)
         self._trim_every = max(self._retain // 10, 1)
@@ -214,16 +310,25 @@ class RoomHub:
 
     # -- storage effects -----------------------------------------------------------------
 
-    def needs(self, command: Command) -> Read | None:
-        """What must be read before ``handle(command)``: the room on its first JOIN, older
-        history on a resume from before the window. None: handle it now. Raises the
+    def needs(self, command: Command | Publish | DeleteHistory) -> Read | None:
+        """What must be read before ``handle(command)`` (or ``publish``, ``delete_history``):
+        the room on its first JOIN, older history on a resume from before the window, every
+        stored message before deleting one user's. None: handle it now. Raises the
         ``CoreError`` that ``handle`` would, for a JOIN refused whatever the room holds."""
+        if isinstance(command, Publish | DeleteHistory):
+            self._check_backend_command(command)  # refused before anything is loaded for it
+            room = self._rooms.get(command.room)
+            if room is None:
+                return self._load_read(command.room)
+            if isinstance(command, DeleteHistory) and command.user:
+                return self._all_stored(room)
+            return None
         if not isinstance(command, Join):
             return None
         self._check_join(command)  # what would be refused anyway is refused before any read
         room = self._rooms.get(command.room)
         if room is None:
-            return LoadRoom(room=command.room, recent=self._history)
+            return self._load_read(command.room)
         resume = command.resume_after_seq
         if resume is None or resume < 0 or (command.epoch and command.epoch != room.epoch):
             return None
@@ -236,15 +341,37 @@ class RoomHub:
             return None  # the last read found nothing more: what the backend has is all there is
         return ReadHistory(room=command.room, after_seq=have, limit=self._retain)
 
+    def _load_read(self, room: str) -> LoadRoom:
+        return LoadRoom(room=room, recent=self._history, generation=self._generation)
+
+    def _all_stored(self, room: _Room) -> ReadHistory | None:
+        """The next read of every stored message of ``room`` (for ``delete_history``)."""
+        key = ("", room.name)
+        older = self._fetched.get(key)
+        have = older[-1].seq if older else room.first_seq - 1
+        if have >= room.head or key in self._exhausted:
+            return None
+        return ReadHistory(room=room.name, after_seq=have, limit=self._retain)
+
     def provide(self, read: Read, result: object, *, session: str = "") -> None:
         """Hand back what ``needs`` asked for: a ``LoadedRoom`` for ``LoadRoom``; for
-        ``ReadHistory``, the messages read (for ``session``'s next JOIN of that room)."""
+        ``ReadHistory``, the messages read (for ``session``'s next JOIN of that room). A
+        result that may predate a change of the room is dropped: ``needs`` asks again."""
         if isinstance(read, LoadRoom):
             assert isinstance(result, LoadedRoom)
-            if read.room not in self._rooms:  # loaded meanwhile by another JOIN: keep that
-                self._rooms[read.room] = self._load(read.room, result)
+            if read.room in self._rooms:  # loaded meanwhile by another JOIN: keep that
+                return
+            if (
+                read.generation < self._horizon
+                or self._dropped.get(read.room, -1) > read.generation
+            ):
+                return  # planned before the room last left memory: it may be stale
+            self._rooms[read.room] = self._load(read.room, result)
         elif isinstance(read, ReadHistory):
             assert isinstance(result, list)
+            room = self._rooms.get(read.room)
+            if room is not None and result and result[0].epoch != room.epoch:
+                return  # read before the room's history was deleted
             self._fetched.setdefault((session, read.room), []).extend(result)
             if not result:
                 self._exhausted.add((session, read.room))
@@ -262,6 +389,10 @@ class RoomHub:
         """Users present in ``room``, sorted."""
         loaded = self._rooms.get(room)
         return sorted(loaded.sessions_of) if loaded else []
+
+    def user_of(self, session: str) -> str | None:
+        state = self._sessions.get(session)
+        return state.user if state else None
 
     def rooms_of(self, session: str) -> frozenset[str]:
         state = self._sessions.get(session)
@@ -329,6 +460,7 @@ class RoomHub:
             )
         if session is None:
             session = self._sessions[cmd.session] = _Session(user=cmd.user)
+        self._expire_window(room, now)
 
         stamp = _millis(now)
         newly_present = False
@@ -390,8 +522,15 @@ class RoomHub:
             return [m for m in window if m.seq > resume]
         if resume >= room.first_seq - 1:
             # Read by the caller (``needs``); the window continues where it ends.
+            if self.ttl is not None:
+                cutoff = stamp - int(self.ttl * 1000)
+                older = [m for m in older if m.timestamp >= cutoff]
             last = older[-1].seq if older else resume
-            return [*older, *(m for m in window if m.seq > last)]
+            kept = [*older, *(m for m in window if m.seq > last)]
+            if kept and kept[0].seq == resume + 1 and kept[-1].seq - resume == len(kept):
+                return kept
+            # The store no longer has all of it (trimmed or expired since the room loaded).
+            room.first_seq = max(room.first_seq, kept[0].seq if kept else room.head + 1)
         notice = (
             f"history starts at seq {room.first_seq}: messages {resume + 1} to "
             f"{room.first_seq - 1} are no longer retained"
@@ -414,28 +553,38 @@ class RoomHub:
 
     def _post(self, cmd: Post, now: float) -> list[Deliver[RoomMessage]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "TEXT")
-        self._check_id("id", cmd.id)
-        content = cmd.content
+        original = self._original(room, session.user, cmd.id, cmd.content)
+        if original is not None:
+            return [Deliver(to=(cmd.session,), message=original)]
+        message = self._append(room, Kind.TEXT, session.user, cmd.id, cmd.content, now)
+        return [Deliver(to=room.recipients, message=message)]
+
+    def _original(self, room: _Room, sender: str, id: str, content: str) -> RoomMessage | None:
+        """Check a new message's id and content; the original if ``id`` was used before."""
+        self._check_id("id", id)
         limit = self.limits.max_content_bytes
         if len(content) * 4 > limit and len(content.encode("utf-8", "surrogatepass")) > limit:
             raise LimitExceeded("content", f"must be at most {limit} bytes of UTF-8")
-        user = session.user
-        if cmd.id:
-            original = room.by_id.get((user, cmd.id))
-            if original is not None:
-                if original.content != content:
-                    raise InvalidArgument(
-                        "id", f"{cmd.id!r} was already used by {user!r} for another message"
-                    )
-                return [Deliver(to=(cmd.session,), message=original)]
+        original = room.by_id.get((sender, id)) if id else None
+        if original is not None and original.content != content:
+            raise InvalidArgument(
+                "id", f"{id!r} was already used by {sender!r} for another message"
+            )
+        return original
+
+    def _append(
+        self, room: _Room, kind: Kind, sender: str, id: str, content: str, now: float
+    ) -> RoomMessage:
+        """The room's next message: sequenced, stamped (never before the last), written."""
         seq = room.head + 1
+        room.stamp = stamp = max(_millis(now), room.stamp)
         message = RoomMessage(
-            kind=Kind.TEXT,
+            kind=kind,
             room=room.name,
-            sender=user,
-            id=cmd.id or f"{room.epoch}-{seq}",
+            sender=sender,
+            id=id or f"{room.epoch}-{seq}",
             content=content,
-            timestamp=_millis(now),
+            timestamp=stamp,
             seq=seq,
             epoch=room.epoch,
         )
@@ -446,7 +595,156 @@ class RoomHub:
             room.first_seq = seq - self._retain + 1
             if seq % self._trim_every == 0:
                 self._writes.append(TrimRoom(room=room.name, before_seq=room.first_seq))
-        return [Deliver(to=room.recipients, message=message)]
+        return message
+
+    # -- the server's own backend (the admin API) ----------------------------------------
+
+    def publish(self, cmd: Publish, *, now: float) -> Published:
+        """Store and deliver ``cmd``'s message (``needs(cmd)`` first); a re-sent id returns
+        the original, stored once."""
+        self._check_backend_command(cmd)
+        room = self._loaded(cmd.room)
+        try:
+            original = self._original(room, cmd.sender, cmd.id, cmd.content)
+            if original is not None:
+                return Published(message=original, duplicate=True, deliveries=[])
+            message = self._append(room, cmd.kind, cmd.sender, cmd.id, cmd.content, now)
+            deliveries = [Deliver(to=room.recipients, message=message)] if room.members else []
+            return Published(message=message, duplicate=False, deliveries=deliveries)
+        finally:
+            if not room.members:
+                self._drop(room.name)  # loaded for this only: the next JOIN reloads it
+
+    def delete_history(self, cmd: DeleteHistory, *, now: float) -> Deleted:
+        """Forget the room's messages, or only ``cmd.user``'s (``needs(cmd)`` first: every
+        stored one is read). What is left is renumbered from seq 1 under a new epoch; members
+        get a SYSTEM notice carrying it (their clients resume and are told of the reset)."""
+        self._check_backend_command(cmd)
+        room = self._loaded(cmd.room)
+        key = ("", cmd.room)
+        stored = self._fetched.pop(key, [])
+        for pending in [k for k in self._fetched if k[1] == cmd.room]:
+            del self._fetched[pending]  # older history read for a JOIN: about to be wrong
+        self._exhausted = {k for k in self._exhausted if k[1] != cmd.room}
+        try:
+            if cmd.user:
+                last = stored[-1].seq if stored else room.first_seq - 1
+                messages = [*stored, *(m for m in room.window if m.seq > last)]
+                kept = [m for m in messages if m.sender != cmd.user]
+                removed = len(messages) - len(kept)
+            else:
+                kept, removed = [], max(0, room.head - room.first_seq + 1)
+            if not removed:
+                return Deleted(removed=0, epoch=room.epoch, head=room.head, deliveries=[])
+            epoch = self._new_epoch()
+            renumbered = [replace(m, seq=seq, epoch=epoch) for seq, m in enumerate(kept, 1)]
+            self._writes.append(CreateRoom(room=room.name, epoch=epoch))
+            self._writes.extend(AppendMessage(message=m) for m in renumbered)
+            room.epoch, room.head, room.first_seq = epoch, len(renumbered), 1
+            room.window.clear()
+            room.by_id.clear()
+            for message in renumbered[-self._history :] if self._history else ():
+                self._remember(room, message)
+            whose = f"{cmd.user!r}'s messages" if cmd.user else "every message"
+            notice = self._system(
+                room,
+                f"history was deleted ({whose}): the room is now at epoch {epoch}, head seq "
+                f"{room.head}",
+                _millis(now),
+            )
+            deliveries = [Deliver(to=room.recipients, message=notice)] if room.members else []
+            return Deleted(removed=removed, epoch=epoch, head=room.head, deliveries=deliveries)
+        finally:
+            if not room.members:
+                self._drop(room.name)
+
+    def _check_backend_command(self, cmd: Publish | DeleteHistory) -> None:
+        self._check_id("room", cmd.room)
+        if isinstance(cmd, DeleteHistory):
+            self._check_id("user", cmd.user)
+            return
+        self._check_id("sender", cmd.sender)
+        if not cmd.sender:
+            raise InvalidArgument("sender", "must not be empty")
+        if cmd.kind not in (Kind.TEXT, Kind.SYSTEM):
+            raise InvalidArgument("kind", f"must be TEXT or SYSTEM, got {Kind(cmd.kind).name}")
+        self._check_id("id", cmd.id)
+
+    # -- retention by time ---------------------------------------------------------------
+
+    def sweep(self, *, now: float) -> RoomAges | None:
+        """The read of retention's next bounded step at ``now`` (None: no ``ttl``)."""
+        if self.ttl is None:
+            return None
+        return RoomAges(
+            before=_millis(now - self.ttl),
+            after_room=self._sweep_after,
+            limit=self._sweep_rooms,
+            generation=self._generation,
+        )
+
+    def expire(self, read: RoomAges, ages: list[RoomAge]) -> Expired:
+        """Trim what ``ages`` (the answer to ``read``) says has expired; forget the rooms with
+        no member and no message left. A room that changed since ``read`` was planned is
+        left for the next lap. At most ``sweep_messages`` are trimmed per step: a room with
+        more is trimmed that far, and the next step starts with it again."""
+        self._cutoff = max(self._cutoff, read.before)
+        messages = forgotten = 0
+        budget, cursor, more = self._sweep_messages, read.after_room, False
+        for age in ages:
+            if not budget:
+                more = True  # rooms of this read left for the next step
+                break
+            room = self._rooms.get(age.room)
+            if room is None and (
+                read.generation < self._horizon or self._dropped.get(age.room, -1) > read.generation
+            ):
+                continue  # loaded and dropped again since: its answer may be stale
+            if room is not None and room.epoch != age.epoch:
+                continue  # its history was deleted since
+            before = age.first_kept if age.first_kept is not None else age.head + 1
+            stored = 0 if age.oldest is None else max(0, before - age.oldest)
+            if stored > budget:  # the rest in the next step, which starts with this room
+                assert age.oldest is not None
+                before, stored = age.oldest + budget, budget
+                if room is not None:
+                    self._trim_window(room, before)
+                self._writes.append(TrimRoom(room=age.room, before_seq=before))
+                messages += stored
+                more = True
+                break
+            budget -= stored
+            cursor = age.room
+            if room is None and age.first_kept is None:
+                self._writes.append(ForgetRoom(room=age.room))
+                self._drop(age.room)
+                messages += stored
+                forgotten += 1
+                continue
+            if room is not None:
+                self._trim_window(room, before)
+            if stored:
+                self._writes.append(TrimRoom(room=age.room, before_seq=before))
+                messages += stored
+        lap = len(ages) < read.limit and cursor == (ages[-1].room if ages else read.after_room)
+        self._sweep_after = "" if lap else cursor
+        return Expired(messages=messages, rooms=forgotten, lap=lap, more=more)
+
+    def _expire_window(self, room: _Room, now: float) -> None:
+        """Drop what has expired from the window (a joiner never receives it)."""
+        if self.ttl is not None:
+            cutoff = _millis(now - self.ttl)
+            window = room.window
+            while window and window[0].timestamp < cutoff:
+                self._trim_window(room, window[0].seq + 1)
+
+    @staticmethod
+    def _trim_window(room: _Room, before_seq: int) -> None:
+        window = room.window
+        while window and window[0].seq < before_seq:
+            evicted = window.popleft()
+            room.by_id.pop((evicted.sender, evicted.id), None)
+        room.first_seq = max(room.first_seq, before_seq)
 
     def _typing(self, cmd: Typing, now: float) -> list[Deliver[RoomMessage]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "TYPING")
@@ -494,8 +792,25 @@ class RoomHub:
         session.rooms.discard(room.name)
         last = room.remove(name)
         if not room.members:
-            del self._rooms[room.name]  # the store keeps it; the next JOIN reloads it
+            self._drop(room.name)  # the store keeps it; the next JOIN reloads it
         return last
+
+    def _loaded(self, name: str) -> _Room:
+        room = self._rooms.get(name)
+        if room is None:
+            raise RuntimeError(f"room {name!r} is not loaded: provide needs(command) first")
+        return room
+
+    def _drop(self, name: str) -> None:
+        """Let the room go from memory, remembering when (see ``_DROPPED_KEPT``)."""
+        self._rooms.pop(name, None)
+        self._generation += 1
+        dropped = self._dropped
+        dropped.pop(name, None)
+        dropped[name] = self._generation
+        if len(dropped) > _DROPPED_KEPT:
+            for old in list(itertools.islice(dropped, len(dropped) // 2)):
+                self._horizon = max(self._horizon, dropped.pop(old))
 
     def _load(self, name: str, loaded: LoadedRoom) -> _Room:
         record = loaded.record
@@ -503,15 +818,22 @@ class RoomHub:
             record = RoomRecord(epoch=self._new_epoch(), head=0)
             self._writes.append(CreateRoom(room=name, epoch=record.epoch))
         head = record.head
+        first = max(1, head - self._retain + 1)
+        if record is loaded.record and loaded.first_seq is not None:
+            first = max(first, loaded.first_seq)
+        recent = [m for m in loaded.recent if m.timestamp >= self._cutoff]
+        if len(recent) < len(loaded.recent):  # expired since (a stale read): skip them too
+            first = max(first, recent[0].seq if recent else head + 1)
         room = _Room(
             name=name,
             epoch=record.epoch,
             head=head,
-            first_seq=max(1, head - self._retain + 1),
+            first_seq=first,
             window=deque(maxlen=self._history),
             by_id={},
+            stamp=loaded.recent[-1].timestamp if loaded.recent else 0,
         )
-        for message in loaded.recent[-self._history :] if self._history else ():
+        for message in recent[-self._history :] if self._history else ():
             self._remember(room, message)
         return room
 

@@ -5,9 +5,12 @@ drain and auth live here once, under every transport. Nothing here imports a wir
 (grpclib, h2, protobuf, betterproto2, websockets): a transport adapter does only wire work.
 """
 
-from .auth import Authenticator, Identity
+from .admin import Admin, HistoryPage, MatchInfo
+from .auth import AdminAuthenticator, Authenticator, Identity
 from .backend import Backend, WriteConflict
 from .errors import (
+    AdminDisconnect,
+    AdminDisconnectResume,
     PeerGone,
     SessionError,
     ShuttingDown,
@@ -15,16 +18,25 @@ from .errors import (
     StorageFailed,
     Unauthenticated,
 )
+from .jwks import JwksKeys, KeySetUnavailable
 from .outbox import Codec
 from .server import Counters, Runtime, Service, Session, Statistics
 from .settings import Settings
 
 __all__ = [
+    "Admin",
+    "AdminAuthenticator",
+    "AdminDisconnect",
+    "AdminDisconnectResume",
     "Authenticator",
     "Backend",
     "Codec",
     "Counters",
+    "HistoryPage",
     "Identity",
+    "JwksKeys",
+    "KeySetUnavailable",
+    "MatchInfo",
     "PeerGone",
     "Runtime",
     "Service",

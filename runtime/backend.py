@@ -7,8 +7,9 @@ SQLite ones, and ``tests/backends`` one conformance suite every backend passes.
   The runtime calls it with everything its sessions wrote while the previous call ran (group
   commit), so one call may carry many messages of many rooms.
 * ``read(read)``: the answer to a ``LoadRoom`` (``LoadedRoom``), ``ReadHistory`` (a list of
-  ``RoomMessage``) or ``LoadDocument`` (``DocumentRecord`` or None). The runtime only reads once
-  every write it made before is durable.
+  ``RoomMessage``), ``LoadDocument`` (``DocumentRecord`` or None) or ``RoomAges`` (a list of
+  ``RoomAge``, retention's sweep). The runtime only reads once every write it made before is
+  durable.
 * ``aclose()``.
 
 An ``AppendMessage`` whose seq is not the room's head + 1 (another writer got there first, or
@@ -20,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from interplay.core.effects import DocumentRecord, LoadedRoom, Read, Write
+from interplay.core.effects import DocumentRecord, LoadedRoom, Read, RoomAge, Write
 from interplay.core.rooms import RoomMessage
 
-ReadResult = LoadedRoom | list[RoomMessage] | DocumentRecord | None
+ReadResult = LoadedRoom | list[RoomMessage] | DocumentRecord | list[RoomAge] | None
 
 
 class WriteConflict(Exception):

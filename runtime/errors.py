@@ -34,5 +34,14 @@ class StorageFailed(SessionError):
     """The backend refused or failed a write: nothing after it was delivered; resume."""
 
 
+class AdminDisconnect(SessionError):
+    """The server's own backend ended the user's sessions (the admin API's Disconnect), not
+    to come back: the client surfaces it and does not reconnect."""
+
+
+class AdminDisconnectResume(SessionError):
+    """The same, asking the client to reconnect and resume (the reason says why)."""
+
+
 class PeerGone(Exception):
     """Raised by a transport's ``send`` when the peer is gone: the writer stops quietly."""

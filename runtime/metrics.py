@@ -81,6 +81,22 @@ _COUNTERS = (
         "interplay_game_states_superseded_total",
         "Game states replaced by a newer one before a slow player's stream took them.",
     ),
+    (
+        "retention_steps",
+        "interplay_retention_steps_total",
+        "Bounded steps of the history retention sweep (--history-ttl).",
+    ),
+    (
+        "messages_expired",
+        "interplay_messages_expired_total",
+        "Chat messages trimmed for being older than --history-ttl.",
+    ),
+    (
+        "rooms_forgotten",
+        "interplay_rooms_forgotten_total",
+        "Rooms with no member and no message left, forgotten with their epoch.",
+    ),
+    ("admin_calls", "interplay_admin_calls_total", "Admin API calls authorized."),
 )
 
 

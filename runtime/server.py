@@ -19,7 +19,14 @@ stops reading from its senders until the outbox falls to low water; a receiver a
 longer than the drain timeout is cut. Rate limits shape: a sender faster than its rate waits.
 Game states are never queued: a GameSync outbox keeps only the newest state.
 
-Timers live in one task: slow-consumer deadlines, the matches' ticks and the idle-writer sweep.
+Timers live in one task: slow-consumer deadlines, the matches' ticks, the idle-writer sweep and
+retention: with a TTL (``RoomHub(ttl=...)``), every ``Settings.retention_every`` seconds it
+starts one bounded step of the core's sweep (``RoomHub.sweep``/``expire``: a few rooms read,
+what has expired trimmed), one at a time, off the sessions' paths; steps, messages expired and
+rooms forgotten are counted.
+
+``admin`` (``runtime/admin.py``) is what a server's own backend may do (publish, presence,
+history, disconnect, delete history, snapshots, matches), for every transport alike.
 
 (DESIGN §8 sketches ``open``/``submit``/``outbound``/``finish``; ``serve`` is that loop written
 once, so a transport hands over its two wire coroutines instead of writing it again.)
@@ -43,15 +50,24 @@ from anyio.abc import TaskGroup
 
 from interplay.core.buffer import Signal
 from interplay.core.documents import CloseSession, DocumentHub
-from interplay.core.effects import Write
+from interplay.core.effects import Read, Write
 from interplay.core.histogram import Histogram
 from interplay.core.matches import Act, EndSession, JoinMatch, MatchHub
 from interplay.core.rate import TokenBucket
-from interplay.core.rooms import Disconnect, RoomHub
+from interplay.core.rooms import Command as ChatCommand
+from interplay.core.rooms import DeleteHistory, Disconnect, Publish, RoomHub
 
-from .auth import Authenticator, Identity
-from .backend import Backend
-from .errors import PeerGone, ShuttingDown, SlowConsumer, StorageFailed, Unauthenticated
+from .admin import Admin
+from .auth import AdminAuthenticator, Authenticator, Identity
+from .backend import Backend, ReadResult
+from .errors import (
+    PeerGone,
+    SessionError,
+    ShuttingDown,
+    SlowConsumer,
+    StorageFailed,
+    Unauthenticated,
+)
 from .outbox import Broadcast, Codec, EncodedTick, Outbox, StateOutbox
 from .settings import Settings
 
@@ -89,6 +105,10 @@ class Counters:
     storage_failures: int = 0
     ticks: int = 0
     states_superseded: int = 0  # game states a slow player never got: by design, counted
+    retention_steps: int = 0  # bounded steps of the retention sweep (history_ttl)
+    messages_expired: int = 0  # messages trimmed for being older than history_ttl
+    rooms_forgotten: int = 0  # rooms with no member and no message left, forgotten
+    admin_calls: int = 0  # admin API calls served (authorized)
     errors: dict[str, int] = field(default_factory=dict)  # by the transport's status name
 
 
@@ -166,6 +186,7 @@ class Runtime:
         games: MatchHub | None = None,
         settings: Settings | None = None,
         auth: Authenticator | None = None,
+        admin: AdminAuthenticator | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.backend = backend
@@ -174,6 +195,7 @@ class Runtime:
         self.games = games if games is not None else MatchHub()
         self.settings = settings or Settings()
         self.auth = auth  # None: identity is whatever the first message claims (DESIGN §4)
+        self.admin = Admin(self, admin)  # refuses every call without an admin secret
         self.counters = Counters()
         # Seconds, newest last: the tick driver's work per wake-up and how late it woke.
         self.tick_durations: deque[float] = deque(maxlen=100_000)
@@ -203,6 +225,7 @@ class Runtime:
         self._idle = anyio.Event()
         self._tasks: TaskGroup | None = None
         self._stops: list[anyio.CancelScope] = []
+        self._expiring = False  # a retention step runs
 
     async def __aenter__(self) -> Runtime:
         self._tasks = anyio.create_task_group()
@@ -237,10 +260,11 @@ class Runtime:
 
     # -- a session -----------------------------------------------------------------------
 
-    def authenticate(self, header: str | None) -> Identity | None:
+    async def authenticate(self, header: str | None) -> Identity | None:
         """The identity an ``authorization`` header grants (``Unauthenticated`` if it grants
-        none); None when the server has no auth configured."""
-        return None if self.auth is None else self.auth.authenticate_header(header)
+        none); None when the server has no auth configured. Async: an identity provider's
+        key set may have to be fetched (``JwksKeys``)."""
+        return None if self.auth is None else await self.auth.authenticate_header(header)
 
     async def serve(
         self,
@@ -351,11 +375,7 @@ class Runtime:
         if service is Service.CHAT:
             await self._shape(session)
             rooms = self.rooms
-            read = rooms.needs(command)
-            while read is not None:
-                await self._wait_durable(self._queued)
-                rooms.provide(read, await self.backend.read(read), session=session.id)
-                read = rooms.needs(command)
+            await self.read_for_rooms(command, session.id)
             events = rooms.handle(command, now=self._clock())
             self._commit(rooms.take_writes(), [(e.to, Broadcast(e.message, 0)) for e in events])
         elif service is Service.EDIT:
@@ -379,6 +399,51 @@ class Runtime:
             games.handle(command, now=self._now())
             if isinstance(command, JoinMatch):
                 self._wake_timers()  # it may have started a match: its first tick is due soon
+
+    async def read_for_rooms(
+        self, command: ChatCommand | Publish | DeleteHistory, session: str = ""
+    ) -> None:
+        """Read what the room hub needs before it can handle ``command`` (core/effects.py),
+        each read once every write before it is durable."""
+        rooms = self.rooms
+        read = rooms.needs(command)
+        while read is not None:
+            await self._wait_durable(self._queued)
+            rooms.provide(read, await self.backend.read(read), session=session)
+            read = rooms.needs(command)
+
+    async def read_durably(self, read: Read) -> ReadResult:
+        """``read`` on the backend once every write queued before it is durable."""
+        await self._wait_durable(self._queued)
+        return await self.backend.read(read)
+
+    async def commit_durably(self, writes: list[Write], deliveries: Deliveries) -> None:
+        """Queue ``writes`` (then ``deliveries``) in the group commit; return once durable."""
+        self._commit(writes, deliveries)
+        await self._wait_durable(self._queued)
+
+    def wall_clock(self) -> float:
+        """The server's clock (Unix seconds): what the core is told ``now`` is."""
+        return self._clock()
+
+    def disconnect_user(self, user: str, error: SessionError) -> int:
+        """Cut every session acting as ``user`` with ``error``; how many."""
+        cut = 0
+        for session in list(self._sessions.values()):
+            if self._user_of(session) == user:
+                self._cut(session, error)
+                cut += 1
+        return cut
+
+    def _user_of(self, session: Session) -> str | None:
+        if session.identity is not None:
+            return session.identity.user
+        sid = session.id
+        if session.service is Service.CHAT:
+            return self.rooms.user_of(sid)
+        if session.service is Service.EDIT:
+            return self.documents.user_of(sid)
+        return self.games.player_of(sid)
 
     async def _shape(self, session: Session) -> None:
         bucket = session.bucket
@@ -604,12 +669,19 @@ class Runtime:
     async def _run_timers(self) -> None:
         every = self.settings.idle_writer_sweep
         sweep = self._now() + every
+        retention = self.settings.retention_every if self.rooms.ttl is not None else None
+        expire = self._now() if retention is not None else None  # the first step at once
         while True:
             wakeup = self._timer_wakeup = anyio.Event()
             now = self._now()
             if now >= sweep:
                 self._sweep_idle_writers()
                 sweep = now + every
+            if expire is not None and retention is not None and now >= expire:
+                if not self._expiring and self._tasks is not None:
+                    self._expiring = True
+                    self._tasks.start_soon(self._expire_step)
+                expire = now + retention
             deadlines = self._deadlines
             while deadlines and deadlines[0][0] <= now:
                 _, _, session, pause = heapq.heappop(deadlines)
@@ -620,10 +692,35 @@ class Runtime:
                 self._run_ticks(tick)
                 continue
             nearest = min(
-                d for d in (tick, deadlines[0][0] if deadlines else None, sweep) if d is not None
+                d
+                for d in (tick, deadlines[0][0] if deadlines else None, sweep, expire)
+                if d is not None
             )
             with anyio.move_on_after(nearest - now):
                 await wakeup.wait()
+
+    async def _expire_step(self) -> None:
+        """Bounded retention steps (started by the timers, one run at a time): read a few
+        rooms' ages, trim what has expired, forget what is empty, count it. A step that used
+        its whole message budget is followed by another after ``retention_pause`` seconds
+        (a backlog drains fast, and the event loop is free between steps)."""
+        rooms, counters = self.rooms, self.counters
+        try:
+            while (read := rooms.sweep(now=self._clock())) is not None:
+                ages = await self.read_durably(read)
+                assert isinstance(ages, list)
+                expired = rooms.expire(read, ages)  # type: ignore[arg-type]
+                self._commit(rooms.take_writes(), [])
+                counters.retention_steps += 1
+                counters.messages_expired += expired.messages
+                counters.rooms_forgotten += expired.rooms
+                if not expired.more:
+                    break
+                await anyio.sleep(self.settings.retention_pause)
+        except Exception as error:  # the next step tries again; sessions are not affected
+            log.warning("retention: a step failed (%s); retrying at the next one", error)
+        finally:
+            self._expiring = False
 
     def _cut_slow(self, session: Session) -> None:
         self.counters.slow_consumer_disconnects += 1

@@ -25,6 +25,12 @@ class Settings:
     # Seconds between sweeps that end the writer task of a session that wrote nothing since
     # the last one: an idle session holds no task of its own (its next message starts one).
     idle_writer_sweep: float = 10.0
+    # Seconds between retention steps when rooms have a history TTL (each step reads and trims
+    # a few rooms: ``RoomHub(sweep_rooms=...)``).
+    retention_every: float = 1.0
+    # Seconds between two retention steps while a backlog lasts (a step used its whole
+    # message budget): the loop is free between them.
+    retention_pause: float = 0.02
 
     def __post_init__(self) -> None:
         if not 0 <= self.low_water <= self.high_water:
@@ -40,6 +46,10 @@ class Settings:
             raise ValueError(f"burst: must be at least 1, got {self.burst}")
         if not self.idle_writer_sweep > 0:
             raise ValueError(f"idle_writer_sweep: must be positive, got {self.idle_writer_sweep}")
+        if not self.retention_every > 0:
+            raise ValueError(f"retention_every: must be positive, got {self.retention_every}")
+        if not self.retention_pause >= 0:
+            raise ValueError(f"retention_pause: must be 0 or more, got {self.retention_pause}")
         if self.max_pending_writes < 1:
             raise ValueError(
                 f"max_pending_writes: must be at least 1, got {self.max_pending_writes}"

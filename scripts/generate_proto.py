@@ -1,5 +1,6 @@
-"""Regenerate the committed code from protos/chat.proto: betterproto2's typed dataclasses (the
-API users see) and Google's ``chat_pb2`` (the upb runtime: the server's hot paths).
+"""Regenerate the committed code from protos/chat.proto and protos/admin.proto: betterproto2's
+typed dataclasses (the API users see) and Google's ``chat_pb2``/``admin_pb2`` (the upb runtime:
+the server's hot paths, and the descriptors server reflection serves).
 
     python scripts/generate_proto.py            # rewrite transports/grpc/generated/
     python scripts/generate_proto.py --check    # exit 1 if the committed code is stale
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "protos"
 TARGET = ROOT / "transports" / "grpc" / "generated"
 OPTIONS = "client_generation=async,server_generation=async"
+PROTOS = ("chat.proto", "admin.proto")
 
 
 def generate(out: Path) -> None:
@@ -34,7 +36,7 @@ def generate(out: Path) -> None:
             f"--python_betterproto2_out={out}",
             f"--python_betterproto2_opt={OPTIONS}",
             f"--python_out={out}",
-            str(PROTO_DIR / "chat.proto"),
+            *(str(PROTO_DIR / name) for name in PROTOS),
         ],
         check=True,
         capture_output=True,

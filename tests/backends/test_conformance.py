@@ -13,16 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from interplay.backends import MemoryBackend, SQLiteBackend
+from interplay.backends import MemoryBackend, SQLiteBackend, UnusableDataFile
 from interplay.core.effects import (
     AppendMessage,
     CreateRoom,
     DocumentRecord,
+    ForgetRoom,
     LoadDocument,
     LoadedRoom,
     LoadRoom,
     Read,
     ReadHistory,
+    RoomAge,
+    RoomAges,
     RoomRecord,
     SaveEdit,
     StoredEdit,
@@ -173,6 +176,52 @@ async def test_trim_forgets_older_messages_and_keeps_the_head(store: Store) -> N
     assert await store.history("lobby", after_seq=7) == [8, 9]
 
 
+async def test_a_load_tells_the_oldest_stored_seq(store: Store) -> None:
+    await store.write(CreateRoom(room="lobby", epoch="e1"))
+    assert (await store.load("lobby")).first_seq is None
+    await store.write(*appends(range(1, 9)), TrimRoom(room="lobby", before_seq=6))
+    assert (await store.load("lobby", recent=1)).first_seq == 6
+    await store.write(TrimRoom(room="lobby", before_seq=9))
+    assert (await store.load("lobby")).first_seq is None
+
+
+async def test_room_ages_page_through_rooms_by_name(store: Store) -> None:
+    def stamped(seq: int, room: str, at: int) -> Write:
+        message = text(seq, room)
+        return AppendMessage(message=RoomMessage(**{**_fields(message), "timestamp": at}))
+
+    await store.write(
+        CreateRoom(room="b", epoch="eb"),
+        *(stamped(seq, "b", at) for seq, at in [(1, 100), (2, 200), (3, 300)]),
+        CreateRoom(room="a", epoch="ea"),  # created, never posted to
+        CreateRoom(room="c", epoch="ec"),
+        stamped(1, "c", 100),
+        TrimRoom(room="b", before_seq=2),
+    )
+    first = await store.read(RoomAges(before=250, after_room="", limit=2))
+    assert first == [
+        RoomAge(room="a", epoch="ea", head=0, oldest=None, first_kept=None),
+        RoomAge(room="b", epoch="eb", head=3, oldest=2, first_kept=3),
+    ]
+    rest = await store.read(RoomAges(before=250, after_room="b", limit=2))
+    assert rest == [RoomAge(room="c", epoch="ec", head=1, oldest=1, first_kept=None)]
+    assert await store.read(RoomAges(before=250, after_room="c", limit=2)) == []
+
+
+async def test_forget_room_drops_its_record_and_messages(store: Store) -> None:
+    await store.write(CreateRoom(room="lobby", epoch="e1"), *appends(range(1, 4)))
+    await store.write(CreateRoom(room="other", epoch="eo"), ForgetRoom(room="lobby"))
+    assert await store.load("lobby") == LoadedRoom(record=None, recent=[])
+    assert await store.history("lobby") == []
+    assert (await store.load("other")).record == RoomRecord(epoch="eo", head=0)
+    await store.write(CreateRoom(room="lobby", epoch="e2"), *appends([1], epoch="e2"))
+    assert await store.history("lobby") == [1]  # a forgotten room can start again
+
+
+def _fields(message: RoomMessage) -> dict[str, object]:
+    return {name: getattr(message, name) for name in RoomMessage.__slots__}
+
+
 async def test_create_room_again_resets_it_under_a_new_epoch(store: Store) -> None:
     await store.write(CreateRoom(room="lobby", epoch="e1"), *appends(range(1, 6)))
     await store.write(CreateRoom(room="lobby", epoch="e2"))
@@ -277,3 +326,61 @@ async def test_a_restarted_backend_is_reopened(store: Store) -> None:
     await store.write(CreateRoom(room="lobby", epoch="e1"), *appends([1]))
     assert await store.history("lobby") == [1]
     assert store.restarts == (1 if store.subject.restarts else 0)
+
+
+# -- SQLite: what it refuses to open --------------------------------------------------------
+
+
+def test_sqlite_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, but someone's notes\n" * 100)
+    with pytest.raises(UnusableDataFile) as caught:
+        SQLiteBackend(path)
+    assert caught.value.reason.startswith("not an SQLite database (file is not a database)")
+    assert path.read_text().startswith("not a database")  # untouched
+
+
+@pytest.mark.parametrize(
+    ("statement", "reason"),
+    [
+        (
+            "CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT)",
+            "another program's SQLite database (tables messages)",
+        ),
+        (
+            "PRAGMA application_id = 1234",
+            "another program's SQLite database (application_id 0x4d2)",
+        ),
+    ],
+)
+def test_sqlite_refuses_another_programs_database(
+    tmp_path: Path, statement: str, reason: str
+) -> None:
+    import sqlite3
+
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as db:
+        db.execute(statement)
+    with pytest.raises(UnusableDataFile) as caught:
+        SQLiteBackend(foreign)
+    assert caught.value.reason == reason
+
+
+def test_sqlite_adopts_its_own_file_from_before_it_was_marked(tmp_path: Path) -> None:
+    import sqlite3
+
+    from interplay.backends.sqlite import _SCHEMA, APPLICATION_ID
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.executescript(_SCHEMA)
+    SQLiteBackend(path).close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+
+
+def test_sqlite_refuses_a_directory_it_cannot_create(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UnusableDataFile) as caught:
+        SQLiteBackend(tmp_path / "file" / "data" / "interplay.db")
+    assert caught.value.reason.startswith("cannot create its directory (")

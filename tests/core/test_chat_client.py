@@ -346,3 +346,39 @@ def test_backoff_defaults_are_grpcs() -> None:
     assert (policy.initial, policy.multiplier, policy.jitter, policy.cap) == (1, 1.6, 0.2, 120)
     assert policy.bounds(1) == pytest.approx((1.28, 1.92))
     assert policy.bounds(50) == pytest.approx((96, 144))
+
+
+# -- what the server's backend does to a room: published SYSTEM messages, deleted history ---
+
+
+def _echo(room: str, user: str, head: int, epoch: str) -> RoomMessage:
+    return RoomMessage(kind=Kind.JOIN, room=room, sender=user, seq=head, epoch=epoch)
+
+
+def test_a_published_system_message_is_sequenced_like_a_text() -> None:
+    client = ClientRooms(user="ann")
+    client.join("lobby")
+    client.receive(_echo("lobby", "ann", 0, "e1"))
+    system = RoomMessage(kind=Kind.SYSTEM, room="lobby", sender="ops", seq=1, epoch="e1")
+    text = RoomMessage(kind=Kind.TEXT, room="lobby", sender="bob", seq=2, epoch="e1")
+    assert client.receive(system) == ([system], [])
+    assert client.receive(text) == ([text], [])  # no gap: the SYSTEM message took seq 1
+    assert client.receive(system) == ([], [])  # replayed history: a duplicate, dropped
+    assert client.last_seq("lobby") == 2
+
+
+def test_a_message_under_another_epoch_makes_the_client_resume() -> None:
+    client = ClientRooms(user="ann")
+    client.join("lobby")
+    client.receive(_echo("lobby", "ann", 0, "e1"))
+    first = RoomMessage(kind=Kind.TEXT, room="lobby", sender="bob", seq=1, epoch="e1")
+    client.receive(first)
+    notice = RoomMessage(kind=Kind.SYSTEM, room="lobby", content="history was deleted", epoch="e2")
+    shown, requests = client.receive(notice)  # the room's history was deleted meanwhile
+    assert shown == []
+    assert requests == [JoinRequest(room="lobby", user="ann", resume_after_seq=1, epoch="e1")]
+    client.receive(_echo("lobby", "ann", 1, "e2"))
+    reset = RoomMessage(kind=Kind.SYSTEM, room="lobby", content="history was reset", epoch="e2")
+    assert client.receive(reset) == ([reset], [])  # the application is told
+    renumbered = RoomMessage(kind=Kind.TEXT, room="lobby", sender="bob", seq=1, epoch="e2")
+    assert client.receive(renumbered) == ([renumbered], [])  # the room starts over

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import texts
 
 from interplay.backends import SQLiteBackend
 from interplay.core import (
@@ -25,6 +24,7 @@ from interplay.core import (
     Snapshot,
 )
 from interplay.core.errors import Expired, PermissionDenied
+from interplay.testing.strategies import texts
 from stored import stored_documents
 
 

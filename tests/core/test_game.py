@@ -1,4 +1,6 @@
-"""The tick loop under generated clocks and inputs: ticks, replay, arena invariants, mirrors."""
+"""The tick loop under generated clocks, and its rules case by case. Replay, mirrors and the
+arena's invariants under generated inputs are the kit's machine (``interplay.testing.
+check_rules(Arena)``, tests/testing/test_kit.py)."""
 
 from __future__ import annotations
 
@@ -16,38 +18,12 @@ from interplay.core.errors import (
     LimitExceeded,
     NotJoined,
 )
-from interplay.core.game import Action, GameLoop, GameMirror, PlayerState, TickState
+from interplay.core.game import Action, GameLoop, GameMirror, PlayerState
 from interplay.core.latest import LatestState
 
 # Small and violent, so that generated runs reach deaths, respawns and the borders.
 ARENA = Arena(width=40, height=30, speed=10, attack_range=25, damage=40, respawn_ticks=3)
 PLAYERS = ["ann", "bob", "cy"]
-
-actions = st.builds(
-    Action,
-    player=st.sampled_from(PLAYERS),
-    kind=st.sampled_from(["join", "leave", "move", "move", "move", "attack", "attack", "dance"]),
-    params=st.one_of(
-        st.fixed_dictionaries(
-            {"dx": st.integers(-11, 11).map(str), "dy": st.integers(-11, 11).map(str)}
-        ),
-        st.fixed_dictionaries({"target": st.sampled_from([*PLAYERS, "ghost"])}),
-        st.dictionaries(st.sampled_from(["dx", "target", "x"]), st.sampled_from(["1", "a", ""])),
-    ),
-    sequence=st.integers(-1, 40),
-)
-
-
-def check_arena(state: TickState) -> None:
-    for player in state.players:
-        assert 0 <= player.health <= ARENA.max_health
-        assert 0 <= player.x <= ARENA.width and 0 <= player.y <= ARENA.height
-        assert player.x == int(player.x) and player.y == int(player.y)
-        assert (player.attribute("status") == "dead") == (player.health == 0)
-
-
-def fingerprint(state: TickState) -> tuple[object, ...]:
-    return (state.tick, state.players, state.changed, state.events, state.periodic_full)
 
 
 def as_dict(players: tuple[PlayerState, ...]) -> dict[str, PlayerState]:
@@ -82,53 +58,6 @@ def test_ticks_increase_without_gaps_below_the_cap_and_never_drift(
         assert loop.next_deadline() > now
     assert loop.statistics().ticks_skipped == skipped
     assert loop.statistics().ticks_run == last - skipped
-
-
-@given(data=st.data(), full_every=st.integers(1, 5))
-def test_states_are_a_function_of_the_applied_log_and_mirrors_follow_them(
-    data: st.DataObject, full_every: int
-) -> None:
-    hz, cap = 30.0, 4
-    loop = GameLoop(
-        ARENA, start=0.0, tick_hz=hz, full_every=full_every, max_catch_up=cap, actions_per_second=90
-    )
-    slots: list[LatestState[TickState]] = [LatestState(), LatestState()]
-    mirrors = [GameMirror(), GameMirror()]
-    states: list[TickState] = []
-    now = 0.0
-    for _ in range(data.draw(st.integers(1, 60), label="steps")):
-        if data.draw(st.booleans()):
-            action = data.draw(actions)
-            before = (loop.members(), loop.statistics())
-            try:
-                loop.submit(action)
-            except CoreError:
-                assert (loop.members(), loop.statistics()) == before
-            continue
-        # Below the catch-up cap: every tick runs (skipping is the test above).
-        now += data.draw(st.floats(0, (cap - 1) / hz))
-        for state in loop.advance(now):
-            check_arena(state)
-            states.append(state)
-            for slot, mirror in zip(slots, mirrors, strict=True):
-                slot.offer(state)
-                if data.draw(st.booleans(), label="receiver takes"):
-                    taken, full = slot.take()
-                    full = full or taken.periodic_full
-                    mirror.apply(
-                        tick=taken.tick,
-                        full=full,
-                        players=taken.players if full else taken.changed,
-                        events=taken.events,
-                    )
-                    assert mirror.players == as_dict(taken.players)
-
-    replay = GameLoop(ARENA, start=0.0, tick_hz=hz, full_every=full_every, max_catch_up=cap)
-    for state in states:
-        for action in state.applied:
-            assert replay.submit(action)
-        (again,) = replay.advance(replay.deadline(state.tick))
-        assert fingerprint(again) == fingerprint(state)
 
 
 def test_actions_apply_once_per_tick_in_sequence_order_and_repeats_are_ignored() -> None:

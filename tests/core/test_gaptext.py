@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import CHARS, ops_for, texts
 
 from interplay.core.ot.gaptext import GapText
+from interplay.testing.strategies import CHARS, ops_for, texts
 
 
 @given(start=texts, data=st.data())

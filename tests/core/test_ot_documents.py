@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from strategies import ops_for, texts
 
 from interplay.core.errors import Expired, InvalidArgument
 from interplay.core.ot import ClientDocument, Send, ServerDocument, State, TextOp
+from interplay.testing.strategies import ops_for, texts
 
 
 class EditingClients(RuleBasedStateMachine):

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from strategies import texts
 
 from interplay.core.errors import Expired, InvalidArgument
 from interplay.core.ot import Applied, ServerDocument, TextOp
+from interplay.testing.strategies import texts
 
 SESSIONS = ["s1", "s2", "s3"]
 

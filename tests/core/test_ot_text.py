@@ -1,30 +1,17 @@
-"""The laws of text operations, as Hypothesis properties (ot.js test-text-operation.js)."""
+"""TextOp's own rules: its normal form, splices, carets, refusals, the splice fast path.
+
+The laws every operation type must keep (lengths, TP1, the tie-break, compose, invert) are the
+kit's: ``interplay.testing.check_ot_laws(TextOp)`` in tests/testing/test_kit.py.
+"""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import ops_for, texts
 
 from interplay.core.ot import TextOp
-
-
-@given(st.data())
-def test_apply_keeps_lengths_consistent(data: st.DataObject) -> None:
-    doc = data.draw(texts)
-    op = data.draw(ops_for(doc))
-    assert op.base_length == len(doc)
-    assert len(op.apply(doc)) == op.target_length
-
-
-@given(st.data())
-def test_transform_satisfies_tp1_and_a_goes_left(data: st.DataObject) -> None:
-    doc = data.draw(texts)
-    a, b = data.draw(ops_for(doc)), data.draw(ops_for(doc))
-    a2, b2 = TextOp.transform(a, b)
-    assert a2.base_length == b.target_length and b2.base_length == a.target_length
-    assert b2.apply(a.apply(doc)) == a2.apply(b.apply(doc))
+from interplay.testing.strategies import ops_for, splices_for, texts
 
 
 @pytest.mark.parametrize(
@@ -40,25 +27,6 @@ def test_transform_examples(doc: str, a: list, b: list, expected: str) -> None: 
     op_a, op_b = TextOp.from_components(a), TextOp.from_components(b)
     a2, b2 = TextOp.transform(op_a, op_b)
     assert b2.apply(op_a.apply(doc)) == a2.apply(op_b.apply(doc)) == expected
-
-
-@given(st.data())
-def test_compose_agrees_with_sequential_apply(data: st.DataObject) -> None:
-    doc = data.draw(texts)
-    a = data.draw(ops_for(doc))
-    after = a.apply(doc)
-    b = data.draw(ops_for(after))
-    composed = a.compose(b)
-    assert composed.apply(doc) == b.apply(after)
-    assert (composed.base_length, composed.target_length) == (len(doc), b.target_length)
-
-
-@given(st.data())
-def test_invert_undoes_apply(data: st.DataObject) -> None:
-    doc = data.draw(texts)
-    op = data.draw(ops_for(doc))
-    assert op.invert(doc).apply(op.apply(doc)) == doc
-    assert op.compose(op.invert(doc)).apply(doc) == doc
 
 
 @given(st.data())
@@ -113,16 +81,9 @@ def test_transform_index_moves_a_caret_like_a_zero_width_insert(data: st.DataObj
     assert op.transform_index(index) == position
 
 
-@st.composite
-def splices_for(draw: st.DrawFn, doc: str) -> TextOp:
-    position = draw(st.integers(0, len(doc)))
-    deleted = draw(st.integers(0, len(doc) - position))
-    return TextOp.splice(len(doc), position, deleted, draw(texts))
-
-
 @given(st.data())
 def test_the_splice_fast_path_agrees_with_the_general_transform(data: st.DataObject) -> None:
     doc = data.draw(texts)
-    ops = st.one_of(splices_for(doc), ops_for(doc))
+    ops = st.one_of(splices_for(doc).map(lambda edit: edit.op(len(doc))), ops_for(doc))
     a, b = data.draw(ops), data.draw(ops)
     assert TextOp.transform(a, b) == TextOp._transform(a, b)

@@ -449,7 +449,7 @@ async def test_with_auth_a_session_needs_an_identity() -> None:
 
 async def test_a_join_outside_the_identitys_rooms_is_refused_naming_the_field() -> None:
     auth = Authenticator(SECRET)
-    identity = auth.authenticate(auth.mint("ann", rooms=["lobby"]))
+    identity = await auth.authenticate(auth.mint("ann", rooms=["lobby"]))
     async with running(auth=auth) as (runtime, tasks):
         call = MemoryCall(runtime, Service.CHAT, identity=identity).start(tasks)
         echo = await join(call, "", as_="ann")  # the user is the token's

@@ -23,7 +23,7 @@ from grpclib.server import Server
 
 from interplay.backends import MemoryBackend
 from interplay.core import DocumentHub, MatchHub, RoomHub
-from interplay.runtime import Authenticator, Backend, Runtime, Settings
+from interplay.runtime import AdminAuthenticator, Authenticator, Backend, Runtime, Settings
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.generated.chat import ChatMessage
 from interplay.transports.grpc.server import ServerSettings, build_server, drain
@@ -194,6 +194,7 @@ async def runtime_for(
     documents: DocumentHub | None = None,
     games: MatchHub | None = None,
     auth: Authenticator | None = None,
+    admin: AdminAuthenticator | None = None,
 ) -> AsyncIterator[Runtime]:
     """A running ``Runtime`` over a MemoryBackend (or ``backend``), no chat rate limit unless
     ``settings`` say otherwise."""
@@ -204,6 +205,7 @@ async def runtime_for(
         games=games,
         settings=settings or Settings(rate=0),
         auth=auth,
+        admin=admin,
     ) as runtime:
         yield runtime
 

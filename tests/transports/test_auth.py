@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import jwt
 import pytest
 from grpclib.client import Channel, Stream
@@ -135,7 +136,7 @@ def test_interplay_token_mints_what_the_server_accepts() -> None:
     exe = [sys.executable, "-m", "interplay", "token", "--user", "ann", "--rooms", "a,b"]
     env = {**os.environ, "INTERPLAY_AUTH_SECRET": SECRET}
     token = subprocess.run(exe, env=env, capture_output=True, text=True, check=True).stdout
-    identity = AUTH.authenticate_header(f"Bearer {token.strip()}")
+    identity = anyio.run(AUTH.authenticate_header, f"Bearer {token.strip()}")
     assert (identity.user, identity.rooms, identity.documents) == ("ann", {"a", "b"}, None)
     short = subprocess.run(
         exe, env={**env, "INTERPLAY_AUTH_SECRET": "short"}, capture_output=True, text=True

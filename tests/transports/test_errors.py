@@ -34,6 +34,8 @@ def test_every_runtime_error_maps_to_its_status_with_its_message() -> None:
         "ShuttingDown": Status.UNAVAILABLE,
         "SlowConsumer": Status.RESOURCE_EXHAUSTED,
         "StorageFailed": Status.UNAVAILABLE,
+        "AdminDisconnect": Status.PERMISSION_DENIED,
+        "AdminDisconnectResume": Status.UNAVAILABLE,
     }
     for cls in classes:
         mapped = status_of(cls("why"), {})

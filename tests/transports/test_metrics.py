@@ -109,6 +109,10 @@ async def test_a_fresh_server_exports_every_metric_at_zero() -> None:
         "interplay_store_commits_total",
         "interplay_store_writes_total",
         "interplay_store_failures_total",
+        "interplay_retention_steps_total",
+        "interplay_messages_expired_total",
+        "interplay_rooms_forgotten_total",
+        "interplay_admin_calls_total",
     ):
         assert got(name) == 0, name
         assert got.types[name.removesuffix("_total")] == "counter"

@@ -131,3 +131,45 @@ async def test_one_match_the_same_ticks_and_states_on_every_transport() -> None:
             await eventually(lambda: len({p.mirror.tick for p in players}) == 1, timeout=10)
             states = [dict(p.mirror.players) for p in players]
             assert states[0] == states[1] == states[2]
+
+
+async def test_the_server_api_reaches_websocket_members_the_same_way() -> None:
+    """Publish and Disconnect go through the runtime: a WebSocket member receives a published
+    message with its seq, and a Disconnect closes its socket with the same status a gRPC
+    client gets (4007 PERMISSION_DENIED: not retried; with reconnect, 4014: it resumes)."""
+    from interplay.core import Kind
+    from interplay.core.backoff import BackoffPolicy
+    from interplay.runtime import AdminAuthenticator
+    from interplay.runtime.reconnect import ConnectionState
+
+    fast = BackoffPolicy(initial=0.05, multiplier=1.6, jitter=0.2, cap=0.5)
+    admin = AdminAuthenticator("the-admin-secret-of-the-mixed-test-32b")
+    async with (
+        both_transports(admin=admin) as (runtime, _, ws_port),
+        ws_client.ChatClient("127.0.0.1", ws_port, user="ann", backoff=fast) as ann,
+        ws_client.ChatClient("127.0.0.1", ws_port, user="bob", backoff=fast) as bob,
+    ):
+        await ann.join("lobby")
+        await bob.join("lobby")
+        await eventually(lambda: runtime.rooms.members("lobby") == ["ann", "bob"])
+        published = await runtime.admin.publish("lobby", "from the backend", sender="bot")
+        with anyio.fail_after(5):
+            async for message in ann:
+                if message.kind is Kind.TEXT:
+                    assert (message.seq, message.content) == (
+                        published.message.seq,
+                        "from the backend",
+                    )
+                    break
+        assert runtime.admin.disconnect("ann", "banned") == 1
+        with pytest.raises(Exception) as caught, anyio.fail_after(5):
+            async for _ in ann:
+                pass
+        assert ann.failure is not None and ann.failure.status == "PERMISSION_DENIED"
+        assert ann.state is ConnectionState.CLOSED and ann.reconnect_delays == []
+        assert "disconnected by the server: banned" in str(caught.value)
+        assert runtime.admin.disconnect("bob", "moving", reconnect=True) == 1
+        with anyio.fail_after(5):
+            await bob.wait_for(ConnectionState.RECONNECTING)
+            await bob.wait_for(ConnectionState.CONNECTED)
+        assert len(bob.reconnect_delays) == 1

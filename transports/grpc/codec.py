@@ -48,6 +48,7 @@ from interplay.runtime.server import Runtime, Service
 
 from .generated import chat_pb2 as pb
 from .generated.chat import GameState
+from .generated.interplay.admin import v1 as admin
 
 # Core field names -> the wire's, for error messages the client can act on.
 CHAT_FIELDS = {"room": "room_id", "user": "sender_id"}
@@ -517,3 +518,29 @@ def state_update(message: Any) -> StateUpdate:
         players=tuple(update["players"]),
         events=tuple(update["events"]),
     )
+
+
+# -- the admin API (interplay.admin.v1): betterproto2 messages, off the hot paths ------------
+
+# Core field names -> the admin API's.
+ADMIN_FIELDS = {"kind": "type"}
+
+
+def admin_message(message: RoomMessage) -> admin.Message:
+    return admin.Message(
+        seq=message.seq,
+        id=message.id,
+        sender=message.sender,
+        content=message.content,
+        timestamp=message.timestamp,
+        type=admin.MessageType(int(message.kind)),
+        epoch=message.epoch,
+    )
+
+
+def admin_kind(value: int) -> Kind:
+    """A PublishRequest's type: TEXT or SYSTEM (the core refuses the others by name)."""
+    try:
+        return Kind(value)
+    except ValueError:
+        raise InvalidArgument("type", f"unknown message type {value}") from None

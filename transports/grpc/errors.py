@@ -16,6 +16,8 @@ from interplay.core.errors import (
     PermissionDenied,
 )
 from interplay.runtime.errors import (
+    AdminDisconnect,
+    AdminDisconnectResume,
     SessionError,
     ShuttingDown,
     SlowConsumer,
@@ -34,6 +36,10 @@ STATUS_OF: dict[type[Exception], Status] = {
     ShuttingDown: Status.UNAVAILABLE,
     SlowConsumer: Status.RESOURCE_EXHAUSTED,
     StorageFailed: Status.UNAVAILABLE,
+    # The admin API's Disconnect: PERMISSION_DENIED is fatal to our clients (they surface it
+    # and stop); UNAVAILABLE makes them reconnect and resume.
+    AdminDisconnect: Status.PERMISSION_DENIED,
+    AdminDisconnectResume: Status.UNAVAILABLE,
 }
 
 

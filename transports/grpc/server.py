@@ -19,6 +19,7 @@ from h2.settings import SettingCodes
 
 from interplay.runtime.server import Runtime
 
+from .admin import AdminService
 from .codec import WireCodec
 from .framing import CoalescingTransport
 from .service import MAX_MESSAGE_BYTES, ChatService
@@ -191,7 +192,11 @@ def build_server(runtime: Runtime, settings: ServerSettings) -> tuple[Server, Ch
     # The standard health service and server reflection, so grpcurl, grpc_cli and Postman find
     # chat.ChatService with no proto file at hand (its descriptor: the committed chat_pb2).
     # Its check follows ``chat.serving``: NOT_SERVING while the server drains.
-    services = ServerReflection.extend([chat, Health({chat: [chat.serving]})])
+    # With an admin secret, interplay.admin.v1.AdminService too (admin.py), on the same port.
+    served: list[Any] = [chat]
+    if runtime.admin.enabled:
+        served.append(AdminService(runtime))
+    services = ServerReflection.extend([*served, Health({chat: [chat.serving]})])
     server = _Server(services, codec=WireCodec(), config=config, max_streams=settings.max_streams)
     return server, chat
 

@@ -94,7 +94,7 @@ class ChatService:
                 raise PeerGone() from None
 
         try:
-            identity = runtime.authenticate((stream.metadata or {}).get("authorization"))
+            identity = await runtime.authenticate((stream.metadata or {}).get("authorization"))
             await runtime.serve(service, self._codecs[service], receive, send, identity=identity)
         except BaseException as error:
             task = asyncio.current_task()  # grpclib is asyncio-only

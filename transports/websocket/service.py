@@ -93,7 +93,7 @@ class WebSocketService:
 
         runtime = self.runtime
         try:
-            identity = runtime.authenticate(authorization)
+            identity = await runtime.authenticate(authorization)
             await runtime.serve(
                 service, self._codecs[service, subprotocol], receive, write, identity=identity
             )
