@@ -8,6 +8,7 @@ messages), one connection per call; gRPC calls share ``channel`` (or get one eac
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,11 +18,12 @@ from grpclib.client import Channel
 from grpclib.const import Cardinality
 from grpclib.encoding.proto import ProtoCodec
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosedOK
+from websockets.exceptions import ConnectionClosedOK, InvalidHandshake
 
 pb = chat_pb2()
 TRANSPORTS = ("grpc", "websocket")
 END = '{"end":true}'
+HANDSHAKE_ATTEMPTS = 5
 
 
 class WebSocketChat:
@@ -50,13 +52,23 @@ async def chat_call(
     transport: str, host: str, port: int, channel: Channel | None = None
 ) -> AsyncIterator[Any]:
     if transport == "websocket":
-        async with connect(
-            f"ws://{host}:{port}/chat",
-            subprotocols=["interplay.v1.proto"],  # type: ignore[list-item]
-            max_size=None,
-            ping_interval=None,
-            open_timeout=120,  # thousands of handshakes at once queue behind each other
-        ) as ws:
+        for attempt in range(HANDSHAKE_ATTEMPTS):
+            try:
+                ws = await connect(
+                    f"ws://{host}:{port}/chat",
+                    subprotocols=["interplay.v1.proto"],  # type: ignore[list-item]
+                    max_size=None,
+                    ping_interval=None,
+                    open_timeout=120,
+                )
+                break
+            except (OSError, InvalidHandshake, TimeoutError):
+                # A server busy past its handshake timeout closes the connection: as a real
+                # client would, come back a moment later.
+                if attempt == HANDSHAKE_ATTEMPTS - 1:
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
+        async with ws:
             yield WebSocketChat(ws)
         return
     own = channel is None

@@ -88,6 +88,11 @@ def test_wheel_contains_every_package(tmp_path: Path) -> None:
                 f"{source.relative_to(ROOT)} is not in the wheel"
             )
     assert "interplay/core/py.typed" in names
+    # The browser app: every file `interplay serve` serves must be installed with it.
+    for source in (ROOT / "web").rglob("*"):
+        if source.is_file() and "__pycache__" not in source.parts:
+            relative = source.relative_to(ROOT / "web")
+            assert f"interplay/web/{relative}" in names, f"web/{relative} is not in the wheel"
 
 
 @pytest.mark.slow

@@ -270,3 +270,23 @@ async def websocket_server(
             yield WebSocketServed(server, service, server.server.sockets[0].getsockname()[1])
         finally:
             await drain(server, service, 5)
+
+
+@asynccontextmanager
+async def uvicorn_serving(app: Any) -> AsyncIterator[int]:
+    """An ASGI ``app`` served by uvicorn in this loop on a free port, with its lifespan."""
+    import asyncio
+
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: server.started or task.done(), timeout=10)
+        assert server.started, task.exception() if task.done() else "uvicorn did not start"
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)

@@ -4,24 +4,20 @@ runtime in the same room."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from helpers import eventually, free_port, runtime_for
+from helpers import eventually, runtime_for, uvicorn_serving
 from interplay.backends import MemoryBackend
 from interplay.runtime import Runtime, Settings
 from interplay.transports import grpc as grpc_transport
@@ -31,21 +27,6 @@ from interplay.transports.grpc.client import ChatClient
 from interplay.transports.websocket.codec import END, JSON, PROTO
 
 pytestmark = pytest.mark.anyio
-
-
-@asynccontextmanager
-async def uvicorn_serving(app: Any) -> AsyncIterator[int]:
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        await eventually(lambda: server.started or task.done(), timeout=10)
-        assert server.started, task.exception() if task.done() else "uvicorn did not start"
-        yield port
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
 
 
 def starlette_app(service: InterplayASGI) -> Starlette:

@@ -1,0 +1,52 @@
+"""A reconnecting editor re-sends its in-flight edit even when remote edits split or emptied
+it (found by the browser client's differential test, tests/browser/test_clients_js.py).
+
+Today ``ClientEditor.connected()`` raises ValueError: ``ClientDocument.resend()`` returns the
+in-flight op rebased to the current revision, and a delete with a remote insert inside its
+range is two splices (a remote delete of the same range: none), which ``_request`` cannot put
+in one wire edit. Re-sending the op as it first went out (its original base) is one splice,
+and the server rebases it over the same edits the client did. The page does that
+(web/js/ot/client.js ``resend``). xfail until the core does: strict, so the fix shows.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from interplay.core.edit_client import (
+    ClientEditor,
+    DocumentSnapshot,
+    JoinDocument,
+    SendEdit,
+    ServerEdit,
+)
+from interplay.core.ot import ServerDocument, TextOp
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError, reason="core re-sends the rebased op")
+@pytest.mark.parametrize(
+    ("remote", "expected"),
+    [
+        ({"position": 2, "inserted": "X"}, "aXe"),  # an insert inside the deleted range
+        ({"position": 1, "deleted": 3}, "ae"),  # the same range deleted: the op is emptied
+    ],
+)
+def test_an_in_flight_edit_that_remote_edits_split_is_resent(
+    remote: dict[str, object], expected: str
+) -> None:
+    server = ServerDocument("abcde")
+    ann = ClientEditor("ann", "doc", id_prefix="a")
+    ann.receive(DocumentSnapshot(text="abcde", revision=0))
+    [sent] = ann.edit(1, 3, "")  # delete "bcd": in flight, its ack lost with the connection
+    assert isinstance(sent, SendEdit)
+    bob = TextOp.splice(5, remote["position"], remote.get("deleted", 0), remote.get("inserted", ""))  # type: ignore[arg-type]
+    server.receive(bob, base=0, author="bob", op_id="b-1")
+    ann.receive(ServerEdit(user="bob", op_id="b-1", revision=1, **remote))  # type: ignore[arg-type]
+
+    join, resend = ann.connected()
+    assert join == JoinDocument(document="doc", user="ann", revision=1)
+    assert isinstance(resend, SendEdit) and resend.op_id == sent.op_id
+    length = server.length_at(resend.base)
+    op = TextOp.splice(length, resend.position, resend.deleted, resend.inserted)
+    server.receive(op, base=resend.base, author="ann", op_id=resend.op_id)
+    assert server.text == ann.text == expected
