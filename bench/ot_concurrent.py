@@ -1,13 +1,19 @@
 """Concurrent editing through the gRPC server: N editors type their share of a real trace.
 
     python bench/ot_concurrent.py --editors 8 [--edits 4000] [--server HOST:PORT]
+    python bench/ot_concurrent.py --documents 200 --editors 4 --rate 5 [--seconds 20]
 
 Editor i takes patches i, i+N, i+2N, ... of a sequential trace (positions clamped to its own
 text, since the others are typing too), applies each through the core's ``ClientDocument``,
 sends it as a position-based ``EditOperation`` and waits for its ack before the next (the wire
 carries one splice per op), with a random pause between edits (0-2 ms by default). Everyone,
 the server included, must end with the same text. Prints one JSON line: ops/s, ack latency,
-convergence.
+server CPU (seconds, per op, share of a core), convergence.
+
+With ``--documents D`` (or ``--rate``), D documents of N editors each are typed at human
+speed: every editor sends ``--rate`` edits per second (on a fixed schedule, from a random
+phase) for ``--seconds``; the N editors of a document share one connection (a client process
+per user would not fit the load generator on this machine), each on its own stream.
 """
 
 from __future__ import annotations
@@ -49,21 +55,22 @@ def apply_message(doc: ClientDocument, message: Any) -> None:
 
 
 async def editor(
-    host: str,
-    port: int,
+    channel: Channel,
+    document: str,
     name: str,
     patches: list[tuple[int, int, str]],
     total: int,
     start: asyncio.Event,
     all_done: asyncio.Event,
     result: dict[str, Any],
+    edits: dict[str, int],
     max_delay: float,
     in_flight: int,
+    rate: float,
 ) -> None:
-    rng = random.Random(name)
-    channel = Channel(host, port, codec=ProtoCodec())
+    rng = random.Random(f"{document}/{name}")
     latencies = []
-    try:
+    if True:
         async with channel.request(
             "/chat.ChatService/CollaborativeEdit",
             Cardinality.STREAM_STREAM,
@@ -72,7 +79,7 @@ async def editor(
         ) as stream:
             await stream.send_request()
             await stream.send_message(
-                pb.EditOperation(document_id="bench", user_id=name, operation="join")
+                pb.EditOperation(document_id=document, user_id=name, operation="join")
             )
             snapshot = await stream.recv_message()
             assert snapshot is not None
@@ -99,7 +106,11 @@ async def editor(
 
             reader = asyncio.create_task(read())
             await start.wait()
+            due = time.perf_counter() + (rng.random() / rate if rate else 0.0)
             for n, (position, deleted, inserted) in enumerate(patches):
+                if rate:  # a fixed schedule: a late ack delays this edit, not the next ones
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                    due += 1 / rate
                 while len(doc.in_flight) >= in_flight:
                     room.clear()
                     await room.wait()
@@ -114,7 +125,7 @@ async def editor(
                 sent_at.append(time.perf_counter())
                 await stream.send_message(
                     pb.EditOperation(
-                        document_id="bench",
+                        document_id=document,
                         user_id=name,
                         operation=kind,
                         position=position,
@@ -125,7 +136,8 @@ async def editor(
                     )
                 )
                 result["edits"] = result.get("edits", 0) + 1
-                if max_delay:
+                edits[document] = edits.get(document, 0) + 1
+                if max_delay and not rate:
                     await asyncio.sleep(rng.random() * max_delay)
             while doc.in_flight:
                 room.clear()
@@ -135,67 +147,83 @@ async def editor(
                 all_done.set()
             # Keep applying everyone else's edits; once all are done, catch up to the end.
             await all_done.wait()
-            while doc.revision < first + result["edits"]:
+            while doc.revision < first + edits[document]:
                 progress.clear()
                 await progress.wait()
             reader.cancel()
-            result.setdefault("texts", {})[name] = (doc.text, doc.revision)
+            result.setdefault("texts", {})[(document, name)] = (doc.text, doc.revision)
             result.setdefault("latencies", []).extend(latencies)
             await stream.end()
-    finally:
-        channel.close()
 
 
-async def final_text(host: str, port: int) -> tuple[str, int]:
-    channel = Channel(host, port, codec=ProtoCodec())
-    try:
-        async with channel.request(
-            "/chat.ChatService/CollaborativeEdit",
-            Cardinality.STREAM_STREAM,
-            pb.EditOperation,
-            pb.EditOperation,
-        ) as stream:
-            await stream.send_request()
-            await stream.send_message(pb.EditOperation(document_id="bench", operation="join"))
-            snapshot = await stream.recv_message()
-            await stream.end()
-            assert snapshot is not None
-            return snapshot.content, snapshot.version
-    finally:
-        channel.close()
+async def final_text(channel: Channel, document: str) -> tuple[str, int]:
+    async with channel.request(
+        "/chat.ChatService/CollaborativeEdit",
+        Cardinality.STREAM_STREAM,
+        pb.EditOperation,
+        pb.EditOperation,
+    ) as stream:
+        await stream.send_request()
+        await stream.send_message(pb.EditOperation(document_id=document, operation="join"))
+        snapshot = await stream.recv_message()
+        await stream.end()
+        assert snapshot is not None
+        return snapshot.content, snapshot.version
 
 
 async def run(
-    host: str, port: int, editors: int, edits: int, max_delay: float, in_flight: int
+    host: str,
+    port: int,
+    editors: int,
+    edits: int,
+    max_delay: float,
+    in_flight: int,
+    documents: int = 1,
+    rate: float = 0.0,
+    seconds: float = 20.0,
 ) -> dict[str, Any]:
     trace = json.loads(gzip.decompress(TRACE.read_bytes()))
-    patches = [tuple(p) for txn in trace["txns"] for p in txn["patches"]][:edits]
+    patches = [tuple(p) for txn in trace["txns"] for p in txn["patches"]]
+    patches = patches[: int(rate * seconds) * editors] if rate else patches[:edits]
     result: dict[str, Any] = {}
+    counts: dict[str, int] = {}
     start, all_done = asyncio.Event(), asyncio.Event()
+    names = [f"doc{d}" for d in range(documents)] if documents > 1 else ["bench"]
+    # One connection per editor for one document; one per document for many (see above).
+    channels = {
+        (name, i): Channel(host, port, codec=ProtoCodec())
+        for name in names
+        for i in range(editors if documents == 1 else 1)
+    }
     tasks = [
         asyncio.create_task(
             editor(
-                host,
-                port,
+                channels[(name, i if documents == 1 else 0)],
+                name,
                 f"e{i}",
                 patches[i::editors],  # type: ignore[arg-type]
-                editors,
+                editors * len(names),
                 start,
                 all_done,
                 result,
+                counts,
                 max_delay,
                 in_flight,
+                rate,
             )
         )
+        for name in names
         for i in range(editors)
     ]
-    await asyncio.sleep(0.5)  # everyone joined
+    await asyncio.sleep(0.5 + len(tasks) / 1000)  # everyone joined
     began = time.perf_counter()
     start.set()
     await all_done.wait()
     elapsed = time.perf_counter() - began  # every edit acknowledged
     await asyncio.gather(*tasks)
-    server_text, server_revision = await final_text(host, port)
+    finals = {name: await final_text(channels[(name, 0)], name) for name in names}
+    for channel in channels.values():
+        channel.close()
     texts = result.get("texts", {})
     latencies = sorted(result.get("latencies", []))
 
@@ -204,18 +232,19 @@ async def run(
 
     return {
         "bench": "ot_concurrent",
+        "documents": documents,
         "editors": editors,
-        "max_delay_ms": max_delay * 1000,
+        "rate": rate,
+        "max_delay_ms": 0.0 if rate else max_delay * 1000,
         "in_flight": in_flight,
         "edits": result.get("edits", 0),
-        "server_revision": server_revision,
+        "server_revisions": sum(revision for _, revision in finals.values()),
         "ops_per_s": round(result.get("edits", 0) / elapsed),
         "ack_latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
-        "converged": all(
-            text == server_text and rev == server_revision for text, rev in texts.values()
-        )
-        and len(texts) == editors,
-        "final_chars": len(server_text),
+        # every editor of every document holds its server's text and revision
+        "converged": len(texts) == editors * len(names)
+        and all(finals[document] == held for (document, _), held in texts.items()),
+        "final_chars": sum(len(text) for text, _ in finals.values()),
         "wall_s": round(elapsed, 3),
     }
 
@@ -230,15 +259,41 @@ def main() -> None:
     parser.add_argument(
         "--in-flight", type=int, default=1, help="ops an editor may have awaiting their ack"
     )
+    parser.add_argument("--documents", type=int, default=1, help="documents, N editors each")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="edits/s per editor (default 5 with --documents)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="how long editors type at --rate"
+    )
     parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
+    parser.add_argument(
+        "--interplay",
+        help="the interplay executable to start (e.g. another checkout's, for a baseline)",
+    )
     args = parser.parse_args()
+    rate = args.rate if args.rate is not None else (5.0 if args.documents > 1 else 0.0)
 
     def measure(host: str, port: int, pid: int | None) -> dict[str, Any]:
         server_cpu, client_cpu = cpu_seconds(pid) if pid else 0.0, time.process_time()
         report = asyncio.run(
-            run(host, port, args.editors, args.edits, args.max_delay_ms / 1000, args.in_flight)
+            run(
+                host,
+                port,
+                args.editors,
+                args.edits,
+                args.max_delay_ms / 1000,
+                args.in_flight,
+                args.documents,
+                rate,
+                args.seconds,
+            )
         )
-        report["server_cpu_s"] = round(cpu_seconds(pid) - server_cpu, 2) if pid else None
+        if pid:
+            used = cpu_seconds(pid) - server_cpu
+            report["server_cpu_s"] = round(used, 2)
+            report["server_cpu_us_per_op"] = round(used / max(1, report["edits"]) * 1e6, 1)
+            report["server_cpu_percent"] = round(100 * used / report["wall_s"], 1)
         report["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
         return report
 
@@ -246,7 +301,10 @@ def main() -> None:
         host, _, port = args.server.rpartition(":")
         print(json.dumps(measure(host, int(port), None)), flush=True)
         return
-    with started(interplay()) as (port, pid):
+    argv = interplay()
+    if args.interplay:  # a baseline build: only the flags every release knew (no WebSocket)
+        argv = [args.interplay, "serve", "--port", "0", "--data", ":memory:", "--max-rate", "0"]
+    with started(argv) as (port, pid):
         print(json.dumps(measure("127.0.0.1", port, pid)), flush=True)
 
 

@@ -6,8 +6,9 @@ over the same edits, in the same run. Prints one JSON line.
 Three paths, each must end at the trace's ``endContent``:
 
 * ``text``: the document text the server applies into (``GapText.splice``);
-* ``server``: the whole server path for a position-based edit: ``TextOp.splice`` then
-  ``ServerDocument.receive`` (revision check, log, apply);
+* ``server``: the whole server path for a position-based edit, as ``DocumentHub`` takes it:
+  ``ServerDocument.splice`` (revision and op-id checks, apply, log; an edit made against the
+  current revision, as every one here is, needs no general ``TextOp``);
 * ``naive``: the baseline, ``s = s[:pos] + ins + s[pos + deleted:]``.
 """
 
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from interplay.core.ot import ServerDocument, TextOp
+from interplay.core.ot import ServerDocument
 from interplay.core.ot.gaptext import GapText
 
 DEFAULT = Path(__file__).resolve().parents[1] / "data" / "editing-traces"
@@ -36,9 +37,9 @@ def text_path(patches: list[tuple[int, int, str]]) -> str:
 
 def server_path(patches: list[tuple[int, int, str]]) -> str:
     doc = ServerDocument()
+    splice = doc.splice
     for position, deleted, inserted in patches:
-        op = TextOp.splice(doc.length, position, deleted, inserted)
-        doc.receive(op, base=doc.revision, author="trace")
+        splice(position, deleted, inserted, base=doc.revision, author="trace")
     return doc.text
 
 

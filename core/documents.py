@@ -27,7 +27,7 @@ from .effects import DocumentRecord, LoadDocument, Read, SaveEdit, StoredEdit, W
 from .errors import InvalidArgument, LimitExceeded, WrongIdentity
 from .events import Deliver
 from .limits import MAX_ID_LENGTH
-from .ot import ServerDocument, TextOp
+from .ot import ServerDocument
 from .ot.server import Applied
 
 # -- commands ----------------------------------------------------------------------------
@@ -36,12 +36,14 @@ from .ot.server import Applied
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenDocument:
     """Open a document: a snapshot, or with ``since`` (a revision the client holds, > 0) the
-    edits after it, when the server still keeps them (a reconnecting client catches up)."""
+    edits after it, when the server still keeps them (a reconnecting client catches up).
+    ``pending``: the op id of the client's edit in flight, whose fate a snapshot reports."""
 
     session: str
     document: str
     user: str = ""
     since: int | None = None
+    pending: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,9 +89,14 @@ class Piece:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
+    """The text at ``revision``. ``op_id``: the join's ``pending`` edit, when the text holds
+    it (empty: it never landed, and the client rebases it); either way the server ignores
+    that edit's re-send."""
+
     document: str
     text: str
     revision: int
+    op_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -134,10 +141,30 @@ class DocumentLimits:
                 raise ValueError(f"{name}: must be at least 1, got {getattr(self, name)}")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentStatistics:
+    """What ``DocumentHub.statistics()`` reports: now (sessions, documents, editors) and
+    since the hub started (the counters)."""
+
+    sessions: int
+    documents_loaded: int
+    editors: int
+    edits_applied: int  # new revisions
+    edits_rebased: int  # of those, made against an older revision: transformed first
+    duplicates: int  # re-sent edits acknowledged again, not applied
+    snapshots: int  # sent to a joining stream (each rejoin that could not catch up too)
+    catch_ups: int  # rejoins answered with the edits missed instead
+
+
 @dataclass(slots=True)
 class _Editor:
     user: str
     cursor: tuple[int, int] | None = None
+    # The op id of the edit in flight that this stream's join named and its snapshot answered
+    # for (landed or not): its re-send, made against a revision the client has since left, is
+    # not applied again. The client took the snapshot's word: an ack if it landed, else it
+    # rebases the edit onto the snapshot and sends it again under a new op id.
+    answered: str = ""
 
 
 @dataclass(slots=True)
@@ -167,6 +194,8 @@ class DocumentHub:
         self._sessions: dict[str, _Session] = {}
         self._staged: dict[str, _Open] = {}  # provided for the next command, not yet open
         self._writes: list[Write] = []
+        self._edits_applied = self._edits_rebased = self._duplicates = 0
+        self._snapshots = self._catch_ups = 0
 
     # -- storage effects -----------------------------------------------------------------
 
@@ -197,6 +226,18 @@ class DocumentHub:
         state = self._sessions.get(session)
         return frozenset(state.documents) if state else frozenset()
 
+    def statistics(self) -> DocumentStatistics:
+        return DocumentStatistics(
+            sessions=len(self._sessions),
+            documents_loaded=len(self._docs),
+            editors=sum(len(opened.editors) for opened in self._docs.values()),
+            edits_applied=self._edits_applied,
+            edits_rebased=self._edits_rebased,
+            duplicates=self._duplicates,
+            snapshots=self._snapshots,
+            catch_ups=self._catch_ups,
+        )
+
     def user_of(self, session: str) -> str | None:
         state = self._sessions.get(session)
         return state.user if state else None
@@ -211,7 +252,8 @@ class DocumentHub:
         if opened is None:
             loaded = self._load(stored)
             return Snapshot(document=document, text=loaded.text, revision=loaded.revision)
-        return self._snapshot(document, opened)
+        doc = opened.document
+        return Snapshot(document=document, text=doc.text, revision=doc.revision)
 
     def text(self, document: str) -> str | None:
         """The text of a document open in memory (tests and tools)."""
@@ -238,6 +280,7 @@ class DocumentHub:
                 events,
                 again=True,
                 since=command.since,
+                pending=command.pending,
             )
             return events
         if isinstance(command, CloseSession):
@@ -254,14 +297,15 @@ class DocumentHub:
         *,
         again: bool = False,
         since: int | None = None,
+        pending: str = "",
     ) -> tuple[_Open, _Editor]:
         """Make ``name`` an editor of ``document`` (snapshot or catch-up into ``events`` if it
         was not, or if it asks ``again``)."""
         opened, user, editor = self._lookup(name, document, claimed)
         if editor is None:
-            return opened, self._join(name, document, opened, user, events, since)
+            return opened, self._join(name, document, opened, user, events, since, pending)
         if again:
-            events.extend(self._catch_up(name, document, opened, since))
+            events.extend(self._catch_up(name, document, opened, editor, since, pending))
         return opened, editor
 
     def _lookup(self, name: str, document: str, claimed: str) -> tuple[_Open, str, _Editor | None]:
@@ -299,23 +343,41 @@ class DocumentHub:
         user: str,
         events: list[Deliver[DocumentEvent]],
         since: int | None = None,
+        pending: str = "",
     ) -> _Editor:
         self._docs[document] = opened
         session = self._sessions.get(name) or self._sessions.setdefault(name, _Session(user=user))
         session.documents.add(document)
         editor = opened.editors[name] = _Editor(user=user)
-        events.extend(self._catch_up(name, document, opened, since))
+        events.extend(self._catch_up(name, document, opened, editor, since, pending))
         return editor
 
     def _catch_up(
-        self, name: str, document: str, opened: _Open, since: int | None
+        self,
+        name: str,
+        document: str,
+        opened: _Open,
+        editor: _Editor,
+        since: int | None,
+        pending: str = "",
     ) -> list[Deliver[DocumentEvent]]:
         """The edits after ``since``, as ``Remote``s in revision order (its own among them,
         which the client takes as acks by op id); a snapshot when ``since`` is not given,
-        no longer kept, or ahead of the server (which lost edits: the client starts over)."""
+        no longer kept, or ahead of the server (which lost edits), saying whether the
+        ``pending`` edit is in it (the client rebases what is not onto it)."""
         doc = opened.document
         if since is None or not doc.oldest_base <= since <= doc.revision:
-            return [Deliver(to=(name,), message=self._snapshot(document, opened))]
+            landed = doc.was_applied(editor.user, pending)
+            editor.answered = pending
+            self._snapshots += 1
+            snapshot = Snapshot(
+                document=document,
+                text=doc.text,
+                revision=doc.revision,
+                op_id=pending if landed else "",
+            )
+            return [Deliver(to=(name,), message=snapshot)]
+        self._catch_ups += 1
         return [
             Deliver(to=(name,), message=_remote(document, applied))
             for applied in doc.history_since(since)
@@ -330,12 +392,6 @@ class DocumentHub:
         for edit in record.edits:
             doc.receive(edit.op, base=doc.revision, author=edit.author, op_id=edit.op_id)
         return doc
-
-    @staticmethod
-    def _snapshot(document: str, opened: _Open) -> Snapshot:
-        return Snapshot(
-            document=document, text=opened.document.text, revision=opened.document.revision
-        )
 
     def _edit(self, cmd: EditDocument) -> list[Deliver[DocumentEvent]]:
         if cmd.position < 0:
@@ -354,30 +410,37 @@ class DocumentHub:
             raise InvalidArgument("content", "an edit must delete or insert something")
         events: list[Deliver[DocumentEvent]] = []
         opened, user, editor = self._lookup(cmd.session, cmd.document, cmd.user)
+        if editor is not None and editor.answered and cmd.op_id == editor.answered:
+            editor.answered = ""  # sent before its snapshot answered for it (see _Editor)
+            return []
         doc = opened.document
         duplicate = doc.duplicate_of(user, cmd.op_id)
         if duplicate is not None:
             if editor is None:
                 self._join(cmd.session, cmd.document, opened, user, events)
+            self._duplicates += 1
             ack = Acked(
                 document=cmd.document, revision=duplicate.revision, op_id=cmd.op_id, user=user
             )
             return [*events, Deliver(to=(cmd.session,), message=ack)]
-        length = doc.context_length(cmd.base, cmd.session)
-        if cmd.position + cmd.deleted > length:
-            raise InvalidArgument(
-                "position",
-                f"{cmd.position} + length {cmd.deleted} is beyond the {length} code points "
-                f"of revision {cmd.base}",
-            )
-        op = TextOp.splice(length, cmd.position, cmd.deleted, cmd.inserted)
-        if op.target_length - op.base_length + doc.length > self.limits.max_length:
+        if len(cmd.inserted) - cmd.deleted + doc.length > self.limits.max_length:
             raise LimitExceeded("content", f"documents hold at most {self.limits.max_length}")
-        if editor is None:  # an edit without join: join first (snapshot before the ack)
+        current = cmd.base == doc.revision
+        if editor is None:  # an edit without join: join first (snapshot before the ack),
+            # once the edit is known to fit (``splice`` checks that itself, changing nothing)
+            doc.check_splice(cmd.position, cmd.deleted, base=cmd.base, session=cmd.session)
             editor = self._join(cmd.session, cmd.document, opened, user, events)
-        applied = doc.receive(
-            op, base=cmd.base, author=editor.user, op_id=cmd.op_id, session=cmd.session
+        applied = doc.splice(
+            cmd.position,
+            cmd.deleted,
+            cmd.inserted,
+            base=cmd.base,
+            author=editor.user,
+            op_id=cmd.op_id,
+            session=cmd.session,
         )
+        self._edits_applied += 1
+        self._edits_rebased += not current
         self._writes.append(
             SaveEdit(
                 document=cmd.document,
@@ -453,9 +516,7 @@ def _remote(document: str, applied: Applied) -> Remote:
     """An applied op as the other editors receive it: its splices, each with what it removed."""
     pieces = tuple(
         Piece(position=position, deleted=removed, inserted=inserted)
-        for (position, _, inserted), removed in zip(
-            applied.op.splices(), applied.removed, strict=True
-        )
+        for position, removed, inserted in applied.pieces()
     )
     return Remote(
         document=document,

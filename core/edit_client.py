@@ -16,13 +16,17 @@ requests to send.
   among them (ours, under its op id) is its acknowledgement, and the further pieces of that
   operation (a rebased op may travel as several, with one revision) are skipped. The ack that
   answers the re-send then comes for an op no longer in flight and is ignored.
-- A snapshot at another revision than ours (the server no longer kept what we missed, or lost
-  edits) starts the document over from it: a ``reset``, ``lost`` if local edits were never
-  acknowledged.
+- A snapshot after the first (the server no longer kept what we missed, or lost edits, or we
+  held revision 0) says whether our operation in flight (named by the join) is in it. Every
+  local edit that is not is *rebased* onto it: the server's change since our base, as an
+  operation (a character diff of the text we last knew the server to hold, with our landed
+  operation applied, against the snapshot), is transformed against them, and they go out
+  again as usual, under new op ids (the server ignores the re-send of the op its snapshot
+  answered for). No local edit is lost: the application sees a ``rebase``.
 - An operation the server refused (``EditRejected``: out of range, outside the token's claims)
   is never re-sent: the application sees a ``refused`` change with the rejection, and the
-  editor asks for a snapshot and starts over from it (a ``reset``, ``lost``), since its local
-  text holds an edit the server will never have.
+  editor asks for a snapshot and starts over from it (a ``reset``, ``lost``): its local text
+  holds an edit the server will never have, and the edits made on top of it with it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from dataclasses import dataclass
 from .documents import DocumentLimits
 from .errors import LimitExceeded, NotJoined, Rejection
 from .ot.client import ClientDocument, Send
+from .ot.gaptext import GapText
 from .ot.text import TextOp
 
 # -- requests: what the client puts on the wire -------------------------------------------
@@ -41,11 +46,13 @@ from .ot.text import TextOp
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JoinDocument:
-    """Open ``document``: a snapshot when ``revision`` is 0, else the edits after it."""
+    """Open ``document``: a snapshot when ``revision`` is 0, else the edits after it.
+    ``pending``: the op id of our operation in flight (a snapshot says whether it landed)."""
 
     document: str
     user: str
     revision: int = 0
+    pending: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,8 +76,11 @@ EditRequest = JoinDocument | SendEdit
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentSnapshot:
+    """The server's text at ``revision``; ``op_id``: the join's pending op, if it is in it."""
+
     text: str
     revision: int
+    op_id: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,10 +120,11 @@ EditReply = DocumentSnapshot | EditAck | ServerEdit | EditRejected
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentChange:
-    """The document changed: ``kind`` is "snapshot", "edit" (someone else's), "reset" (the
-    server no longer had what we missed, or refused an edit of ours: the text is its snapshot
-    and ``lost`` local edits, never acknowledged, are gone), or "refused" (``rejection`` says
-    why; a reset follows)."""
+    """The document changed: ``kind`` is "snapshot" (the first), "edit" (someone else's),
+    "rebase" (a later snapshot, with our unacknowledged edits rebased onto it), "refused"
+    (the server refused an edit of ours: ``rejection`` says why; a reset follows) or "reset"
+    (the snapshot after a refusal: the text is the server's, and ``lost`` local edits, made
+    on top of the refused one, are gone)."""
 
     kind: str
     user: str
@@ -140,10 +151,13 @@ class ClientEditor:
         self.id_prefix = secrets.token_hex(6) if id_prefix is None else id_prefix
         self.doc = ClientDocument()
         self.synced = False  # a snapshot has arrived
+        # The server's text at our revision, as we know it: what a later snapshot is diffed
+        # against to rebase our unacknowledged edits.
+        self._confirmed = GapText()
         self._ids: list[str] = []  # op id of each in-flight op (one: the ot.js client)
         self._counter = itertools.count(1)
         self._skip: tuple[int, str] | None = None  # (revision, op id) of ours, acked by catch-up
-        self._resend_after_snapshot = False  # see connected()
+        self._awaiting_snapshot = False  # see connected()
         self._start_over = False  # an op was refused: the next snapshot is a reset
 
     # -- reading --------------------------------------------------------------------------
@@ -188,19 +202,26 @@ class ClientEditor:
     # -- the connection's -----------------------------------------------------------------
 
     def connected(self) -> list[EditRequest]:
-        """What a new connection must send first: a join at the revision held, then the
-        operation in flight under its op id.
+        """What a new connection must send first: a join at the revision held, naming the
+        operation in flight, then that operation under its op id. If the join is answered
+        by the edits we missed, the re-send lands once (op ids); if by a snapshot, the
+        snapshot says whether it had landed, and the server ignores the re-send.
 
-        At revision 0 the join is a snapshot request (the wire's ``version`` 0), which cannot
-        show whether our operation was applied meanwhile: the re-send waits for the snapshot.
-        Still at 0, nothing was applied and it goes then; further on, it is a reset."""
-        revision = self.doc.revision if self.synced and not self._start_over else 0
-        if self._start_over:
+        At revision 0 the join is a snapshot request (the wire's ``version`` 0), so a snapshot
+        will answer it: until it does, edits stay local (sent against revision 0 they would
+        be applied after it, and rebased onto it as well)."""
+        if self._start_over:  # a snapshot to start over from; nothing of ours goes again
             return [JoinDocument(document=self.document, user=self.user)]
-        join = JoinDocument(document=self.document, user=self.user, revision=revision)
+        revision = self.doc.revision if self.synced else 0
         resend = self.doc.resend() if self.synced else None
-        self._resend_after_snapshot = resend is not None and revision == 0
-        if resend is None or self._resend_after_snapshot:
+        join = JoinDocument(
+            document=self.document,
+            user=self.user,
+            revision=revision,
+            pending=self._ids[0] if resend is not None else "",
+        )
+        self._awaiting_snapshot = revision == 0
+        if resend is None or self._awaiting_snapshot:
             return [join]
         return [join, self._request(resend, self._ids[0])]
 
@@ -229,20 +250,34 @@ class ClientEditor:
     def _snapshot(
         self, message: DocumentSnapshot
     ) -> tuple[list[DocumentChange], list[EditRequest]]:
-        resend, self._resend_after_snapshot = self._resend_after_snapshot, False
-        start_over, self._start_over = self._start_over, False
-        if self.synced and self.doc.revision == message.revision and not start_over:
-            # A rejoin at our revision with nothing missed.
-            send = self.doc.resend() if resend else None
-            return [], [self._request(send, self._ids[0])] if send else []
-        unsent = bool(self._ids) or self.doc.buffer is not None
-        lost = self.synced and unsent
-        change = "reset" if self.synced else "snapshot"
-        self.doc = ClientDocument(message.text, revision=message.revision)
-        self._ids.clear()
         self._skip = None
-        self.synced = True
-        return [self._change(change, "", lost=lost)], []
+        self._awaiting_snapshot = False
+        if self._start_over:
+            self._start_over = False
+            lost = bool(self._ids) or self.doc.buffer is not None
+            self._confirmed = GapText(message.text)
+            self.doc = ClientDocument(message.text, revision=message.revision)
+            self._ids.clear()
+            return [self._change("reset", "", lost=lost)], []
+        if not self.synced:
+            self._confirmed = GapText(message.text)
+            self.doc = ClientDocument(message.text, revision=message.revision)
+            self.synced = True
+            return [self._change("snapshot", "")], []
+        doc = self.doc
+        before = (doc.text, doc.revision)
+        landed = 1 if self._ids and message.op_id == self._ids[0] else 0
+        base = str(self._confirmed)
+        if landed:
+            base = doc.in_flight[0].apply(base)
+        change = TextOp.diff(base, message.text)
+        send = doc.rebase(message.text, revision=message.revision, change=change, landed=landed)
+        self._confirmed = GapText(message.text)
+        self._ids.clear()
+        requests = self._sent(send)
+        if (doc.text, doc.revision) == before:
+            return [], requests  # e.g. a rejoin at revision 0 that nothing had changed
+        return [self._change("rebase", "")], requests
 
     def _refused(self, message: EditRejected) -> tuple[list[DocumentChange], list[EditRequest]]:
         change = DocumentChange(
@@ -262,6 +297,8 @@ class ClientEditor:
             return []
         op_id = f"{self.id_prefix}-{next(self._counter)}"
         self._ids.append(op_id)
+        if self._awaiting_snapshot:
+            return []  # in flight as far as the document goes; the snapshot's rebase sends it
         return [self._request(send, op_id)]
 
     def _request(self, send: Send, op_id: str) -> SendEdit:
@@ -278,6 +315,7 @@ class ClientEditor:
 
     def _acked(self) -> list[EditRequest]:
         self._ids.pop(0)
+        self._confirmed.apply(self.doc.in_flight[0])
         return self._sent(self.doc.ack())
 
     def _apply_remote(self, message: ServerEdit) -> None:
@@ -288,9 +326,9 @@ class ClientEditor:
             op = TextOp.splice(
                 doc.server_length, message.position, message.deleted, message.inserted
             )
+        self._confirmed.apply(op)
         doc.receive(op, revision=message.revision)
 
     def _change(self, kind: str, user: str, *, lost: bool = False) -> DocumentChange:
-        return DocumentChange(
-            kind=kind, user=user, revision=self.doc.revision, text=self.doc.text, lost=lost
-        )
+        doc = self.doc
+        return DocumentChange(kind=kind, user=user, revision=doc.revision, text=doc.text, lost=lost)

@@ -8,7 +8,7 @@ the others of that format (gRPC and WebSocket members of one room, say).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import anyio
@@ -126,10 +126,17 @@ class Outbox(_Waiting):
             self._wake()
         return signal
 
-    async def next(self, codec: Codec) -> list[bytes] | None:
+    async def next(
+        self, codec: Codec, settle: Callable[[], Awaitable[None]] | None = None
+    ) -> list[bytes] | None:
         """The frames to write next, oldest first (up to ``BATCH`` items); None once closed
-        and flushed. Raises what ``fail`` was given."""
+        and flushed. Raises what ``fail`` was given. ``settle``, if given, is awaited once
+        there is something to write and room for more, before taking it: what it lets
+        arrive meanwhile goes in the same write."""
         await self._wait()
+        if settle is not None and 0 < len(self.buffer) < BATCH and not self.closed:
+            await settle()
+            await self._wait()  # a failure meanwhile is raised
         if not self.buffer:
             return None
         items, signal = self.buffer.pop_many(BATCH)
@@ -192,8 +199,11 @@ class StateOutbox(_Waiting):
         self._wake()
         return superseded
 
-    async def next(self, codec: Codec) -> list[bytes] | None:
-        """The state to write now (full if the session missed one); None once closed."""
+    async def next(
+        self, codec: Codec, settle: Callable[[], Awaitable[None]] | None = None
+    ) -> list[bytes] | None:
+        """The state to write now (full if the session missed one); None once closed.
+        (``settle`` is ``Outbox.next``'s; a newest-state slot never waits for more.)"""
         await self._wait()
         frames: list[bytes] = []
         while self.notices:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from interplay.core.errors import CoreError, WrongIdentity
+from interplay.core.errors import CoreError, Expired, WrongIdentity
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +24,8 @@ class Refusal:
 
 
 def refuses_the_message(error: BaseException) -> bool:
-    """A ``CoreError`` refuses its message; claiming another identity than the stream's
-    (``WrongIdentity``) is a fault of the stream, which it ends."""
-    return isinstance(error, CoreError) and not isinstance(error, WrongIdentity)
+    """A ``CoreError`` refuses its message; two end the stream instead: claiming another
+    identity than the stream's (``WrongIdentity``), a fault of the stream, and an edit based on
+    a revision no longer kept (``Expired``): the client must join again and rebase its edits
+    onto the snapshot (transient ABORTED), or it would drop them."""
+    return isinstance(error, CoreError) and not isinstance(error, WrongIdentity | Expired)

@@ -506,10 +506,11 @@ class Runtime:
         """The only task that sends on the session (transports require one). It waits for more
         while the session is busy; the idle sweep (``_sweep_idle_writers``) ends it when not."""
         outbox, codec, send, counters = session.outbox, session.codec, session.send, self.counters
+        settle = self._settle if session.service is Service.EDIT else None
         with anyio.CancelScope() as scope:
             session.writer = scope
             try:
-                while (frames := await outbox.next(codec)) is not None:
+                while (frames := await outbox.next(codec, settle)) is not None:
                     session.active = True
                     counters.writes += 1
                     await send(frames)
@@ -525,6 +526,18 @@ class Runtime:
                 session.flushed.set()
         elif outbox:  # written to while the sweep ended it
             self._wake_writer(session)
+
+    async def _settle(self) -> None:
+        """Before an edit session's writer takes its batch: let the commands already read
+        join it. Editors wait for each acknowledgement, so a document's deliveries come one
+        small round at a time, each a write (a system call) per editor; this yields once, so
+        the readers woken with this writer run first, then waits for the commits queued by
+        then (those only: a busy server cannot hold a writer back longer than one round of
+        the store), and their deliveries leave in the same write. Wire-neutral: it counts
+        rounds, not bytes or frames."""
+        await anyio.lowlevel.checkpoint()
+        if self._pending or self._flushing:
+            await self._wait_durable(self._queued)
 
     def _sweep_idle_writers(self) -> None:
         """End the writers of sessions that wrote nothing since the last sweep."""

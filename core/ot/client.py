@@ -161,12 +161,37 @@ class ClientDocument:
             self.buffer, op = TextOp.transform(self.buffer, op)
         self.text = op.apply(self.text)
         self.revision = self.revision + 1 if revision is None else revision
+        self._rebase_steps(op)
+        return op
+
+    def rebase(self, text: str, *, revision: int, change: TextOp, landed: int = 0) -> Send | None:
+        """Start over from the server's ``text`` at ``revision``, keeping every local edit not
+        in it. ``change`` turns the server's text as this client knows it, after the first
+        ``landed`` operations in flight (which ``text`` holds already), into ``text``. The
+        other operations in flight and the buffer are transformed over it as one operation
+        (the server's change goes right of a local insert at the same position, as a remote
+        op does) and become the buffer; undo steps move past ``change`` as past a remote op.
+        Returns the first splice to send."""
+        mine = TextOp.identity(change.base_length)
+        for op in self.in_flight[landed:]:
+            mine = mine.compose(op)
+        if self.buffer is not None:
+            mine = mine.compose(self.buffer)
+        mine, theirs = TextOp.transform(mine, change)
+        self.text = mine.apply(text)
+        self.revision = revision
+        self.in_flight = []
+        self.buffer = mine
+        self._rebase_steps(theirs)
+        return self._send_buffered()
+
+    def _rebase_steps(self, op: TextOp) -> None:
+        """The undo and redo steps, moved past ``op`` (applied after the local text)."""
         for stack in (self._undo, self._redo):
             remote = op
             for index in range(len(stack) - 1, -1, -1):
                 stack[index], remote = TextOp.transform(stack[index], remote)
         self._last_splice = None
-        return op
 
     def ack(self) -> Send | None:
         """The server applied our oldest in-flight operation; return the buffered one to send

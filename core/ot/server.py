@@ -20,33 +20,94 @@ a reconnecting client re-joins (its unacknowledged operations are recognised by 
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass
 
 from ..errors import Expired, InvalidArgument
 from .gaptext import GapText
-from .text import TextOp
+from .text import TextOp, splice_op
+
+# How many trimmed op ids ``was_applied`` still recognises: per author, and authors.
+RETIRED_PER_AUTHOR = 16
+RETIRED_AUTHORS = 10_000
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Applied:
-    """``op`` (as transformed) is revision ``revision``; ``duplicate`` if ``op_id`` was seen."""
+    """``op`` (as transformed) is revision ``revision``; ``duplicate`` if ``op_id`` was seen;
+    ``removed``: the text each of ``op.splices()`` removed, when applied.
 
-    revision: int
-    op: TextOp
-    author: str
-    op_id: str = ""
-    duplicate: bool = False
-    removed: tuple[str, ...] = ()  # the text each of ``op.splices()`` removed, when applied
+    Also the server's log entry. One applied from a single splice (``ServerDocument.splice``)
+    keeps the splice and builds its general ``op`` only when something asks for it (a late
+    operation rebased over it, a catch-up, the store): a document edited in turn never builds
+    one. Written as a plain slotted class, not a frozen dataclass, because one is made per edit
+    on the hot path and a frozen dataclass costs about a microsecond more to construct.
+    """
 
+    __slots__ = (
+        "_op",
+        "_splice",
+        "author",
+        "duplicate",
+        "length_before",
+        "op_id",
+        "removed",
+        "revision",
+    )
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    op: TextOp
-    author: str
-    op_id: str
-    length_before: int
-    removed: tuple[str, ...]
+    def __init__(
+        self,
+        *,
+        revision: int,
+        op: TextOp | None = None,
+        author: str,
+        op_id: str = "",
+        duplicate: bool = False,
+        removed: tuple[str, ...] = (),
+        splice: tuple[int, int, str] | None = None,
+        length_before: int = 0,
+    ) -> None:
+        if op is None and splice is None:
+            raise TypeError("Applied: give op or splice")
+        self.revision = revision
+        self._op = op
+        self._splice = splice
+        self.author = author
+        self.op_id = op_id
+        self.duplicate = duplicate
+        self.removed = removed
+        self.length_before = length_before  # the document's length before it
+
+    @property
+    def op(self) -> TextOp:
+        op = self._op
+        if op is None:
+            assert self._splice is not None
+            position, deleted, inserted = self._splice
+            op = self._op = splice_op(self.length_before, position, deleted, inserted)
+        return op
+
+    def pieces(self) -> list[tuple[int, str, str]]:
+        """``(position, removed text, inserted)`` of each splice, each relative to the text
+        after the ones before it (what the wire carries), without building ``op`` if it was
+        one splice."""
+        splice = self._splice
+        if splice is not None:
+            position, deleted, inserted = splice
+            return [(position, self.removed[0], inserted)] if deleted or inserted else []
+        return [
+            (position, removed, inserted)
+            for (position, _, inserted), removed in zip(
+                self.op.splices(), self.removed, strict=True
+            )
+        ]
+
+    def __repr__(self) -> str:
+        what = f"splice={self._splice!r}" if self._op is None else f"op={self._op!r}"
+        return (
+            f"Applied(revision={self.revision}, {what}, author={self.author!r}, "
+            f"op_id={self.op_id!r}, duplicate={self.duplicate}, removed={self.removed!r})"
+        )
 
 
 @dataclass(slots=True)
@@ -62,8 +123,11 @@ class ServerDocument:
         self._text = GapText(text)
         self.revision = revision
         self._keep = keep
-        self._log: deque[_Entry] = deque()
+        self._log: deque[Applied] = deque()  # the last ``keep`` revisions, oldest first
         self._ids: dict[tuple[str, str], int] = {}
+        # Per author, the op ids the log has trimmed, newest last: a reconnecting editor whose
+        # revision is no longer kept is told by its snapshot whether its op in flight landed.
+        self._retired: dict[str, deque[str]] = {}
         self._bridges: dict[str, _Bridge] = {}
 
     @property
@@ -103,17 +167,7 @@ class ServerDocument:
         """Everything applied after revision ``base`` (which must be kept), in order: what a
         client that reconnects at ``base`` must catch up on (its own ops become acks)."""
         self.length_at(base)
-        start = base - self.oldest_base
-        return [
-            Applied(
-                revision=base + 1 + i,
-                op=entry.op,
-                author=entry.author,
-                op_id=entry.op_id,
-                removed=entry.removed,
-            )
-            for i, entry in enumerate(list(self._log)[start:])
-        ]
+        return list(itertools.islice(self._log, base - self.oldest_base, None))
 
     def duplicate_of(self, author: str, op_id: str) -> Applied | None:
         """The earlier application of ``op_id`` by ``author``, while it is kept."""
@@ -121,7 +175,26 @@ class ServerDocument:
         if seen is None:
             return None
         entry = self._log[seen - self.oldest_base - 1]
-        return Applied(revision=seen, op=entry.op, author=author, op_id=op_id, duplicate=True)
+        return Applied(
+            revision=seen,
+            op=entry.op,
+            author=author,
+            op_id=op_id,
+            duplicate=True,
+            removed=entry.removed,
+            length_before=entry.length_before,
+        )
+
+    def was_applied(self, author: str, op_id: str) -> bool:
+        """Whether ``author``'s ``op_id`` was applied: while it is in the log, and afterwards
+        among that author's last ``RETIRED_PER_AUTHOR`` trimmed ones (of the last
+        ``RETIRED_AUTHORS`` authors), since this document was loaded."""
+        if not op_id:
+            return False
+        if (author, op_id) in self._ids:
+            return True
+        retired = self._retired.get(author)
+        return retired is not None and op_id in retired
 
     def context_length(self, base: int, session: str = "") -> int:
         """The length of the text an operation from ``session`` made against ``base`` applies
@@ -129,6 +202,13 @@ class ServerDocument:
         self.length_at(base)  # refuses revisions not kept or to come
         unseen = self._unseen(base, session)
         return unseen[0][1].base_length if unseen else len(self._text)
+
+    def check_splice(self, position: int, deleted: int, *, base: int, session: str = "") -> None:
+        """Refuse, as ``splice`` would, a splice that does not fit what its sender saw (a
+        revision not kept or to come, a range beyond the text), changing nothing."""
+        length = self.context_length(base, session)
+        if position < 0 or deleted < 0 or position + deleted > length:
+            raise _beyond(position, deleted, length, base)
 
     def forget(self, session: str) -> None:
         """The session's stream ended: drop its bridge."""
@@ -147,6 +227,50 @@ class ServerDocument:
         unseen.extend((r, log[r - 1 - oldest].op) for r in range(start + 1, self.revision + 1))
         return unseen
 
+    def splice(
+        self,
+        position: int,
+        deleted: int,
+        inserted: str,
+        *,
+        base: int,
+        author: str,
+        op_id: str = "",
+        session: str = "",
+    ) -> Applied:
+        """``receive`` for one position-based splice (what the wire carries): at ``position``
+        of the text the sender saw, remove ``deleted`` code points and insert ``inserted``.
+        Made against the current revision it has nothing to be rebased over and is applied as
+        it is, without building the general operation; otherwise it takes ``receive``'s path."""
+        if op_id and (author, op_id) in self._ids:
+            duplicate = self.duplicate_of(author, op_id)
+            assert duplicate is not None
+            return duplicate
+        if base != self.revision:
+            self.length_at(base)  # refuses revisions not kept or to come
+            unseen = self._unseen(base, session)
+            length = unseen[0][1].base_length if unseen else len(self._text)
+            if position < 0 or deleted < 0 or position + deleted > length:
+                raise _beyond(position, deleted, length, base)
+            op = splice_op(length, position, deleted, inserted)
+            return self._rebase_and_apply(op, unseen, author, op_id, session)
+        text = self._text
+        length = len(text)
+        if position < 0 or deleted < 0 or position + deleted > length:
+            raise _beyond(position, deleted, length, base)
+        removed = text.splice(position, deleted, inserted)
+        self.revision = base + 1
+        applied = Applied(
+            revision=base + 1,
+            author=author,
+            op_id=op_id,
+            removed=(removed,) if deleted or inserted else (),
+            splice=(position, deleted, inserted),
+            length_before=length,
+        )
+        self._record(applied, session, [])
+        return applied
+
     def receive(
         self, op: TextOp, *, base: int, author: str, op_id: str = "", session: str = ""
     ) -> Applied:
@@ -155,26 +279,77 @@ class ServerDocument:
         duplicate = self.duplicate_of(author, op_id)
         if duplicate is not None:
             return duplicate
-        expected = self.context_length(base, session)
+        self.length_at(base)  # refuses revisions not kept or to come
+        unseen = self._unseen(base, session)
+        expected = unseen[0][1].base_length if unseen else len(self._text)
         if op.base_length != expected:
             raise InvalidArgument(
                 "position",
                 f"the edit spans {op.base_length} code points but revision {base} has {expected}",
             )
+        return self._rebase_and_apply(op, unseen, author, op_id, session)
+
+    def _rebase_and_apply(
+        self,
+        op: TextOp,
+        unseen: list[tuple[int, TextOp]],
+        author: str,
+        op_id: str,
+        session: str,
+    ) -> Applied:
+        """Transform ``op`` over what its sender had not seen (``_unseen``), one at a time,
+        and apply it as the next revision."""
         rebased = []
-        for revision, other in self._unseen(base, session):
+        for revision, other in unseen:
             op, other = TextOp.transform(op, other)
             rebased.append((revision, other))
         length_before = len(self._text)
         removed = self._text.apply(op)
         self.revision += 1
-        self._log.append(_Entry(op, author, op_id, length_before, removed))
-        if op_id:
-            self._ids[(author, op_id)] = self.revision
+        applied = Applied(
+            revision=self.revision,
+            op=op,
+            author=author,
+            op_id=op_id,
+            removed=removed,
+            length_before=length_before,
+        )
+        self._record(applied, session, rebased)
+        return applied
+
+    def _record(self, applied: Applied, session: str, rebased: list[tuple[int, TextOp]]) -> None:
+        """Log ``applied`` (the newest revision), its op id and its sender's bridge."""
+        log = self._log
+        log.append(applied)
+        if applied.op_id:
+            self._ids[(applied.author, applied.op_id)] = applied.revision
         if session:
-            self._bridges[session] = _Bridge(self.revision, rebased)
-        if len(self._log) > self._keep:
-            dropped = self._log.popleft()
+            bridge = self._bridges.get(session)
+            if bridge is None:
+                self._bridges[session] = _Bridge(applied.revision, rebased)
+            else:
+                bridge.last_own, bridge.others = applied.revision, rebased
+        if len(log) > self._keep:
+            dropped = log.popleft()
             if dropped.op_id:
                 self._ids.pop((dropped.author, dropped.op_id), None)
-        return Applied(revision=self.revision, op=op, author=author, op_id=op_id, removed=removed)
+                self._retire(dropped.author, dropped.op_id)
+
+    def _retire(self, author: str, op_id: str) -> None:
+        retired = self._retired.pop(author, None)  # re-inserted: the dict is oldest first
+        if retired is None:
+            retired = deque(maxlen=RETIRED_PER_AUTHOR)
+            if len(self._retired) >= RETIRED_AUTHORS:
+                del self._retired[next(iter(self._retired))]
+        retired.append(op_id)
+        self._retired[author] = retired
+
+
+def _beyond(position: int, deleted: int, length: int, base: int) -> InvalidArgument:
+    """The refusal of a splice that does not fit the text it was made against."""
+    if position < 0 or deleted < 0:
+        return InvalidArgument("position", "a position and a length must not be negative")
+    return InvalidArgument(
+        "position",
+        f"{position} + length {deleted} is beyond the {length} code points of revision {base}",
+    )

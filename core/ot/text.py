@@ -12,6 +12,7 @@ indices), the unit of the editing traces; never UTF-16 units or UTF-8 bytes.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -112,6 +113,31 @@ class TextOp:
         builder.insert(inserted)
         builder.delete(deleted)
         builder.retain(length - position - deleted)
+        return builder.build()
+
+    @classmethod
+    def diff(cls, old: str, new: str) -> TextOp:
+        """An operation that turns ``old`` into ``new``, keeping what they share: the common
+        ends, then ``difflib``'s matching blocks in between (a character diff; any correct
+        one would do, a closer one rebases edits onto ``new`` more faithfully)."""
+        builder = _Builder()
+        start, stop = 0, min(len(old), len(new))
+        while start < stop and old[start] == new[start]:
+            start += 1
+        end = 0
+        while end < stop - start and old[-1 - end] == new[-1 - end]:
+            end += 1
+        builder.retain(start)
+        matcher = difflib.SequenceMatcher(
+            None, old[start : len(old) - end], new[start : len(new) - end], autojunk=False
+        )
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                builder.retain(i2 - i1)
+            else:
+                builder.insert(new[start + j1 : start + j2])
+                builder.delete(i2 - i1)
+        builder.retain(end)
         return builder.build()
 
     # -- queries ---------------------------------------------------------------------------
@@ -238,13 +264,13 @@ class TextOp:
             length = a.base_length
             if pa + da < pb:
                 return (
-                    _splice(length - db + len(sb), pa, da, sa),
-                    _splice(length - da + len(sa), pb - da + len(sa), db, sb),
+                    splice_op(length - db + len(sb), pa, da, sa),
+                    splice_op(length - da + len(sa), pb - da + len(sa), db, sb),
                 )
             if pb + db < pa:
                 return (
-                    _splice(length - db + len(sb), pa - db + len(sb), da, sa),
-                    _splice(length - da + len(sa), pb, db, sb),
+                    splice_op(length - db + len(sb), pa - db + len(sb), da, sa),
+                    splice_op(length - da + len(sa), pb, db, sb),
                 )
         return TextOp._transform(a, b)
 
@@ -339,8 +365,10 @@ def _splice_of(op: TextOp) -> tuple[int, int, str] | None:
     return (position, deleted, inserted) if index == count else None
 
 
-def _splice(length: int, position: int, deleted: int, inserted: str) -> TextOp:
-    """``TextOp.splice`` for arguments known to fit, without the builder."""
+def splice_op(length: int, position: int, deleted: int, inserted: str) -> TextOp:
+    """``TextOp.splice`` for arguments known to fit, without the builder (the hot paths)."""
+    if not (inserted or deleted):  # nothing: one retain, as the normal form has it
+        return TextOp((length,) if length else (), length, length)
     ops: list[Component] = []
     if position:
         ops.append(position)

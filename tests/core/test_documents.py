@@ -225,3 +225,43 @@ def test_a_join_since_a_kept_revision_catches_up_instead_of_a_snapshot() -> None
         [event] = hub.handle(OpenDocument(session="a3", document="d", user="ann", since=since))
         assert event.message == Snapshot(document="d", text="yxbc!", revision=5)
     assert hub.handle(OpenDocument(session="a4", document="d", user="ann", since=5)) == []
+
+
+def test_a_snapshot_says_whether_the_pending_edit_landed_and_its_resend_is_not_applied() -> None:
+    hub = stored_documents(keep=1)
+    hub.handle(edit("a", 0, 0, inserted="ab", user="ann", op_id="a1"))
+    hub.handle(edit("b", 1, 2, inserted="!", user="bob", op_id="b1"))  # a1 is trimmed now
+    hub.handle(edit("b", 2, 0, inserted=">", user="bob", op_id="b2"))
+    # ann reconnects at revision 1 (no longer kept), naming a1, which she never saw acked.
+    [event] = hub.handle(
+        OpenDocument(session="a2", document="d", user="ann", since=1, pending="a1")
+    )
+    assert event.message == Snapshot(document="d", text=">ab!", revision=3, op_id="a1")
+    assert hub.handle(edit("a2", 1, 0, inserted="ab", user="ann", op_id="a1")) == []  # answered
+    # An edit that never landed: the snapshot says so (no op_id), and its re-send is ignored too.
+    [event] = hub.handle(
+        OpenDocument(session="a3", document="d", user="ann", since=1, pending="a9")
+    )
+    assert event.message == Snapshot(document="d", text=">ab!", revision=3)
+    assert hub.handle(edit("a3", 1, 0, inserted="z", user="ann", op_id="a9")) == []
+    assert hub.text("d") == ">ab!"
+    # The next edit of that stream is applied as usual.
+    [ack, _] = hub.handle(edit("a3", 3, 0, inserted="z", user="ann", op_id="a10"))
+    assert ack.message == Acked(document="d", revision=4, op_id="a10", user="ann")
+
+
+def test_statistics_count_what_the_hub_holds_and_did() -> None:
+    hub = stored_documents(keep=10)
+    hub.handle(OpenDocument(session="a", document="d", user="ann"))
+    hub.handle(edit("a", 0, 0, inserted="ab", user="ann", op_id="a1"))
+    hub.handle(edit("b", 0, 0, inserted="x", user="bob", op_id="b1"))  # stale: rebased
+    hub.handle(edit("b", 0, 0, inserted="x", user="bob", op_id="b1"))  # re-sent
+    hub.handle(OpenDocument(session="a", document="d", user="ann", since=1))  # catch-up
+    stats = hub.statistics()
+    assert (stats.sessions, stats.documents_loaded, stats.editors) == (2, 1, 2)
+    assert (stats.edits_applied, stats.edits_rebased, stats.duplicates) == (2, 1, 1)
+    assert (stats.snapshots, stats.catch_ups) == (2, 1)  # ann's join, bob's implicit one
+    hub.handle(CloseSession(session="a"))
+    hub.handle(CloseSession(session="b"))
+    stats = hub.statistics()
+    assert (stats.sessions, stats.documents_loaded, stats.editors) == (0, 0, 0)

@@ -12,7 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import pytest
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
@@ -28,6 +28,7 @@ from interplay.core.edit_client import (
     SendEdit,
     ServerEdit,
 )
+from interplay.core.errors import Expired
 from interplay.core.ot import ServerDocument, TextOp
 
 
@@ -63,7 +64,10 @@ def test_a_reconnect_joins_at_the_revision_and_resends_the_op_in_flight_under_it
     editor = synced("abc", 2)
     [sent] = editor.edit(3, 0, "d")
     editor.edit(0, 0, ">")  # buffered
-    assert editor.connected() == [JoinDocument(document="d", user="ann", revision=2), sent]
+    assert editor.connected() == [
+        JoinDocument(document="d", user="ann", revision=2, pending="p-1"),
+        sent,
+    ]
     # Someone else's edit in the catch-up moves ours; a later re-send is rebased on it.
     editor.receive(ServerEdit(user="bob", op_id="b-1", revision=3, position=0, inserted="z"))
     assert editor.text == ">zabcd"
@@ -91,15 +95,45 @@ def test_our_own_op_in_the_catch_up_is_its_ack_and_its_pieces_and_second_ack_are
     assert sent.op_id == "p-1"
 
 
-def test_a_snapshot_at_another_revision_resets_and_says_what_was_lost() -> None:
+def test_a_later_snapshot_rebases_the_unacknowledged_edits_onto_it() -> None:
+    editor = synced("abc def", 5)
+    [first] = editor.edit(7, 0, "!")  # in flight
+    editor.edit(0, 1, "A")  # buffered
+    assert editor.connected()[0] == JoinDocument(
+        document="d", user="ann", revision=5, pending="p-1"
+    )
+    # The server trimmed revision 5; meanwhile someone turned "abc def" into "abc, def".
+    shown, requests = editor.receive(DocumentSnapshot(text="abc, def", revision=9))
+    assert shown == [DocumentChange(kind="rebase", user="", revision=9, text="Abc, def!")]
+    [send] = requests  # the rebased edits, one splice at a time, under new op ids
+    assert isinstance(send, SendEdit) and send.base == 9 and send.op_id == "p-2"
+    assert (send.position, send.deleted, send.inserted) == (0, 1, "A")
+    assert editor.receive(EditAck(op_id="p-1", revision=7)) == ([], [])  # the old id: ignored
+    [then] = editor.receive(EditAck(op_id="p-2", revision=10))[1]
+    assert isinstance(then, SendEdit) and (then.position, then.inserted) == (8, "!")
+    editor.receive(EditAck(op_id=then.op_id, revision=11))
+    assert editor.settled and editor.text == "Abc, def!" and first.op_id == "p-1"
+
+
+def test_a_snapshot_holding_the_op_in_flight_rebases_only_the_rest() -> None:
     editor = synced("abc", 5)
-    editor.edit(0, 0, "x")
+    editor.edit(3, 0, "d")  # in flight, and it landed before the connection broke
+    editor.edit(0, 0, ">")  # buffered
     editor.connected()
-    shown, _ = editor.receive(DocumentSnapshot(text="server", revision=9))
-    assert shown == [DocumentChange(kind="reset", user="", revision=9, text="server", lost=True)]
-    assert editor.in_flight is None and editor.settled
-    assert editor.connected() == [JoinDocument(document="d", user="ann", revision=9)]
-    assert editor.receive(DocumentSnapshot(text="server", revision=9)) == ([], [])  # same: kept
+    shown, requests = editor.receive(DocumentSnapshot(text="xabcd", revision=9, op_id="p-1"))
+    assert shown == [DocumentChange(kind="rebase", user="", revision=9, text=">xabcd")]
+    [send] = requests
+    assert isinstance(send, SendEdit) and (send.position, send.inserted, send.base) == (0, ">", 9)
+
+
+def test_a_snapshot_that_changes_nothing_shows_nothing_and_resends() -> None:
+    editor = synced("", 0)
+    [sent] = editor.edit(0, 0, "x")
+    assert editor.connected() == [JoinDocument(document="d", user="ann", revision=0, pending="p-1")]
+    assert editor.edit(1, 0, "y") == []  # until the snapshot answers, edits stay local
+    shown, [again] = editor.receive(DocumentSnapshot(text="", revision=0))
+    assert shown == [] and isinstance(again, SendEdit) and sent.op_id == "p-1"
+    assert (again.inserted, again.base, again.op_id) == ("xy", 0, "p-2")
 
 
 def test_a_noop_revision_advances_and_undo_takes_back_only_our_edit() -> None:
@@ -112,6 +146,40 @@ def test_a_noop_revision_advances_and_undo_takes_back_only_our_edit() -> None:
     [undo] = editor.undo()
     assert isinstance(undo, SendEdit) and (undo.position, undo.deleted, undo.base) == (3, 1, 4)
     assert editor.text == "<ab"
+
+
+@given(data=st.data(), size=st.integers(0, 12))
+def test_a_rebase_keeps_every_local_insert_and_what_of_the_snapshot_they_did_not_delete(
+    data: st.DataObject, size: int
+) -> None:
+    """Every character is unique: the base's, the server's (its snapshot deleted some of the
+    base and inserted others) and the editor's own (unacknowledged: in flight and buffered).
+    After the rebase the text is exactly the snapshot without the base characters the editor
+    deleted, plus every character the editor inserted and still holds, each once and in
+    order."""
+    base = "".join(chr(0x100 + i) for i in range(size))
+    editor = synced(base, 1)
+    for n in range(data.draw(st.integers(1, 5))):
+        text = editor.text
+        position = data.draw(st.integers(0, len(text)))
+        deleted = data.draw(st.integers(0, len(text) - position))
+        inserted = "".join(chr(0x4E00 + 8 * n + i) for i in range(data.draw(st.integers(0, 3))))
+        if deleted or inserted:
+            editor.edit(position, deleted, inserted)
+    local = editor.text
+    kept = data.draw(st.lists(st.booleans(), min_size=size, max_size=size))
+    snapshot = list(c for c, keep in zip(base, kept, strict=True) if keep)
+    for n in range(data.draw(st.integers(0, 4))):
+        snapshot.insert(data.draw(st.integers(0, len(snapshot))), chr(0x3040 + n))
+    server_text = "".join(snapshot)
+    editor.connected()
+    editor.receive(DocumentSnapshot(text=server_text, revision=9))
+    deleted_by_editor = set(base) - set(local)
+    mine = [c for c in local if c not in base]
+    expected_server = [c for c in server_text if c not in deleted_by_editor]
+    assert sorted(editor.text) == sorted(expected_server + mine)  # each exactly once
+    assert [c for c in editor.text if c in server_text] == expected_server  # in order
+    assert [c for c in editor.text if c in mine] == mine
 
 
 # -- the state machine ----------------------------------------------------------------------
@@ -127,23 +195,33 @@ class Link:
 
 
 class Server:
-    """The wire contract of CollaborativeEdit (DESIGN §4), on the core's ``ServerDocument``."""
+    """The wire contract of CollaborativeEdit (DESIGN §4), on the core's ``ServerDocument``,
+    keeping the last ``keep`` revisions."""
 
-    def __init__(self) -> None:
-        self.doc = ServerDocument(keep=10_000)
+    def __init__(self, keep: int = 10_000) -> None:
+        self.doc = ServerDocument(keep=keep)
         self.sessions: dict[str, str] = {}  # session -> user, joined
+        self.answered: dict[str, str] = {}  # session -> the op id its snapshot answered for
 
     def handle(self, session: str, request: EditRequest) -> list[tuple[str, EditReply]]:
         doc = self.doc
         if isinstance(request, JoinDocument):
             self.sessions[session] = request.user
             if request.revision == 0 or not doc.oldest_base <= request.revision <= doc.revision:
-                return [(session, DocumentSnapshot(text=doc.text, revision=doc.revision))]
+                landed = doc.was_applied(request.user, request.pending)
+                self.answered[session] = request.pending
+                snapshot = DocumentSnapshot(
+                    text=doc.text, revision=doc.revision, op_id=request.pending if landed else ""
+                )
+                return [(session, snapshot)]
             return [
                 (session, piece)
                 for applied in doc.history_since(request.revision)
                 for piece in self._pieces(applied.op, applied.removed, applied)
             ]
+        if request.op_id and self.answered.get(session) == request.op_id:
+            del self.answered[session]  # sent before its snapshot answered for it
+            return []
         self.sessions.setdefault(session, request.user)  # an edit joins implicitly
         op = TextOp.splice(
             doc.length_at(request.base), request.position, request.deleted, request.inserted
@@ -172,10 +250,11 @@ class Server:
 class ReconnectingEditors(RuleBasedStateMachine):
     destructive = True  # deletes and undo/redo too (else inserts only: exactly-once is checked)
     seeded = False  # the document starts at revision 1 (else a new one, at 0)
+    keep = 10_000  # revisions the server keeps (few: rejoins get snapshots, edits are rebased)
 
     def __init__(self) -> None:
         super().__init__()
-        self.server = Server()
+        self.server = Server(self.keep)
         if self.seeded:
             self.server.doc.receive(TextOp.splice(0, 0, 0, "·"), base=0, author="seed")
         self.joined_at: dict[str, int | None] = {}  # the revision of each editor's last join
@@ -183,7 +262,7 @@ class ReconnectingEditors(RuleBasedStateMachine):
         self.links: dict[str, Link | None] = dict.fromkeys(USERS)
         self.connections = dict.fromkeys(USERS, 0)
         self.typed: list[str] = []
-        self.resets = 0
+        self.rebases = 0
         for user in USERS:
             self._connect(user)
 
@@ -202,7 +281,14 @@ class ReconnectingEditors(RuleBasedStateMachine):
     def _deliver_up(self, user: str) -> None:
         link = self.links[user]
         assert link is not None
-        for to, reply in self.server.handle(link.session, link.up.popleft()):
+        try:
+            replies = self.server.handle(link.session, link.up.popleft())
+        except Expired:
+            # Its base is no longer kept: the server ends the stream (ABORTED, "join again"),
+            # a transient status, so the client reconnects (and rebases onto the snapshot).
+            self.disconnect(user)
+            return
+        for to, reply in replies:
             owner = to.rsplit("-", 1)[0]
             target = self.links[owner]
             if target is not None and target.session == to:
@@ -213,11 +299,12 @@ class ReconnectingEditors(RuleBasedStateMachine):
         assert link is not None
         shown, replies = self.editors[user].receive(link.down.popleft())
         for change in shown:
-            if change.kind == "reset":
-                # Only a rejoin at revision 0 asks for a snapshot (the wire's version 0), which
-                # cannot show whether the edit in flight was applied; any other is a bug.
-                assert self.joined_at[user] == 0, (user, self.joined_at[user])
-                self.resets += 1
+            if change.kind == "rebase":
+                # Only a rejoin at revision 0 (the wire's snapshot request) or at a revision
+                # the server no longer keeps gets a snapshot; any other is a bug.
+                joined = self.joined_at[user]
+                assert joined == 0 or (joined is not None and joined < self.server.doc.oldest_base)
+                self.rebases += 1
         self._send(user, replies)
 
     @rule(user=st.sampled_from(USERS), data=st.data())
@@ -273,8 +360,9 @@ class ReconnectingEditors(RuleBasedStateMachine):
             self._connect(user)
 
     @invariant()
-    def a_seeded_document_is_never_reset(self) -> None:
-        assert not self.seeded or self.resets == 0  # every revision kept: catch-up works
+    def a_kept_history_is_caught_up_not_rebased(self) -> None:
+        if self.seeded and self.keep >= 10_000:
+            assert self.rebases == 0  # every revision kept, none at 0: catch-up works
 
     @invariant()
     def an_editor_in_sync_holds_the_server_text(self) -> None:
@@ -290,18 +378,17 @@ class ReconnectingEditors(RuleBasedStateMachine):
         )
 
     def teardown(self) -> None:
-        for user in USERS:
-            if self.links[user] is None:
-                self._connect(user)
         for _ in range(100_000):
             moved = False
             for user in USERS:
+                if self.links[user] is None:
+                    self._connect(user)
                 link = self.links[user]
                 assert link is not None
-                while link.up:
+                while link.up and self.links[user] is link:
                     self._deliver_up(user)
                     moved = True
-                while link.down:
+                while link.down and self.links[user] is link:
                     self._deliver_down(user)
                     moved = True
             if not moved:
@@ -321,7 +408,24 @@ class InsertingEditors(ReconnectingEditors):
     seeded = True
 
 
-ReconnectingEditors.TestCase.settings = settings(stateful_step_count=60)
-InsertingEditors.TestCase.settings = settings(stateful_step_count=60)
+class TrimmedEditors(ReconnectingEditors):
+    """The server keeps 1 revision: a rejoin after anyone else's edit gets a snapshot and
+    rebases what it holds; an edit that arrives after two others is refused ("join again")."""
+
+    keep = 1
+
+
+class TrimmedInsertingEditors(TrimmedEditors):
+    """... and with inserts only, every character typed lands exactly once, across rebases
+    (the op in flight when the connection broke may or may not have landed)."""
+
+    destructive = False
+    seeded = True
+
+
+for machine in (ReconnectingEditors, InsertingEditors, TrimmedEditors, TrimmedInsertingEditors):
+    machine.TestCase.settings = settings(stateful_step_count=60)
 TestReconnectingEditors = ReconnectingEditors.TestCase
 TestInsertingEditors = InsertingEditors.TestCase
+TestTrimmedEditors = TrimmedEditors.TestCase
+TestTrimmedInsertingEditors = TrimmedInsertingEditors.TestCase

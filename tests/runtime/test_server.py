@@ -523,3 +523,29 @@ async def test_serving_needs_a_running_runtime() -> None:
     with pytest.raises(RuntimeError, match="async with Runtime"):
         await runtime.serve(Service.CHAT, RecordingCodec(), nothing, send)
     assert runtime.counters.streams_opened == 0
+
+
+async def test_an_editors_deliveries_of_consecutive_commits_leave_in_one_write() -> None:
+    """Editors wait for each ack, so a document's edits come in small rounds; an edit session's
+    writer lets the commands read with its wake-up join the write (``Runtime._settle``)."""
+    backend = GatedBackend()
+    async with running(backend) as (runtime, tasks):
+        watcher, ann, bob = (MemoryCall(runtime, Service.EDIT).start(tasks) for _ in range(3))
+        for call, user in ((watcher, "wes"), (ann, "ann"), (bob, "bob")):
+            call.put(OpenDocument(session="", document="d", user=user))
+            await call.wait_events(1)
+        before = watcher.writes
+        backend.close_gate()
+        entered = backend.entered
+        ann.put(
+            EditDocument(session="", document="d", base=0, position=0, inserted="a", op_id="a1")
+        )
+        await entered.wait()  # ann's edit is being written
+        backend.open_gate()  # its delivery wakes the watcher's writer, and bob's edit arrives
+        bob.put(
+            EditDocument(session="", document="d", base=0, position=0, inserted="b", op_id="b1")
+        )
+        events = await watcher.wait_events(3)
+        assert [type(e).__name__ for e in events] == ["Snapshot", "Remote", "Remote"]
+        assert watcher.writes == before + 1
+        await finish(watcher, ann, bob)

@@ -254,7 +254,8 @@ def edit_command(message: Any, session: str) -> DocumentCommand:
             op_id=message.op_id,
         )
     if operation == "join":  # version > 0: "I hold this revision, catch me up"
-        return OpenDocument(**common, since=message.version or None)
+        # op_id: the edit the client has in flight, if any (a snapshot says whether it landed)
+        return OpenDocument(**common, since=message.version or None, pending=message.op_id)
     if operation == "cursor":
         return MoveCursor(
             **common, base=message.version, position=message.position, length=message.length
@@ -316,6 +317,7 @@ def encode_edit(event: DocumentEvent, timestamp: int) -> list[bytes]:
             operation="snapshot",
             content=event.text,
             version=event.revision,
+            op_id=event.op_id,
             timestamp=timestamp,
         )
     elif isinstance(event, CursorMoved):
@@ -555,6 +557,7 @@ def edit_request(request: EditRequest) -> Any:
             user_id=request.user,
             operation="join",
             version=request.revision,
+            op_id=request.pending,
         )
     deleted, inserted = request.deleted, request.inserted
     operation = "replace" if deleted and inserted else ("insert" if inserted else "delete")
@@ -575,7 +578,7 @@ def edit_reply(message: Any) -> EditReply | None:
     the client does not follow (others' cursors)."""
     kind = message.operation
     if kind == "snapshot":
-        return DocumentSnapshot(text=message.content, revision=message.version)
+        return DocumentSnapshot(text=message.content, revision=message.version, op_id=message.op_id)
     if kind == "ack":
         return EditAck(op_id=message.op_id, revision=message.version)
     if kind == "reject":

@@ -32,7 +32,7 @@ STATUS_OF: dict[type[Exception], Status] = {
     NotJoined: Status.FAILED_PRECONDITION,
     LimitExceeded: Status.RESOURCE_EXHAUSTED,
     PermissionDenied: Status.PERMISSION_DENIED,
-    Expired: Status.FAILED_PRECONDITION,
+    Expired: Status.ABORTED,  # transient: the client joins again and rebases its edits
     Unauthenticated: Status.UNAUTHENTICATED,
     ShuttingDown: Status.UNAVAILABLE,
     SlowConsumer: Status.RESOURCE_EXHAUSTED,

@@ -21,6 +21,7 @@ from interplay.runtime.server import Runtime
 
 from .admin import AdminService
 from .codec import WireCodec
+from .framing import CoalescingTransport
 from .service import MAX_MESSAGE_BYTES, ChatService
 
 log = logging.getLogger("interplay.server")
@@ -153,7 +154,7 @@ class _Server(Server):
                     self._all_closed.set()
 
         def connection_made(transport: BaseTransport) -> None:
-            made(transport)
+            made(CoalescingTransport(transport))  # type: ignore[arg-type]
             self.connections.add(protocol)
             connection = protocol.connection
             settings = {SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams}
