@@ -159,6 +159,8 @@ class ClientEditor:
         self._skip: tuple[int, str] | None = None  # (revision, op id) of ours, acked by catch-up
         self._awaiting_snapshot = False  # see connected()
         self._start_over = False  # an op was refused: the next snapshot is a reset
+        # The in-flight op as it first went out: what a reconnect re-sends (see connected()).
+        self._first_sent: SendEdit | None = None
 
     # -- reading --------------------------------------------------------------------------
 
@@ -223,6 +225,16 @@ class ClientEditor:
         self._awaiting_snapshot = revision == 0
         if resend is None or self._awaiting_snapshot:
             return [join]
+        first = self._first_sent
+        if (
+            len(list(resend.op.splices())) != 1
+            and first is not None
+            and first.op_id == self._ids[0]
+        ):
+            # Remote edits split it (an insert inside a range it deletes) or emptied it: no
+            # single wire edit carries it rebased, so it goes as it first went out, at its
+            # first base, and the server rebases it over the same edits we did.
+            return [join, first]
         return [join, self._request(resend, self._ids[0])]
 
     def receive(self, message: EditReply) -> tuple[list[DocumentChange], list[EditRequest]]:
@@ -299,7 +311,8 @@ class ClientEditor:
         self._ids.append(op_id)
         if self._awaiting_snapshot:
             return []  # in flight as far as the document goes; the snapshot's rebase sends it
-        return [self._request(send, op_id)]
+        request = self._first_sent = self._request(send, op_id)
+        return [request]
 
     def _request(self, send: Send, op_id: str) -> SendEdit:
         [(position, deleted, inserted)] = send.op.splices()
