@@ -225,16 +225,16 @@ class ClientEditor:
         self._awaiting_snapshot = revision == 0
         if resend is None or self._awaiting_snapshot:
             return [join]
-        first = self._first_sent
-        if (
-            len(list(resend.op.splices())) != 1
-            and first is not None
-            and first.op_id == self._ids[0]
-        ):
+        if len(list(resend.op.splices())) != 1:
             # Remote edits split it (an insert inside a range it deletes) or emptied it: no
             # single wire edit carries it rebased, so it goes as it first went out, at its
-            # first base, and the server rebases it over the same edits we did.
-            return [join, first]
+            # first base, and the server rebases it over the same edits we did; or, never
+            # sent, it waits for a snapshot to be rebased onto.
+            first = self._first_sent
+            if first is not None and first.op_id == self._ids[0]:
+                return [join, first]
+            self._awaiting_snapshot = True
+            return [JoinDocument(document=self.document, user=self.user, pending=self._ids[0])]
         return [join, self._request(resend, self._ids[0])]
 
     def receive(self, message: EditReply) -> tuple[list[DocumentChange], list[EditRequest]]:
