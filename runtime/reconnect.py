@@ -33,6 +33,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import random
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -72,6 +74,62 @@ class CallError(Exception):
         """Retry after it: by its status, unless the transport knew better (a TLS or protocol
         mismatch, a host that does not resolve: UNAVAILABLE, and no retry will help)."""
         return is_transient(self.status) if self._transient is None else self._transient
+
+
+async def unrecoverable(
+    failure: CallError, exc: BaseException, *, host: str, port: int, tls: bool, dropped: bool
+) -> CallError:
+    """``failure`` (a connect, or a call's first exchange, failed with ``exc``), unless ``exc``
+    shows that no retry can succeed: then a CallError that is not transient and says what to
+    change (DESIGN §6: classify, and say why). ``dropped``: the connection was dropped before
+    the server said anything, which a TLS port does to a plaintext client."""
+    where = f"{host}:{port}"
+    why: str | None = None
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = (
+            f"TLS: the certificate of {where} is not trusted ({exc.verify_message}); "
+            "trust the authority that signed it (ssl=, interplay chat --tls-ca)"
+        )
+    elif isinstance(exc, ssl.SSLError):
+        why = f"TLS: {where} does not speak TLS ({exc.reason}): is it a plaintext port?"
+    elif isinstance(exc, socket.gaierror):
+        why = f"cannot resolve host {host!r} ({exc.strerror})"
+    elif dropped and (speaks := await _speaks_tls(host, port)) is not None and speaks != tls:
+        why = (
+            f"{where} speaks TLS, and this client connected without it (ssl=)"
+            if speaks
+            else f"TLS: {where} does not speak TLS (it dropped the handshake): is it a "
+            "plaintext port?"
+        )
+    if why is None:
+        return failure
+    error = CallError(failure.status, why, transient=False)
+    error.__cause__ = exc
+    return error
+
+
+async def _speaks_tls(host: str, port: int) -> bool | None:
+    """Whether a TLS handshake with ``host:port`` succeeds (its certificate unchecked); None
+    if nothing accepts a connection there (a server down: that may pass). Asked only after a
+    connection was dropped before the server said anything."""
+    probe = ssl.create_default_context()
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE
+    try:
+        with anyio.fail_after(2):
+            plain = await anyio.connect_tcp(host, port)
+    except (OSError, TimeoutError):
+        return None
+    await plain.aclose()
+    try:
+        with anyio.fail_after(2):
+            stream = await anyio.connect_tcp(
+                host, port, ssl_context=probe, tls_standard_compatible=False
+            )
+    except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream, ssl.SSLError):
+        return False
+    await stream.aclose()
+    return True
 
 
 def connection_lost(message: str = "the connection broke") -> CallError:

@@ -26,19 +26,17 @@ server's drain timeout, a slow-consumer disconnect and resume) holds the rest ba
 from __future__ import annotations
 
 import inspect
-import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-import anyio
 from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from interplay.core.edit_client import DocumentChange
 from interplay.runtime.clients import ReconnectingChat, ReconnectingEditor, ReconnectingPlayer
-from interplay.runtime.reconnect import CallError, ConnectionState
+from interplay.runtime.reconnect import CallError, ConnectionState, unrecoverable
 
 from . import codec
 from .generated import chat_pb2 as pb
@@ -167,30 +165,11 @@ class GrpcTransport(Generic[Request, Reply]):
         return call
 
     async def _connect_failure(self, failure: CallError, exc: BaseException) -> CallError:
-        """``failure``, unless ``exc`` shows that no retry can succeed: then a CallError that
-        is not transient and says what to change (DESIGN §6: classify, and say why)."""
-        where = f"{self.host}:{self.port}"
-        why: str | None = None
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            why = (
-                f"TLS: the certificate of {where} is not trusted ({exc.verify_message}); "
-                "trust the authority that signed it (ssl=, interplay chat --tls-ca)"
-            )
-        elif isinstance(exc, ssl.SSLError):
-            why = f"TLS: {where} does not speak TLS ({exc.reason}): is it a plaintext port?"
-        elif isinstance(exc, socket.gaierror):
-            why = f"cannot resolve host {self.host!r} ({exc.strerror})"
-        elif (
-            not self._ssl
-            and isinstance(exc, StreamTerminatedError | ConnectionError)
-            and await _speaks_tls(self.host, self.port)
-        ):
-            why = f"{where} speaks TLS, and this client connected without it (ssl=)"
-        if why is None:
-            return failure
-        error = CallError(failure.status, why, transient=False)
-        error.__cause__ = exc
-        return error
+        """``failure``, or what no retry can cure (``unrecoverable``)."""
+        dropped = isinstance(exc, StreamTerminatedError | ConnectionError)
+        return await unrecoverable(
+            failure, exc, host=self.host, port=self.port, tls=bool(self._ssl), dropped=dropped
+        )
 
     def fatal(self, error: CallError) -> Exception:
         """What the caller sees: grpclib's ``GRPCError`` with the status."""
@@ -198,23 +177,6 @@ class GrpcTransport(Generic[Request, Reply]):
         if isinstance(cause, GRPCError):
             return cause
         return GRPCError(Status[error.status], error.message)
-
-
-async def _speaks_tls(host: str, port: int) -> bool:
-    """Whether a TLS handshake with ``host:port`` succeeds (its certificate unchecked): asked
-    only after a plaintext connection was dropped before the server said anything."""
-    probe = ssl.create_default_context()
-    probe.check_hostname = False
-    probe.verify_mode = ssl.CERT_NONE
-    try:
-        with anyio.fail_after(2):
-            stream = await anyio.connect_tcp(
-                host, port, ssl_context=probe, tls_standard_compatible=False
-            )
-    except (OSError, TimeoutError, anyio.BrokenResourceError, ssl.SSLError):
-        return False
-    await stream.aclose()
-    return True
 
 
 def _options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
