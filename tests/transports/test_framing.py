@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from helpers import generate_grpcio_stubs, runtime_for
 from interplay.runtime import Settings
-from interplay.transports.grpc.framing import CoalescingTransport, frame
+from interplay.transports.grpc.framing import frame
 from interplay.transports.grpc.server import ServerSettings, build_server
 
 
@@ -25,53 +25,6 @@ def test_framing_is_the_grpc_length_prefixed_format(messages: list[bytes]) -> No
         parsed.append(data[5 : 5 + length])
         data = data[5 + length :]
     assert parsed == messages
-
-
-class RecordingTransport:
-    """What ``CoalescingTransport`` wraps: records each system-call-sized write."""
-
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = self.aborted = False
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(data)
-
-    def is_closing(self) -> bool:
-        return self.closed or self.aborted
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def get_extra_info(self, name: str) -> str:
-        return f"extra {name}"
-
-
-@pytest.mark.anyio
-async def test_a_connections_writes_in_one_turn_of_the_loop_go_out_as_one() -> None:
-    inner = RecordingTransport()
-    transport = CoalescingTransport(inner)  # type: ignore[arg-type]
-    for data in (b"ack", b"", b"remote-1", b"remote-2"):  # three streams, and a no-op write
-        transport.write(data)
-    assert inner.writes == []  # nothing until the turn ends
-    await anyio.lowlevel.checkpoint()
-    assert inner.writes == [b"ackremote-1remote-2"]  # in order, one system call
-    transport.write(b"next turn")
-    await anyio.lowlevel.checkpoint()
-    assert inner.writes[1:] == [b"next turn"]
-    transport.write(b"last")
-    transport.close()  # flushes first
-    assert inner.writes[2:] == [b"last"] and inner.closed
-    assert transport.get_extra_info("peername") == "extra peername"  # the rest is delegated
-    aborted = RecordingTransport()
-    transport = CoalescingTransport(aborted)  # type: ignore[arg-type]
-    transport.write(b"lost with the peer")
-    transport.abort()
-    await anyio.lowlevel.checkpoint()
-    assert aborted.writes == [] and aborted.aborted
 
 
 @pytest.fixture(scope="module")

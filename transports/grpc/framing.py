@@ -8,10 +8,6 @@ one stream the writer frames them itself and hands them to grpclib's HTTP/2 stre
 ``send_data``, which still honours flow control (it waits for window and splits at the peer's
 maximum frame size). Order is kept: one writer per stream, batches in queue order.
 
-Several streams of one connection (a document's editors, say) each write their frames in
-turn; ``CoalescingTransport`` joins what one turn of the event loop writes to a connection
-into one system call.
-
 This reaches into two private attributes of grpclib's server ``Stream`` (``_stream`` and the
 initial-metadata flag); ``tests/transports/test_framing.py`` pins the behaviour against grpclib's
 and Google's grpcio clients. Per-message ``SendMessage`` events are not dispatched for batches
@@ -25,7 +21,6 @@ the body, so a peer can make the server hold at most one stream window of its by
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import time
 from typing import Any
@@ -37,46 +32,6 @@ from grpclib.metadata import encode_grpc_message
 from grpclib.server import Stream
 
 _PREFIX = struct.Struct(">?I")  # compressed flag, message length
-
-
-class CoalescingTransport:
-    """A connection's transport whose writes wait for the end of the event loop's turn, then
-    go out as one: each stream's ``send_data`` (and grpclib's window updates and pings) is a
-    ``write``, a system call each, and the streams of one connection often write in the same
-    turn. Order is kept (one buffer per connection); ``close`` flushes first, ``abort`` does
-    not; everything else is the transport's own."""
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
-        self._pending: list[bytes] = []
-        self._loop = asyncio.get_running_loop()
-
-    def write(self, data: bytes) -> None:
-        if not data:
-            return
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(data)
-
-    def writelines(self, chunks: list[bytes]) -> None:
-        for chunk in chunks:
-            self.write(chunk)
-
-    def _flush(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending and not self._transport.is_closing():
-            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-
-    def close(self) -> None:
-        self._flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._pending = []
-        self._transport.abort()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
 
 
 def frame(messages: list[bytes]) -> bytes:

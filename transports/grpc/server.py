@@ -21,7 +21,6 @@ from interplay.runtime.server import Runtime
 
 from .admin import AdminService
 from .codec import WireCodec
-from .framing import CoalescingTransport
 from .service import MAX_MESSAGE_BYTES, ChatService
 
 log = logging.getLogger("interplay.server")
@@ -154,7 +153,7 @@ class _Server(Server):
                     self._all_closed.set()
 
         def connection_made(transport: BaseTransport) -> None:
-            made(CoalescingTransport(transport))  # type: ignore[arg-type]
+            made(transport)
             self.connections.add(protocol)
             connection = protocol.connection
             settings = {SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams}
