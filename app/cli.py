@@ -11,9 +11,10 @@ import asyncio
 import inspect
 import logging
 import os
+import re
 import ssl
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -32,14 +33,28 @@ def _env(name: str, default: T) -> T | str:
     return os.environ.get(f"INTERPLAY_{name}", default)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a bad flag or variable is one line (usage is in ``--help``),
+    naming the ``INTERPLAY_*`` variable when the bad value came from one."""
+
+    def error(self, message: str) -> NoReturn:
+        flag = re.match(r"argument (?:[^ :]*/)?(--[a-z-]+)", message)
+        if flag is not None:
+            variable = "INTERPLAY_" + flag.group(1)[2:].replace("-", "_").upper()
+            given = any(a == flag.group(1) or a.startswith(flag.group(1) + "=") for a in sys.argv)
+            if variable in os.environ and not given:
+                message += f" (from {variable}={os.environ[variable]!r})"
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from interplay import __version__
     from interplay.transports.grpc.server import ServerSettings
 
     server = ServerSettings()
-    parser = argparse.ArgumentParser(prog="interplay", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="interplay", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"interplay {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser(
         "serve",
@@ -54,16 +69,13 @@ def _parser() -> argparse.ArgumentParser:
         help="chat in a terminal (reconnects and resumes by itself)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    chat.add_argument("--room", required=True)
-    chat.add_argument("--user", required=True)
-    chat.add_argument(
-        "--server",
-        default=_env("SERVER", f"{server.host}:{server.port}"),
-        help="HOST:PORT [INTERPLAY_SERVER]",
+    _chat_flags(chat, f"{server.host}:{server.port}")
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if a server answers SERVING to the gRPC health check (for HEALTHCHECK)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    chat.add_argument(
-        "--token", default=None, help="bearer token, if the server wants one [INTERPLAY_TOKEN]"
-    )
+    _health_flags(health, f"{server.host}:{server.port}")
     token = commands.add_parser(
         "token",
         help="mint a bearer token for development (signed with the server's auth secret)",
@@ -82,6 +94,67 @@ def _parser() -> argparse.ArgumentParser:
         "--auth-secret", default=None, help="the server's secret [INTERPLAY_AUTH_SECRET]"
     )
     return parser
+
+
+def _chat_flags(chat: argparse.ArgumentParser, server: str) -> None:
+    """The flags of ``interplay chat``."""
+    chat.add_argument("--room", required=True, help="the room to join first")
+    chat.add_argument("--user", required=True, help="who you are in the rooms")
+    chat.add_argument(
+        "--server",
+        default=_env("SERVER", server),
+        help="HOST:PORT; an IPv6 address in brackets: [::1]:50051 [INTERPLAY_SERVER]",
+    )
+    chat.add_argument(
+        "--token", default=None, help="bearer token, if the server wants one [INTERPLAY_TOKEN]"
+    )
+    chat.add_argument(
+        "--tls",
+        action="store_true",
+        help="connect over TLS, trusting the system's certificate authorities",
+    )
+    chat.add_argument(
+        "--tls-ca",
+        default=_env("TLS_CA", "") or None,
+        metavar="PEM",
+        help="connect over TLS, trusting the authority (or self-signed certificate) in this "
+        "file [INTERPLAY_TLS_CA]",
+    )
+
+
+def _health_flags(health: argparse.ArgumentParser, server: str) -> None:
+    health.add_argument(
+        "--server", default=_env("SERVER", server), help="HOST:PORT [INTERPLAY_SERVER]"
+    )
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for it")
+    health.add_argument("--tls", action="store_true", help="over TLS (the system's authorities)")
+    health.add_argument("--tls-ca", default=None, metavar="PEM", help="over TLS, trusting this")
+
+
+def _health(args: argparse.Namespace) -> int:
+    """The standard gRPC health check of chat.ChatService: 0 when SERVING, else 1 and why."""
+    from grpclib.client import Channel
+    from grpclib.health.v1.health_grpc import HealthStub
+    from grpclib.health.v1.health_pb2 import HealthCheckRequest, HealthCheckResponse
+
+    host, port = _host_port(args.server, "health")
+    tls = _client_tls(args.tls, args.tls_ca)
+
+    async def check() -> str:
+        channel = Channel(host, port, ssl=tls)
+        try:
+            request = HealthCheckRequest(service="chat.ChatService")
+            reply = await HealthStub(channel).Check(request, timeout=args.timeout)
+            return str(HealthCheckResponse.ServingStatus.Name(reply.status))
+        finally:
+            channel.close()
+
+    try:
+        status = asyncio.run(check())
+    except Exception as error:  # refused, timed out, not gRPC: unhealthy, say why
+        status = f"{type(error).__name__}: {error}"
+    print(f"interplay health: {args.server}: {status}")
+    return 0 if status == "SERVING" else 1
 
 
 def _serve_flags(serve: argparse.ArgumentParser) -> None:
@@ -105,7 +178,7 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--port",
-        type=int,
+        type=_port,
         default=_env("PORT", server.port),
         help="port to listen on; 0 = any free one [INTERPLAY_PORT]",
     )
@@ -124,15 +197,18 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--loop",
         default=_env("LOOP", "auto"),
-        choices=["auto", "asyncio", "uvloop"],
+        type=_one_of("auto", "asyncio", "uvloop", case=str.lower),
+        metavar="{auto,asyncio,uvloop}",
         help="event loop; auto = uvloop when installed (pip install 'interplay[uvloop]') "
         "[INTERPLAY_LOOP]",
     )
     serve.add_argument(
         "--log-level",
         default=_env("LOG_LEVEL", "INFO"),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="what to log (nothing is logged per message) [INTERPLAY_LOG_LEVEL]",
+        type=_one_of("DEBUG", "INFO", "WARNING", "ERROR", case=str.upper),
+        metavar="{DEBUG,INFO,WARNING,ERROR}",
+        help="what to log, any case (DEBUG: a line per call, with the peer; nothing is logged "
+        "per message) [INTERPLAY_LOG_LEVEL]",
     )
     serve.add_argument(
         "--auth-secret",
@@ -148,7 +224,7 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         default=_env("METRICS_PORT", server.metrics_port or 0),
         help="serve Prometheus metrics at http://HOST:PORT/metrics on this port, HOST being "
         "--host; 0 = no metrics [INTERPLAY_METRICS_PORT]",
@@ -384,7 +460,33 @@ def _duration(value: str) -> float:
 
 
 def _names(value: str) -> list[str]:
-    return [name for name in value.split(",") if name]
+    """A comma-separated list, each name stripped ("lobby, dev" is lobby and dev)."""
+    return [name for name in (part.strip() for part in value.split(",")) if name]
+
+
+def _one_of(*names: str, case: Callable[[str], str]) -> Callable[[str], str]:
+    """A flag's type: one of ``names``, in any case. (argparse's ``choices`` are not checked
+    against a default, and an INTERPLAY_* variable is one.)"""
+
+    def parse(value: str) -> str:
+        if case(value) not in names:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(names)}, got {value!r}")
+        return case(value)
+
+    return parse
+
+
+def _port(value: str) -> int:
+    """A port number: 0 (any free one) to 65535."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"must be a port number from 0 to 65535 (0: any free one), got {value!r}"
+        )
+    return port
 
 
 def _refuse(flag: str, cause: object) -> NoReturn:
@@ -505,12 +607,48 @@ def _token(args: argparse.Namespace) -> int:
 def _chat(args: argparse.Namespace) -> int:
     from interplay.chat import run_chat
 
-    host, _, port = args.server.rpartition(":")
-    if not host or not port.isdigit():
-        raise SystemExit(f"interplay chat: --server must be HOST:PORT, got {args.server!r}")
+    host, port = _host_port(args.server, "chat")
     token = args.token or os.environ.get("INTERPLAY_TOKEN")
-    main = run_chat(host, int(port), room=args.room, user=args.user, token=token)
-    return asyncio.run(main)
+    tls = _client_tls(args.tls, args.tls_ca)
+    main = run_chat(host, port, room=args.room, user=args.user, token=token, tls=tls)
+    try:
+        return asyncio.run(main)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # never a traceback in the person's terminal
+        print(f"interplay chat: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+def _host_port(server: str, command: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` for an IPv6 address) of ``--server``, checked."""
+    host, _, port = server.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        _usage_error(
+            f"interplay {command}: --server must be HOST:PORT with a port in 1-65535 "
+            f"(an IPv6 address as [::1]:50051), got {server!r}"
+        )
+    return host, int(port)
+
+
+def _usage_error(line: str) -> NoReturn:
+    """A bad flag: one line, exit 2 (argparse's own code for usage errors)."""
+    print(line, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _client_tls(system: bool, ca: str | None) -> ssl.SSLContext | None:
+    """The client's TLS context: None (plaintext), the system's authorities, or ``ca``'s."""
+    if ca is None and not system:
+        return None
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as error:
+        _usage_error(f"interplay chat: cannot load --tls-ca {ca}: {error}")
+    context.set_alpn_protocols(["h2"])  # gRPC insists on HTTP/2
+    return context
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -600,6 +738,8 @@ def _serve(args: argparse.Namespace) -> int:
     auth, admin = _authenticators(args)
     backend = _open_backend(args.data)
 
+    lock = _lock_data(args.data)  # held until the process exits
+
     async def main() -> None:
         try:
             async with Runtime(
@@ -620,7 +760,35 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException as failure:
         _listening(failure)
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)
     return 0
+
+
+def _lock_data(data: str) -> int | None:
+    """An exclusive lock on the SQLite file (its descriptor), so that a second server on the
+    same file refuses to start: two would both assign each room's next seq. Exit 2 if another
+    process holds it."""
+    if data == ":memory:":
+        return None
+    import fcntl
+
+    path = Path(data)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as error:
+        _usage_error(f"interplay serve: --data {data}: {error.strerror}")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        _usage_error(
+            f"interplay serve: --data {data} is in use by another interplay serve "
+            "(one server per data file)"
+        )
+    return fd
 
 
 def _backend(data: str) -> Backend:
@@ -677,6 +845,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _token(args)
     if args.command == "chat":
         return _chat(args)
+    if args.command == "health":
+        return _health(args)
     if args.command == "admin":
         return _admin(args)
     raise AssertionError(args.command)

@@ -48,6 +48,18 @@ async def _listen(setting: str, host: str, port: int, starting: Awaitable[T]) ->
         raise CannotListen(setting, host, port, error) from None
 
 
+def banner(runtime: Runtime, settings: ServerSettings) -> str:
+    """What the ready line says beside the listeners: auth, where the data lives, metrics."""
+    data = getattr(runtime.backend, "path", None) or "in memory (lost on exit)"
+    return "; ".join(
+        (
+            f"auth {'on (bearer tokens)' if runtime.auth is not None else 'off'}",
+            f"data {data}",
+            f"metrics on port {settings.metrics_port}" if settings.metrics_port else "no metrics",
+        )
+    )
+
+
 async def serve(
     runtime: Runtime, settings: ServerSettings, websocket: WebSocketSettings | None = None
 ) -> None:
@@ -97,7 +109,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print("interplay: ready (Ctrl-C or SIGTERM to stop)", flush=True)
+    print(f"interplay: ready: {banner(runtime, settings)} (Ctrl-C or SIGTERM to stop)", flush=True)
     try:
         await stop.wait()
     finally:

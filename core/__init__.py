@@ -47,6 +47,9 @@ from .errors import (
     LimitExceeded,
     NotJoined,
     PermissionDenied,
+    Refused,
+    Rejection,
+    WrongIdentity,
 )
 from .events import Deliver
 from .game import Action, GameEvent, GameLoop, GameMirror, PlayerState, Rules, TickState, World
@@ -128,6 +131,8 @@ __all__ = [
     "Post",
     "Read",
     "ReadHistory",
+    "Refused",
+    "Rejection",
     "Remote",
     "RoomHub",
     "RoomMessage",
@@ -144,4 +149,5 @@ __all__ = [
     "Typing",
     "World",
     "Write",
+    "WrongIdentity",
 ]

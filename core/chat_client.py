@@ -15,16 +15,23 @@ echo; so is a message under another epoch (the room's history was deleted meanwh
 message with a seq (published by the server's backend) is sequenced like a TEXT. A SYSTEM
 notice (seq 0) after a JOIN echo (history was reset or is no longer retained) starts the room
 over from the next message, and the application sees the notice.
+
+A refusal (a SYSTEM message with a ``rejection``, naming our message by its ``id``) is shown to
+the application and undoes what the message would have done here: a refused TEXT is never
+re-sent (``refused(id)`` says why), a refused JOIN leaves the room as if never joined. What
+the client can check itself (``ChatLimits``: content size, id lengths, the number of rooms) it
+refuses at once, raising the core's error, without sending anything.
 """
 
 from __future__ import annotations
 
 import itertools
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from .errors import InvalidArgument, NotJoined
-from .rooms import Kind, RoomMessage
+from .errors import InvalidArgument, LimitExceeded, NotJoined, Rejection
+from .rooms import ChatLimits, Kind, RoomMessage
 
 # -- requests: what the client puts on the wire -------------------------------------------
 
@@ -35,6 +42,7 @@ class JoinRequest:
     user: str
     resume_after_seq: int | None = None
     epoch: str = ""
+    id: str = field(default="", compare=False)  # names it in a refusal; not what it asks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +73,7 @@ class _Room:
     syncing: bool = True  # a JOIN was sent; its echo has not come back yet
     echoed: bool = False  # the echo came back; a SYSTEM notice now means "start over"
     announced: bool = False  # the application has seen its JOIN echo once
+    join_id: str = ""  # the id of the JOIN in flight: a refusal of it names it
     members: set[str] = field(default_factory=set)
     # After a rejoin: the members the application knew, until the presence JOINs that follow
     # the echo are over; those that did not come back left while we were away.
@@ -89,16 +98,23 @@ class ClientRooms:
     _rooms: dict[str, _Room] = field(default_factory=dict)
     _pending: dict[str, TextRequest] = field(default_factory=dict)  # id -> TEXT, send order
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _joins: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    limits: ChatLimits = field(default_factory=ChatLimits)
+    _refused: OrderedDict[str, Rejection] = field(default_factory=OrderedDict)  # the latest
     _duplicates: int = 0
     _gaps: int = 0
 
     def __post_init__(self) -> None:
         if not self.user:
             raise InvalidArgument("user", "must not be empty")
+        self._check_id("user", self.user)
 
     # -- the application's calls ----------------------------------------------------------
 
     def join(self, room: str) -> list[Request]:
+        self._check_id("room", room)
+        if room not in self._rooms and len(self._rooms) >= self.limits.max_rooms:
+            raise LimitExceeded("room", f"at most {self.limits.max_rooms} rooms per stream")
         state = self._rooms.setdefault(room, _Room())
         return [self._join_request(room, state)]
 
@@ -112,6 +128,9 @@ class ClientRooms:
     def text(self, room: str, content: str) -> list[Request]:
         if room not in self._rooms:
             raise NotJoined("room", f"join room {room!r} before sending TEXT")
+        limit = self.limits.max_content_bytes
+        if len(content) * 4 > limit and len(content.encode("utf-8", "surrogatepass")) > limit:
+            raise LimitExceeded("content", f"must be at most {limit} bytes of UTF-8")
         request = TextRequest(room=room, content=content, id=f"{self.id_prefix}-{next(self._ids)}")
         self._pending[request.id] = request
         return [request]
@@ -133,6 +152,8 @@ class ClientRooms:
 
     def receive(self, message: RoomMessage) -> tuple[list[RoomMessage], list[Request]]:
         """What the application sees of ``message``, and what to send in reply."""
+        if message.rejection is not None:
+            return self._rejected(message), []
         state = self._rooms.get(message.room)
         if state is None:
             return [], []  # a room left meanwhile
@@ -196,6 +217,14 @@ class ClientRooms:
     def unacknowledged(self) -> list[TextRequest]:
         return list(self._pending.values())
 
+    def is_pending(self, id: str) -> bool:
+        """Our TEXT ``id`` is neither acknowledged nor refused yet."""
+        return id in self._pending
+
+    def refused(self, id: str) -> Rejection | None:
+        """Why the server refused our message ``id`` (one of the latest 1000), if it did."""
+        return self._refused.get(id)
+
     def statistics(self) -> ClientStatistics:
         return ClientStatistics(
             rooms=len(self._rooms),
@@ -208,9 +237,33 @@ class ClientRooms:
 
     def _join_request(self, room: str, state: _Room) -> JoinRequest:
         state.syncing = True
+        state.join_id = f"{self.id_prefix}-join-{next(self._joins)}"
         return JoinRequest(
-            room=room, user=self.user, resume_after_seq=state.last_seq, epoch=state.epoch
+            room=room,
+            user=self.user,
+            resume_after_seq=state.last_seq,
+            epoch=state.epoch,
+            id=state.join_id,
         )
+
+    def _rejected(self, message: RoomMessage) -> list[RoomMessage]:
+        """One of our messages was refused: undo what it meant here; show the notice."""
+        assert message.rejection is not None
+        if message.id:
+            self._refused[message.id] = message.rejection
+            if len(self._refused) > 1000:
+                self._refused.popitem(last=False)
+        self._pending.pop(message.id, None)  # a TEXT: never re-sent
+        state = self._rooms.get(message.room)
+        if state is not None and message.id and message.id == state.join_id:
+            self.leave(message.room)  # its JOIN: as if never joined (nothing to send)
+        return [message]
+
+    def _check_id(self, name: str, value: str) -> None:
+        if not value:
+            raise InvalidArgument(name, "must not be empty")
+        if len(value) > self.limits.max_id_length:
+            raise InvalidArgument(name, f"must be at most {self.limits.max_id_length} characters")
 
     def _echo(self, message: RoomMessage, state: _Room) -> list[RoomMessage]:
         """Our JOIN came back: the one-per-member presence JOINs and the history follow."""

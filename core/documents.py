@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .effects import DocumentRecord, LoadDocument, Read, SaveEdit, StoredEdit, Write
-from .errors import InvalidArgument, LimitExceeded, PermissionDenied
+from .errors import InvalidArgument, LimitExceeded, WrongIdentity
 from .events import Deliver
 from .limits import MAX_ID_LENGTH
 from .ot import ServerDocument
@@ -322,7 +322,7 @@ class DocumentHub:
         session = self._sessions.get(name)
         user = claimed or (session.user if session else "") or name
         if session is not None and user != session.user:
-            raise PermissionDenied("user", f"this stream is bound to {session.user!r}")
+            raise WrongIdentity("user", f"this stream is bound to {session.user!r}")
         opened = self._docs.get(document)
         if opened is not None and name in opened.editors:
             return opened, user, opened.editors[name]

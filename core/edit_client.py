@@ -23,6 +23,10 @@ requests to send.
   operation applied, against the snapshot), is transformed against them, and they go out
   again as usual, under new op ids (the server ignores the re-send of the op its snapshot
   answered for). No local edit is lost: the application sees a ``rebase``.
+- An operation the server refused (``EditRejected``: out of range, outside the token's claims)
+  is never re-sent: the application sees a ``refused`` change with the rejection, and the
+  editor asks for a snapshot and starts over from it (a ``reset``, ``lost``): its local text
+  holds an edit the server will never have, and the edits made on top of it with it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import itertools
 import secrets
 from dataclasses import dataclass
 
-from .errors import NotJoined
+from .documents import DocumentLimits
+from .errors import LimitExceeded, NotJoined, Rejection
 from .ot.client import ClientDocument, Send
 from .ot.gaptext import GapText
 from .ot.text import TextOp
@@ -100,28 +105,49 @@ class ServerEdit:
     inserted: str = ""
 
 
-EditReply = DocumentSnapshot | EditAck | ServerEdit
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EditRejected:
+    """The server refused our operation ``op_id``: it applied nothing."""
+
+    op_id: str
+    rejection: Rejection
+
+
+EditReply = DocumentSnapshot | EditAck | ServerEdit | EditRejected
 
 # -- what the application sees --------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentChange:
-    """The document changed: ``kind`` is "snapshot" (the first), "edit" (someone else's), or
-    "rebase" (a later snapshot, with our unacknowledged edits rebased onto it)."""
+    """The document changed: ``kind`` is "snapshot" (the first), "edit" (someone else's),
+    "rebase" (a later snapshot, with our unacknowledged edits rebased onto it), "refused"
+    (the server refused an edit of ours: ``rejection`` says why; a reset follows) or "reset"
+    (the snapshot after a refusal: the text is the server's, and ``lost`` local edits, made
+    on top of the refused one, are gone)."""
 
     kind: str
     user: str
     revision: int
     text: str
+    lost: bool = False
+    rejection: Rejection | None = None
 
 
 class ClientEditor:
     """One user's editor of one document, across connections. ``id_prefix`` makes this
     client's op ids unique (a random one by default)."""
 
-    def __init__(self, user: str, document: str, *, id_prefix: str | None = None) -> None:
+    def __init__(
+        self,
+        user: str,
+        document: str,
+        *,
+        id_prefix: str | None = None,
+        limits: DocumentLimits | None = None,
+    ) -> None:
         self.user, self.document = user, document
+        self.limits = limits or DocumentLimits()
         self.id_prefix = secrets.token_hex(6) if id_prefix is None else id_prefix
         self.doc = ClientDocument()
         self.synced = False  # a snapshot has arrived
@@ -132,6 +158,9 @@ class ClientEditor:
         self._counter = itertools.count(1)
         self._skip: tuple[int, str] | None = None  # (revision, op id) of ours, acked by catch-up
         self._awaiting_snapshot = False  # see connected()
+        self._start_over = False  # an op was refused: the next snapshot is a reset
+        # The in-flight op as it first went out: what a reconnect re-sends (see connected()).
+        self._first_sent: SendEdit | None = None
 
     # -- reading --------------------------------------------------------------------------
 
@@ -160,6 +189,9 @@ class ClientEditor:
         (applied at once); raises ValueError if the range does not fit the text."""
         if not self.synced:
             raise NotJoined("document", "wait for the snapshot before editing")
+        limit = self.limits.max_inserted_chars
+        if len(inserted) > limit:  # the server's default limit: refused at once, not sent
+            raise LimitExceeded("content", f"must be at most {limit} characters")
         op = TextOp.splice(len(self.doc.text), position, deleted, inserted)
         return self._sent(self.doc.edit(op))
 
@@ -180,6 +212,8 @@ class ClientEditor:
         At revision 0 the join is a snapshot request (the wire's ``version`` 0), so a snapshot
         will answer it: until it does, edits stay local (sent against revision 0 they would
         be applied after it, and rebased onto it as well)."""
+        if self._start_over:  # a snapshot to start over from; nothing of ours goes again
+            return [JoinDocument(document=self.document, user=self.user)]
         revision = self.doc.revision if self.synced else 0
         resend = self.doc.resend() if self.synced else None
         join = JoinDocument(
@@ -191,12 +225,24 @@ class ClientEditor:
         self._awaiting_snapshot = revision == 0
         if resend is None or self._awaiting_snapshot:
             return [join]
+        if len(list(resend.op.splices())) != 1:
+            # Remote edits split it (an insert inside a range it deletes) or emptied it: no
+            # single wire edit carries it rebased, so it goes as it first went out, at its
+            # first base, and the server rebases it over the same edits we did; or, never
+            # sent, it waits for a snapshot to be rebased onto.
+            first = self._first_sent
+            if first is not None and first.op_id == self._ids[0]:
+                return [join, first]
+            self._awaiting_snapshot = True
+            return [JoinDocument(document=self.document, user=self.user, pending=self._ids[0])]
         return [join, self._request(resend, self._ids[0])]
 
     def receive(self, message: EditReply) -> tuple[list[DocumentChange], list[EditRequest]]:
         """What the application sees of ``message``, and what to send in reply."""
         if isinstance(message, DocumentSnapshot):
             return self._snapshot(message)
+        if isinstance(message, EditRejected):
+            return self._refused(message)
         if isinstance(message, EditAck):
             if self._ids and message.op_id == self._ids[0]:
                 return [], self._acked()
@@ -218,6 +264,13 @@ class ClientEditor:
     ) -> tuple[list[DocumentChange], list[EditRequest]]:
         self._skip = None
         self._awaiting_snapshot = False
+        if self._start_over:
+            self._start_over = False
+            lost = bool(self._ids) or self.doc.buffer is not None
+            self._confirmed = GapText(message.text)
+            self.doc = ClientDocument(message.text, revision=message.revision)
+            self._ids.clear()
+            return [self._change("reset", "", lost=lost)], []
         if not self.synced:
             self._confirmed = GapText(message.text)
             self.doc = ClientDocument(message.text, revision=message.revision)
@@ -238,6 +291,19 @@ class ClientEditor:
             return [], requests  # e.g. a rejoin at revision 0 that nothing had changed
         return [self._change("rebase", "")], requests
 
+    def _refused(self, message: EditRejected) -> tuple[list[DocumentChange], list[EditRequest]]:
+        change = DocumentChange(
+            kind="refused",
+            user=self.user,
+            revision=self.doc.revision,
+            text=self.doc.text,
+            rejection=message.rejection,
+        )
+        if not self._ids or message.op_id != self._ids[0] or self._start_over:
+            return [change], []  # not the op in flight (or already starting over)
+        self._start_over = True
+        return [change], [JoinDocument(document=self.document, user=self.user)]
+
     def _sent(self, send: Send | None) -> list[EditRequest]:
         if send is None:
             return []
@@ -245,7 +311,8 @@ class ClientEditor:
         self._ids.append(op_id)
         if self._awaiting_snapshot:
             return []  # in flight as far as the document goes; the snapshot's rebase sends it
-        return [self._request(send, op_id)]
+        request = self._first_sent = self._request(send, op_id)
+        return [request]
 
     def _request(self, send: Send, op_id: str) -> SendEdit:
         [(position, deleted, inserted)] = send.op.splices()
@@ -275,5 +342,6 @@ class ClientEditor:
         self._confirmed.apply(op)
         doc.receive(op, revision=message.revision)
 
-    def _change(self, kind: str, user: str) -> DocumentChange:
-        return DocumentChange(kind=kind, user=user, revision=self.doc.revision, text=self.doc.text)
+    def _change(self, kind: str, user: str, *, lost: bool = False) -> DocumentChange:
+        doc = self.doc
+        return DocumentChange(kind=kind, user=user, revision=doc.revision, text=doc.text, lost=lost)

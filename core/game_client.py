@@ -7,7 +7,8 @@ returns what re-establishes the session (a join, then every action not yet confi
 order, under its sequence); each state from the server goes through ``receive``, which keeps
 the ``GameMirror`` and confirms every action up to the player's ``last_sequence`` (the highest
 sequence the server applied). The server ignores an action whose sequence it has passed, so
-the re-send is idempotent.
+the re-send is idempotent. An action the server refuses (``ActionRejected``) is dropped from
+the re-sends and kept in ``refused``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, Rejection
 from .game import GameEvent, GameMirror, PlayerState
 
 # -- requests: what the client puts on the wire -------------------------------------------
@@ -52,6 +53,17 @@ class StateUpdate:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ActionRejected:
+    """The server refused our action ``sequence`` (or our join, sequence 0): never re-sent."""
+
+    sequence: int
+    rejection: Rejection
+
+
+GameReply = StateUpdate | ActionRejected
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlayerStatistics:
     sent: int  # the last sequence numbered
     confirmed: int  # the highest sequence the server said it applied
@@ -69,6 +81,7 @@ class ClientPlayer:
         self.sequence = 0  # the last one numbered
         self.confirmed = 0
         self._unconfirmed: dict[int, ActionRequest] = {}  # sequence -> action, in order
+        self.refused: list[tuple[int, Rejection]] = []  # (sequence, why): never re-sent
 
     # -- the application's calls ----------------------------------------------------------
 
@@ -91,9 +104,13 @@ class ClientPlayer:
         """What a new connection must send first: a join, then every unconfirmed action."""
         return [JoinGame(player=self.player, match=self.match), *self._unconfirmed.values()]
 
-    def receive(self, state: StateUpdate) -> tuple[list[GameMirror], list[GameRequest]]:
+    def receive(self, state: GameReply) -> tuple[list[GameMirror], list[GameRequest]]:
         """Apply ``state`` to the mirror (which the application sees) and confirm what it
-        says was applied."""
+        says was applied; a refused action is dropped (and kept in ``refused``)."""
+        if isinstance(state, ActionRejected):
+            self._unconfirmed.pop(state.sequence, None)
+            self.refused.append((state.sequence, state.rejection))
+            return [], []
         self.mirror.apply(
             tick=state.tick, full=state.full, players=state.players, events=state.events
         )

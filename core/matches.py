@@ -22,7 +22,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from .arena import Arena
-from .errors import AlreadyExists, InvalidArgument, LimitExceeded, NotJoined, PermissionDenied
+from .errors import (
+    AlreadyExists,
+    InvalidArgument,
+    LimitExceeded,
+    NotJoined,
+    PermissionDenied,
+    WrongIdentity,
+)
 from .game import JOIN, LEAVE, Action, GameLoop, Rules, TickState
 from .limits import MAX_ID_LENGTH
 
@@ -278,7 +285,7 @@ class MatchHub:
         if seat is None:
             raise NotJoined(field, "join a match first (action_type join)")
         if player and player != seat.player:
-            raise PermissionDenied("player_id", f"this stream plays {seat.player!r}")
+            raise WrongIdentity("player_id", f"this stream plays {seat.player!r}")
         if match and match != seat.match:
             raise PermissionDenied("match_id", f"this stream plays in match {seat.match!r}")
         return seat

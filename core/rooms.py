@@ -65,7 +65,7 @@ from .effects import (
     TrimRoom,
     Write,
 )
-from .errors import InvalidArgument, LimitExceeded, NotJoined, PermissionDenied
+from .errors import InvalidArgument, LimitExceeded, NotJoined, Rejection, WrongIdentity
 from .events import Deliver
 from .limits import MAX_ID_LENGTH
 
@@ -93,6 +93,8 @@ class RoomMessage:
     timestamp: int = 0
     seq: int = 0
     epoch: str = ""
+    # On a SYSTEM message for one sender: its message ``id`` (in ``room``) was refused.
+    rejection: Rejection | None = None
 
 
 # Commands: one stream (``session``) asks for something. ``user`` on Leave/Post/Typing is the
@@ -436,7 +438,7 @@ class RoomHub:
             raise InvalidArgument("resume_after_seq", "must not be negative")
         session = self._sessions.get(cmd.session)
         if session is not None and session.user != cmd.user:
-            raise PermissionDenied(
+            raise WrongIdentity(
                 "user", f"this stream is bound to {session.user!r}, not {cmd.user!r}"
             )
         already_in = session is not None and cmd.room in session.rooms
@@ -783,7 +785,7 @@ class RoomHub:
         if session is None or room_name not in session.rooms:
             raise NotJoined("room", f"JOIN room {room_name!r} before sending {what}")
         if claimed and claimed != session.user:
-            raise PermissionDenied(
+            raise WrongIdentity(
                 "user", f"this stream is bound to {session.user!r}, not {claimed!r}"
             )
         return session, self._rooms[room_name]

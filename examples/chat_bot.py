@@ -4,14 +4,14 @@
 
 Answers ``!echo TEXT`` with TEXT, ``!who`` with the room's members and ``!count`` with how many
 TEXTs it has seen; greets whoever joins. It rides out server restarts on its own (backoff,
-resume, re-send), and stops on Ctrl-C.
+resume, re-send), and stops on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
+
+from _signals import run  # SIGINT or SIGTERM: a clean stop
 
 from interplay.core import Kind
 from interplay.transports.grpc.client import ChatClient
@@ -44,5 +44,4 @@ if __name__ == "__main__":
     parser.add_argument("--name", default="bot")
     args = parser.parse_args()
     host, _, port = args.server.rpartition(":")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main(host, int(port), args.room, args.name))
+    run(main(host, int(port), args.room, args.name))

@@ -10,10 +10,10 @@ confirmed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import random
 
 import anyio
+from _signals import run  # SIGINT or SIGTERM: a clean stop
 
 from interplay.transports.grpc.client import GameClient
 
@@ -46,4 +46,4 @@ if __name__ == "__main__":
     parser.add_argument("--moves", type=int, default=20)
     args = parser.parse_args()
     host, _, port = args.server.rpartition(":")
-    asyncio.run(main(host, int(port), args.match, args.player, args.moves))
+    run(main(host, int(port), args.match, args.player, args.moves))

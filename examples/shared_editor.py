@@ -12,10 +12,10 @@ with the same text (operational transformation), and a server restart is ridden 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 
 import anyio
+from _signals import run  # SIGINT or SIGTERM: a clean stop
 
 from interplay.transports.grpc.client import EditClient
 
@@ -71,4 +71,4 @@ if __name__ == "__main__":
     parser.add_argument("--user", required=True)
     args = parser.parse_args()
     host, _, port = args.server.rpartition(":")
-    asyncio.run(main(host, int(port), args.document, args.user))
+    run(main(host, int(port), args.document, args.user))

@@ -5,8 +5,9 @@ transport carries it (gRPC: ``authorization`` metadata; WebSocket: the header or
 ``access_token`` query parameter). The token's ``sub`` is the user the session acts as;
 optional ``rooms``, ``documents`` and ``matches`` claims (lists of names) limit what it may
 join. No valid token: ``Unauthenticated``, before anything is read. A command claiming another
-user, or naming a room/document/match outside the claims: the core's ``PermissionDenied``,
-naming the field. A command that names no user acts as the token's user.
+user: the core's ``WrongIdentity`` (the stream ends); one naming a room/document/match outside
+the claims: ``PermissionDenied`` (that message is refused), each naming the field. A command
+that names no user acts as the token's user.
 
 Tokens are HS256 with a shared secret, or RS256/ES256 from an identity provider (Keycloak,
 Auth0, Cognito, Google): one public key (PEM), or the provider's JWKS URL. The key set is
@@ -35,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from interplay.core.documents import DocumentCommand, EditDocument, MoveCursor, OpenDocument
-from interplay.core.errors import PermissionDenied
+from interplay.core.errors import PermissionDenied, WrongIdentity
 from interplay.core.matches import Act, JoinMatch, LeaveMatch
 from interplay.core.matches import Command as MatchCommand
 from interplay.core.rooms import Command as ChatCommand
@@ -88,7 +89,7 @@ class Identity:
     def _check(self, claimed: str, resource: str, fields: tuple[str, str, str]) -> None:
         user_field, resource_field, claim = fields
         if claimed and claimed != self.user:
-            raise PermissionDenied(user_field, f"the token is for {self.user!r}, not {claimed!r}")
+            raise WrongIdentity(user_field, f"the token is for {self.user!r}, not {claimed!r}")
         allowed: frozenset[str] | None = getattr(self, claim)
         if allowed is not None and resource and resource not in allowed:
             raise PermissionDenied(

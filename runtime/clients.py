@@ -12,8 +12,9 @@ from typing import Any
 
 from interplay.core.chat_client import ClientRooms, Request, TextRequest
 from interplay.core.edit_client import ClientEditor, DocumentChange, EditReply, EditRequest
+from interplay.core.errors import Rejection
 from interplay.core.game import GameMirror
-from interplay.core.game_client import ActionRequest, ClientPlayer, GameRequest, StateUpdate
+from interplay.core.game_client import ActionRequest, ClientPlayer, GameReply, GameRequest
 from interplay.core.ot import ClientDocument
 from interplay.core.rooms import RoomMessage
 
@@ -36,10 +37,20 @@ class ReconnectingChat(ReconnectingCall[Request, RoomMessage, RoomMessage]):
         await self._submit(lambda: self.rooms.leave(room))
 
     async def send(self, room: str, content: str) -> str:
-        """Send a TEXT; returns its id. It is re-sent until acknowledged."""
+        """Send a TEXT; returns its id. It is re-sent until acknowledged, unless the server
+        refuses it (``wait_acknowledged`` raises why). What the client can check itself
+        (not joined, content over ``ChatLimits``) raises at once, and nothing is sent."""
         [request] = await self._submit(lambda: self.rooms.text(room, content))
         assert isinstance(request, TextRequest)
         return request.id
+
+    async def wait_acknowledged(self, id: str) -> None:
+        """Until the server has stored our TEXT ``id``; raises ``Refused`` if it refused it
+        (and the fatal error if the call ends with one first)."""
+        await self._wait_until(lambda: not self.rooms.is_pending(id))
+        rejection = self.rooms.refused(id)
+        if rejection is not None:
+            raise rejection.error(id)
 
     async def typing(self, room: str) -> None:
         """A typing indicator: sent now if connected, never queued (it would be stale)."""
@@ -109,14 +120,14 @@ class ReconnectingEditor(ReconnectingCall[EditRequest, EditReply, DocumentChange
         await self._wait_until(lambda: self.editor.settled)
 
 
-class ReconnectingPlayer(ReconnectingCall[GameRequest, StateUpdate, GameMirror]):
+class ReconnectingPlayer(ReconnectingCall[GameRequest, GameReply, GameMirror]):
     """One player in one match: actions get sequence numbers; the states received keep a
     ``GameMirror``. A reconnect joins again and re-sends the actions the server had not yet
     confirmed (a player's ``last_sequence``); the server ignores any it already applied."""
 
     def __init__(
         self,
-        transport: Transport[GameRequest, StateUpdate, Any],
+        transport: Transport[GameRequest, GameReply, Any],
         *,
         player: str,
         match: str = "",
@@ -129,6 +140,11 @@ class ReconnectingPlayer(ReconnectingCall[GameRequest, StateUpdate, GameMirror])
     @property
     def mirror(self) -> GameMirror:
         return self.actions.mirror
+
+    @property
+    def refused(self) -> list[tuple[int, Rejection]]:
+        """The actions the server refused, by sequence (never re-sent), oldest first."""
+        return list(self.actions.refused)
 
     async def act(self, action: str, **parameters: str) -> int:
         """Queue an action for the next tick; returns its sequence number."""

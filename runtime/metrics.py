@@ -65,6 +65,11 @@ _COUNTERS = (
         "Messages that waited for their stream's rate limit (shaped, never refused).",
     ),
     (
+        "refusals",
+        "interplay_messages_refused_total",
+        "Messages refused by a rule of their own (told to their sender; the stream went on).",
+    ),
+    (
         "commits",
         "interplay_store_commits_total",
         "Backend write calls; storage writes / commits is the group commit.",

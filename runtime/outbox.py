@@ -7,6 +7,7 @@ the others of that format (gRPC and WebSocket members of one room, say).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -171,16 +172,26 @@ class EncodedTick:
 
 class StateOutbox(_Waiting):
     """The newest game state waiting for one GameSync session: ``LatestState`` plus a wake-up
-    for its writer. A slow player holds one state, never a queue, and blocks nobody."""
+    for its writer. A slow player holds one state, never a queue, and blocks nobody.
 
-    __slots__ = ("slot",)
+    Beside it, the notices for that player alone (its refused actions), which are never
+    superseded: they go out, in order, before the next state."""
+
+    __slots__ = ("notices", "slot")
 
     def __init__(self) -> None:
         super().__init__()
         self.slot: LatestState[EncodedTick] = LatestState()
+        self.notices: deque[Broadcast] = deque()
 
     def __len__(self) -> int:
-        return 1 if self.slot else 0
+        return len(self.notices) + (1 if self.slot else 0)
+
+    def push(self, item: Broadcast) -> Signal | None:
+        """A notice for this player (its sender bounds how many: see ``Runtime``)."""
+        self.notices.append(item)
+        self._wake()
+        return None
 
     def offer(self, tick: EncodedTick) -> bool:
         """True when it superseded a state this session never got."""
@@ -194,7 +205,10 @@ class StateOutbox(_Waiting):
         """The state to write now (full if the session missed one); None once closed.
         (``settle`` is ``Outbox.next``'s; a newest-state slot never waits for more.)"""
         await self._wait()
-        if not self.slot:
-            return None
-        tick, full = self.slot.take()
-        return [tick.frame(codec, full=full)]
+        frames: list[bytes] = []
+        while self.notices:
+            frames.extend(self.notices.popleft().frames(codec))
+        if self.slot:
+            tick, full = self.slot.take()
+            frames.append(tick.frame(codec, full=full))
+        return frames or None

@@ -12,6 +12,10 @@ only a ``Transport``: ``connect()`` returning a small ``Call`` (send, recv, end,
 failures are ``CallError``s naming a status, and its codec (``encode`` a core request to a wire
 message, ``decode`` a wire message to what the machine receives).
 
+A transport marks the connection failures no retry can cure (TLS and protocol mismatches,
+an unresolvable host) as not transient, whatever their status. A server's refusal of one
+message is not a failure at all: it arrives as a message, and the machine deals with it.
+
 Failures are classified here, once, by status *name* (gRPC's vocabulary, which the WebSocket
 close codes 4000 + n carry too): UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED and DEADLINE_EXCEEDED
 are transient (retry); a broken connection is UNAVAILABLE; any other status is fatal: the loop
@@ -29,6 +33,8 @@ from __future__ import annotations
 import contextlib
 import enum
 import random
+import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -57,14 +63,73 @@ class CallError(Exception):
     broke, or could not be made, is UNAVAILABLE. The transport's own exception, if any, is the
     ``__cause__``."""
 
-    def __init__(self, status: str, message: str = "") -> None:
+    def __init__(self, status: str, message: str = "", *, transient: bool | None = None) -> None:
         super().__init__(f"{status}: {message}" if message else status)
         self.status = status
         self.message = message
+        self._transient = transient
 
     @property
     def transient(self) -> bool:
-        return is_transient(self.status)
+        """Retry after it: by its status, unless the transport knew better (a TLS or protocol
+        mismatch, a host that does not resolve: UNAVAILABLE, and no retry will help)."""
+        return is_transient(self.status) if self._transient is None else self._transient
+
+
+async def unrecoverable(
+    failure: CallError, exc: BaseException, *, host: str, port: int, tls: bool, dropped: bool
+) -> CallError:
+    """``failure`` (a connect, or a call's first exchange, failed with ``exc``), unless ``exc``
+    shows that no retry can succeed: then a CallError that is not transient and says what to
+    change (DESIGN §6: classify, and say why). ``dropped``: the connection was dropped before
+    the server said anything, which a TLS port does to a plaintext client."""
+    where = f"{host}:{port}"
+    why: str | None = None
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = (
+            f"TLS: the certificate of {where} is not trusted ({exc.verify_message}); "
+            "trust the authority that signed it (ssl=, interplay chat --tls-ca)"
+        )
+    elif isinstance(exc, ssl.SSLError):
+        why = f"TLS: {where} does not speak TLS ({exc.reason}): is it a plaintext port?"
+    elif isinstance(exc, socket.gaierror):
+        why = f"cannot resolve host {host!r} ({exc.strerror})"
+    elif dropped and (speaks := await _speaks_tls(host, port)) is not None and speaks != tls:
+        why = (
+            f"{where} speaks TLS, and this client connected without it (ssl=)"
+            if speaks
+            else f"TLS: {where} does not speak TLS (it dropped the handshake): is it a "
+            "plaintext port?"
+        )
+    if why is None:
+        return failure
+    error = CallError(failure.status, why, transient=False)
+    error.__cause__ = exc
+    return error
+
+
+async def _speaks_tls(host: str, port: int) -> bool | None:
+    """Whether a TLS handshake with ``host:port`` succeeds (its certificate unchecked); None
+    if nothing accepts a connection there (a server down: that may pass). Asked only after a
+    connection was dropped before the server said anything."""
+    probe = ssl.create_default_context()
+    probe.check_hostname = False
+    probe.verify_mode = ssl.CERT_NONE
+    try:
+        with anyio.fail_after(2):
+            plain = await anyio.connect_tcp(host, port)
+    except (OSError, TimeoutError):
+        return None
+    await plain.aclose()
+    try:
+        with anyio.fail_after(2):
+            stream = await anyio.connect_tcp(
+                host, port, ssl_context=probe, tls_standard_compatible=False
+            )
+    except (OSError, TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream, ssl.SSLError):
+        return False
+    await stream.aclose()
+    return True
 
 
 def connection_lost(message: str = "the connection broke") -> CallError:
@@ -180,6 +245,7 @@ class ReconnectingCall(Generic[Request, Reply, Shown]):
         self.reconnect_delays: list[float] = []
         self.failure: CallError | None = None  # the fatal failure, as the transport said it
         self.error: Exception | None = None  # ... as the application sees it
+        self.last_failure: CallError | None = None  # why the latest connection ended
         self._current: _Connection | None = None  # the connection writes go to, if any
         self._lock = anyio.Lock()  # one writer at a time; see _submit
         self._inbox_in, self._inbox = anyio.create_memory_object_stream[Shown](inbox_size)
@@ -217,9 +283,16 @@ class ReconnectingCall(Generic[Request, Reply, Shown]):
         self._tasks.cancel_scope.cancel()
         self._set_state(ConnectionState.CLOSED)
         try:
-            return await self._tasks.__aexit__(exc_type, exc, tb)
+            # Not handed the block's exception: anyio would wrap it in an ExceptionGroup, and
+            # ``except GRPCError`` around ``async with`` would never catch it. It propagates
+            # as it is, once the tasks have stopped.
+            await self._tasks.__aexit__(None, None, None)
+        except BaseExceptionGroup as group:
+            if exc is None:
+                raise (group.exceptions[0] if len(group.exceptions) == 1 else group) from None
         finally:
             self._inbox.close()
+        return None
 
     async def wait_for(self, state: ConnectionState) -> None:
         while self.state is not state:
@@ -282,6 +355,7 @@ class ReconnectingCall(Generic[Request, Reply, Shown]):
                     await self._connect_once()
                     return  # our half-close, answered with OK
                 except CallError as failure:
+                    self.last_failure = failure
                     if not failure.transient:
                         self.failure = failure
                         self.error = self._transport.fatal(failure)

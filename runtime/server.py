@@ -12,7 +12,13 @@ two coroutines: ``receive()`` (the next wire message, None at the client's end) 
   idle session holds none) drains the session's outbox into ``send``, many frames per write;
 * on the client's end: the session ends in its hub, its outbox is flushed, ``serve`` returns;
   on a drain: the same, then ``ShuttingDown``; a cut session raises ``SlowConsumer`` or
-  ``StorageFailed``; a refused message its ``CoreError``: the adapter maps each with one table.
+  ``StorageFailed``; a message claiming another identity than the stream's ``WrongIdentity``:
+  the adapter maps each with one table.
+
+A message that breaks a rule of its own (``CoreError``, ``runtime/refusals.py``) is refused, not
+the stream: its sender alone gets a ``Refusal`` event, in order after what it sent before, which
+its codec encodes (a chat SYSTEM message with a rejection, an edit ``reject``, a game state
+with a ``rejected`` event); nothing changed, nothing was stored, the session reads on.
 
 Backpressure: when a receiver's outbox rises above high water, every room or document it is in
 stops reading from its senders until the outbox falls to low water; a receiver above high water
@@ -51,6 +57,7 @@ from anyio.abc import TaskGroup
 from interplay.core.buffer import Signal
 from interplay.core.documents import CloseSession, DocumentHub
 from interplay.core.effects import Read, Write
+from interplay.core.errors import CoreError
 from interplay.core.histogram import Histogram
 from interplay.core.matches import Act, EndSession, JoinMatch, MatchHub
 from interplay.core.rate import TokenBucket
@@ -69,6 +76,7 @@ from .errors import (
     Unauthenticated,
 )
 from .outbox import Broadcast, Codec, EncodedTick, Outbox, StateOutbox
+from .refusals import Refusal, refuses_the_message
 from .settings import Settings
 
 log = logging.getLogger("interplay.runtime")
@@ -100,6 +108,7 @@ class Counters:
     resumes: int = 0
     slow_consumer_disconnects: int = 0
     shaped: int = 0  # messages that waited for their stream's rate
+    refusals: int = 0  # messages refused by a rule of their own (the stream went on)
     commits: int = 0  # backend write calls: storage writes / commits = group commit
     storage_writes: int = 0
     storage_failures: int = 0
@@ -275,9 +284,10 @@ class Runtime:
         *,
         identity: Identity | None = None,
     ) -> None:
-        """Run one session until the client ends it (return), or raise why it ended: a
-        ``CoreError`` a message broke, ``ShuttingDown`` after a drain flushed it, the
-        ``SlowConsumer``/``StorageFailed`` it was cut with, or what ``send`` raised. The
+        """Run one session until the client ends it (return), or raise why it ended:
+        ``WrongIdentity`` (a message claimed another identity), ``ShuttingDown`` after a
+        drain flushed it, the ``SlowConsumer``/``StorageFailed`` it was cut with, or what
+        ``send`` raised (a refused message does not end it: ``_refuse``). The
         caller's task reads; the session's writer is the runtime's, and runs only while there
         is something to write."""
         if self._tasks is None:
@@ -362,12 +372,28 @@ class Runtime:
                 # (shutdown() cancels a reader that waits; this one had a message ready.)
                 return True
             counters.messages_in += 1
-            command = session.codec.decode(message, session.id)
-            if session.identity is not None:
-                command = session.identity.authorize(command)
-            await self._submit(session, command)
+            try:
+                command = session.codec.decode(message, session.id)
+                if session.identity is not None:
+                    command = session.identity.authorize(command)
+                await self._submit(session, command)
+            except CoreError as error:
+                if not refuses_the_message(error):
+                    raise  # another identity than the stream's: the stream ends
+                self._refuse(session, message, error)
             if self._pending_writes > self.settings.max_pending_writes:
                 await self._wait_durable(self._queued)
+
+    def _refuse(self, session: Session, message: Any, error: CoreError) -> None:
+        """Tell the sender alone that ``message`` was refused, after what it sent before it;
+        nothing was changed or stored, and the stream goes on."""
+        outbox = session.outbox
+        if isinstance(outbox, StateOutbox) and len(outbox.notices) >= self.settings.high_water:
+            self._cut_slow(session)  # it neither reads nor stops sending what is refused
+            return
+        self.counters.refusals += 1
+        refusal = Broadcast(Refusal(message, error), int(self._clock() * 1000))
+        self._commit([], [((session.id,), refusal)])
 
     async def _submit(self, session: Session, command: Any) -> None:
         """One command of ``session``: shaped, read for, handled, committed."""
@@ -610,7 +636,7 @@ class Runtime:
                 if session is None:
                     continue  # its call is ending; its disconnect is being handled
                 delivered += 1
-                if session.outbox.push(item) is Signal.PAUSE:  # type: ignore[union-attr]
+                if session.outbox.push(item) is Signal.PAUSE:
                     self.counters.pauses += 1
                     self._pause(session)
                 if not session.writing:

@@ -69,10 +69,89 @@ def test_the_status_line_shows_a_reconnect_and_nothing_said_meanwhile_is_lost(
         ann.wait_for("* bob joined")
         process.kill()
         ann.wait_for("reconnecting · #lobby")
+        ann.wait_for("! connection lost (UNAVAILABLE")  # a line in the conversation too
         ann.type("said while the server was down\r")
     with interplay_serve(data, "--port", str(port)):
         ann.wait_for("connected · #lobby", timeout=15)
+        ann.wait_for("* reconnected")
         bob.wait_for("#lobby ann: said while the server was down", timeout=15)
         ann.wait_for("#lobby ann: said while the server was down")
         ann_chat.__exit__(None, None, None)
         bob_chat.__exit__(None, None, None)
+
+
+SECRET = "a-terminal-test-secret-of-32-bytes-or-more"
+
+
+def chat_as(port: int, user: str, *flags: str) -> Terminal:
+    return Terminal(
+        [EXE, "chat", "--room", "lobby", "--user", user, "--server", f"127.0.0.1:{port}", *flags],
+        columns=160,
+    )
+
+
+def test_every_refusal_is_a_line_and_the_session_goes_on(tmp_path: Path) -> None:
+    from interplay.runtime import Authenticator
+
+    token = Authenticator(SECRET).mint("ann", rooms=["lobby", "dev"])
+    with interplay_serve(tmp_path / "chat.db", "--auth-secret", SECRET) as port:
+        ann = chat_as(port, "ann", "--token", token)
+        try:
+            ann.wait_for("connected · #lobby")
+            ann.type("/join secret\r")  # outside the token's claims: refused by the server
+            ann.wait_for(
+                "#secret ! refused JOIN: PERMISSION_DENIED room_id: the token does not grant "
+                "'secret' (its rooms claim)"
+            )
+            ann.wait_for("connected · #lobby as ann")  # back where it was
+            ann.type("/join " + "r" * 300 + "\r")  # refused at once, by the client
+            ann.wait_for("! room: must be at most 255 characters")
+            ann.type("still here\r")
+            ann.wait_for("#lobby ann: still here")
+            ann.type("/leave\r")  # the only room
+            ann.wait_for("* you left #lobby")
+            ann.type("typing into no room")  # the typing indicator has nowhere to go
+            ann.type("\r")
+            ann.wait_for("! you are in no room")
+            ann.type("/join dev\r")
+            ann.wait_for("connected · #dev as ann")
+            ann.type("over here\r")
+            ann.wait_for("#dev ann: over here")
+            assert "Traceback" not in ann.text()
+        finally:
+            if ann.child.isalive():
+                ann.type("/quit\r")
+            assert ann.close() == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        ((), "! disconnected: UNAUTHENTICATED authorization: a 'Bearer <token>' header"),
+        (("--token", "not-a-token"), "! disconnected: UNAUTHENTICATED authorization:"),
+        ("another user's token", "! disconnected: PERMISSION_DENIED sender_id: the token is for"),
+    ],
+)
+def test_a_fatal_refusal_is_one_line_and_exit_1(
+    tmp_path: Path, flags: tuple[str, ...] | str, says: str
+) -> None:
+    from interplay.runtime import Authenticator
+
+    if isinstance(flags, str):
+        flags = ("--token", Authenticator(SECRET).mint("bob"))
+    with interplay_serve(tmp_path / "chat.db", "--auth-secret", SECRET) as port:
+        ann = chat_as(port, "ann", *flags)
+        screen = ann.wait_for(says)
+        assert ann.close() == 1
+        assert "Traceback" not in screen and "ExceptionGroup" not in screen
+
+
+def test_tls_to_a_plaintext_server_stops_and_says_why(tmp_path: Path) -> None:
+    from certs import issue
+
+    tls = issue(tmp_path)
+    with interplay_serve(tmp_path / "chat.db") as port:
+        ann = chat_as(port, "ann", "--tls-ca", str(tls.ca))
+        screen = ann.wait_for("! disconnected: UNAVAILABLE TLS:")
+        assert "does not speak TLS" in screen
+        assert ann.close() == 1

@@ -40,7 +40,7 @@ def without_interplay_variables() -> dict[str, str]:
         (["--tick-hz", "2000"], r"tick_hz: must be in \(0, 1000\], got 2000.0"),
         (["--max-actions", "0"], "actions_per_second: must be positive, got 0.0"),
         (["--keepalive-time", "-1"], "keepalive_time: must be positive"),
-        (["--metrics-port", "70000"], "metrics_port: must be 0 to 65535, got 70000"),
+        (["--metrics-port", "70000"], "argument --metrics-port: must be a port number from 0"),
     ],
 )
 def test_a_bad_value_is_one_line_and_exit_2(flags: list[str], says: str) -> None:
@@ -153,3 +153,126 @@ def test_an_environment_variable_is_the_default_parsed_as_the_flag(
     monkeypatch.setenv(variable, value)
     got = getattr(serve_parser().parse_args([]), dest)
     assert got == parsed and type(got) is type(parsed)
+
+
+@pytest.mark.parametrize(
+    ("argv", "variables", "says"),
+    [
+        (["serve", "--port", "70000"], {}, "argument --port: must be a port number from 0 to"),
+        (["serve", "--port", "abc"], {}, "argument --port: must be a port number"),
+        (
+            ["serve"],
+            {"INTERPLAY_PORT": "abc"},
+            "argument --port: .* \\(from INTERPLAY_PORT='abc'\\)",
+        ),
+        (["serve"], {"INTERPLAY_LOG_LEVEL": "loud"}, "argument --log-level: must be one of DEBUG"),
+        (["serve"], {"INTERPLAY_LOOP": "fast"}, "argument --loop: must be one of auto, asyncio"),
+        (["serve", "--metrics-port", "-1"], {}, "argument --metrics-port: must be a port"),
+        (["serve", "--grace", "soon"], {}, "argument --grace: invalid float value: 'soon'"),
+        (["serve", "--frobnicate"], {}, "unrecognized arguments: --frobnicate"),
+        (["chat", "--room", "r", "--user", "u", "--server", "nowhere"], {}, "--server must be"),
+    ],
+)
+def test_a_bad_flag_or_variable_is_one_line_naming_it_and_exit_2(
+    argv: list[str], variables: dict[str, str], says: str
+) -> None:
+    done = subprocess.run(
+        [INTERPLAY, *argv],
+        env={**without_interplay_variables(), **variables},
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == "" and "Traceback" not in done.stderr
+    [line] = done.stderr.splitlines()
+    assert re.match(f"^interplay[a-z ]*: .*{says}", line), line
+
+
+def test_a_bad_variable_does_not_break_version() -> None:
+    done = subprocess.run(
+        [INTERPLAY, "--version"],
+        env={**without_interplay_variables(), "INTERPLAY_PORT": "abc"},
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("interplay ")
+
+
+@pytest.mark.parametrize(("given", "parsed"), [("debug", "DEBUG"), ("Warning", "WARNING")])
+def test_the_log_level_takes_any_case(given: str, parsed: str) -> None:
+    assert serve_parser().parse_args(["--log-level", given]).log_level == parsed
+
+
+def test_lists_are_split_and_stripped() -> None:
+    commands = _parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
+    token = commands.choices["token"]  # type: ignore[index]
+    args = token.parse_args(["--user", "ann", "--rooms", "lobby, dev ,,"])
+    assert args.rooms == ["lobby", "dev"]
+
+
+@pytest.mark.slow
+def test_a_second_server_on_the_same_data_file_refuses_to_start(tmp_path: Path) -> None:
+    from helpers import interplay_serve
+
+    data = tmp_path / "chat.db"
+    with interplay_serve(data):
+        done = subprocess.run(
+            [INTERPLAY, "serve", "--port", "0", "--ws-port", "0", "--data", str(data)],
+            env=without_interplay_variables(),
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+        assert (done.returncode, done.stdout) == (2, "")
+        assert done.stderr == (
+            f"interplay serve: --data {data} is in use by another interplay serve "
+            "(one server per data file)\n"
+        )
+    with interplay_serve(data):  # free again once the first has stopped
+        pass
+
+
+@pytest.mark.slow
+def test_the_startup_lines_say_transport_auth_data_and_metrics(tmp_path: Path) -> None:
+    secret, data = "s" * 32, tmp_path / "chat.db"
+    with subprocess.Popen(
+        [INTERPLAY, "serve", "--port", "0", "--ws-port", "0", "--data", str(data)],
+        env={**without_interplay_variables(), "INTERPLAY_AUTH_SECRET": secret},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as server:
+        assert server.stdout is not None
+        lines = [server.stdout.readline(), server.stdout.readline()]
+        server.terminate()
+        server.wait(timeout=20)
+    assert re.match(
+        r"^interplay: serving chat.ChatService on 127\.0\.0\.1:\d+ \(plaintext\)$", lines[0]
+    )
+    assert lines[1] == (  # --ws-port 0: no WebSocket line
+        f"interplay: ready: auth on (bearer tokens); data {data}; no metrics "
+        "(Ctrl-C or SIGTERM to stop)\n"
+    )
+
+
+@pytest.mark.slow
+def test_interplay_health_says_serving_or_why_not(tmp_path: Path) -> None:
+    from helpers import interplay_serve
+
+    with interplay_serve(tmp_path / "chat.db") as port:
+        up = subprocess.run(
+            [INTERPLAY, "health", "--server", f"127.0.0.1:{port}"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    assert (up.returncode, up.stdout) == (0, f"interplay health: 127.0.0.1:{port}: SERVING\n")
+    down = subprocess.run(
+        [INTERPLAY, "health", "--server", f"127.0.0.1:{port}", "--timeout", "2"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert down.returncode == 1 and "ConnectionRefusedError" in down.stdout, down.stdout

@@ -30,16 +30,67 @@ def test_embedding_examples_run(needle: str) -> None:
     exec(compile(embedding, "README.md", "exec"), {})
 
 
+# What each client snippet prints on its first run, and on a second against the same server
+# (the room's history, the document and the match are still there).
+RUNS = {
+    "Channel(": (
+        ["JOIN 0 ann ", "TEXT 1 ann hi"],
+        ["JOIN 1 ann ", "TEXT 1 ann hi", "TEXT 2 ann hi"],
+    ),
+    "ChatClient(": (
+        ["JOIN 0 ann ", "TEXT 1 ann hi"],
+        ["JOIN 1 ann ", "TEXT 1 ann hi", "TEXT 2 ann hi"],
+    ),
+    "EditClient(": (
+        ["notes ends with 'hello '", "ann moved"],
+        ["notes ends with 'hello '", "ann moved"],
+    ),
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("needle", ["Channel(", "ChatClient("])
-def test_client_snippets_run_against_interplay_serve(tmp_path: Path, needle: str) -> None:
+@pytest.mark.parametrize("needle", sorted(RUNS))
+def test_client_snippets_run_twice_against_one_interplay_serve(tmp_path: Path, needle: str) -> None:
     [client] = [b for b in BLOCKS if needle in b]
     with interplay_serve(tmp_path / "chat.db") as port:
         script = client.replace("50051", str(port))
-        out = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=True
-        ).stdout
-    assert out.splitlines() == ["JOIN 0 ann ", "TEXT 1 ann hi"]
+        outputs = [
+            subprocess.run(
+                [sys.executable, "-c", script],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout.splitlines()
+            for _ in range(2)
+        ]
+    assert tuple(outputs) == RUNS[needle]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_systemd_unit_waits_for_the_network_tolerates_no_env_file_and_raises_nofile() -> None:
+    unit = (ROOT / "deploy" / "interplay.service").read_text()
+    for line in (
+        "Wants=network-online.target",
+        "After=network-online.target",
+        "EnvironmentFile=-/etc/interplay.env",
+        "LimitNOFILE=65536",
+        "KillSignal=SIGTERM",
+        "TimeoutStopSec=20",
+    ):
+        assert f"\n{line}\n" in unit, line
+
+
+def test_the_image_runs_as_a_user_checks_its_health_and_copies_no_local_state() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "\nUSER interplay\n" in dockerfile
+    assert 'CMD ["interplay", "health", "--server", "127.0.0.1:50051"]' in dockerfile
+    assert "\nSTOPSIGNAL SIGTERM\n" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for entry in (".venv/", ".git/", "interplay-data/", "*.db", "**/__pycache__/"):
+        assert entry in ignored, entry
 
 
 @pytest.mark.slow

@@ -1,12 +1,11 @@
 """A reconnecting editor re-sends its in-flight edit even when remote edits split or emptied
 it (found by the browser client's differential test, tests/browser/test_clients_js.py).
 
-Today ``ClientEditor.connected()`` raises ValueError: ``ClientDocument.resend()`` returns the
-in-flight op rebased to the current revision, and a delete with a remote insert inside its
-range is two splices (a remote delete of the same range: none), which ``_request`` cannot put
-in one wire edit. Re-sending the op as it first went out (its original base) is one splice,
-and the server rebases it over the same edits the client did. The page does that
-(web/js/ot/client.js ``resend``). xfail until the core does: strict, so the fix shows.
+``ClientDocument.resend()`` returns the in-flight op rebased to the current revision, and a
+delete with a remote insert inside its range is two splices (a remote delete of the same range:
+none), which no single wire edit carries (``connected()`` raised ValueError). It re-sends the
+op as it first went out (its original base) instead: one splice, which the server rebases over
+the same edits the client did, as the page does (web/js/ot/client.js ``resend``).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from interplay.core.edit_client import (
 from interplay.core.ot import ServerDocument, TextOp
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="core re-sends the rebased op")
 @pytest.mark.parametrize(
     ("remote", "expected"),
     [
@@ -44,7 +42,7 @@ def test_an_in_flight_edit_that_remote_edits_split_is_resent(
     ann.receive(ServerEdit(user="bob", op_id="b-1", revision=1, **remote))  # type: ignore[arg-type]
 
     join, resend = ann.connected()
-    assert join == JoinDocument(document="doc", user="ann", revision=1)
+    assert join == JoinDocument(document="doc", user="ann", revision=1, pending=sent.op_id)
     assert isinstance(resend, SendEdit) and resend.op_id == sent.op_id
     length = server.length_at(resend.base)
     op = TextOp.splice(length, resend.position, resend.deleted, resend.inserted)

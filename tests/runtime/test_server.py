@@ -20,7 +20,7 @@ from interplay.backends import MemoryBackend
 from interplay.core import MatchHub
 from interplay.core.documents import EditDocument, OpenDocument, Snapshot
 from interplay.core.effects import AppendMessage, LoadDocument, Read, ReadHistory, Write
-from interplay.core.errors import PermissionDenied
+from interplay.core.errors import PermissionDenied, WrongIdentity
 from interplay.core.matches import GameSettings, JoinMatch
 from interplay.core.rooms import Join, Kind, Post, RoomMessage
 from interplay.runtime import (
@@ -34,6 +34,7 @@ from interplay.runtime import (
     Unauthenticated,
 )
 from interplay.runtime.backend import ReadResult
+from interplay.runtime.refusals import Refusal
 
 pytestmark = pytest.mark.anyio
 
@@ -454,11 +455,60 @@ async def test_a_join_outside_the_identitys_rooms_is_refused_naming_the_field() 
         call = MemoryCall(runtime, Service.CHAT, identity=identity).start(tasks)
         echo = await join(call, "", as_="ann")  # the user is the token's
         assert echo.sender == "ann"
-        call.put(Join(session="", user="", room="secret"))
-        refused = await call.result()
-        assert isinstance(refused, PermissionDenied)
-        assert refused.field == "room"
+        bad = Join(session="", user="", room="secret")
+        call.put(bad)
+        await call.wait_for(lambda: any(isinstance(e, Refusal) for e in call.events()))
+        [refusal] = [e for e in call.events() if isinstance(e, Refusal)]
+        assert refusal.request is bad  # the message as received: the codec names it back
+        assert isinstance(refusal.error, PermissionDenied) and refusal.error.field == "room"
         assert runtime.rooms.members("secret") == []
+        call.put(post("still here"))  # the session goes on
+        [text] = await call.wait_texts(1)
+        assert text.content == "still here"
+        assert runtime.counters.refusals == 1
+        await finish(call)
+
+
+async def test_a_refusal_reaches_its_sender_alone_after_what_it_sent_before() -> None:
+    backend = GatedBackend()
+    async with running(backend) as (runtime, tasks):
+        ann, bob = chat(runtime, tasks), chat(runtime, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        backend.close_gate()  # the TEXT waits for its write: the refusal must wait behind it
+        ann.put(post("first"), post("x", room="elsewhere"))
+        await until(lambda: runtime.counters.refusals == 1)
+        assert not [e for e in ann.events() if isinstance(e, Refusal)]
+        backend.open_gate()
+        await ann.wait_for(lambda: any(isinstance(e, Refusal) for e in ann.events()))
+        after_join = ann.events()[1:]
+        assert [type(e) for e in after_join[-2:]] == [RoomMessage, Refusal]
+        [text] = await bob.wait_texts(1)
+        assert text.content == "first"
+        assert not [e for e in bob.events() if isinstance(e, Refusal)]
+        await finish(ann, bob)
+
+
+async def test_a_message_claiming_another_identity_ends_the_session() -> None:
+    async with running() as (runtime, tasks):
+        call = chat(runtime, tasks)
+        await join(call, "ann")
+        call.put(Post(session="", room="lobby", content="x", user="eve"))
+        ended = await call.result()
+        assert isinstance(ended, WrongIdentity) and ended.field == "user"
+        assert runtime.counters.refusals == 0
+
+
+async def test_refusals_a_game_session_never_reads_are_bounded_by_a_slow_consumer_cut() -> None:
+    settings = Settings(high_water=4, low_water=1)
+    async with running(settings=settings) as (runtime, tasks):
+        call = MemoryCall(runtime, Service.GAME).start(tasks)
+        call.block()  # it never reads
+        for _ in range(6):
+            call.put(JoinMatch(session="", player="", match="m"))  # no player: refused
+        ended = await call.result()
+        assert isinstance(ended, SlowConsumer)
+        assert runtime.counters.refusals == 5
 
 
 async def test_serving_needs_a_running_runtime() -> None:

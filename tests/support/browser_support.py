@@ -100,8 +100,7 @@ def web_serve(
     free one (``--ws-port 0`` turns WebSocket off); stopped as ``interplay_process`` stops it."""
     flags = ("--port", str(grpc_port), "--ws-port", str(ws_port or free_port()))
     with interplay_process(data, *flags, *extra, killed=killed) as (port, process):
-        assert process.stdout is not None
-        line = process.stdout.readline()
+        line = process.startup[1]  # type: ignore[attr-defined]
         match = re.search(r"serving WebSocket on 127\.0\.0\.1:(\d+).*the browser app: http", line)
         assert match, f"second line {line!r}"
         yield WebServer(grpc_port=port, ws_port=int(match.group(1)), process=process)

@@ -149,6 +149,14 @@ def interplay_process(
             line = process.stdout.readline()
             match = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+)", line)
             assert match, f"first line {line!r}; stderr: {process.stderr.read()}"
+            # Up to the ready line (its signal handlers are set: a SIGTERM before it would kill
+            # it); the lines before it stay readable as ``process.startup``.
+            startup = [line]
+            while not line.startswith("interplay: ready"):
+                line = process.stdout.readline()
+                assert line, f"no ready line; stderr: {process.stderr.read()}"
+                startup.append(line)
+            process.startup = startup  # type: ignore[attr-defined]
             yield int(match.group(1)), process
         finally:
             process.send_signal(signal.SIGTERM)
@@ -230,8 +238,9 @@ async def tcp_server(
     Drained at the end, which closes every connection before the loop ends (grpclib's close()
     leaves them open, and a transport outliving its loop is a warning)."""
     async with runtime_for(**runtime) as running:
-        server, service = build_server(running, server_settings or ServerSettings(port=0))
-        await server.start("127.0.0.1", 0)
+        settings = server_settings or ServerSettings(port=0)
+        server, service = build_server(running, settings)
+        await server.start("127.0.0.1", 0, ssl=settings.tls)
         assert server._server is not None
         try:
             yield Served(server, service, server._server.sockets[0].getsockname()[1])

@@ -83,9 +83,16 @@ async def test_the_token_is_the_identity_and_its_claims_bound_the_rooms() -> Non
         assert error.status is Status.PERMISSION_DENIED
         assert error.message == "sender_id: the token is for 'ann', not 'bob'"
 
-        error = await refused(third, user="ann", room="secret")
-        assert error.status is Status.PERMISSION_DENIED
-        assert error.message == "room_id: the token does not grant 'secret' (its rooms claim)"
+        await third.join(user="ann", room="secret")  # outside the claims: refused, not ended
+        [notice] = await third.recv_n(1)
+        assert (notice.type, notice.room_id, notice.rejection.code) == (T.SYSTEM, "secret", 7)
+        assert (notice.rejection.field, notice.rejection.message) == (
+            "room_id",
+            "the token does not grant 'secret' (its rooms claim)",
+        )
+        await third.join(user="ann", room="dev")  # the same call goes on
+        [echo] = await third.recv_n(1)
+        assert (echo.type, echo.room_id) == (T.JOIN, "dev")
 
         await first.text("still here", id="1")  # the refused calls harmed nothing else
         [text] = await first.recv_n(1)
@@ -98,28 +105,39 @@ async def test_documents_and_matches_claims_hold_for_editing_and_games() -> None
     token = bearer(AUTH.mint("ann", documents=["notes"], matches=["m1"]))
     async with serving() as (_, channel):
         edit = "/chat.ChatService/CollaborativeEdit"
-        with pytest.raises(GRPCError) as caught:
-            async with open_call(channel, edit, EditOperation, EditOperation, **token) as stream:
-                await stream.send_message(EditOperation(document_id="notes", operation="join"))
-                snapshot = await stream.recv_message()
-                assert snapshot is not None and snapshot.operation == "snapshot"
-                await stream.send_message(
-                    EditOperation(document_id="plans", operation="insert", content="x")
-                )
-                await read_to_the_end(stream)
-        assert caught.value.status is Status.PERMISSION_DENIED
-        assert (caught.value.message or "").startswith("document_id: the token does not grant")
+        async with open_call(channel, edit, EditOperation, EditOperation, **token) as stream:
+            await stream.send_message(EditOperation(document_id="notes", operation="join"))
+            snapshot = await stream.recv_message()
+            assert snapshot is not None and snapshot.operation == "snapshot"
+            await stream.send_message(
+                EditOperation(document_id="plans", operation="insert", content="x", op_id="o1")
+            )
+            reject = await stream.recv_message()
+            assert reject is not None and (reject.operation, reject.op_id) == ("reject", "o1")
+            assert (reject.rejection.code, reject.rejection.field) == (7, "document_id")
+            assert reject.rejection.message.startswith("the token does not grant")
+            await stream.send_message(
+                EditOperation(document_id="notes", operation="insert", content="x", op_id="o2")
+            )
+            ack = await stream.recv_message()
+            assert ack is not None and (ack.operation, ack.op_id) == ("ack", "o2")
+            await stream.end()
+            await read_to_the_end(stream)
 
         game = "/chat.ChatService/GameSync"
-        with pytest.raises(GRPCError) as caught:
-            async with open_call(channel, game, GameAction, GameState, **token) as stream:
-                await stream.send_message(GameAction(action_type="join", match_id="m1"))
-                state = await stream.recv_message()
-                assert state is not None and [p.player_id for p in state.players] == ["ann"]
-                await stream.send_message(GameAction(action_type="join", match_id="m2"))
-                await read_to_the_end(stream)
-        assert caught.value.status is Status.PERMISSION_DENIED
-        assert (caught.value.message or "").startswith("match_id: the token does not grant")
+        async with open_call(channel, game, GameAction, GameState, **token) as stream:
+            await stream.send_message(GameAction(action_type="join", match_id="m2"))
+            state = await stream.recv_message()
+            assert state is not None and state.players == []
+            [event] = state.events
+            assert (event.event_type, event.rejection.code) == ("rejected", 7)
+            assert event.rejection.field == "match_id"
+            assert event.rejection.message.startswith("the token does not grant")
+            await stream.send_message(GameAction(action_type="join", match_id="m1"))
+            state = await stream.recv_message()
+            assert state is not None and [p.player_id for p in state.players] == ["ann"]
+            await stream.end()
+            await read_to_the_end(stream)
 
 
 async def read_to_the_end(stream: Stream[Any, Any]) -> None:

@@ -12,13 +12,11 @@ import anyio
 import pytest
 from grpclib.client import Channel
 from grpclib.config import Configuration
-from grpclib.const import Status
-from grpclib.exceptions import GRPCError
 
 from helpers import chat_call, eventually, interplay_process, tcp_server
 from interplay.core import Kind, MatchHub, RoomMessage
 from interplay.core.backoff import BackoffPolicy
-from interplay.runtime import Authenticator, Settings
+from interplay.runtime import Settings
 from interplay.transports.grpc.client import (
     ChatClient,
     ConnectionState,
@@ -59,23 +57,6 @@ async def test_two_clients_chat_and_leave_cleanly() -> None:
             assert ann.state is ConnectionState.CONNECTED
         assert ann.state is bob.state is ConnectionState.CLOSED
         assert ann.reconnect_delays == []  # it never had to
-
-
-async def test_a_fatal_status_closes_the_client_and_is_raised() -> None:
-    secret = "a-test-secret-that-is-at-least-32-bytes"
-    async with tcp_server(auth=Authenticator(secret)) as served:
-        token = Authenticator(secret).mint("ann", rooms=["lobby"])
-        async with ChatClient(
-            "127.0.0.1", served.port, user="ann", token=token, backoff=FAST
-        ) as ann:
-            await ann.join("secret")
-            with pytest.raises(GRPCError) as caught, anyio.fail_after(5):
-                async for _ in ann:
-                    pass
-            assert caught.value.status is Status.PERMISSION_DENIED  # not retried
-            assert ann.state is ConnectionState.CLOSED and ann.reconnect_delays == []
-            with pytest.raises(GRPCError):
-                await ann.send("lobby", "after the end")
 
 
 def free_port() -> int:

@@ -9,6 +9,8 @@ Every blocking wait has a timeout and every call a deadline, so a hang fails in 
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -213,27 +215,28 @@ async def test_grpcio_half_close_flushes_then_the_call_ends_ok(google: SimpleNam
     assert service.runtime.rooms.members("lobby") == []  # bob's call was cancelled at the end
 
 
-async def test_grpcio_text_before_join_ends_that_call_failed_precondition(
+async def test_grpcio_text_before_join_is_refused_and_that_call_goes_on(
     google: SimpleNamespace,
 ) -> None:
     M = google.pb.ChatMessage
 
-    def client(channel: grpc.Channel) -> tuple[tuple[Any, str], list[Any]]:
+    def client(channel: grpc.Channel) -> tuple[Any, list[Any]]:
         chat = chat_stub(google, channel)
-        with bidi(chat) as ann, bidi(chat) as rude:
+        with bidi(chat) as ann, bidi(chat) as early:
             ann.send(M(type=M.JOIN, room_id="lobby", sender_id="ann"))
             ann.recv_n(1)
-            rude.send(M(type=M.TEXT, room_id="lobby", content="hello?"))
-            assert rude.recv() is None
-            status = rude.status()
-            # The other call on the same HTTP/2 connection goes on.
+            early.send(M(type=M.TEXT, room_id="lobby", content="hello?", id="e1"))
+            [refusal] = early.recv_n(1)
+            early.send(M(type=M.JOIN, room_id="lobby", sender_id="bob"))  # the call goes on
+            early.recv_n(2)
             ann.send(M(type=M.TEXT, room_id="lobby", content="still here", id="s"))
-            return status, ann.recv_n(1)
+            return refusal, ann.recv_until(lambda m: m.type == M.TEXT)[-1:]
 
-    (status, [still]), service = await run_client(client)
-    assert status == (
-        grpc.StatusCode.FAILED_PRECONDITION,
-        "room_id: JOIN room 'lobby' before sending TEXT",
+    (refusal, [still]), service = await run_client(client)
+    assert (refusal.type, refusal.id, refusal.rejection.code) == (M.SYSTEM, "e1", 9)
+    assert (refusal.rejection.field, refusal.rejection.message) == (
+        "room_id",
+        "JOIN room 'lobby' before sending TEXT",
     )
     assert (still.type, still.seq, still.sender_id, still.content) == (
         M.TEXT,
@@ -241,7 +244,7 @@ async def test_grpcio_text_before_join_ends_that_call_failed_precondition(
         "ann",
         "still here",
     )
-    assert service.counters.errors == {"FAILED_PRECONDITION": 1}
+    assert service.counters.errors == {} and service.counters.refusals == 1
 
 
 # -- CollaborativeEdit --------------------------------------------------------------------------
@@ -349,8 +352,8 @@ async def test_grpcio_editors_insert_concurrently_and_converge(google: SimpleNam
                 cat = Editor(google, cat_call, "doc", "cat")
                 cat.join()
                 cat.send(operation="insert", position=-1, content="x", version=cat.revision)
-                assert cat_call.recv() is None
-                status = cat_call.status()
+                [reject] = cat_call.recv_n(1)
+                status = (reject.operation, reject.rejection.code, reject.content)
             bob.edit("b2", operation="delete", position=3, length=1)
             assert bob.receive().operation == "ack"
             ann.receive()
@@ -391,9 +394,9 @@ async def test_grpcio_editors_insert_concurrently_and_converge(google: SimpleNam
     text = "éé😀bc"
     assert got["final"] == (text, 5, text, 5)
     assert got["server"] == (text, 5)
-    code, details = got["status"]
-    assert code == grpc.StatusCode.INVALID_ARGUMENT
-    assert details.startswith("position:"), details
+    operation, code, content = got["status"]  # refused: the editor's call went on
+    assert (operation, code) == ("reject", grpc.StatusCode.INVALID_ARGUMENT.value[0])
+    assert content.startswith("refused 'insert': INVALID_ARGUMENT position:"), content
 
 
 # -- GameSync ---------------------------------------------------------------------------------
@@ -447,3 +450,118 @@ async def test_grpcio_health_check_without_the_health_package() -> None:
         HealthCheckResponse.SERVING,
         grpc.StatusCode.NOT_FOUND,
     ]
+
+
+# -- clients of the original proto (no rejection fields) ----------------------------------------
+
+# The original Go service's messages, field for field (DESIGN §3), under another package so
+# that they do not clash with today's chat.* in protobuf's descriptor pool; the wire does not
+# carry message names, so a call to /chat.ChatService/... reads and writes the same bytes.
+ORIGINAL_PROTO = """
+syntax = "proto3";
+package original;
+message ChatMessage {
+    string id = 1; string sender_id = 2; string room_id = 3; string content = 4;
+    int64 timestamp = 5; MessageType type = 6;
+    enum MessageType { TEXT = 0; JOIN = 1; LEAVE = 2; TYPING = 3; SYSTEM = 4; }
+}
+message EditOperation {
+    string document_id = 1; string user_id = 2; int32 position = 3; string operation = 4;
+    string content = 5; int64 version = 6; int64 timestamp = 7;
+}
+message GameAction {
+    string player_id = 1; string action_type = 2; map<string, string> parameters = 3;
+    int64 sequence = 4; int64 timestamp = 5;
+}
+message GameState {
+    int64 tick = 1; repeated PlayerState players = 2; repeated GameEvent events = 3;
+    int64 timestamp = 4;
+}
+message PlayerState {
+    string player_id = 1; float x = 2; float y = 3; int32 health = 4;
+    map<string, string> attributes = 5;
+}
+message GameEvent { string event_id = 1; string event_type = 2; string data = 3; }
+"""
+
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The original proto's classes (``original_chat_pb2``), made by grpcio-tools' protoc."""
+    out = tmp_path_factory.mktemp("original_proto")
+    (out / "original_chat.proto").write_text(ORIGINAL_PROTO)
+    command = [sys.executable, "-m", "grpc_tools.protoc", f"-I{out}", f"--python_out={out}"]
+    subprocess.run([*command, str(out / "original_chat.proto")], check=True, timeout=60)
+    sys.path.insert(0, str(out))
+    try:
+        import original_chat_pb2  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(out))
+    return original_chat_pb2
+
+
+def original_call(channel: grpc.Channel, rpc: str, request: Any, reply: Any) -> Any:
+    return channel.stream_stream(
+        f"/chat.ChatService/{rpc}",
+        request_serializer=request.SerializeToString,
+        response_deserializer=reply.FromString,
+    )
+
+
+async def test_a_client_of_the_original_proto_reads_each_refusal_and_goes_on(
+    original: Any,
+) -> None:
+    M, E, A, S = (
+        original.ChatMessage,
+        original.EditOperation,
+        original.GameAction,
+        original.GameState,
+    )
+
+    def client(channel: grpc.Channel) -> dict[str, Any]:
+        with (
+            bidi(original_call(channel, "Chat", M, M)) as chat,
+            bidi(original_call(channel, "CollaborativeEdit", E, E)) as edit,
+            bidi(original_call(channel, "GameSync", A, S)) as game,
+        ):
+            chat.send(M(type=M.JOIN, room_id="lobby", sender_id="ann"))
+            chat.recv_n(1)
+            chat.send(M(type=M.TEXT, room_id="dev", content="hi", id="x1"))
+            [notice] = chat.recv_n(1)
+            chat.send(M(type=M.TEXT, room_id="lobby", content="hi", id="x2"))
+            [text] = chat.recv_n(1)
+            edit.send(E(document_id="d", user_id="ann", operation="insert", position=-1))
+            [reject] = edit.recv_n(1)
+            edit.send(E(document_id="d", user_id="ann", operation="insert", content="a"))
+            after = edit.recv_n(2)
+            game.send(A(player_id="ann", action_type="move", sequence=1))
+            [refused] = game.recv_n(1)
+            return {
+                "notice": (notice.type, notice.id, notice.room_id, notice.content),
+                "text": (text.type, text.content),
+                "reject": (reject.operation, reject.content),
+                "after": [op.operation for op in after],
+                "refused": [(e.event_type, e.data) for e in refused.events],
+            }
+
+    got, service = await run_client(client)
+    assert got["notice"] == (
+        M.SYSTEM,
+        "x1",
+        "dev",
+        "refused TEXT 'x1': FAILED_PRECONDITION room_id: JOIN room 'dev' before sending TEXT",
+    )
+    assert got["text"] == (M.TEXT, "hi")
+    assert got["reject"] == (
+        "reject",
+        "refused 'insert': INVALID_ARGUMENT position: must not be negative",
+    )
+    assert got["after"] == ["snapshot", "ack"]
+    assert got["refused"] == [
+        (
+            "rejected",
+            "refused 'move' (sequence 1): FAILED_PRECONDITION action_type: join a match first "
+            "(action_type join)",
+        )
+    ]
+    assert service.counters.errors == {} and service.counters.refusals == 3

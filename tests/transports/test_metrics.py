@@ -20,7 +20,7 @@ from grpclib.exceptions import GRPCError
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from helpers import chat_call, eventually, interplay_serve, tcp_server
+from helpers import T, chat_call, eventually, interplay_serve, msg, tcp_server
 from interplay.cli import _parser
 from interplay.core.matches import GameSettings, MatchHub
 from interplay.runtime.metrics import metrics_registry, start_metrics_server
@@ -152,11 +152,16 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
             assert got("interplay_deliveries_total") == len(received) == 4
             assert 1 <= got("interplay_writes_total") <= 4
 
-            async with chat_call(server.channel) as rude:
-                await rude.text("hello?")
-                with pytest.raises(GRPCError) as caught:
-                    await rude.recv()
-                assert caught.value.status is Status.FAILED_PRECONDITION
+            async with chat_call(server.channel) as early:
+                await early.text("hello?")  # refused: the call goes on
+                [notice] = await early.recv_n(1)
+                assert notice.rejection is not None
+                await early.send(msg(T.JOIN, "side", sender_id="eve", resume_after_seq=-1))
+                await early.send(msg(T.JOIN, "side", sender_id="eve"))
+                with pytest.raises(GRPCError) as caught:  # another identity: ends the call
+                    await early.text("x", "side", sender_id="mallory")
+                    await early.recv_until(lambda m: False)
+                assert caught.value.status is Status.PERMISSION_DENIED
             await ann.stream.end()
             assert await ann.recv() is None
 
@@ -179,15 +184,16 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
         await eventually(lambda: server.service.counters.streams_open == 0)
         got = await scrape(server.metrics_port)
 
-    assert got("interplay_errors_total", code="FAILED_PRECONDITION") == 1
+    assert got("interplay_errors_total", code="PERMISSION_DENIED") == 1
+    assert got("interplay_messages_refused_total") == 2
     assert got("interplay_streams_opened_total") == 4
     assert {rpc: got("interplay_streams_open", rpc=rpc) for rpc in ("chat", "edit", "game")} == {
         "chat": 0,
         "edit": 0,
         "game": 0,
     }
-    # chat 4 + rude 1 + edit join and edit 2 + game join 1 (and whatever actions: none)
-    assert got("interplay_messages_in_total") == 8
+    # chat 4 + early 4 + edit join and edit 2 + game join 1 (and whatever actions: none)
+    assert got("interplay_messages_in_total") == 11
     counters = server.service.counters
     assert got("interplay_deliveries_total") == counters.deliveries >= 4 + 2  # + snapshot, ack
     # ticks go on while a match empties (its leaves apply on the next tick): read after the scrape
@@ -210,10 +216,10 @@ async def test_traffic_errors_edits_and_ticks_move_the_metrics() -> None:
     )
 
     write = "interplay_store_write_seconds"
-    # the room "lobby" created on the first JOIN, the three texts, the edit: each durable before
-    # it is delivered, in as many commits as the group commit needed (one per commit here)
-    assert got("interplay_store_writes_total") == counters.storage_writes == 1 + 3 + 1
-    assert 1 <= got("interplay_store_commits_total") == counters.commits <= 5
+    # the rooms "lobby" and "side" created on their first JOIN, the three texts, the edit: each
+    # durable before it is delivered, in as many commits as the group commit needed
+    assert got("interplay_store_writes_total") == counters.storage_writes == 2 + 3 + 1
+    assert 1 <= got("interplay_store_commits_total") == counters.commits <= 6
     assert got(f"{write}_count") == counters.commits
     assert got.buckets(write)[-1] == (float("inf"), counters.commits)
     assert 0 < got(f"{write}_sum") < 1

@@ -383,14 +383,18 @@ async def test_the_python_clients_chat_edit_and_play_over_websocket(subprotocol:
 
 
 async def test_a_fatal_close_surfaces_to_the_caller_as_its_status() -> None:
-    async with websocket_server() as served:
-        async with ChatClient("127.0.0.1", served.port, user="ann") as ann:
-            await ann.join("x" * 300)
-            with pytest.raises(CallError) as failed:
+    auth = Authenticator("a-websocket-test-secret-of-32-bytes-or-more")
+    expired = auth.mint("ann", ttl=60, now=0)
+    async with websocket_server(auth=auth) as served:
+        with pytest.raises(CallError) as failed:  # plainly, not in an ExceptionGroup
+            async with ChatClient("127.0.0.1", served.port, user="ann", token=expired) as ann:
+                with pytest.raises(InvalidArgument, match="room: must be at most 255"):
+                    await ann.join("x" * 300)  # refused at once, by the client: not fatal
+                await ann.join("lobby")
                 async for _ in ann:
                     pass
-        assert failed.value.status == "INVALID_ARGUMENT" and "room_id" in failed.value.message
-        assert ann.state is ConnectionState.CLOSED
+        assert failed.value.status == "UNAUTHENTICATED" and "expired" in failed.value.message
+        assert ann.state is ConnectionState.CLOSED and ann.reconnect_delays == []
 
 
 @settings(max_examples=200)
@@ -413,3 +417,74 @@ def test_the_hand_built_frames_are_the_librarys(payloads: list[bytes], text: boo
     for payload in payloads:
         (library.send_text if text else library.send_binary)(payload)
     assert framed(payloads, OP_TEXT if text else OP_BINARY) == b"".join(library.data_to_send())
+
+
+# -- the Python clients meeting failures no retry can cure (as the gRPC ones do) ----------
+
+
+async def stops_with(client: Any) -> str:
+    """Until the client stops by itself, after one attempt; the message of its error."""
+    with anyio.fail_after(10):
+        await client.wait_for(ConnectionState.CLOSED)
+    assert client.reconnect_delays == []
+    assert client.error is not None
+    return str(client.error.message)
+
+
+async def test_the_clients_stop_at_once_on_tls_mismatches_and_unknown_hosts(
+    tmp_path: Path,
+) -> None:
+    from certs import issue
+    from interplay.transports.websocket.server import tls_context
+
+    files = issue(tmp_path)
+    secure = WebSocketSettings(port=0, tls=tls_context(str(files.cert), str(files.key)))
+    async with websocket_server() as plain, websocket_server(secure) as tls:
+        async with ChatClient("127.0.0.1", plain.port, user="a", ssl=files.client_context()) as c:
+            assert "does not speak TLS" in await stops_with(c)
+        async with EditClient("127.0.0.1", tls.port, user="a", document="d") as editor:
+            assert "speaks TLS" in await stops_with(editor)
+        async with GameClient("127.0.0.1", tls.port, player="a", ssl=True) as player:
+            assert "not trusted" in await stops_with(player)
+        async with ChatClient("no-such-host.invalid", 8080, user="a") as lost:
+            assert "cannot resolve host 'no-such-host.invalid'" in await stops_with(lost)
+        # and with the authority trusted, it works over wss://
+        async with ChatClient("127.0.0.1", tls.port, user="a", ssl=files.client_context()) as ok:
+            await ok.join("lobby")
+            await ok.wait_acknowledged(await ok.send("lobby", "over TLS"))
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_token_callable_gives_each_connect_a_fresh_token(kind: str) -> None:
+    from interplay.core.backoff import BackoffPolicy
+    from interplay.runtime import SlowConsumer
+
+    auth = Authenticator(SECRET)
+    minted: list[str] = []
+
+    def mint() -> str:
+        minted.append(auth.mint("ann", ttl=60))
+        return minted[-1]
+
+    async def mint_async() -> str:
+        return mint()
+
+    fast = BackoffPolicy(initial=0.05, multiplier=1.6, jitter=0.2, cap=0.5)
+    async with (
+        websocket_server(auth=auth) as served,
+        ChatClient(
+            "127.0.0.1",
+            served.port,
+            user="ann",
+            token=mint if kind == "sync" else mint_async,
+            backoff=fast,
+        ) as ann,
+    ):
+        await ann.join("lobby")
+        await ann.wait_acknowledged(await ann.send("lobby", "first"))
+        [session] = served.runtime._sessions.values()
+        served.runtime._cut(session, SlowConsumer("cut for the test"))
+        await ann.wait_for(ConnectionState.RECONNECTING)
+        await ann.wait_for(ConnectionState.CONNECTED)
+        await ann.wait_acknowledged(await ann.send("lobby", "after the reconnect"))
+        assert len(minted) == 2  # one per connect

@@ -25,8 +25,9 @@ server's drain timeout, a slow-consumer disconnect and resume) holds the rest ba
 
 from __future__ import annotations
 
+import inspect
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from grpclib.client import Channel, Stream
@@ -35,7 +36,7 @@ from grpclib.exceptions import GRPCError, StreamTerminatedError
 
 from interplay.core.edit_client import DocumentChange
 from interplay.runtime.clients import ReconnectingChat, ReconnectingEditor, ReconnectingPlayer
-from interplay.runtime.reconnect import CallError, ConnectionState
+from interplay.runtime.reconnect import CallError, ConnectionState, unrecoverable
 
 from . import codec
 from .generated import chat_pb2 as pb
@@ -45,6 +46,9 @@ __all__ = ["ChatClient", "ConnectionState", "DocumentChange", "EditClient", "Gam
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
 
+# A bearer token, or a callable returning a fresh one for each connect (sync or async).
+Token = str | Callable[[], str | Awaitable[str]] | None
+
 # What a broken or unreachable connection raises in grpclib (and asyncio): UNAVAILABLE.
 _BROKEN = (StreamTerminatedError, ConnectionError, OSError)
 
@@ -53,14 +57,17 @@ class _GrpcCall:
     """One bidi call on its own channel, driven through raw ``channel.request`` (the generated
     betterproto2 bidi stub does not await its sending task: betterproto2#182)."""
 
-    def __init__(self, channel: Channel, stream: Stream[Any, Any]) -> None:
-        self._channel, self._stream = channel, stream
+    def __init__(
+        self, channel: Channel, stream: Stream[Any, Any], transport: GrpcTransport[Any, Any]
+    ) -> None:
+        self._channel, self._stream, self._transport = channel, stream, transport
+        self._heard = False  # the server has sent a message on this call
 
     async def send(self, message: Any) -> None:
         try:
             await self._stream.send_message(message)
         except (GRPCError, *_BROKEN) as exc:
-            raise self._failure(exc) from exc
+            raise await self._classified(exc) from exc
 
     async def recv(self) -> Any:
         try:
@@ -68,8 +75,16 @@ class _GrpcCall:
             if message is None:
                 self._stream._maybe_raise()  # a status other than OK in the trailers
         except (GRPCError, *_BROKEN) as exc:
-            raise self._failure(exc) from exc
+            raise await self._classified(exc) from exc
+        self._heard = True
         return message
+
+    async def _classified(self, exc: BaseException) -> CallError:
+        """The failure; before the server said anything, perhaps one no retry can cure."""
+        failure = self._failure(exc)
+        if self._heard:
+            return failure
+        return await self._transport._connect_failure(failure, exc)
 
     async def end(self) -> None:
         try:
@@ -110,14 +125,23 @@ class GrpcTransport(Generic[Request, Reply]):
         reply_type: Any,
         encode: Callable[[Request], Any],
         decode: Callable[[Any], Reply | None],
-        token: str | None = None,
+        token: Token = None,
         ssl: ssl.SSLContext | bool | None = None,
     ) -> None:
         self.host, self.port = host, port
         self._path, self._request_type, self._reply_type = path, request_type, reply_type
         self.encode, self.decode = encode, decode
-        self._metadata = {"authorization": f"Bearer {token}"} if token else None
+        self._token = token
         self._ssl = ssl
+
+    async def _metadata(self) -> dict[str, str] | None:
+        """The call's metadata: a bearer token, fresh from the callable if it is one."""
+        token = self._token
+        if callable(token):
+            token = token()
+            if inspect.isawaitable(token):
+                token = await token
+        return {"authorization": f"Bearer {token}"} if token else None
 
     async def connect(self) -> _GrpcCall:
         channel = Channel(self.host, self.port, ssl=self._ssl)
@@ -126,19 +150,26 @@ class GrpcTransport(Generic[Request, Reply]):
             Cardinality.STREAM_STREAM,
             self._request_type,
             self._reply_type,
-            metadata=self._metadata,
+            metadata=await self._metadata(),
         )
-        call = _GrpcCall(channel, stream)
+        call = _GrpcCall(channel, stream, self)
         try:
             await stream.__aenter__()
             await stream.send_request()  # before any receive (grpclib raises otherwise)
         except (GRPCError, *_BROKEN) as exc:
             channel.close()
-            raise call._failure(exc) from exc
+            raise await self._connect_failure(call._failure(exc), exc) from exc
         except BaseException:
             channel.close()
             raise
         return call
+
+    async def _connect_failure(self, failure: CallError, exc: BaseException) -> CallError:
+        """``failure``, or what no retry can cure (``unrecoverable``)."""
+        dropped = isinstance(exc, StreamTerminatedError | ConnectionError)
+        return await unrecoverable(
+            failure, exc, host=self.host, port=self.port, tls=bool(self._ssl), dropped=dropped
+        )
 
     def fatal(self, error: CallError) -> Exception:
         """What the caller sees: grpclib's ``GRPCError`` with the status."""
@@ -157,7 +188,8 @@ def _options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 class ChatClient(ReconnectingChat):
     """Chat: rooms, TEXTs re-sent until acknowledged; messages arrive as ``RoomMessage``.
 
-    Options: ``token``, ``ssl``, ``backoff`` (a ``BackoffPolicy``), ``random_source``,
+    Options: ``token`` (a string, or a callable returning a fresh token for each connect),
+    ``ssl``, ``backoff`` (a ``BackoffPolicy``), ``random_source``,
     ``inbox_size``, ``on_state``."""
 
     error: GRPCError | None

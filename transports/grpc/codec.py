@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import struct
 import weakref
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any, TypedDict
 
+from grpclib.const import Status
 from grpclib.encoding.proto import ProtoCodec
 
 from interplay.core.chat_client import JoinRequest, LeaveRequest, Request, TextRequest
@@ -32,20 +33,23 @@ from interplay.core.documents import (
 from interplay.core.edit_client import (
     DocumentSnapshot,
     EditAck,
+    EditRejected,
     EditReply,
     EditRequest,
     JoinDocument,
     ServerEdit,
 )
-from interplay.core.errors import InvalidArgument
+from interplay.core.errors import CoreError, InvalidArgument, Rejection
 from interplay.core.game import JOIN, LEAVE, Action, GameEvent, PlayerState, TickState
-from interplay.core.game_client import GameRequest, JoinGame, StateUpdate
+from interplay.core.game_client import ActionRejected, GameRequest, JoinGame, StateUpdate
 from interplay.core.matches import Act, JoinMatch, LeaveMatch
 from interplay.core.matches import Command as MatchCommand
 from interplay.core.rooms import Command, Join, Kind, Leave, Post, RoomMessage, Typing
 from interplay.runtime.outbox import Codec
+from interplay.runtime.refusals import Refusal
 from interplay.runtime.server import Runtime, Service
 
+from . import errors
 from .generated import chat_pb2 as pb
 from .generated.chat import GameState
 from .generated.interplay.admin import v1 as admin
@@ -53,6 +57,8 @@ from .generated.interplay.admin import v1 as admin
 # Core field names -> the wire's, for error messages the client can act on.
 CHAT_FIELDS = {"room": "room_id", "user": "sender_id"}
 EDIT_FIELDS = {"document": "document_id", "user": "user_id"}
+GAME_FIELDS: Mapping[str, str] = {}  # the game's core already says the wire's names
+REJECTED = "rejected"  # the event type of a refused game action
 
 
 class WireCodec(ProtoCodec):
@@ -108,11 +114,95 @@ def encode_chat(message: RoomMessage) -> bytes:
     ).SerializeToString()
 
 
+# -- refusals: one message refused, the stream goes on (DESIGN §4 "Errors") --------------
+
+
+def rejection(error: CoreError, fields: Mapping[str, str]) -> tuple[Any, str]:
+    """The ``Rejection`` (upb) of a refused message, and the same for a person to read."""
+    status = errors.status_for(error)
+    field = fields.get(error.field, error.field)
+    rule = errors.clip(error.rule)
+    return pb.Rejection(
+        code=status.value, field=field, message=rule
+    ), f"{status.name} {field}: {rule}"
+
+
+def encode_chat_refusal(request: Any, error: CoreError, timestamp: int) -> bytes:
+    """The SYSTEM message telling a sender its ChatMessage (upb) was refused: it carries the
+    refused ``id`` and ``room_id``, the ``rejection``, and a readable ``content`` for clients
+    that know nothing of rejections."""
+    wire, reason = rejection(error, CHAT_FIELDS)
+    try:
+        what = pb.ChatMessage.MessageType.Name(request.type)
+    except ValueError:
+        what = f"a message of type {int(request.type)}"
+    named = f" {request.id!r}" if request.id and request.type == pb.ChatMessage.TEXT else ""
+    return pb.ChatMessage(
+        type=pb.ChatMessage.SYSTEM,
+        id=request.id,
+        room_id=request.room_id,
+        content=f"refused {what}{named}: {reason}",
+        timestamp=timestamp,
+        rejection=wire,
+    ).SerializeToString()
+
+
+def encode_edit_refusal(request: Any, error: CoreError, timestamp: int) -> bytes:
+    """The ``reject`` telling an editor its EditOperation (upb) was refused: its ``op_id``,
+    ``document_id`` and ``version``, the ``rejection``, and a readable ``content``."""
+    wire, reason = rejection(error, EDIT_FIELDS)
+    named = f" {request.op_id!r}" if request.op_id else ""
+    return pb.EditOperation(
+        document_id=request.document_id,
+        user_id=request.user_id,
+        operation="reject",
+        op_id=request.op_id,
+        version=request.version,
+        content=f"refused {errors.clip(request.operation)!r}{named}: {reason}",
+        timestamp=timestamp,
+        rejection=wire,
+    ).SerializeToString()
+
+
+def encode_game_refusal(request: Any, error: CoreError, timestamp: int) -> bytes:
+    """The GameState, for that player alone, telling it its GameAction (upb) was refused: no
+    tick, no players, one ``rejected`` event carrying the action's ``sequence``, the
+    ``rejection`` and a readable ``data``."""
+    wire, reason = rejection(error, GAME_FIELDS)
+    action = errors.clip(request.action_type)
+    return pb.GameState(
+        match_id=request.match_id,
+        timestamp=timestamp,
+        events=[
+            pb.GameEvent(
+                event_id=f"{REJECTED}-{request.sequence}",
+                event_type=REJECTED,
+                data=f"refused {action!r} (sequence {request.sequence}): {reason}",
+                rejection=wire,
+                sequence=request.sequence,
+            )
+        ],
+    ).SerializeToString()
+
+
+def rejection_of(wire: Any) -> Rejection:
+    """A received ``Rejection`` (upb or betterproto2) in the core's terms."""
+    try:
+        code = Status(wire.code).name
+    except ValueError:
+        code = f"status {wire.code}"
+    return Rejection(code=code, field=wire.field, rule=wire.message)
+
+
 def chat_request(request: Request, user: str) -> Any:
     """The ChatMessage (upb) a client sends for one of ``ClientRooms``' requests."""
     if isinstance(request, JoinRequest):
         message = pb.ChatMessage(
-            type=pb.ChatMessage.JOIN, room_id=request.room, sender_id=user, epoch=request.epoch
+            type=pb.ChatMessage.JOIN,
+            room_id=request.room,
+            sender_id=user,
+            epoch=request.epoch,
+            id=request.id,
         )
         if request.resume_after_seq is not None:
             message.resume_after_seq = request.resume_after_seq
@@ -140,6 +230,7 @@ def room_message(message: Any) -> RoomMessage:
         timestamp=message.timestamp,
         seq=message.seq,
         epoch=message.epoch,
+        rejection=rejection_of(message.rejection) if message.HasField("rejection") else None,
     )
 
 
@@ -270,8 +361,10 @@ class ChatWire:
         return chat_command(message, session)
 
     def encode(self, event: object, stamp: int) -> tuple[bytes]:
-        assert isinstance(event, RoomMessage)
-        return (encode_chat(event),)
+        if isinstance(event, RoomMessage):
+            return (encode_chat(event),)
+        assert isinstance(event, Refusal)
+        return (encode_chat_refusal(event.request, event.error, stamp),)
 
     def encode_state(self, match: str, state: TickState, *, full: bool, stamp: int) -> bytes:
         raise TypeError("Chat carries no game states")
@@ -284,6 +377,8 @@ class EditWire:
         return edit_command(message, session)
 
     def encode(self, event: object, stamp: int) -> list[bytes]:
+        if isinstance(event, Refusal):
+            return [encode_edit_refusal(event.request, event.error, stamp)]
         return encode_edit(event, stamp)  # type: ignore[arg-type]
 
     def encode_state(self, match: str, state: TickState, *, full: bool, stamp: int) -> bytes:
@@ -300,7 +395,9 @@ class GameWire:
         return game_command(message, session)
 
     def encode(self, event: object, stamp: int) -> list[bytes]:
-        raise TypeError("GameSync carries only game states")
+        if isinstance(event, Refusal):  # the one event besides states: for its player alone
+            return [encode_game_refusal(event.request, event.error, stamp)]
+        raise TypeError("GameSync carries only game states and refusals")
 
     def encode_state(self, match: str, state: TickState, *, full: bool, stamp: int) -> bytes:
         encoder = self._encoders.get(match)
@@ -484,6 +581,8 @@ def edit_reply(message: Any) -> EditReply | None:
         return DocumentSnapshot(text=message.content, revision=message.version, op_id=message.op_id)
     if kind == "ack":
         return EditAck(op_id=message.op_id, revision=message.version)
+    if kind == "reject":
+        return EditRejected(op_id=message.op_id, rejection=rejection_of(message.rejection))
     if kind not in ("insert", "delete", "replace", "noop"):
         return None
     return ServerEdit(
@@ -509,8 +608,12 @@ def game_request(request: GameRequest) -> Any:
     )
 
 
-def state_update(message: Any) -> StateUpdate:
-    """A GameState the server sent, as ``ClientPlayer`` receives it."""
+def state_update(message: Any) -> StateUpdate | ActionRejected:
+    """A GameState the server sent, as ``ClientPlayer`` receives it (a refusal of one of
+    its actions, if that is what it says)."""
+    for event in message.events:
+        if event.event_type == REJECTED:
+            return ActionRejected(sequence=event.sequence, rejection=rejection_of(event.rejection))
     update = game_update(message)
     return StateUpdate(
         tick=update["tick"],

@@ -1,4 +1,5 @@
-"""The one translation table: core and runtime errors -> gRPC status."""
+"""The one translation table: core and runtime errors -> gRPC status (a call's end, or the
+code of one refused message's rejection)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,17 @@ STATUS_OF: dict[type[Exception], Status] = {
 MAX_MESSAGE = 512  # characters: at most 6 KiB of trailer
 
 
+def status_for(error: BaseException) -> Status:
+    """The status of a core or runtime error (INTERNAL for one the table does not name)."""
+    status = next((code for cls, code in STATUS_OF.items() if isinstance(error, cls)), None)
+    return Status.INTERNAL if status is None else status
+
+
+def clip(message: str) -> str:
+    """``message``, cut to ``MAX_MESSAGE`` characters."""
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
 def status_of(error: BaseException, fields: Mapping[str, str]) -> tuple[Status, str] | None:
     """The status and message for a core or runtime error (the core's field names mapped to
     the wire's with ``fields``); None for anything else."""
@@ -59,9 +71,4 @@ def status_of(error: BaseException, fields: Mapping[str, str]) -> tuple[Status, 
         message = error.message
     else:
         return None
-    status = next((code for cls, code in STATUS_OF.items() if isinstance(error, cls)), None)
-    if status is None:
-        status = Status.INTERNAL
-    if len(message) > MAX_MESSAGE:
-        message = message[: MAX_MESSAGE - 1] + "…"
-    return status, message
+    return status_for(error), clip(message)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,11 +37,22 @@ from .generated import chat_pb2 as pb
 # largest valid message: 64 Ki inserted code points are up to 256 KiB of UTF-8.
 MAX_MESSAGE_BYTES = 1024 * 1024
 
+log = logging.getLogger("interplay.service")
+
 _FIELDS: dict[Service, Mapping[str, str]] = {
     Service.CHAT: codec.CHAT_FIELDS,
     Service.EDIT: codec.EDIT_FIELDS,
-    Service.GAME: {},
+    Service.GAME: codec.GAME_FIELDS,
 }
+
+
+def _peer(stream: Stream[Any, Any]) -> str:
+    """The client's address, for the log."""
+    try:
+        addr = stream.peer.addr()
+    except Exception:  # no transport (an in-memory test channel)
+        return "?"
+    return f"{addr[0]}:{addr[1]}" if addr else "?"
 
 
 class ChatService:
@@ -93,9 +105,13 @@ class ChatService:
             except (StreamTerminatedError, StreamClosedError):
                 raise PeerGone() from None
 
+        peer = _peer(stream)
+        if log.isEnabledFor(logging.DEBUG):  # one line per call, never per message
+            log.debug("%s call from %s", service.value, peer)
         try:
             identity = await runtime.authenticate((stream.metadata or {}).get("authorization"))
             await runtime.serve(service, self._codecs[service], receive, send, identity=identity)
+            log.debug("%s call from %s ended OK", service.value, peer)
         except BaseException as error:
             task = asyncio.current_task()  # grpclib is asyncio-only
             if isinstance(error, asyncio.CancelledError | BaseExceptionGroup) or (
@@ -113,6 +129,7 @@ class ChatService:
                 raise
             status, message = mapped
             runtime.count_error(status.name)
+            log.debug("%s call from %s ended %s %s", service.value, peer, status.name, message)
             if isinstance(error, ShuttingDown):  # flushed; now send the client elsewhere
                 with contextlib.suppress(StreamTerminatedError):
                     await end_without_reset(stream, Status.UNAVAILABLE, message)

@@ -16,17 +16,18 @@ else fatal, raised as ``CallError``); a lost connection and a drain (1012) are U
 
 from __future__ import annotations
 
+import inspect
 import ssl as _ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidMessage, InvalidStatus
 from websockets.typing import Subprotocol
 
 from interplay.core.edit_client import DocumentChange
 from interplay.runtime.clients import ReconnectingChat, ReconnectingEditor, ReconnectingPlayer
-from interplay.runtime.reconnect import CallError, ConnectionState
+from interplay.runtime.reconnect import CallError, ConnectionState, unrecoverable
 from interplay.runtime.server import Service
 from interplay.transports.grpc import codec
 
@@ -45,6 +46,9 @@ __all__ = [
 
 Request = TypeVar("Request")
 Reply = TypeVar("Reply")
+
+# A bearer token, or a callable returning a fresh one for each connect (sync or async).
+Token = str | Callable[[], str | Awaitable[str]] | None
 
 _PATHS = {Service.CHAT: "/chat", Service.EDIT: "/edit", Service.GAME: "/game"}
 
@@ -108,26 +112,36 @@ class WebSocketTransport(Generic[Request, Reply]):
         service: Service,
         encode: Callable[[Request], Any],
         decode: Callable[[Any], Reply | None],
-        token: str | None = None,
+        token: Token = None,
         ssl: _ssl.SSLContext | bool | None = None,
         subprotocol: str = PROTO,
         max_message_bytes: int = 1024 * 1024,
     ) -> None:
         scheme = "wss" if ssl else "ws"
+        self.host, self.port = host, port
         self.url = f"{scheme}://{_host(host)}:{port}{_PATHS[service]}"
         self.encode, self.decode = encode, decode
         self._reply = REPLY[service]
-        self._headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._token = token
         self._ssl = ssl if ssl else None
         self._subprotocol = subprotocol
         self._max_size = max_message_bytes
+
+    async def _headers(self) -> dict[str, str] | None:
+        """The handshake's headers: a bearer token, fresh from the callable if it is one."""
+        token = self._token
+        if callable(token):
+            token = token()
+            if inspect.isawaitable(token):
+                token = await token
+        return {"Authorization": f"Bearer {token}"} if token else None
 
     async def connect(self) -> _WebSocketCall:
         try:
             ws = await connect(
                 self.url,
                 subprotocols=[Subprotocol(self._subprotocol)],
-                additional_headers=self._headers,
+                additional_headers=await self._headers(),
                 ssl=self._ssl,
                 max_size=self._max_size,
                 open_timeout=10,
@@ -138,7 +152,16 @@ class WebSocketTransport(Generic[Request, Reply]):
             status = "UNAVAILABLE" if code >= 500 else "FAILED_PRECONDITION"
             raise CallError(status, f"HTTP {code}: {body}") from refused
         except (OSError, InvalidHandshake, TimeoutError) as error:
-            raise CallError("UNAVAILABLE", str(error) or type(error).__name__) from error
+            failure = CallError("UNAVAILABLE", str(error) or type(error).__name__)
+            cause = error.__cause__ if isinstance(error, InvalidMessage) else error
+            raise await unrecoverable(
+                failure,
+                cause or error,
+                host=self.host,
+                port=self.port,
+                tls=self._ssl is not None,
+                dropped=isinstance(error, InvalidMessage | ConnectionResetError | EOFError),
+            ) from error
         return _WebSocketCall(ws, self._subprotocol, self._reply)
 
     def fatal(self, error: CallError) -> Exception:

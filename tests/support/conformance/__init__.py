@@ -2,7 +2,19 @@
 (tests/transports/conformance). Each transport implements ``Transport.listen`` and a ``Wire``:
 ``grpc_transport`` for gRPC (not imported here: a test names its transports in one conftest)."""
 
-from .calls import Call, CallEnded, ChatCall, EditClient, Ended, GameClient, T, Wire, msg
+from .calls import (
+    Call,
+    CallEnded,
+    ChatCall,
+    EditClient,
+    Ended,
+    GameClient,
+    T,
+    Wire,
+    is_refusal,
+    msg,
+    rejected,
+)
 from .server import (
     Arena,
     ChatLimits,
@@ -30,6 +42,8 @@ __all__ = [
     "T",
     "Transport",
     "Wire",
+    "is_refusal",
     "msg",
+    "rejected",
     "serve",
 ]

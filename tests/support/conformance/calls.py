@@ -25,7 +25,9 @@ from interplay.transports.grpc.generated.chat import (
     ChatMessageMessageType,
     EditOperation,
     GameAction,
+    GameEvent,
     GameState,
+    Rejection,
 )
 
 T = ChatMessageMessageType
@@ -125,7 +127,36 @@ class Call(Generic[Sent, Received]):
                 return out
 
 
+# gRPC's status numbers (what a rejection's ``code`` and WebSocket's close code 4000 + n carry).
+STATUS_NAMES = {
+    3: "INVALID_ARGUMENT",
+    5: "NOT_FOUND",
+    6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+}
+
+
+def rejected(rejection: Rejection | None) -> tuple[str, str, str]:
+    """A rejection as (status name, field, rule)."""
+    assert rejection is not None
+    return STATUS_NAMES[rejection.code], rejection.field, rejection.message
+
+
+def is_refusal(message: ChatMessage) -> bool:
+    """A SYSTEM message telling this stream one of its messages was refused."""
+    return message.type == T.SYSTEM and message.rejection is not None
+
+
 class ChatCall(Call[ChatMessage, ChatMessage]):
+    async def refusal(self) -> ChatMessage:
+        """Receive up to the next refusal, which it returns (the messages before it must
+        not be refusals)."""
+        got = await self.recv_until(is_refusal)
+        assert not any(is_refusal(m) for m in got[:-1])
+        return got[-1]
+
     async def join(self, user: str, room: str = "lobby", **fields: Any) -> None:
         await self.send(msg(T.JOIN, room, sender_id=user, **fields))
 
@@ -143,9 +174,12 @@ class EditClient(Call[EditOperation, EditOperation]):
         self.doc = ClientDocument()
         self.counter = 0
         self.received: list[EditOperation] = []
+        self.rejected: list[EditOperation] = []  # "reject"s: ops of ours the server refused
 
     def _received(self, message: EditOperation) -> None:
         self.received.append(message)
+        if message.operation == "reject":
+            self.rejected.append(message)
 
     async def send_op(self, **fields: Any) -> None:
         """An EditOperation for this client's document and user (unless ``fields`` say else)."""
@@ -212,8 +246,14 @@ class GameClient(Call[GameAction, GameState]):
         self.mirror = GameMirror()
         self.sequence = 0
         self.states: list[GameState] = []
+        self.rejected: list[GameEvent] = []  # "rejected" events: actions the server refused
 
     def _received(self, message: GameState) -> None:
+        rejected = [e for e in message.events if e.event_type == "rejected"]
+        if rejected:  # a state for this player alone: no tick of the match
+            assert (message.tick, message.players, len(message.events)) == (0, [], 1)
+            self.rejected.extend(rejected)
+            return
         self.states.append(message)
         self.mirror.apply(**game_update(message))
 

@@ -8,8 +8,11 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import pytest
-from conformance import CallEnded, EditClient, Transport
+from conformance import CallEnded, EditClient, Transport, rejected
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from interplay.core.ot import ClientDocument
 from interplay.transports.grpc.generated.chat import EditOperation
 
 pytestmark = pytest.mark.anyio
@@ -104,13 +107,13 @@ async def test_two_editors_typing_concurrently_converge(transport: Transport) ->
         ),
         ({"operation": "frobnicate"}, "INVALID_ARGUMENT", "operation: unknown operation"),
         (
-            {"operation": "replace", "position": 0, "content": "x", "user_id": "mallory"},
-            "PERMISSION_DENIED",
-            "user_id: this stream is bound to 'bob'",
+            {"operation": "insert", "position": 0, "content": "x", "document_id": ""},
+            "INVALID_ARGUMENT",
+            "document_id: must not be empty",
         ),
     ],
 )
-async def test_bad_edits_get_a_status_while_the_other_editor_keeps_editing(
+async def test_a_bad_edit_is_refused_and_the_editor_edits_on(
     transport: Transport, fields: dict[str, Any], code: str, text: str
 ) -> None:
     async with transport.serve() as server, server.edit("d", "ann") as ann:
@@ -118,19 +121,38 @@ async def test_bad_edits_get_a_status_while_the_other_editor_keeps_editing(
         await ann.edit(0, inserted="abc")
         await ann.until_acked()
         async with server.edit("d", "bob") as bob:
-            await bob.send(EditOperation(document_id="d", user_id="bob", operation="join"))
-            snapshot = await bob.recv()
-            assert snapshot is not None and snapshot.operation == "snapshot"
-            fields = {"version": 1, "user_id": "bob", **fields}
-            await bob.send(EditOperation(document_id="d", **fields))
+            await bob.join()
+            fields = {"version": 1, "user_id": "bob", "op_id": "bad-1", **fields}
+            await bob.send(EditOperation(document_id=fields.pop("document_id", "d"), **fields))
+            reject = await bob.recv()
+            assert reject is not None and reject.operation == "reject"
+            assert reject.op_id == "bad-1" and reject.version == fields["version"]
+            status, field, rule = rejected(reject.rejection)
+            assert status == code and f"{field}: {rule}".startswith(text)
+            assert f"{code} {text}" in reject.content  # what an old client can show
+            assert server.document_text("d") == "abc"  # untouched
+            await bob.edit(3, inserted="!")  # the same stream goes on
+            await bob.until_acked()
+        assert server.document_text("d") == "abc!"
+        await ann.edit(0, inserted="d")
+        await ann.until_acked()
+        assert server.document_text("d") == "dabc!"
+        assert server.counters.errors == {} and server.counters.refusals == 1
+
+
+async def test_an_edit_claiming_another_user_ends_that_stream(transport: Transport) -> None:
+    async with transport.serve() as server, server.edit("d", "ann") as ann:
+        await ann.join()
+        async with server.edit("d", "bob") as bob:
+            await bob.join()
+            await bob.send_op(operation="insert", content="x", user_id="mallory")
             with pytest.raises(CallEnded) as caught:
                 await bob.recv()
-            assert caught.value.ended.code == code
-            assert text in caught.value.ended.message
-        assert server.document_text("d") == "abc"  # untouched
-        await ann.edit(3, inserted="d")
+            assert caught.value.ended.code == "PERMISSION_DENIED"
+            assert "user_id: this stream is bound to 'bob'" in caught.value.ended.message
+        await ann.edit(0, inserted="a")
         await ann.until_acked()
-        assert server.document_text("d") == "abcd"
+        assert server.document_text("d") == "a"
 
 
 async def test_a_resent_op_id_is_acknowledged_again_and_not_applied_twice(
@@ -167,3 +189,40 @@ async def test_two_edits_sent_before_the_first_ack_follow_each_other(transport: 
             acks = [m for m in await ann.recv_n(3) if m.operation == "ack"]
             assert [m.op_id for m in acks] == ["a1", "a2"]
             assert server.document_text("d") == "abxy!"
+
+
+EDITS = st.lists(
+    st.tuples(st.integers(-2, 12), st.sampled_from(["a", "bc", "😀", ""])), max_size=15
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(edits=EDITS)
+async def test_valid_and_refused_edits_mixed_on_one_stream_match_the_model(
+    transport: Transport, edits: list[tuple[int, str]]
+) -> None:
+    """Inserts at positions in and out of the text, one stream: exactly the out-of-range ones
+    are refused (each a reject naming its op id), the others applied in order."""
+    model, refused = "", []
+    async with transport.serve() as server, server.edit("d", "ann") as ann:
+        await ann.join()
+        for n, (position, text) in enumerate(edits):
+            await ann.send_op(
+                operation="insert",
+                position=position,
+                content=text or "x",
+                version=ann.doc.revision,
+                op_id=f"o{n}",
+            )
+            reply = await ann.recv()
+            assert reply is not None
+            if 0 <= position <= len(model):
+                assert reply.operation == "ack" and reply.op_id == f"o{n}"
+                model = model[:position] + (text or "x") + model[position:]
+                ann.doc = ClientDocument(model, revision=reply.version)
+            else:
+                assert reply.operation == "reject" and reply.op_id == f"o{n}"
+                refused.append(reply.op_id)
+        assert [r.op_id for r in ann.rejected] == refused
+        assert (server.document_text("d") or "") == model
+        assert server.counters.refusals == len(refused) and server.counters.errors == {}

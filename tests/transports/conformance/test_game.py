@@ -14,7 +14,10 @@ from conformance import (
     GameSettings,
     ServerUnderTest,
     Transport,
+    rejected,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.anyio
 
@@ -85,11 +88,6 @@ async def test_two_players_and_a_late_joiner_hold_the_servers_state(transport: T
             "parameters.dx: an integer in [-10, 10]",
         ),
         (
-            {"action_type": "move", "player_id": "ann", "sequence": 1},
-            "PERMISSION_DENIED",
-            "player_id: this stream plays 'bob'",
-        ),
-        (
             {"action_type": "move", "match_id": "other", "sequence": 1},
             "PERMISSION_DENIED",
             "match_id: this stream plays in match 'm'",
@@ -98,7 +96,7 @@ async def test_two_players_and_a_late_joiner_hold_the_servers_state(transport: T
         ({"action_type": "join", "match_id": "m2"}, "ALREADY_EXISTS", "match_id: this stream"),
     ],
 )
-async def test_bad_actions_get_a_status_and_leave_the_match_untouched(
+async def test_a_bad_action_is_refused_to_its_player_alone_and_the_match_plays_on(
     transport: Transport, fields: dict[str, Any], code: str, text: str
 ) -> None:
     async with serving(transport) as server, server.game("ann") as ann:
@@ -109,13 +107,33 @@ async def test_bad_actions_get_a_status_and_leave_the_match_untouched(
             await bob.until(lambda c: "bob" in c.mirror.players)
             before = server.match_players("m")
             await bob.send_action(**{"player_id": "bob", "match_id": "m", **fields})
+            await bob.until(lambda c: bool(c.rejected))
+            [event] = bob.rejected
+            status, field, rule = rejected(event.rejection)
+            assert status == code and f"{field}: {rule}".startswith(text)
+            assert event.sequence == fields.get("sequence", 0)
+            assert f"{code} {text}" in event.data  # what an old client can show
+            assert server.match_players("m")["ann"] == before["ann"]
+            sequence = await bob.act("move", dx="1")  # the same stream plays on
+            await bob.until(at("bob", sequence))
+            await ann.until(at("bob", sequence))
+        assert ann.rejected == []  # told to bob alone
+        assert server.counters.errors == {} and server.counters.refusals == 1
+
+
+async def test_an_action_claiming_another_player_ends_that_stream(transport: Transport) -> None:
+    async with serving(transport) as server, server.game("ann") as ann:
+        await ann.join("m")
+        await ann.until(lambda c: "ann" in c.mirror.players)
+        async with server.game("bob") as bob:
+            await bob.join("m")
+            await bob.until(lambda c: "bob" in c.mirror.players)
+            await bob.send_action("move", player_id="ann", match_id="m", sequence=1)
             with pytest.raises(CallEnded) as caught:
                 await bob.until(lambda c: False)
-            assert caught.value.ended.code == code
-            assert text in caught.value.ended.message
-            assert server.match_players("m")["ann"] == before["ann"]
-        # Bob's stream ended, so bob left; ann plays on.
-        await ann.until(lambda c: "bob" not in c.mirror.players)
+            assert caught.value.ended.code == "PERMISSION_DENIED"
+            assert "player_id: this stream plays 'bob'" in caught.value.ended.message
+        await ann.until(lambda c: "bob" not in c.mirror.players)  # bob's stream ended: he left
         sequence = await ann.act("move", dx="1")
         await ann.until(at("ann", sequence))
 
@@ -123,19 +141,22 @@ async def test_bad_actions_get_a_status_and_leave_the_match_untouched(
 async def test_actions_before_join_are_refused_and_over_the_rate_are_shaped(
     transport: Transport,
 ) -> None:
-    async with serving(transport, GameLimits(actions_per_second=3)) as server:
-        with pytest.raises(CallEnded) as caught:
-            async with server.game("ann") as ann:
-                await ann.act("move", dx="1")
-                await ann.recv()
-        assert caught.value.ended.code == "FAILED_PRECONDITION"
-        assert "join a match first" in caught.value.ended.message
-        async with server.game("ann") as ann:
-            await ann.join()
-            for _ in range(5):
-                sequence = await ann.act("move", dx="1")
-            await ann.until(at("ann", sequence))  # every one applied: waited for, not refused
-            assert server.counters.shaped >= 1
+    async with (
+        serving(transport, GameLimits(actions_per_second=3)) as server,
+        server.game("ann") as ann,
+    ):
+        await ann.act("move", dx="1")
+        await ann.until(lambda c: bool(c.rejected))
+        assert rejected(ann.rejected[0].rejection) == (
+            "FAILED_PRECONDITION",
+            "action_type",
+            "join a match first (action_type join)",
+        )
+        await ann.join()
+        for _ in range(5):
+            sequence = await ann.act("move", dx="1")
+        await ann.until(at("ann", sequence))  # every one applied: waited for, not refused
+        assert server.counters.shaped >= 1
 
 
 async def test_matches_are_isolated_and_an_empty_one_closes_after_grace(
@@ -161,3 +182,42 @@ async def test_matches_are_isolated_and_an_empty_one_closes_after_grace(
                 while "m2" in server.matches():  # closed by the driver ann's call runs
                     await ann.recv()
         assert server.counters.ticks > 0
+
+
+ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("move"), st.integers(-14, 14)),  # valid within ±10
+        st.tuples(st.just("fly"), st.just(0)),  # an unknown action type
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+# Each example waits for ticks (~50 ms): a quarter of the profile's examples, at most 50.
+@settings(
+    max_examples=max(1, min(settings.default.max_examples // 4, 50)),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    deadline=None,
+)
+@given(actions=ACTIONS)
+async def test_valid_and_refused_actions_mixed_on_one_stream_match_the_model(
+    transport: Transport, actions: list[tuple[str, int]]
+) -> None:
+    """Exactly the bad actions are refused (each naming its sequence); the others are applied,
+    the player's last_sequence the last of them."""
+    refused = [n + 1 for n, (kind, dx) in enumerate(actions) if kind == "fly" or abs(dx) > 10]
+    applied = [n + 1 for n in range(len(actions)) if n + 1 not in refused]
+    async with (
+        serving(transport, GameLimits(actions_per_second=1000)) as server,
+        server.game("ann") as ann,
+    ):
+        await ann.join("m")
+        await ann.until(lambda c: "ann" in c.mirror.players)
+        for kind, dx in actions:
+            await ann.act(kind, dx=str(dx))
+        await ann.until(
+            lambda c: len(c.rejected) == len(refused) and (not applied or at("ann", applied[-1])(c))
+        )
+        assert [event.sequence for event in ann.rejected] == refused
+        assert server.counters.refusals == len(refused) and server.counters.errors == {}

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nchat.proto\x12\x04\x63hat\"\xa4\x02\n\x0b\x43hatMessage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tsender_id\x18\x02 \x01(\t\x12\x0f\n\x07room_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x11\n\ttimestamp\x18\x05 \x01(\x03\x12+\n\x04type\x18\x06 \x01(\x0e\x32\x1d.chat.ChatMessage.MessageType\x12\x0b\n\x03seq\x18\x07 \x01(\x03\x12\x1d\n\x10resume_after_seq\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05\x65poch\x18\t \x01(\t\"D\n\x0bMessageType\x12\x08\n\x04TEXT\x10\x00\x12\x08\n\x04JOIN\x10\x01\x12\t\n\x05LEAVE\x10\x02\x12\n\n\x06TYPING\x10\x03\x12\n\n\x06SYSTEM\x10\x04\x42\x13\n\x11_resume_after_seq\"\xae\x01\n\rEditOperation\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08position\x18\x03 \x01(\x05\x12\x11\n\toperation\x18\x04 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x11\n\ttimestamp\x18\x07 \x01(\x03\x12\x0e\n\x06length\x18\x08 \x01(\x05\x12\r\n\x05op_id\x18\t \x01(\t\"\xd4\x01\n\nGameAction\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tion_type\x18\x02 \x01(\t\x12\x34\n\nparameters\x18\x03 \x03(\x0b\x32 .chat.GameAction.ParametersEntry\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x12\x11\n\ttimestamp\x18\x05 \x01(\x03\x12\x10\n\x08match_id\x18\x06 \x01(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x91\x01\n\tGameState\x12\x0c\n\x04tick\x18\x01 \x01(\x03\x12\"\n\x07players\x18\x02 \x03(\x0b\x32\x11.chat.PlayerState\x12\x1f\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x0f.chat.GameEvent\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x10\n\x08match_id\x18\x05 \x01(\t\x12\x0c\n\x04\x66ull\x18\x06 \x01(\x08\"\xc7\x01\n\x0bPlayerState\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\t\n\x01x\x18\x02 \x01(\x02\x12\t\n\x01y\x18\x03 \x01(\x02\x12\x0e\n\x06health\x18\x04 \x01(\x05\x12\x35\n\nattributes\x18\x05 \x03(\x0b\x32!.chat.PlayerState.AttributesEntry\x12\x15\n\rlast_sequence\x18\x06 \x01(\x03\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"?\n\tGameEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t2\xb5\x01\n\x0b\x43hatService\x12\x30\n\x04\x43hat\x12\x11.chat.ChatMessage\x1a\x11.chat.ChatMessage(\x01\x30\x01\x12\x41\n\x11\x43ollaborativeEdit\x12\x13.chat.EditOperation\x1a\x13.chat.EditOperation(\x01\x30\x01\x12\x31\n\x08GameSync\x12\x10.chat.GameAction\x1a\x0f.chat.GameState(\x01\x30\x01\x42\x19Z\x17github.com/example/chatb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\nchat.proto\x12\x04\x63hat\"\xc8\x02\n\x0b\x43hatMessage\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tsender_id\x18\x02 \x01(\t\x12\x0f\n\x07room_id\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x11\n\ttimestamp\x18\x05 \x01(\x03\x12+\n\x04type\x18\x06 \x01(\x0e\x32\x1d.chat.ChatMessage.MessageType\x12\x0b\n\x03seq\x18\x07 \x01(\x03\x12\x1d\n\x10resume_after_seq\x18\x08 \x01(\x03H\x00\x88\x01\x01\x12\r\n\x05\x65poch\x18\t \x01(\t\x12\"\n\trejection\x18\n \x01(\x0b\x32\x0f.chat.Rejection\"D\n\x0bMessageType\x12\x08\n\x04TEXT\x10\x00\x12\x08\n\x04JOIN\x10\x01\x12\t\n\x05LEAVE\x10\x02\x12\n\n\x06TYPING\x10\x03\x12\n\n\x06SYSTEM\x10\x04\x42\x13\n\x11_resume_after_seq\"9\n\tRejection\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xd2\x01\n\rEditOperation\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x10\n\x08position\x18\x03 \x01(\x05\x12\x11\n\toperation\x18\x04 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x05 \x01(\t\x12\x0f\n\x07version\x18\x06 \x01(\x03\x12\x11\n\ttimestamp\x18\x07 \x01(\x03\x12\x0e\n\x06length\x18\x08 \x01(\x05\x12\r\n\x05op_id\x18\t \x01(\t\x12\"\n\trejection\x18\n \x01(\x0b\x32\x0f.chat.Rejection\"\xd4\x01\n\nGameAction\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61\x63tion_type\x18\x02 \x01(\t\x12\x34\n\nparameters\x18\x03 \x03(\x0b\x32 .chat.GameAction.ParametersEntry\x12\x10\n\x08sequence\x18\x04 \x01(\x03\x12\x11\n\ttimestamp\x18\x05 \x01(\x03\x12\x10\n\x08match_id\x18\x06 \x01(\t\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x91\x01\n\tGameState\x12\x0c\n\x04tick\x18\x01 \x01(\x03\x12\"\n\x07players\x18\x02 \x03(\x0b\x32\x11.chat.PlayerState\x12\x1f\n\x06\x65vents\x18\x03 \x03(\x0b\x32\x0f.chat.GameEvent\x12\x11\n\ttimestamp\x18\x04 \x01(\x03\x12\x10\n\x08match_id\x18\x05 \x01(\t\x12\x0c\n\x04\x66ull\x18\x06 \x01(\x08\"\xc7\x01\n\x0bPlayerState\x12\x11\n\tplayer_id\x18\x01 \x01(\t\x12\t\n\x01x\x18\x02 \x01(\x02\x12\t\n\x01y\x18\x03 \x01(\x02\x12\x0e\n\x06health\x18\x04 \x01(\x05\x12\x35\n\nattributes\x18\x05 \x03(\x0b\x32!.chat.PlayerState.AttributesEntry\x12\x15\n\rlast_sequence\x18\x06 \x01(\x03\x1a\x31\n\x0f\x41ttributesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"u\n\tGameEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nevent_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\t\x12\"\n\trejection\x18\x04 \x01(\x0b\x32\x0f.chat.Rejection\x12\x10\n\x08sequence\x18\x05 \x01(\x03\x32\xb5\x01\n\x0b\x43hatService\x12\x30\n\x04\x43hat\x12\x11.chat.ChatMessage\x1a\x11.chat.ChatMessage(\x01\x30\x01\x12\x41\n\x11\x43ollaborativeEdit\x12\x13.chat.EditOperation\x1a\x13.chat.EditOperation(\x01\x30\x01\x12\x31\n\x08GameSync\x12\x10.chat.GameAction\x1a\x0f.chat.GameState(\x01\x30\x01\x42\x19Z\x17github.com/example/chatb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,23 +37,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PLAYERSTATE_ATTRIBUTESENTRY']._loaded_options = None
   _globals['_PLAYERSTATE_ATTRIBUTESENTRY']._serialized_options = b'8\001'
   _globals['_CHATMESSAGE']._serialized_start=21
-  _globals['_CHATMESSAGE']._serialized_end=313
-  _globals['_CHATMESSAGE_MESSAGETYPE']._serialized_start=224
-  _globals['_CHATMESSAGE_MESSAGETYPE']._serialized_end=292
-  _globals['_EDITOPERATION']._serialized_start=316
-  _globals['_EDITOPERATION']._serialized_end=490
-  _globals['_GAMEACTION']._serialized_start=493
-  _globals['_GAMEACTION']._serialized_end=705
-  _globals['_GAMEACTION_PARAMETERSENTRY']._serialized_start=656
-  _globals['_GAMEACTION_PARAMETERSENTRY']._serialized_end=705
-  _globals['_GAMESTATE']._serialized_start=708
-  _globals['_GAMESTATE']._serialized_end=853
-  _globals['_PLAYERSTATE']._serialized_start=856
-  _globals['_PLAYERSTATE']._serialized_end=1055
-  _globals['_PLAYERSTATE_ATTRIBUTESENTRY']._serialized_start=1006
-  _globals['_PLAYERSTATE_ATTRIBUTESENTRY']._serialized_end=1055
-  _globals['_GAMEEVENT']._serialized_start=1057
-  _globals['_GAMEEVENT']._serialized_end=1120
-  _globals['_CHATSERVICE']._serialized_start=1123
-  _globals['_CHATSERVICE']._serialized_end=1304
+  _globals['_CHATMESSAGE']._serialized_end=349
+  _globals['_CHATMESSAGE_MESSAGETYPE']._serialized_start=260
+  _globals['_CHATMESSAGE_MESSAGETYPE']._serialized_end=328
+  _globals['_REJECTION']._serialized_start=351
+  _globals['_REJECTION']._serialized_end=408
+  _globals['_EDITOPERATION']._serialized_start=411
+  _globals['_EDITOPERATION']._serialized_end=621
+  _globals['_GAMEACTION']._serialized_start=624
+  _globals['_GAMEACTION']._serialized_end=836
+  _globals['_GAMEACTION_PARAMETERSENTRY']._serialized_start=787
+  _globals['_GAMEACTION_PARAMETERSENTRY']._serialized_end=836
+  _globals['_GAMESTATE']._serialized_start=839
+  _globals['_GAMESTATE']._serialized_end=984
+  _globals['_PLAYERSTATE']._serialized_start=987
+  _globals['_PLAYERSTATE']._serialized_end=1186
+  _globals['_PLAYERSTATE_ATTRIBUTESENTRY']._serialized_start=1137
+  _globals['_PLAYERSTATE_ATTRIBUTESENTRY']._serialized_end=1186
+  _globals['_GAMEEVENT']._serialized_start=1188
+  _globals['_GAMEEVENT']._serialized_end=1305
+  _globals['_CHATSERVICE']._serialized_start=1308
+  _globals['_CHATSERVICE']._serialized_end=1489
 # @@protoc_insertion_point(module_scope)

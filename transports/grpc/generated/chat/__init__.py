@@ -13,6 +13,7 @@ __all__ = (
     "GameEvent",
     "GameState",
     "PlayerState",
+    "Rejection",
 )
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
@@ -78,6 +79,12 @@ class ChatMessage(betterproto2.Message):
     The room's stream identity; changes if the store lost the room's history.
     """
 
+    rejection: "Rejection | None" = betterproto2.field(10, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    On a SYSTEM message to one sender: its message (this id, room_id) was refused, and why.
+    The stream and its other rooms go on; content says the same for a person to read.
+    """
+
 
 default_message_pool.register_message("chat", "ChatMessage", ChatMessage)
 
@@ -92,7 +99,7 @@ class EditOperation(betterproto2.Message):
 
     operation: "str" = betterproto2.field(4, betterproto2.TYPE_STRING)
     """
-    "join", "snapshot", "ack", "insert", "delete", "replace", "noop", "cursor"
+    "join", "snapshot", "ack", "insert", "delete", "replace", "noop", "cursor", "reject"
     """
 
     content: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
@@ -109,6 +116,12 @@ class EditOperation(betterproto2.Message):
     op_id: "str" = betterproto2.field(9, betterproto2.TYPE_STRING)
     """
     Client-chosen id: a re-sent op is acknowledged again, never applied twice.
+    """
+
+    rejection: "Rejection | None" = betterproto2.field(10, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    On operation "reject": why the op (this op_id, document_id) was refused; content says
+    the same for a person to read. The document and the stream go on.
     """
 
 
@@ -147,6 +160,14 @@ class GameEvent(betterproto2.Message):
     event_type: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
 
     data: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+
+    rejection: "Rejection | None" = betterproto2.field(4, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    On a "rejected" event (in a state sent to that player alone): why its action was
+    refused, and that action's sequence; data says the same for a person to read.
+    """
+
+    sequence: "int" = betterproto2.field(5, betterproto2.TYPE_INT64)
 
 
 default_message_pool.register_message("chat", "GameEvent", GameEvent)
@@ -196,6 +217,32 @@ class PlayerState(betterproto2.Message):
 
 
 default_message_pool.register_message("chat", "PlayerState", PlayerState)
+
+
+@dataclass(eq=False, repr=False)
+class Rejection(betterproto2.Message):
+    """
+    Why the server refused one message (the stream goes on): Chat SYSTEM, edit "reject",
+    game "rejected" event.
+    """
+
+    code: "int" = betterproto2.field(1, betterproto2.TYPE_INT32)
+    """
+    a gRPC status number: 3 INVALID_ARGUMENT, 7 PERMISSION_DENIED, ...
+    """
+
+    field: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    the wire field at fault, e.g. "room_id"
+    """
+
+    message: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    the rule it broke, e.g. "JOIN room 'dev' before sending TEXT"
+    """
+
+
+default_message_pool.register_message("chat", "Rejection", Rejection)
 
 
 class ChatServiceStub(betterproto2_grpclib.ServiceStub):
