@@ -268,7 +268,7 @@ def test_edit_rules_agree_with_the_core(module_page: Page, data: st.DataObject) 
             reply, wire = data.draw(_edit_reply(rules))
             steps.append([call, wire])
             changes, sent = rules.receive(reply)
-            change = [changes[0].kind, False] if changes else None  # nothing is lost
+            change = [changes[0].kind, changes[0].lost] if changes else None
         for request in sent:
             if isinstance(request, SendEdit):
                 first_sent.setdefault(request.op_id, request)
