@@ -67,3 +67,15 @@ def test_endpoints_sit_beside_the_page_and_carry_its_token(module_page: Page) ->
         "ws://127.0.0.1:8080/chat",
         "wss://example.test/rt/chat?access_token=a%2Bb",
     ]
+
+
+def test_the_page_retries_every_status_the_python_clients_retry(module_page: Page) -> None:
+    from grpclib.const import Status
+
+    from interplay.runtime.reconnect import TRANSIENT_STATUSES
+
+    transient = module_page.evaluate(
+        """async () => [...(await import("/js/connection.js")).TRANSIENT]"""
+    )
+    assert {4000 + Status[name].value for name in TRANSIENT_STATUSES} <= set(transient)
+    assert {1006, 1012} <= set(transient)  # the connection lost; the server restarting

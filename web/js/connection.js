@@ -2,8 +2,10 @@
 // backoff and lets the client's rules say what re-establishes the session.
 //
 // Close codes (the server's): 1000 ended cleanly; 1012 the server is restarting; 1006 the
-// connection was lost; 4000 + a gRPC status otherwise. Transient ones (1006, 1012, 4014
-// UNAVAILABLE, 4008 RESOURCE_EXHAUSTED = slow consumer) reconnect after a delay (gRPC's connection
+// connection was lost; 4000 + a gRPC status otherwise. Transient ones (1006, 1012, and the
+// statuses the Python clients retry: 4014 UNAVAILABLE, 4008 RESOURCE_EXHAUSTED = slow consumer,
+// 4010 ABORTED = join again, an edit's base is no longer kept, 4004 DEADLINE_EXCEEDED) reconnect
+// after a delay (gRPC's connection
 // backoff: 1 s, x1.6 per attempt, +-20 % jitter, at most 30 s here: a person is waiting); any
 // other is fatal for this call and its reason is shown.
 
@@ -13,7 +15,7 @@ export const RECONNECTING = "reconnecting";
 export const CLOSED = "closed";
 export const FAILED = "failed";
 
-const TRANSIENT = new Set([1001, 1006, 1011, 1012, 1013, 4008, 4014]);
+export const TRANSIENT = new Set([1001, 1006, 1011, 1012, 1013, 4004, 4008, 4010, 4014]);
 const STATUS = {
   4001: "CANCELLED", 4002: "UNKNOWN", 4003: "INVALID_ARGUMENT", 4004: "DEADLINE_EXCEEDED",
   4005: "NOT_FOUND", 4006: "ALREADY_EXISTS", 4007: "PERMISSION_DENIED", 4008: "RESOURCE_EXHAUSTED",
