@@ -199,6 +199,22 @@ class Expired:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Proposal:
+    """A TEXT the hub checked but did not sequence (``propose``): on many nodes the shared
+    stream assigns the seq, and the message comes back through ``observe``. ``seen`` and
+    ``epoch`` are the hub's head of the room, so the stream can tell it lost history."""
+
+    session: str
+    room: str
+    sender: str
+    id: str
+    content: str
+    timestamp: int
+    epoch: str
+    seen: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChatLimits:
     """Per-message and per-stream limits."""
 
@@ -386,6 +402,11 @@ class RoomHub:
         return writes
 
     # -- queries -------------------------------------------------------------------------
+
+    @property
+    def history(self) -> int:
+        """Messages a joiner receives (the window; also the idempotency window)."""
+        return self._history
 
     def members(self, room: str) -> list[str]:
         """Users present in ``room``, sorted."""
@@ -598,6 +619,75 @@ class RoomHub:
             if seq % self._trim_every == 0:
                 self._writes.append(TrimRoom(room=room.name, before_seq=room.first_seq))
         return message
+
+    # -- many nodes: the shared stream sequences, the hub follows it -----------------------
+
+    def propose(self, cmd: Post, *, now: float) -> Proposal | list[Deliver[RoomMessage]]:
+        """Check a TEXT as ``handle`` would, without sequencing it: the ``Proposal`` to send
+        to the shared stream, or, for an id already in the window, the original back to its
+        sender alone (as ``handle`` does). Changes nothing."""
+        session, room = self._member(cmd.session, cmd.room, cmd.user, "TEXT")
+        original = self._original(room, session.user, cmd.id, cmd.content)
+        if original is not None:
+            return [Deliver(to=(cmd.session,), message=original)]
+        return Proposal(
+            session=cmd.session,
+            room=room.name,
+            sender=session.user,
+            id=cmd.id,
+            content=cmd.content,
+            timestamp=max(_millis(now), room.stamp),
+            epoch=room.epoch,
+            seen=room.head,
+        )
+
+    def duplicate(self, proposal: Proposal, original: RoomMessage) -> list[Deliver[RoomMessage]]:
+        """The shared stream already holds ``proposal``'s id (sent through another node, or
+        retried): its sender gets the original back; another content under that id is refused
+        as ``handle`` refuses it."""
+        if original.content != proposal.content:
+            raise InvalidArgument(
+                "id", f"{proposal.id!r} was already used by {proposal.sender!r} for another message"
+            )
+        return [Deliver(to=(proposal.session,), message=original)]
+
+    def observe(self, message: RoomMessage) -> list[Deliver[RoomMessage]]:
+        """Take the next message of a loaded room's shared stream (any node's, this one's
+        included) and deliver it to this hub's members: it must be the head's successor,
+        or the first of a new epoch (the stream lost its history: members are told, as a
+        resume under an old epoch is). An older seq is already here: nothing happens. The
+        stream is durable already, so nothing is written. The first message seen of a new
+        epoch starts the room there (the node reads a new epoch from its retained start)."""
+        room = self._loaded(message.room)
+        events: list[Deliver[RoomMessage]] = []
+        if message.epoch != room.epoch:
+            notice = (
+                f"history was reset: epoch {room.epoch} is gone, the room is now at epoch "
+                f"{message.epoch}"
+            )
+            room.epoch, room.head, room.first_seq = message.epoch, message.seq - 1, message.seq
+            room.window.clear()
+            room.by_id.clear()
+            if room.members:
+                events.append(
+                    Deliver(
+                        to=room.recipients, message=self._system(room, notice, message.timestamp)
+                    )
+                )
+        if message.seq <= room.head:
+            return events
+        if message.seq != room.head + 1:
+            raise ValueError(
+                f"seq: room {room.name!r} is at {room.head}; {message.seq} is not the next"
+            )
+        room.head = message.seq
+        room.stamp = max(room.stamp, message.timestamp)
+        self._remember(room, message)
+        if room.head - room.first_seq >= self._retain:
+            room.first_seq = room.head - self._retain + 1
+        if room.members:
+            events.append(Deliver(to=room.recipients, message=message))
+        return events
 
     # -- the server's own backend (the admin API) ----------------------------------------
 

@@ -46,7 +46,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
@@ -75,6 +75,7 @@ from .errors import (
     StorageFailed,
     Unauthenticated,
 )
+from .node import Node
 from .outbox import Broadcast, Codec, EncodedTick, Outbox, StateOutbox
 from .refusals import Refusal, refuses_the_message
 from .settings import Settings
@@ -197,8 +198,10 @@ class Runtime:
         auth: Authenticator | None = None,
         admin: AdminAuthenticator | None = None,
         clock: Callable[[], float] = time.time,
+        node: Node | None = None,
     ) -> None:
         self.backend = backend
+        self.node = node  # one of many nodes sharing rooms (runtime/node.py); None: alone
         self.rooms = rooms if rooms is not None else RoomHub()
         self.documents = documents if documents is not None else DocumentHub()
         self.games = games if games is not None else MatchHub()
@@ -241,6 +244,9 @@ class Runtime:
         await self._tasks.__aenter__()
         self._tasks.start_soon(self._background, self._run_timers)
         self._tasks.start_soon(self._background, self._run_commits)
+        if self.node is not None:
+            node = self.node
+            self._tasks.start_soon(self._background, lambda: node.run(self))
         return self
 
     async def _background(self, run: Callable[[], Awaitable[None]]) -> None:
@@ -400,10 +406,16 @@ class Runtime:
         service = session.service
         if service is Service.CHAT:
             await self._shape(session)
-            rooms = self.rooms
-            await self.read_for_rooms(command, session.id)
-            events = rooms.handle(command, now=self._clock())
-            self._commit(rooms.take_writes(), [(e.to, Broadcast(e.message, 0)) for e in events])
+            node, rooms = self.node, self.rooms
+            if node is not None and await node.before(session.id, command):
+                return  # a TEXT: sequenced by the shared stream, delivered as it follows it
+            try:
+                await self.read_for_rooms(command, session.id)
+                events = rooms.handle(command, now=self._clock())
+                self._commit(rooms.take_writes(), [(e.to, Broadcast(e.message, 0)) for e in events])
+            finally:
+                if node is not None:
+                    node.after(command)
         elif service is Service.EDIT:
             documents = self.documents
             read = documents.needs(command)
@@ -442,6 +454,15 @@ class Runtime:
         """``read`` on the backend once every write queued before it is durable."""
         await self._wait_durable(self._queued)
         return await self.backend.read(read)
+
+    def deliver(self, deliveries: Deliveries) -> None:
+        """Hand ``deliveries`` to their sessions' outboxes, after what was handled before."""
+        self._commit([], deliveries)
+
+    def start_soon(self, run: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        """Run ``run(*args)`` in the runtime's tasks (ended with it)."""
+        if self._tasks is not None:
+            self._tasks.start_soon(run, *args)
 
     async def commit_durably(self, writes: list[Write], deliveries: Deliveries) -> None:
         """Queue ``writes`` (then ``deliveries``) in the group commit; return once durable."""

@@ -1,0 +1,338 @@
+"""Redis as the engine many nodes share (DESIGN §10): rooms' streams, pub/sub, documents.
+
+``RedisEngine`` is two things to the runtime: its ``Backend`` (reads for the hubs: a room's
+record and window, older history, documents; writes: documents) and the ``SharedRooms`` a
+``Node`` (runtime/node.py) follows rooms through: ``publish`` runs the one script that
+sequences a TEXT (scripts.py), ``subscribe`` returns once Redis confirmed the room's channel,
+``read_after``/``recent``/``heads`` read the stream, and ``run`` reads pub/sub for the node.
+
+Connection loss is the node's to repair: ``run`` reports it (``listener.lost()``), retries
+with backoff, and once pub/sub is back (redis-py resubscribes by itself, and what was
+published meanwhile is gone) reports ``listener.reconnected()``, so the node reads every room
+from its head. Any command that cannot reach Redis raises ``EngineUnavailable``.
+
+Chat writes from the hub itself are not expected here: in node mode a TEXT goes through
+``publish``, and rooms are created by ``LOAD``. Documents are kept as a snapshot and the ops
+since it; until documents commit by compare-and-set (issue 15, step 4) one node at a time
+may edit a document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from interplay.core.effects import (
+    AppendMessage,
+    CreateRoom,
+    DocumentRecord,
+    ForgetRoom,
+    LoadDocument,
+    LoadedRoom,
+    LoadRoom,
+    Read,
+    ReadHistory,
+    RoomAges,
+    RoomRecord,
+    SaveEdit,
+    StoredEdit,
+    TrimRoom,
+    Write,
+)
+from interplay.core.ot import TextOp
+from interplay.core.rooms import Kind, Proposal, RoomMessage
+from interplay.runtime.backend import ReadResult
+from interplay.runtime.node import EngineUnavailable, Listener, Published
+
+from . import scripts
+
+log = logging.getLogger("interplay.redis")
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def room_keys(room: str) -> list[str]:
+    tag = f"ip:{{r:{room}}}"
+    return [f"{tag}:meta", f"{tag}:log", f"{tag}:ids"]
+
+
+def room_channel(room: str) -> str:
+    return f"ip:{{r:{room}}}:live"
+
+
+def encode_body(proposal: Proposal, kind: Kind = Kind.TEXT) -> str:
+    return json.dumps(
+        [int(kind), proposal.room, proposal.sender, proposal.id, proposal.content],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def decode_entry(entry: bytes | str) -> RoomMessage:
+    """A stream entry (or pub/sub payload) back into the message members see."""
+    text = entry.decode() if isinstance(entry, bytes) else entry
+    seq, epoch, stamp, body = text.split("\n", 3)
+    kind, room, sender, id, content = json.loads(body)
+    return RoomMessage(
+        kind=Kind(kind),
+        room=room,
+        sender=sender,
+        id=id or f"{epoch}-{seq}",
+        content=content,
+        timestamp=int(stamp),
+        seq=int(seq),
+        epoch=epoch,
+    )
+
+
+class RedisEngine:
+    """One node's connections to the shared Redis (see the module docstring)."""
+
+    def __init__(self, url: str, *, retain: int = 10_000, node: str = "") -> None:
+        self.url = url
+        self.path = url  # what the ready line says the data is
+        self.retain = max(retain, 1)
+        self.node = node
+        self.healthy = False
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+        )
+        self._publish = self._client.register_script(scripts.PUBLISH)
+        self._load = self._client.register_script(scripts.LOAD)
+        self._pubsub: Any = None
+        self._listener: Listener | None = None
+        self._confirming: dict[str, int] = {}  # channel -> confirmations awaited
+        self._confirmed: dict[str, anyio.Event] = {}
+        self._rooms: dict[str, str] = {}  # channel -> room
+
+    # -- the Backend protocol ------------------------------------------------------------
+
+    async def read(self, read: Read) -> ReadResult:
+        try:
+            if isinstance(read, LoadRoom):
+                return await self._load_room(read)
+            if isinstance(read, ReadHistory):
+                return await self.read_after(read.room, read.after_seq, read.limit)
+            if isinstance(read, LoadDocument):
+                return await self._document(read.document)
+            if isinstance(read, RoomAges):
+                return []  # the streams' MAXLEN is the retention (no time-based sweep yet)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        raise TypeError(f"not a read: {read!r}")
+
+    async def write(self, writes: Sequence[Write]) -> None:
+        pipe = self._client.pipeline(transaction=True)
+        for write in writes:
+            if isinstance(write, SaveEdit):
+                self._save_edit(pipe, write)
+            elif isinstance(write, CreateRoom | TrimRoom | ForgetRoom):
+                continue  # LOAD creates rooms; MAXLEN trims; forgetting needs the sweep
+            elif isinstance(write, AppendMessage):
+                raise TypeError("in node mode a TEXT is sequenced by publish(), not written")
+            else:
+                raise TypeError(f"not a write: {write!r}")
+        try:
+            await pipe.execute()
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+
+    async def aclose(self) -> None:
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+        await self._client.aclose()
+
+    async def _load_room(self, read: LoadRoom) -> LoadedRoom:
+        epoch, head, recent, first = await self._load(
+            keys=room_keys(read.room), args=[read.recent, _new_epoch()]
+        )
+        messages = [decode_entry(fields[b"m"]) for _, fields in _entries(recent)]
+        messages.reverse()
+        oldest = int(first.split(b"-")[0]) if first else None
+        return LoadedRoom(
+            record=RoomRecord(epoch=epoch.decode(), head=int(head)),
+            recent=messages,
+            first_seq=oldest,
+        )
+
+    # -- documents (one node at a time per document, until step 4) -------------------------
+
+    @staticmethod
+    def _save_edit(pipe: Any, write: SaveEdit) -> None:
+        tag = f"ip:{{d:{write.document}}}"
+        if write.snapshot is not None:
+            pipe.hset(f"{tag}:doc", mapping={"text": write.snapshot, "revision": write.revision})
+            pipe.delete(f"{tag}:ops")
+            return
+        edit = write.edit
+        pipe.rpush(
+            f"{tag}:ops",
+            json.dumps([write.revision, edit.op.ops, edit.author, edit.op_id], ensure_ascii=False),
+        )
+
+    async def _document(self, document: str) -> DocumentRecord | None:
+        tag = f"ip:{{d:{document}}}"
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hmget(f"{tag}:doc", ["text", "revision"])
+        pipe.lrange(f"{tag}:ops", 0, -1)
+        (text, revision), ops = await pipe.execute()
+        if text is None and not ops:
+            return None
+        edits = []
+        for raw in ops:
+            _, op, author, op_id = json.loads(raw)
+            edits.append(StoredEdit(op=TextOp(op), author=author, op_id=op_id))
+        return DocumentRecord(
+            text=text.decode() if text is not None else "",
+            revision=int(revision) if revision is not None else 0,
+            edits=edits,
+        )
+
+    # -- the SharedRooms protocol (runtime/node.py) ----------------------------------------
+
+    async def publish(self, proposal: Proposal) -> Published:
+        key = f"{proposal.sender}\0{proposal.id}" if proposal.id else ""
+        args = [
+            key,
+            encode_body(proposal),
+            self.retain,
+            _new_epoch(),
+            proposal.epoch,
+            proposal.seen,
+            proposal.timestamp,
+            room_channel(proposal.room),
+        ]
+        try:
+            outcome, entry = await self._publish(keys=room_keys(proposal.room), args=args)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        return Published(message=decode_entry(entry), duplicate=outcome == b"DUP")
+
+    async def read_after(self, room: str, after: int, limit: int) -> list[RoomMessage]:
+        log_key = room_keys(room)[1]
+        try:
+            found = await self._client.xrange(log_key, f"{after + 1}-0", "+", count=limit)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        return [decode_entry(fields[b"m"]) for _, fields in found]
+
+    async def recent(self, room: str, count: int) -> list[RoomMessage]:
+        log_key = room_keys(room)[1]
+        try:
+            found = await self._client.xrevrange(log_key, "+", "-", count=count)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        messages = [decode_entry(fields[b"m"]) for _, fields in found]
+        messages.reverse()
+        return messages
+
+    async def heads(self, rooms: Sequence[str]) -> dict[str, tuple[str, int] | None]:
+        """Each room's ``(epoch, head)`` as Redis holds it (None: Redis lost the room)."""
+        pipe = self._client.pipeline(transaction=False)
+        for room in rooms:
+            pipe.hmget(room_keys(room)[0], ["e", "s"])
+        try:
+            found = await pipe.execute()
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        return {
+            room: (e.decode(), int(s)) if e is not None else None
+            for room, (e, s) in zip(rooms, found, strict=True)
+        }
+
+    async def subscribe(self, room: str) -> None:
+        """Return once Redis confirmed the room's channel: from then on nothing published
+        to it is missed (unless the connection drops: ``listener.reconnected``)."""
+        channel = room_channel(room)
+        self._rooms[channel] = room
+        event = self._confirmed.setdefault(channel, anyio.Event())
+        self._confirming[channel] = self._confirming.get(channel, 0) + 1
+        try:
+            await self._pubsub.subscribe(channel)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        with anyio.move_on_after(10):
+            await event.wait()
+        if not event.is_set() or not self.healthy:
+            raise EngineUnavailable(f"redis at {self.url}: no confirmation of {channel!r}")
+
+    async def unsubscribe(self, room: str) -> None:
+        channel = room_channel(room)
+        self._rooms.pop(channel, None)
+        self._confirmed.pop(channel, None)
+        self._confirming.pop(channel, None)
+        with contextlib.suppress(*UNREACHABLE):  # gone with the connection, if it dropped
+            await self._pubsub.unsubscribe(channel)
+
+    async def run(self, listener: Listener) -> None:
+        """Read pub/sub for ``listener`` until cancelled (see the module docstring)."""
+        self._listener = listener
+        self._pubsub = self._client.pubsub()
+        delay = 0.1
+        connected = False
+        while True:
+            try:
+                if not connected:
+                    await self._client.ping()
+                    # The node's own channel keeps the pub/sub connection subscribed.
+                    await self._pubsub.subscribe(f"ip:node:{self.node}")
+                    connected = True
+                    self.healthy = True
+                    delay = 0.1
+                    listener.reconnected()
+                while True:
+                    message = await self._pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._handle(message, listener)
+            except UNREACHABLE as error:
+                if connected or self.healthy:
+                    log.warning("redis at %s: connection lost (%s); retrying", self.url, error)
+                connected = False
+                self.healthy = False
+                listener.lost()
+                for event in self._confirmed.values():
+                    event.set()  # a subscribe waiting for its confirmation gives up
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _handle(self, message: dict[str, Any], listener: Listener) -> None:
+        kind = message["type"]
+        channel = message["channel"].decode()
+        if kind == "message":
+            room = self._rooms.get(channel)
+            if room is not None:
+                listener.heard(decode_entry(message["data"]))
+        elif kind == "subscribe":
+            waiting = self._confirming.get(channel, 0)
+            if waiting:
+                self._confirming[channel] = waiting - 1
+                event = self._confirmed.get(channel)
+                if event is not None:
+                    event.set()
+                    self._confirmed[channel] = anyio.Event()
+            elif channel in self._rooms:
+                # A confirmation nobody asked for: redis-py resubscribed after a reconnect,
+                # and whatever was published in between is gone: read the room again.
+                listener.resubscribed(self._rooms[channel])
+
+
+def _entries(raw: list[Any]) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """XREVRANGE inside a script answers flat lists: [id, [field, value, ...]]."""
+    out = []
+    for entry_id, flat in raw:
+        out.append((entry_id, dict(zip(flat[::2], flat[1::2], strict=True))))
+    return out
+
+
+def _new_epoch() -> str:
+    import secrets
+
+    return secrets.token_hex(8)

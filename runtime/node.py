@@ -1,0 +1,345 @@
+"""One node of many (DESIGN §10): how a runtime hears what other nodes' sessions said.
+
+Alone, a ``RoomHub`` gives each TEXT the room's next seq and the runtime stores it. On many
+nodes no hub can: two would give out one seq. So the seq comes from the shared engine's answer
+(``SharedRooms.publish``: one script assigns it, checks the idempotency key, appends to the
+room's stream and publishes, atomically), and the hub *follows* the stream instead of leading
+it: ``RoomHub.propose`` checks a TEXT without sequencing it; the sequenced message comes back
+like every other node's, through ``heard``, and ``RoomHub.observe`` delivers it to this node's
+members through the runtime's one fan-out path. Why not let the hub propose the seq and have
+the script confirm or refuse it: under contention most proposals would lose and be retried
+(a round trip each), and the hub would hold a message no one may see yet; taking the seq from
+the script costs one round trip, always, and the hub never holds anything unconfirmed.
+
+A node hears of a room's messages from pub/sub, from its own publish answers and from reading
+the stream, in any order: a ``Follower`` per room (core/follow.py) puts them back in seq order
+and says when the stream must be read to fill a gap (after ``fill_delay``, in case pub/sub is
+only late). A room is subscribed before it is loaded (``before`` a JOIN, the subscription
+confirmed), so nothing published after the load can be missed; what arrives while it loads is
+held and handed over after the JOIN (``after``). Every room is read again from its head after a
+reconnect, an unexpected subscribe confirmation, and every ``head_check`` seconds (a pub/sub
+that silently delivers nothing is caught there). The core stays sans-I/O: all of this is here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import anyio
+
+from interplay.core.follow import Follower
+from interplay.core.rooms import Join, Post, Proposal, RoomMessage
+
+from .errors import StorageFailed
+from .outbox import Broadcast
+
+if TYPE_CHECKING:
+    from .server import Runtime
+
+log = logging.getLogger("interplay.node")
+
+
+class EngineUnavailable(StorageFailed):
+    """The shared engine cannot be reached: the call ends UNAVAILABLE, and the client retries
+    (with its ids, so nothing is stored twice)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Published:
+    """The engine's answer to a publish: the stored message (the original if ``duplicate``)."""
+
+    message: RoomMessage
+    duplicate: bool
+
+
+class Listener(Protocol):
+    """What the engine's reader tells its node."""
+
+    def heard(self, message: RoomMessage) -> None: ...
+
+    def lost(self) -> None: ...
+
+    def reconnected(self) -> None: ...
+
+    def resubscribed(self, room: str) -> None: ...
+
+
+class SharedRooms(Protocol):
+    """The engine many nodes share (``interplay.backends.redis.RedisEngine``)."""
+
+    healthy: bool
+
+    async def publish(self, proposal: Proposal) -> Published: ...
+
+    async def read_after(self, room: str, after: int, limit: int) -> list[RoomMessage]: ...
+
+    async def recent(self, room: str, count: int) -> list[RoomMessage]: ...
+
+    async def heads(self, rooms: Sequence[str]) -> dict[str, tuple[str, int] | None]: ...
+
+    async def subscribe(self, room: str) -> None: ...
+
+    async def unsubscribe(self, room: str) -> None: ...
+
+    async def run(self, listener: Listener) -> None: ...
+
+
+@dataclass(slots=True)
+class _Watched:
+    """A room this node is subscribed to (or subscribing)."""
+
+    ready: anyio.Event
+    follower: Follower
+    joining: int = 0  # JOINs between ``before`` and ``after``: not to be unsubscribed
+    filling: bool = False
+
+
+class Node:
+    """This runtime's part in many nodes (see the module docstring)."""
+
+    def __init__(
+        self,
+        shared: SharedRooms,
+        *,
+        head_check: float = 30.0,
+        fill_delay: float = 0.02,
+        read_batch: int = 1000,
+        stuck: int = 50,
+    ) -> None:
+        if not head_check > 0 or fill_delay < 0 or read_batch < 1:
+            raise ValueError(
+                "head_check must be > 0 s, fill_delay >= 0 s, read_batch >= 1; got "
+                f"{head_check}, {fill_delay}, {read_batch}"
+            )
+        self.shared = shared
+        self.head_check = head_check
+        self.fill_delay = fill_delay
+        self.read_batch = read_batch
+        self.stuck = stuck
+        self._runtime: Runtime | None = None
+        self._watched: dict[str, _Watched] = {}
+        self._resync = anyio.Event()
+        self.gap_reads = 0  # stream reads that filled a gap (counted: pub/sub was late/lost)
+        self.resyncs = 0
+
+    @property
+    def healthy(self) -> bool:
+        return self.shared.healthy
+
+    async def run(self, runtime: Runtime) -> None:
+        """The node's tasks, until cancelled: the engine's reader, the resync loop."""
+        self._runtime = runtime
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(self.shared.run, self)
+            tasks.start_soon(self._check_heads)
+
+    # -- the runtime's hooks ---------------------------------------------------------------
+
+    async def before(self, session: str, command: Any) -> bool:
+        """Before the runtime handles a chat command: a TEXT is handled here (True); a JOIN
+        first subscribes to its room, so nothing published after its load is missed."""
+        if isinstance(command, Post):
+            await self._post(session, command)
+            return True
+        if isinstance(command, Join):
+            watched = await self._watch(command.room)
+            watched.joining += 1
+        return False
+
+    def after(self, command: Any) -> None:
+        """After the runtime handled a chat command (or failed to): a JOIN's room is loaded,
+        so what arrived meanwhile can be delivered."""
+        if isinstance(command, Join):
+            watched = self._watched.get(command.room)
+            if watched is not None:
+                watched.joining -= 1
+                self._drain(command.room, watched)
+
+    # -- posting ---------------------------------------------------------------------------
+
+    async def _post(self, session: str, command: Post) -> None:
+        runtime = self._runtime
+        assert runtime is not None, "the node is not running"
+        rooms = runtime.rooms
+        proposed = rooms.propose(command, now=runtime.wall_clock())  # a CoreError refuses it
+        if not isinstance(proposed, Proposal):
+            self._deliver(proposed)  # a re-send of what this node's window holds
+            return
+        published = await self.shared.publish(proposed)
+        if published.duplicate:
+            self._deliver(rooms.duplicate(proposed, published.message))
+        else:
+            self.heard(published.message)  # the same path as every other node's messages
+
+    def _deliver(self, events: list[Any]) -> None:
+        runtime = self._runtime
+        assert runtime is not None
+        runtime.deliver([(e.to, Broadcast(e.message, 0)) for e in events])
+
+    # -- following the rooms' streams ----------------------------------------------------
+
+    async def _watch(self, room: str) -> _Watched:
+        while True:
+            watched = self._watched.get(room)
+            if watched is None:
+                watched = self._watched[room] = _Watched(anyio.Event(), Follower())
+                try:
+                    await self.shared.subscribe(room)
+                except BaseException:
+                    del self._watched[room]
+                    raise
+                finally:
+                    watched.ready.set()
+                return watched
+            await watched.ready.wait()
+            if self._watched.get(room) is watched:
+                return watched
+
+    def heard(self, message: RoomMessage) -> None:
+        """A message of a room's stream, from any node (``Listener``)."""
+        watched = self._watched.get(message.room)
+        runtime = self._runtime
+        if watched is None or runtime is None:
+            return  # not (or no longer) followed here
+        head = runtime.rooms.head(message.room)
+        if head is None:
+            if watched.joining:
+                watched.follower.hold(message)  # handed over once the JOIN loaded the room
+            return
+        ordered = watched.follower.offer(message, head)
+        self._observe(message.room, ordered.ready)
+        if ordered.behind:
+            self._fill_soon(message.room, watched, new_epoch=ordered.new_epoch)
+
+    def _drain(self, room: str, watched: _Watched) -> None:
+        runtime = self._runtime
+        head = runtime.rooms.head(room) if runtime is not None else None
+        if head is None:
+            return
+        ordered = watched.follower.drain(head)
+        self._observe(room, ordered.ready)
+        if ordered.behind:
+            self._fill_soon(room, watched)
+
+    def _observe(self, room: str, messages: list[RoomMessage]) -> None:
+        runtime = self._runtime
+        assert runtime is not None
+        events = []
+        for message in messages:
+            events += runtime.rooms.observe(message)
+        if events:
+            self._deliver(events)
+
+    def _fill_soon(
+        self, room: str, watched: _Watched, *, new_epoch: bool = False, force: bool = False
+    ) -> None:
+        runtime = self._runtime
+        if watched.filling or runtime is None:
+            return
+        watched.filling = True
+        runtime.start_soon(self._fill, room, watched, new_epoch, force)
+
+    async def _fill(self, room: str, watched: _Watched, new_epoch: bool, force: bool) -> None:
+        """Read the stream after the hub's head until nothing is missing (or the room went).
+        What waits ahead and is not in the stream after ``stuck`` rounds is let go (a stream
+        that lost it: the next post starts a new epoch)."""
+        runtime = self._runtime
+        assert runtime is not None
+        rounds = 0
+        try:
+            await anyio.sleep(self.fill_delay)  # pub/sub may only be late
+            if new_epoch:
+                await self._restart_epoch(room, watched)
+                force = True
+            while self._watched.get(room) is watched:
+                head = runtime.rooms.head(room)
+                if head is None or not (force or len(watched.follower)):
+                    return
+                force = False
+                found = await self.shared.read_after(room, head[1], self.read_batch)
+                self.gap_reads += 1
+                if found and found[0].epoch != head[0]:
+                    await self._restart_epoch(room, watched)
+                    force = True
+                    continue
+                for message in found:
+                    self._observe(room, watched.follower.offer(message, head).ready)
+                    head = runtime.rooms.head(room) or head
+                self._drain(room, watched)
+                if len(found) == self.read_batch:
+                    force = True  # more to read
+                elif len(watched.follower):
+                    rounds += 1
+                    if rounds >= self.stuck:
+                        log.warning("room %r: messages ahead of its stream let go", room)
+                        watched.follower.clear()
+                        return
+                    await anyio.sleep(self.fill_delay)  # what is ahead may be on its way
+        except StorageFailed as error:
+            log.warning("room %r: cannot read its stream (%s); retrying on reconnect", room, error)
+        finally:
+            watched.filling = False
+
+    async def _restart_epoch(self, room: str, watched: _Watched) -> None:
+        """The stream started over under another epoch: take its retained window."""
+        runtime = self._runtime
+        assert runtime is not None
+        watched.follower.clear()
+        recent = await self.shared.recent(room, max(1, runtime.rooms.history))
+        if recent and runtime.rooms.head(room) is not None:
+            self._observe(room, recent[:1])  # resets the room (announced), then in order
+            self._observe(room, recent[1:])
+
+    # -- resync: after a reconnect, and every head_check seconds ------------------------
+
+    def lost(self) -> None:
+        """The engine's connection dropped (``Listener``): health says NOT_SERVING."""
+
+    def reconnected(self) -> None:
+        self._resync.set()
+
+    def resubscribed(self, room: str) -> None:
+        watched = self._watched.get(room)
+        if watched is not None:
+            self._fill_soon(room, watched, force=True)
+
+    async def _check_heads(self) -> None:
+        while True:
+            with anyio.move_on_after(self.head_check):
+                await self._resync.wait()
+            self._resync = anyio.Event()
+            try:
+                await self.resync()
+            except StorageFailed as error:
+                log.warning("resync: the engine is unreachable (%s); retrying", error)
+
+    async def resync(self) -> None:
+        """Compare every followed room's head with the stream's; read what is missing; let
+        go of rooms no session here is in any more."""
+        runtime = self._runtime
+        assert runtime is not None
+        self.resyncs += 1
+        rooms = runtime.rooms
+        for room, watched in list(self._watched.items()):
+            if rooms.head(room) is None and not watched.joining and watched.ready.is_set():
+                watched.ready = leaving = anyio.Event()  # a JOIN meanwhile waits, then resubscribes
+                try:
+                    await self.shared.unsubscribe(room)
+                finally:
+                    del self._watched[room]
+                    leaving.set()
+        followed = [room for room in self._watched if rooms.head(room) is not None]
+        if not followed:
+            return
+        heads = await self.shared.heads(followed)
+        for room, stream in heads.items():
+            mine, following = rooms.head(room), self._watched.get(room)
+            if mine is None or following is None:
+                continue
+            if stream is None or stream[0] != mine[0]:
+                self._fill_soon(room, following, new_epoch=True)
+            elif stream[1] > mine[1]:
+                self._fill_soon(room, following, force=True)
