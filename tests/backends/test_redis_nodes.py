@@ -230,3 +230,64 @@ async def test_a_node_that_missed_pub_sub_catches_up_from_the_stream(
         for call in (ann, bob):
             texts = await call.wait_texts(2)
             assert [m.seq for m in texts] == [1, 2]
+
+
+async def until_unhealthy(runtime: Runtime) -> None:
+    assert runtime.node is not None
+    with anyio.fail_after(10):
+        while runtime.node.healthy:  # noqa: ASYNC110 (the engine has no event for it)
+            await anyio.sleep(0.01)
+
+
+async def test_redis_restarted_with_aof_loses_nothing_acknowledged_and_nodes_resync(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        ann.put(*(post(f"before{n}", id=f"b{n}") for n in range(5)))
+        acked = await ann.wait_texts(5)
+        redis.restart()  # SIGKILL, then the same port and directory: the AOF is replayed
+        await until_unhealthy(one)
+        await until_healthy(one)
+        await until_healthy(two)
+        bob.put(post("after", id="x1"))
+        for call in (ann, bob):
+            texts = await call.wait_texts(6)
+            assert [m.seq for m in texts] == list(range(1, 7))
+            assert texts[:5] == acked  # everything acknowledged survived, same epoch
+            assert texts[5].content == "after"
+
+
+async def test_redis_unreachable_sends_fail_unavailable_and_everything_resumes_by_itself(
+    redis: RedisServer,
+) -> None:
+    from interplay.runtime.node import EngineUnavailable
+
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        ann.put(post("first", id="a1"))
+        await bob.wait_texts(1)
+        redis.stop()
+        await until_unhealthy(one)  # health says NOT_SERVING (transports/grpc/server.py)
+        ann.put(post("during", id="a2"))
+        assert isinstance(await ann.result(timeout=10), EngineUnavailable)  # -> UNAVAILABLE
+        with anyio.fail_after(3):
+            await anyio.sleep(2)  # down for a while (5 s in all with the wait above)
+        redis.start()
+        await until_healthy(one)
+        await until_healthy(two)
+        # The client reconnects (here: a new call on the same node) and re-sends a2.
+        again = chat(one, tasks)
+        await join(again, "ann")
+        again.put(post("during", id="a2"))
+        texts = await bob.wait_texts(2)
+        assert [(m.seq, m.id) for m in texts] == [(1, "a1"), (2, "a2")]
+        again.put(post("during", id="a2"))  # a second retry: acknowledged, not stored again
+        acks = await again.wait_texts(3)  # history a1, a2, then the ack of the retry
+        assert [m.seq for m in acks] == [1, 2, 2]
+        bob.put(post("last", id="b1"))
+        assert [m.seq for m in await again.wait_texts(4)] == [1, 2, 2, 3]
