@@ -41,6 +41,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
         command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--dir", str(self.directory), "--maxmemory-policy", "noeviction"]
         command += ["--protected-mode", "no", *self.settings]
