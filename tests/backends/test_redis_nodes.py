@@ -291,3 +291,37 @@ async def test_redis_unreachable_sends_fail_unavailable_and_everything_resumes_b
         assert [m.seq for m in acks] == [1, 2, 2]
         bob.put(post("last", id="b1"))
         assert [m.seq for m in await again.wait_texts(4)] == [1, 2, 2, 3]
+
+
+async def test_a_stream_that_lost_its_last_writes_starts_a_new_epoch_announced_everywhere(
+    redis: RedisServer,
+) -> None:
+    import redis.asyncio as aioredis
+
+    from interplay.backends.redis.engine import room_keys
+
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        first = await join(ann, "ann")
+        await join(bob, "bob")
+        ann.put(*(post(f"m{n}", id=f"m{n}") for n in range(3)))
+        await bob.wait_texts(3)
+        # What a Redis under appendfsync everysec may come back as after a crash: the head
+        # (and the stream) without the last writes the nodes had already delivered.
+        client = aioredis.Redis.from_url(redis.url)
+        meta, log, _ = room_keys("lobby")
+        await client.hset(meta, "s", 1)
+        await client.xdel(log, "2-0", "3-0")
+        await client.aclose()
+        bob.put(post("after", id="b1"))
+        for call in (ann, bob):
+            await call.wait_for(
+                lambda c=call: any(m.content == "after the crash" for m in c.texts())
+            )
+            notices = [
+                e for e in call.events() if isinstance(e, RoomMessage) and e.kind is Kind.SYSTEM
+            ]
+            assert len(notices) == 1 and "history was reset" in notices[0].content
+            last = call.texts()[-1]
+            assert (last.seq, last.content) == (1, "after")  # seqs start over ...
+            assert last.epoch != first.epoch  # ... under a new epoch: no seq means two things
