@@ -260,6 +260,7 @@ class _Room:
     members: dict[str, str] = field(default_factory=dict)  # session -> user
     sessions_of: dict[str, int] = field(default_factory=dict)  # user -> sessions present
     recipients: tuple[str, ...] = ()  # cached tuple(members)
+    elsewhere: dict[str, set[str]] = field(default_factory=dict)  # user -> other nodes
 
     def add(self, session: str, user: str) -> bool:
         """Add a member session; True if the user was not present before."""
@@ -323,6 +324,7 @@ class RoomHub:
         self._sessions: dict[str, _Session] = {}
         self._rooms: dict[str, _Room] = {}
         self._writes: list[Write] = []
+        self._presence: list[tuple[str, str, bool]] | None = None  # many nodes: see share_presence
         self._fetched: dict[tuple[str, str], list[RoomMessage]] = {}  # (session, room) -> older
         self._exhausted: set[tuple[str, str]] = set()  # ... whose last read found nothing
 
@@ -411,7 +413,7 @@ class RoomHub:
     def members(self, room: str) -> list[str]:
         """Users present in ``room``, sorted."""
         loaded = self._rooms.get(room)
-        return sorted(loaded.sessions_of) if loaded else []
+        return sorted(loaded.sessions_of.keys() | loaded.elsewhere.keys()) if loaded else []
 
     def user_of(self, session: str) -> str | None:
         state = self._sessions.get(session)
@@ -507,13 +509,15 @@ class RoomHub:
         ]
         events += [
             Deliver(to=me, message=RoomMessage(kind=Kind.JOIN, room=room.name, sender=user))
-            for user in sorted(room.sessions_of)
+            for user in sorted(room.sessions_of.keys() | room.elsewhere.keys())
             if user != cmd.user
         ]
         older = self._fetched.pop((cmd.session, cmd.room), [])
         self._exhausted.discard((cmd.session, cmd.room))
         events += [Deliver(to=me, message=m) for m in self._history_for(room, cmd, stamp, older)]
-        if newly_present:
+        if newly_present and self._presence is not None:
+            self._presence.append((room.name, cmd.user, True))
+        if newly_present and cmd.user not in room.elsewhere:
             others = tuple(s for s in room.recipients if s != cmd.session)
             if others:
                 events.append(
@@ -571,7 +575,10 @@ class RoomHub:
         user = session.user
         last = self._remove(cmd.session, session, room)
         leave = RoomMessage(kind=Kind.LEAVE, room=room.name, sender=user, timestamp=_millis(now))
-        to = (cmd.session, *room.recipients) if last else (cmd.session,)
+        if last and self._presence is not None:
+            self._presence.append((room.name, user, False))
+        gone = last and user not in room.elsewhere  # still present through another node
+        to = (cmd.session, *room.recipients) if gone else (cmd.session,)
         return [Deliver(to=to, message=leave)]
 
     def _post(self, cmd: Post, now: float) -> list[Deliver[RoomMessage]]:
@@ -688,6 +695,52 @@ class RoomHub:
         if room.members:
             events.append(Deliver(to=room.recipients, message=message))
         return events
+
+    def share_presence(self) -> None:
+        """Many nodes: from now on, record each user's arrival in and departure from a room
+        through this hub (``take_presence``), for the node to tell the others."""
+        if self._presence is None:
+            self._presence = []
+
+    def take_presence(self) -> list[tuple[str, str, bool]]:
+        """``(room, user, present)`` changes through this hub since the last call, in order."""
+        if self._presence is None:
+            return []
+        changes, self._presence = self._presence, []
+        return changes
+
+    def present_here(self) -> list[tuple[str, str]]:
+        """``(room, user)`` for every user present through this hub (a node re-announcing)."""
+        return [(r.name, user) for r in self._rooms.values() for user in r.sessions_of]
+
+    def elsewhere(
+        self, room: str, user: str, node: str, *, present: bool, now: float
+    ) -> list[Deliver[RoomMessage]]:
+        """``user`` arrived in (or left) a loaded ``room`` through another ``node``: this hub's
+        members hear a JOIN (LEAVE) only when the user was nowhere (is now nowhere) else."""
+        loaded = self._loaded(room)
+        nodes = loaded.elsewhere.get(user, set())
+        before = bool(nodes) or user in loaded.sessions_of
+        if present:
+            nodes.add(node)
+            loaded.elsewhere[user] = nodes
+        else:
+            nodes.discard(node)
+            if not nodes:
+                loaded.elsewhere.pop(user, None)
+        after = bool(nodes) or user in loaded.sessions_of
+        if before == after or not loaded.members:
+            return []
+        kind = Kind.JOIN if present else Kind.LEAVE
+        message = RoomMessage(kind=kind, room=room, sender=user, timestamp=_millis(now))
+        return [Deliver(to=loaded.recipients, message=message)]
+
+    def relay(self, message: RoomMessage) -> list[Deliver[RoomMessage]]:
+        """A TYPING from another node, to this hub's members of its room (if loaded)."""
+        loaded = self._rooms.get(message.room)
+        if loaded is None or not loaded.members:
+            return []
+        return [Deliver(to=loaded.recipients, message=message)]
 
     # -- the server's own backend (the admin API) ----------------------------------------
 
@@ -860,7 +913,10 @@ class RoomHub:
         stamp = _millis(now)
         for room_name in sorted(session.rooms):
             room = self._rooms[room_name]
-            if self._remove(name, session, room) and room.recipients:
+            last = self._remove(name, session, room)
+            if last and self._presence is not None:
+                self._presence.append((room_name, session.user, False))
+            if last and room.recipients and session.user not in room.elsewhere:
                 leave = RoomMessage(
                     kind=Kind.LEAVE, room=room_name, sender=session.user, timestamp=stamp
                 )
@@ -927,6 +983,8 @@ class RoomHub:
         )
         for message in recent[-self._history :] if self._history else ():
             self._remember(room, message)
+        for node, user in loaded.elsewhere:
+            room.elsewhere.setdefault(user, set()).add(node)
         return room
 
     def _remember(self, room: _Room, message: RoomMessage) -> None:

@@ -24,14 +24,15 @@ that silently delivers nothing is caught there). The core stays sans-I/O: all of
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 from interplay.core.follow import Follower
-from interplay.core.rooms import Join, Post, Proposal, RoomMessage
+from interplay.core.rooms import Join, Kind, Post, Proposal, RoomMessage, Typing
 
 from .errors import StorageFailed
 from .outbox import Broadcast
@@ -66,11 +67,20 @@ class Listener(Protocol):
 
     def resubscribed(self, room: str) -> None: ...
 
+    def presence(self, room: str, user: str, node: str, *, present: bool) -> None: ...
+
 
 class SharedRooms(Protocol):
     """The engine many nodes share (``interplay.backends.redis.RedisEngine``)."""
 
     healthy: bool
+    node: str  # this node's id among them
+
+    async def presence(self, room: str, user: str, present: bool) -> None: ...
+
+    async def typing(self, room: str, user: str, stamp: int) -> None: ...
+
+    async def heartbeat(self, ttl: float) -> tuple[bool, int]: ...
 
     async def publish(self, proposal: Proposal) -> Published: ...
 
@@ -95,6 +105,8 @@ class _Watched:
     follower: Follower
     joining: int = 0  # JOINs between ``before`` and ``after``: not to be unsubscribed
     filling: bool = False
+    # (user, node, present) heard while a JOIN loads the room: applied, in order, after it
+    held: list[tuple[str, str, bool]] = field(default_factory=list)
 
 
 class Node:
@@ -108,6 +120,8 @@ class Node:
         fill_delay: float = 0.02,
         read_batch: int = 1000,
         stuck: int = 50,
+        heartbeat: float = 2.0,
+        node_ttl: float = 6.0,
     ) -> None:
         if not head_check > 0 or fill_delay < 0 or read_batch < 1:
             raise ValueError(
@@ -119,6 +133,16 @@ class Node:
         self.fill_delay = fill_delay
         self.read_batch = read_batch
         self.stuck = stuck
+        if not 0 < heartbeat < node_ttl:
+            raise ValueError(f"need 0 < heartbeat < node_ttl, got {heartbeat}, {node_ttl}")
+        self.heartbeat = heartbeat
+        self.node_ttl = node_ttl
+        # What this node tells the others, in order: (room, user, present) or a TYPING.
+        self._outgoing: deque[tuple[str, str, bool] | RoomMessage] = deque()
+        self._outgoing_wakeup = anyio.Event()
+        self._outgoing_done = anyio.Event()
+        self._outgoing_done.set()
+        self.reaped = 0  # dead nodes this node reaped (their members left)
         self._runtime: Runtime | None = None
         self._watched: dict[str, _Watched] = {}
         self._resync = anyio.Event()
@@ -132,9 +156,12 @@ class Node:
     async def run(self, runtime: Runtime) -> None:
         """The node's tasks, until cancelled: the engine's reader, the resync loop."""
         self._runtime = runtime
+        runtime.rooms.share_presence()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self.shared.run, self)
             tasks.start_soon(self._check_heads)
+            tasks.start_soon(self._tell_others)
+            tasks.start_soon(self._beat)
 
     # -- the runtime's hooks ---------------------------------------------------------------
 
@@ -147,16 +174,34 @@ class Node:
         if isinstance(command, Join):
             watched = await self._watch(command.room)
             watched.joining += 1
+        elif isinstance(command, Typing):
+            runtime = self._runtime
+            assert runtime is not None
+            user = runtime.rooms.user_of(session)
+            if user is not None and command.room in runtime.rooms.rooms_of(session):
+                stamp = int(runtime.wall_clock() * 1000)
+                typing = RoomMessage(
+                    kind=Kind.TYPING, room=command.room, sender=user, timestamp=stamp
+                )
+                self._tell(typing)
         return False
 
     def after(self, command: Any) -> None:
-        """After the runtime handled a chat command (or failed to): a JOIN's room is loaded,
-        so what arrived meanwhile can be delivered."""
+        """After the runtime handled a chat command (or failed to), or ended a session
+        (``None``): a JOIN's room is loaded, so what arrived meanwhile can be delivered; the
+        users who arrived or left through this node are told to the others."""
+        runtime = self._runtime
         if isinstance(command, Join):
             watched = self._watched.get(command.room)
             if watched is not None:
                 watched.joining -= 1
                 self._drain(command.room, watched)
+                held, watched.held = watched.held, []
+                for user, node, present in held:
+                    self.presence(command.room, user, node, present=present)
+        if runtime is not None:
+            for change in runtime.rooms.take_presence():
+                self._tell(change)
 
     # -- posting ---------------------------------------------------------------------------
 
@@ -168,6 +213,7 @@ class Node:
         if not isinstance(proposed, Proposal):
             self._deliver(proposed)  # a re-send of what this node's window holds
             return
+        await self._outgoing_done.wait()  # its JOIN reaches the other nodes before its TEXTs
         published = await self.shared.publish(proposed)
         if published.duplicate:
             self._deliver(rooms.duplicate(proposed, published.message))
@@ -204,6 +250,9 @@ class Node:
         runtime = self._runtime
         if watched is None or runtime is None:
             return  # not (or no longer) followed here
+        if message.kind is Kind.TYPING:  # relayed, not sequenced
+            self._deliver(runtime.rooms.relay(message))
+            return
         head = runtime.rooms.head(message.room)
         if head is None:
             if watched.joining:
@@ -292,6 +341,64 @@ class Node:
         if recent and runtime.rooms.head(room) is not None:
             self._observe(room, recent[:1])  # resets the room (announced), then in order
             self._observe(room, recent[1:])
+
+    # -- presence across nodes -----------------------------------------------------------
+
+    def presence(self, room: str, user: str, node: str, *, present: bool) -> None:
+        """``user`` arrived in (left) ``room`` through another ``node`` (``Listener``)."""
+        runtime, watched = self._runtime, self._watched.get(room)
+        if runtime is None or watched is None:
+            return
+        if runtime.rooms.head(room) is None:
+            if watched.joining:
+                watched.held.append((user, node, present))
+            return
+        now = runtime.wall_clock()
+        self._deliver(runtime.rooms.elsewhere(room, user, node, present=present, now=now))
+
+    def _tell(self, item: tuple[str, str, bool] | RoomMessage) -> None:
+        self._outgoing.append(item)
+        self._outgoing_done = anyio.Event() if self._outgoing_done.is_set() else self._outgoing_done
+        self._outgoing_wakeup.set()
+
+    async def _tell_others(self) -> None:
+        """Send what ``_tell`` queued, in order; what cannot be sent waits for the engine."""
+        outgoing, shared = self._outgoing, self.shared
+        while True:
+            if not outgoing:
+                self._outgoing_done.set()
+                self._outgoing_wakeup = anyio.Event()
+                await self._outgoing_wakeup.wait()
+                continue
+            item = outgoing[0]
+            try:
+                if isinstance(item, RoomMessage):
+                    await shared.typing(item.room, item.sender, item.timestamp)
+                else:
+                    await shared.presence(*item)
+            except StorageFailed:
+                if isinstance(item, RoomMessage):
+                    outgoing.popleft()  # a TYPING is not worth waiting for
+                await anyio.sleep(0.2)
+                continue
+            outgoing.popleft()
+
+    async def _beat(self) -> None:
+        """Renew this node's liveness; reap dead nodes (their members leave everywhere). A
+        node the others reaped while it could not reach the engine tells its members again."""
+        beats = 0
+        while True:
+            try:
+                unknown, reaped = await self.shared.heartbeat(self.node_ttl)
+            except StorageFailed:
+                pass
+            else:
+                self.reaped += reaped
+                if unknown and beats and self._runtime is not None:
+                    for room, user in self._runtime.rooms.present_here():
+                        self._tell((room, user, True))
+                beats += 1
+            await anyio.sleep(self.heartbeat)
 
     # -- resync: after a reconnect, and every head_check seconds ------------------------
 

@@ -512,6 +512,8 @@ class Runtime:
             self._commit(
                 self.rooms.take_writes(), [(e.to, Broadcast(e.message, 0)) for e in events]
             )
+            if self.node is not None:
+                self.node.after(None)  # its users left: the other nodes are told
         elif session.service is Service.EDIT:
             self.documents.handle(CloseSession(session=sid))
         else:

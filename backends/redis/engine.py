@@ -64,6 +64,10 @@ def room_keys(room: str) -> list[str]:
     return [f"{tag}:meta", f"{tag}:log", f"{tag}:ids"]
 
 
+def presence_key(room: str) -> str:
+    return f"ip:{{r:{room}}}:pres"
+
+
 def room_channel(room: str) -> str:
     return f"ip:{{r:{room}}}:live"
 
@@ -107,6 +111,8 @@ class RedisEngine:
         )
         self._publish = self._client.register_script(scripts.PUBLISH)
         self._load = self._client.register_script(scripts.LOAD)
+        self._presence = self._client.register_script(scripts.PRESENCE)
+        self._heartbeat = self._client.register_script(scripts.HEARTBEAT)
         self._pubsub: Any = None
         self._listener: Listener | None = None
         self._confirming: dict[str, int] = {}  # channel -> confirmations awaited
@@ -151,8 +157,14 @@ class RedisEngine:
         await self._client.aclose()
 
     async def _load_room(self, read: LoadRoom) -> LoadedRoom:
-        epoch, head, recent, first = await self._load(
-            keys=room_keys(read.room), args=[read.recent, _new_epoch()]
+        epoch, head, recent, first, present = await self._load(
+            keys=[*room_keys(read.room), presence_key(read.room)], args=[read.recent, _new_epoch()]
+        )
+        mine = f"{self.node}\0".encode()
+        elsewhere = tuple(
+            tuple(field.decode().split("\0", 1))
+            for field in present[::2]
+            if not field.startswith(mine)
         )
         messages = [decode_entry(fields[b"m"]) for _, fields in _entries(recent)]
         messages.reverse()
@@ -161,6 +173,7 @@ class RedisEngine:
             record=RoomRecord(epoch=epoch.decode(), head=int(head)),
             recent=messages,
             first_seq=oldest,
+            elsewhere=elsewhere,  # type: ignore[arg-type]
         )
 
     # -- documents (one node at a time per document, until step 4) -------------------------
@@ -215,6 +228,33 @@ class RedisEngine:
         except UNREACHABLE as error:
             raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
         return Published(message=decode_entry(entry), duplicate=outcome == b"DUP")
+
+    async def presence(self, room: str, user: str, present: bool) -> None:
+        """This node's ``user`` arrived in (left) ``room``: recorded, and told to every node."""
+        payload = "P\n" + json.dumps([int(present), room, user, self.node], ensure_ascii=False)
+        args = [f"{self.node}\0{user}", int(present), room_channel(room), payload, room]
+        try:
+            await self._presence(keys=[presence_key(room), f"ip:node:{self.node}:rooms"], args=args)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+
+    async def typing(self, room: str, user: str, stamp: int) -> None:
+        payload = "T\n" + json.dumps([room, user, self.node, stamp], ensure_ascii=False)
+        try:
+            await self._client.publish(room_channel(room), payload)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+
+    async def heartbeat(self, ttl: float) -> tuple[bool, int]:
+        """Renew this node for ``ttl`` seconds and reap the nodes past theirs: (whether this
+        node was unknown, i.e. new or reaped meanwhile; how many were reaped)."""
+        try:
+            new, reaped = await self._heartbeat(
+                keys=["ip:nodes"], args=[self.node, int(ttl * 1000)]
+            )
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        return bool(new), int(reaped)
 
     async def read_after(self, room: str, after: int, limit: int) -> list[RoomMessage]:
         log_key = room_keys(room)[1]
@@ -308,8 +348,20 @@ class RedisEngine:
         channel = message["channel"].decode()
         if kind == "message":
             room = self._rooms.get(channel)
-            if room is not None:
-                listener.heard(decode_entry(message["data"]))
+            if room is None:
+                return
+            data: bytes = message["data"]
+            if data[:2] == b"P\n":
+                present, room, user, node = json.loads(data[2:])
+                if node != self.node:
+                    listener.presence(room, user, node, present=bool(present))
+            elif data[:2] == b"T\n":
+                room, user, node, stamp = json.loads(data[2:])
+                if node != self.node:
+                    typing = RoomMessage(kind=Kind.TYPING, room=room, sender=user, timestamp=stamp)
+                    listener.heard(typing)
+            else:
+                listener.heard(decode_entry(data))
         elif kind == "subscribe":
             waiting = self._confirming.get(channel, 0)
             if waiting:

@@ -48,8 +48,8 @@ return {'OK', entry}
 """
 )
 
-# KEYS meta log ids; ARGV recent new_epoch -> {epoch, head, newest entries (newest first),
-# oldest retained seq or false}
+# KEYS meta log ids pres; ARGV recent new_epoch -> {epoch, head, newest entries (newest
+# first), oldest retained seq or false, presence (HGETALL: node\0user, 1, ...)}
 LOAD = """
 local e = redis.call('HGET', KEYS[1], 'e')
 if not e then
@@ -65,5 +65,48 @@ end
 local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 local first = false
 if oldest[1] then first = oldest[1][1] end
-return {e, s, recent, first}
+return {e, s, recent, first, redis.call('HGETALL', KEYS[4])}
+"""
+
+# Presence: a room's ``pres`` HASH holds ``node\0user`` for each user present through a node;
+# each node's ``ip:node:<id>:rooms`` SET names the rooms it has presence in, for the reaper.
+# KEYS pres node_rooms; ARGV field present(1/0) channel payload room
+PRESENCE = """
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], ARGV[1], 1)
+  redis.call('SADD', KEYS[2], ARGV[5])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+"""
+
+# Liveness: ``ip:nodes`` ZSET node -> expiry (ms, Redis's clock). A node renews its own, then
+# reaps every node past its expiry: each of its users leaves each room (HDEL, and a LEAVE
+# published as the node would have), once (ZREM claims it). Keys are derived in the script
+# (one Redis, not Cluster). KEYS nodes; ARGV node ttl_ms -> {renewed_as_new, reaped}
+HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local new = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local reaped = 0
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('ZREM', KEYS[1], dead)
+  local rooms = 'ip:node:' .. dead .. ':rooms'
+  local prefix = dead .. '\\0'
+  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
+    local pres = 'ip:{r:' .. room .. '}:pres'
+    for _, f in ipairs(redis.call('HKEYS', pres)) do
+      if string.sub(f, 1, #prefix) == prefix then
+        redis.call('HDEL', pres, f)
+        local user = string.sub(f, #prefix + 1)
+        redis.call('PUBLISH', 'ip:{r:' .. room .. '}:live',
+          'P\\n' .. cjson.encode({0, room, user, dead}))
+      end
+    end
+  end
+  redis.call('DEL', rooms)
+  reaped = reaped + 1
+end
+return {new, reaped}
 """

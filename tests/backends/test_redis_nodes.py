@@ -323,3 +323,61 @@ async def test_a_stream_that_lost_its_last_writes_starts_a_new_epoch_announced_e
             last = call.texts()[-1]
             assert (last.seq, last.content) == (1, "after")  # seqs start over ...
             assert last.epoch != first.epoch  # ... under a new epoch: no seq means two things
+
+
+def presence(call: MemoryCall) -> list[tuple[str, str]]:
+    """The JOIN/LEAVE a member saw of others (its own echo left out)."""
+    return [
+        (e.kind.name, e.sender)
+        for e in call.events()
+        if isinstance(e, RoomMessage) and e.kind in (Kind.JOIN, Kind.LEAVE) and not e.epoch
+    ]
+
+
+async def test_presence_and_typing_cross_nodes_once_per_user(redis: RedisServer) -> None:
+    from interplay.core.rooms import Leave, Typing
+
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        await ann.wait_for(lambda: presence(ann) == [("JOIN", "bob")])
+        assert presence(bob) == [("JOIN", "ann")]  # who was there, right after its echo
+        # A second session of bob, on the other node: not announced again.
+        bob2 = chat(one, tasks)
+        await join(bob2, "bob")
+        assert sorted(presence(bob2)) == [("JOIN", "ann")]
+        bob.put(Typing(session="", room="lobby"))
+        await ann.wait_for(
+            lambda: any(getattr(e, "kind", None) is Kind.TYPING for e in ann.events())
+        )
+        bob.put(Leave(session="", room="lobby"))  # bob is still here through bob2
+        bob2.put(post("still here"))
+        await ann.wait_texts(1)
+        assert presence(ann) == [("JOIN", "bob")]
+        bob2.put(Leave(session="", room="lobby"))  # the last of bob's sessions
+        await ann.wait_for(lambda: presence(ann) == [("JOIN", "bob"), ("LEAVE", "bob")])
+        assert one.rooms.members("lobby") == ["ann"]  # node two holds the room no more
+
+
+async def test_a_node_that_stops_beating_has_its_members_leave_everywhere(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis, heartbeat=0.2, node_ttl=0.6) as ((one, two), tasks):
+        ann = chat(one, tasks)
+        await join(ann, "ann")
+        # A node that announces carl, beats once, then vanishes as a SIGKILLed process would:
+        # no LEAVE of its own, no heartbeat any more.
+        ghost = RedisEngine(redis.url, node="ghost")
+        try:
+            await ghost.heartbeat(0.5)
+            await ghost.presence("lobby", "carl", True)
+        finally:
+            await ghost.aclose()
+        await ann.wait_for(lambda: presence(ann) == [("JOIN", "carl")])
+        await ann.wait_for(lambda: presence(ann) == [("JOIN", "carl"), ("LEAVE", "carl")], 3)
+        assert one.node is not None and two.node is not None
+        assert one.node.reaped + two.node.reaped == 1  # by whichever node saw it first, once
+        late = chat(one, tasks)  # and a later joiner is not told of carl
+        await join(late, "dan")
+        assert presence(late) == [("JOIN", "ann")]
