@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -37,33 +38,39 @@ async def test_a_node_sigkilled_mid_conversation_its_client_resumes_on_the_other
             Channel("127.0.0.1", a) as to_a,
             Channel("127.0.0.1", b) as to_b,
             chat_call(to_b) as bob,
+            chat_call(to_a) as carl,
         ):
-            if True:
-                await bob.join("bob")
-                [bob_echo] = await bob.recv_n(1)
-                async with chat_call(to_a) as ann:
-                    await ann.join("ann")
-                    await ann.recv_until(lambda m: m.type == T.JOIN and m.sender_id == "ann")
-                    for n in range(3):
-                        await ann.text(f"m{n}", id=f"a{n}")
-                    acked = await ann.recv_until(lambda m: m.type == T.TEXT and m.seq == 3)
-                    assert [m.seq for m in acked if m.type == T.TEXT] == [1, 2, 3]
-                    node_a.kill()  # mid-conversation: a4 is sent, never acknowledged
-                    await ann.text("m3", id="a3")
-                received = await bob.recv_until(lambda m: m.type == T.TEXT and m.seq == 3)
-                assert bob_echo.epoch and [m.seq for m in received if m.type == T.TEXT] == [1, 2, 3]
-                # Ann's client reconnects to the other node, resumes after its last ack and
-                # re-sends what was not acknowledged.
-                async with chat_call(to_b) as again:
-                    await again.join("ann", resume_after_seq=2, epoch=bob_echo.epoch)
-                    replay = await again.recv_until(lambda m: m.type == T.TEXT and m.seq == 3)
-                    assert [m.id for m in replay if m.type == T.TEXT] == ["a2"]  # only missed
-                    await again.text("m3", id="a3")
-                    await again.text("m3", id="a3")  # a client retrying twice
-                    acks = [await again.recv_until(lambda m: m.type == T.TEXT) for _ in range(2)]
-                    assert [m[-1].seq for m in acks] == [4, 4]  # stored once
-                late = await bob.recv_until(lambda m: m.type == T.TEXT and m.seq == 4)
-                assert [m.id for m in late if m.type == T.TEXT] == ["a3"]
+            await bob.join("bob")
+            [bob_echo] = await bob.recv_n(1)
+            await carl.join("carl")
+            await bob.recv_until(lambda m: m.type == T.JOIN and m.sender_id == "carl")
+            async with chat_call(to_a) as ann:
+                await ann.join("ann")
+                await ann.recv_until(lambda m: m.type == T.JOIN and m.sender_id == "ann")
+                for n in range(3):
+                    await ann.text(f"m{n}", id=f"a{n}")
+                acked = await ann.recv_until(lambda m: m.type == T.TEXT and m.seq == 3)
+                assert [m.seq for m in acked if m.type == T.TEXT] == [1, 2, 3]
+                node_a.kill()  # mid-conversation: a3 is sent, never acknowledged
+                killed = time.monotonic()
+                await ann.text("m3", id="a3")
+            received = await bob.recv_until(lambda m: m.type == T.TEXT and m.seq == 3)
+            assert bob_echo.epoch and [m.seq for m in received if m.type == T.TEXT] == [1, 2, 3]
+            # Ann's client reconnects to the other node, resumes after its last ack and
+            # re-sends what was not acknowledged.
+            async with chat_call(to_b) as again:
+                await again.join("ann", resume_after_seq=2, epoch=bob_echo.epoch)
+                replay = await again.recv_until(lambda m: m.type == T.TEXT and m.seq == 3)
+                assert [m.id for m in replay if m.type == T.TEXT] == ["a2"]  # only the missed
+                await again.text("m3", id="a3")
+                await again.text("m3", id="a3")  # a client retrying twice
+                acks = [await again.recv_until(lambda m: m.type == T.TEXT) for _ in range(2)]
+                assert [m[-1].seq for m in acks] == [4, 4]  # stored once
+            late = await bob.recv_until(lambda m: m.type == T.TEXT and m.seq == 4)
+            assert [m.id for m in late if m.type == T.TEXT] == ["a3"]
+            # carl never came back: the dead node's members leave within 10 s.
+            await bob.recv_until(lambda m: m.type == T.LEAVE and m.sender_id == "carl", 10)
+            assert time.monotonic() - killed < 10
 
 
 @pytest.mark.slow
