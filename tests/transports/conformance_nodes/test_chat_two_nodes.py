@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+
 _path = Path(__file__).parent.parent / "conformance" / "test_chat.py"
 _spec = importlib.util.spec_from_file_location("conformance_test_chat_two_nodes", _path)
 assert _spec is not None and _spec.loader is not None
@@ -14,3 +16,12 @@ _spec.loader.exec_module(_suite)
 
 pytestmark = _suite.pytestmark
 globals().update({name: getattr(_suite, name) for name in dir(_suite) if name.startswith("test_")})
+
+# The model test starts two nodes and a Redis per example: a tenth of the profile's examples
+# here (the single-node suite runs them all against the same rules).
+_model = _suite.test_valid_and_refused_messages_mixed_on_one_stream_match_the_model
+test_valid_and_refused_messages_mixed_on_one_stream_match_the_model = settings(
+    max_examples=max(5, settings.default.max_examples // 10),
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    deadline=None,
+)(given(steps=_suite.STEPS)(_model.hypothesis.inner_test))
