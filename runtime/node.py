@@ -2,7 +2,7 @@
 
 Alone, a ``RoomHub`` gives each TEXT the room's next seq and the runtime stores it. On many
 nodes no hub can: two would give out one seq. So the seq comes from the shared engine's answer
-(``SharedRooms.publish``: one script assigns it, checks the idempotency key, appends to the
+(``SharedRooms.publish_many``: one script assigns it, checks the idempotency key, appends to the
 room's stream and publishes, atomically), and the hub *follows* the stream instead of leading
 it: ``RoomHub.propose`` checks a TEXT without sequencing it; the sequenced message comes back
 like every other node's, through ``heard``, and ``RoomHub.observe`` delivers it to this node's
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from interplay.core.errors import CoreError
 from interplay.core.follow import Follower
 from interplay.core.rooms import Join, Kind, Post, Proposal, RoomMessage, Typing
 
@@ -82,7 +83,7 @@ class SharedRooms(Protocol):
 
     async def heartbeat(self, ttl: float) -> tuple[bool, int]: ...
 
-    async def publish(self, proposal: Proposal) -> Published: ...
+    async def publish_many(self, proposals: Sequence[Proposal]) -> list[Published]: ...
 
     async def read_after(self, room: str, after: int, limit: int) -> list[RoomMessage]: ...
 
@@ -122,6 +123,8 @@ class Node:
         stuck: int = 50,
         heartbeat: float = 2.0,
         node_ttl: float = 6.0,
+        max_queued: int = 1000,
+        in_flight: int = 64,
     ) -> None:
         if not head_check > 0 or fill_delay < 0 or read_batch < 1:
             raise ValueError(
@@ -143,6 +146,12 @@ class Node:
         self._outgoing_done = anyio.Event()
         self._outgoing_done.set()
         self.reaped = 0  # dead nodes this node reaped (their members left)
+        self.max_queued = max_queued
+        self.in_flight = in_flight
+        self._posting: list[tuple[Proposal, Any]] = []  # TEXTs for the engine, and their wire
+        self._posting_wakeup = anyio.Event()
+        self._posted = anyio.Event()  # set (and replaced) after each round of answers
+        self._pending: dict[str, int] = {}  # session -> TEXTs queued, not answered yet
         self._runtime: Runtime | None = None
         self._watched: dict[str, _Watched] = {}
         self._resync = anyio.Event()
@@ -162,15 +171,17 @@ class Node:
             tasks.start_soon(self._check_heads)
             tasks.start_soon(self._tell_others)
             tasks.start_soon(self._beat)
+            tasks.start_soon(self._publish_queued)
 
     # -- the runtime's hooks ---------------------------------------------------------------
 
-    async def before(self, session: str, command: Any) -> bool:
+    async def before(self, session: str, command: Any, message: Any = None) -> bool:
         """Before the runtime handles a chat command: a TEXT is handled here (True); a JOIN
         first subscribes to its room, so nothing published after its load is missed."""
         if isinstance(command, Post):
-            await self._post(session, command)
+            await self._post(session, command, message)
             return True
+        await self.settled(session)  # what it sent before is answered before this is handled
         if isinstance(command, Join):
             watched = await self._watch(command.room)
             watched.joining += 1
@@ -205,20 +216,65 @@ class Node:
 
     # -- posting ---------------------------------------------------------------------------
 
-    async def _post(self, session: str, command: Post) -> None:
+    async def _post(self, session: str, command: Post, message: Any) -> None:
+        """Check the TEXT now (a ``CoreError`` refuses it), queue it for the engine and let
+        the session read on: its seq, like every other node's, comes through ``heard``.
+        Queued TEXTs go in one pipeline per round (``_publish_queued``), so a fast sender's
+        messages, and their deliveries, travel in batches, as the group commit does alone."""
         runtime = self._runtime
         assert runtime is not None, "the node is not running"
-        rooms = runtime.rooms
-        proposed = rooms.propose(command, now=runtime.wall_clock())  # a CoreError refuses it
+        proposed = runtime.rooms.propose(command, now=runtime.wall_clock())
         if not isinstance(proposed, Proposal):
             self._deliver(proposed)  # a re-send of what this node's window holds
             return
-        await self._outgoing_done.wait()  # its JOIN reaches the other nodes before its TEXTs
-        published = await self.shared.publish(proposed)
-        if published.duplicate:
-            self._deliver(rooms.duplicate(proposed, published.message))
-        else:
-            self.heard(published.message)  # the same path as every other node's messages
+        # Bounded per session too: a sender runs at most ``in_flight`` TEXTs ahead of the
+        # engine's answers, so a receiver over high water holds it back soon, as alone.
+        while len(self._posting) >= self.max_queued or self._pending.get(session, 0) >= (
+            self.in_flight
+        ):
+            await self._posted.wait()
+        self._posting.append((proposed, message))
+        self._pending[session] = self._pending.get(session, 0) + 1
+        self._posting_wakeup.set()
+
+    async def settled(self, session: str) -> None:
+        """Until every TEXT ``session`` queued has its answer from the engine."""
+        while self._pending.get(session):
+            await self._posted.wait()
+
+    async def _publish_queued(self) -> None:
+        runtime = self._runtime
+        assert runtime is not None
+        rooms = runtime.rooms
+        while True:
+            if not self._posting:
+                self._posting_wakeup = anyio.Event()
+                await self._posting_wakeup.wait()
+                continue
+            await self._outgoing_done.wait()  # a JOIN reaches the other nodes before TEXTs
+            batch, self._posting = self._posting, []
+            proposals = [proposal for proposal, _ in batch]
+            try:
+                answers = await self.shared.publish_many(proposals)
+            except StorageFailed as error:
+                for proposal in proposals:  # not stored: the client retries with its ids
+                    runtime.fail_session(proposal.session, error)
+            else:
+                for (proposal, message), published in zip(batch, answers, strict=True):
+                    if not published.duplicate:
+                        self.heard(published.message)  # the path of every node's messages
+                        continue
+                    try:
+                        self._deliver(rooms.duplicate(proposal, published.message))
+                    except CoreError as error:  # that id, with another content
+                        runtime.refuse(proposal.session, message, error)
+            finally:
+                for proposal in proposals:
+                    left = self._pending.pop(proposal.session, 1) - 1
+                    if left:
+                        self._pending[proposal.session] = left
+                self._posted.set()
+                self._posted = anyio.Event()
 
     def _deliver(self, events: list[Any]) -> None:
         runtime = self._runtime

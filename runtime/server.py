@@ -309,6 +309,8 @@ class Runtime:
                 drained = await self._read(session, receive)
             session.reading = None
             if session.failure is None:
+                if self.node is not None:
+                    await self.node.settled(session.id)  # its TEXTs are answered
                 await self._wait_durable(self._queued)  # its own messages reach it too
                 self._end(session)
                 session.outbox.close()
@@ -382,7 +384,7 @@ class Runtime:
                 command = session.codec.decode(message, session.id)
                 if session.identity is not None:
                     command = session.identity.authorize(command)
-                await self._submit(session, command)
+                await self._submit(session, command, message)
             except CoreError as error:
                 if not refuses_the_message(error):
                     raise  # another identity than the stream's: the stream ends
@@ -401,13 +403,13 @@ class Runtime:
         refusal = Broadcast(Refusal(message, error), int(self._clock() * 1000))
         self._commit([], [((session.id,), refusal)])
 
-    async def _submit(self, session: Session, command: Any) -> None:
+    async def _submit(self, session: Session, command: Any, message: Any = None) -> None:
         """One command of ``session``: shaped, read for, handled, committed."""
         service = session.service
         if service is Service.CHAT:
             await self._shape(session)
             node, rooms = self.node, self.rooms
-            if node is not None and await node.before(session.id, command):
+            if node is not None and await node.before(session.id, command, message):
                 return  # a TEXT: sequenced by the shared stream, delivered as it follows it
             try:
                 await self.read_for_rooms(command, session.id)
@@ -458,6 +460,19 @@ class Runtime:
     def deliver(self, deliveries: Deliveries) -> None:
         """Hand ``deliveries`` to their sessions' outboxes, after what was handled before."""
         self._commit([], deliveries)
+
+    def refuse(self, sid: str, message: Any, error: CoreError) -> None:
+        """Refuse ``message`` of session ``sid`` later than it was read (a node learns that
+        a TEXT's id was taken only from the engine's answer)."""
+        session = self._sessions.get(sid)
+        if session is not None:
+            self._refuse(session, message, error)
+
+    def fail_session(self, sid: str, error: BaseException) -> None:
+        """End session ``sid`` with ``error`` (a node's engine could not take its TEXT)."""
+        session = self._sessions.get(sid)
+        if session is not None:
+            self._cut(session, error)
 
     def start_soon(self, run: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
         """Run ``run(*args)`` in the runtime's tasks (ended with it)."""

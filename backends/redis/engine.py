@@ -2,7 +2,7 @@
 
 ``RedisEngine`` is two things to the runtime: its ``Backend`` (reads for the hubs: a room's
 record and window, older history, documents; writes: documents) and the ``SharedRooms`` a
-``Node`` (runtime/node.py) follows rooms through: ``publish`` runs the one script that
+``Node`` (runtime/node.py) follows rooms through: ``publish_many`` runs the one script that
 sequences a TEXT (scripts.py), ``subscribe`` returns once Redis confirmed the room's channel,
 ``read_after``/``recent``/``heads`` read the stream, and ``run`` reads pub/sub for the node.
 
@@ -12,7 +12,7 @@ published meanwhile is gone) reports ``listener.reconnected()``, so the node rea
 from its head. Any command that cannot reach Redis raises ``EngineUnavailable``.
 
 Chat writes from the hub itself are not expected here: in node mode a TEXT goes through
-``publish``, and rooms are created by ``LOAD``. Documents are kept as a snapshot and the ops
+``publish_many``, and rooms are created by ``LOAD``. Documents are kept as a snapshot and the ops
 since it; until documents commit by compare-and-set (issue 15, step 4) one node at a time
 may edit a document.
 """
@@ -28,6 +28,7 @@ from typing import Any
 import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from interplay.core.effects import (
@@ -72,9 +73,10 @@ def room_channel(room: str) -> str:
     return f"ip:{{r:{room}}}:live"
 
 
-def encode_body(proposal: Proposal, kind: Kind = Kind.TEXT) -> str:
+def encode_body(proposal: Proposal, node: str = "", kind: Kind = Kind.TEXT) -> str:
+    """The part of an entry the node makes; ``node`` is where it was sent (see ``_handle``)."""
     return json.dumps(
-        [int(kind), proposal.room, proposal.sender, proposal.id, proposal.content],
+        [int(kind), proposal.room, proposal.sender, proposal.id, proposal.content, node],
         ensure_ascii=False,
         separators=(",", ":"),
     )
@@ -82,10 +84,15 @@ def encode_body(proposal: Proposal, kind: Kind = Kind.TEXT) -> str:
 
 def decode_entry(entry: bytes | str) -> RoomMessage:
     """A stream entry (or pub/sub payload) back into the message members see."""
+    return decode_sent(entry)[0]
+
+
+def decode_sent(entry: bytes | str) -> tuple[RoomMessage, str]:
+    """The message of an entry, and the node it was sent through."""
     text = entry.decode() if isinstance(entry, bytes) else entry
     seq, epoch, stamp, body = text.split("\n", 3)
-    kind, room, sender, id, content = json.loads(body)
-    return RoomMessage(
+    kind, room, sender, id, content, node = json.loads(body)
+    message = RoomMessage(
         kind=Kind(kind),
         room=room,
         sender=sender,
@@ -95,6 +102,7 @@ def decode_entry(entry: bytes | str) -> RoomMessage:
         seq=int(seq),
         epoch=epoch,
     )
+    return message, node
 
 
 class RedisEngine:
@@ -143,7 +151,7 @@ class RedisEngine:
             elif isinstance(write, CreateRoom | TrimRoom | ForgetRoom):
                 continue  # LOAD creates rooms; MAXLEN trims; forgetting needs the sweep
             elif isinstance(write, AppendMessage):
-                raise TypeError("in node mode a TEXT is sequenced by publish(), not written")
+                raise TypeError("in node mode a TEXT is sequenced by publish_many(), not written")
             else:
                 raise TypeError(f"not a write: {write!r}")
         try:
@@ -211,11 +219,36 @@ class RedisEngine:
 
     # -- the SharedRooms protocol (runtime/node.py) ----------------------------------------
 
-    async def publish(self, proposal: Proposal) -> Published:
+    async def publish_many(self, proposals: Sequence[Proposal]) -> list[Published]:
+        """Sequence each TEXT (the PUBLISH script), in order, in one pipeline (one write and
+        one read for them all); Redis runs each script whole: as if sent one by one."""
+        for attempt in (1, 2):
+            pipe = self._client.pipeline(transaction=False)
+            for proposal in proposals:
+                keys = room_keys(proposal.room)
+                pipe.evalsha(self._publish.sha, len(keys), *keys, *self._publish_args(proposal))
+            try:
+                answers = await pipe.execute(raise_on_error=False)
+            except UNREACHABLE as error:
+                raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+            failed = next((a for a in answers if isinstance(a, Exception)), None)
+            if failed is None:
+                return [
+                    Published(message=decode_entry(entry), duplicate=outcome == b"DUP")
+                    for outcome, entry in answers
+                ]
+            if attempt == 2 or not isinstance(failed, NoScriptError):
+                raise failed
+            # Not loaded yet, or a restarted Redis forgot it: load it, run the batch again
+            # (NOSCRIPT fails every script of the batch: none of them ran).
+            self._publish.sha = await self._client.script_load(scripts.PUBLISH)
+        raise AssertionError("unreachable")
+
+    def _publish_args(self, proposal: Proposal) -> list[Any]:
         key = f"{proposal.sender}\0{proposal.id}" if proposal.id else ""
-        args = [
+        return [
             key,
-            encode_body(proposal),
+            encode_body(proposal, self.node),
             self.retain,
             _new_epoch(),
             proposal.epoch,
@@ -223,11 +256,6 @@ class RedisEngine:
             proposal.timestamp,
             room_channel(proposal.room),
         ]
-        try:
-            outcome, entry = await self._publish(keys=room_keys(proposal.room), args=args)
-        except UNREACHABLE as error:
-            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
-        return Published(message=decode_entry(entry), duplicate=outcome == b"DUP")
 
     async def presence(self, room: str, user: str, present: bool) -> None:
         """This node's ``user`` arrived in (left) ``room``: recorded, and told to every node."""
@@ -332,6 +360,9 @@ class RedisEngine:
                     message = await self._pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._handle(message, listener)
+                        # A burst is parsed without waiting on the socket: let the session
+                        # writers drain what it delivered (a receiver is not slow for it).
+                        await anyio.lowlevel.checkpoint()
             except UNREACHABLE as error:
                 if connected or self.healthy:
                     log.warning("redis at %s: connection lost (%s); retrying", self.url, error)
@@ -361,7 +392,12 @@ class RedisEngine:
                     typing = RoomMessage(kind=Kind.TYPING, room=room, sender=user, timestamp=stamp)
                     listener.heard(typing)
             else:
-                listener.heard(decode_entry(data))
+                # This node's own TEXTs come from the answers to its pipeline, in the order
+                # its sessions sent them (a re-send's acknowledgement among them); the copy
+                # pub/sub brings, perhaps before the answers, would overtake those.
+                message, node = decode_sent(data)
+                if node != self.node:
+                    listener.heard(message)
         elif kind == "subscribe":
             waiting = self._confirming.get(channel, 0)
             if waiting:
