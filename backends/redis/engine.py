@@ -58,6 +58,7 @@ from . import scripts
 log = logging.getLogger("interplay.redis")
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+_BURST = 32  # pub/sub messages handled before the reader lets the writers run
 
 
 def room_keys(room: str) -> list[str]:
@@ -356,12 +357,18 @@ class RedisEngine:
                     self.healthy = True
                     delay = 0.1
                     listener.reconnected()
+                burst = 0
                 while True:
                     message = await self._pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self._handle(message, listener)
+                    if message is None:
+                        continue
+                    self._handle(message, listener)
+                    burst += 1
+                    if burst == _BURST:
                         # A burst is parsed without waiting on the socket: let the session
-                        # writers drain what it delivered (a receiver is not slow for it).
+                        # writers drain what it delivered (a receiver is not slow for it),
+                        # a batch of frames each.
+                        burst = 0
                         await anyio.lowlevel.checkpoint()
             except UNREACHABLE as error:
                 if connected or self.healthy:
