@@ -766,8 +766,9 @@ def _serve(args: argparse.Namespace) -> int:
         from interplay.runtime.node import Node
 
         children = _fork_workers(args.workers)
-        backend: Backend = RedisEngine(args.redis, retain=args.retain, node=secrets.token_hex(4))
-        node = Node(backend)  # type: ignore[arg-type]
+        engine = RedisEngine(args.redis, retain=args.retain, node=secrets.token_hex(4))
+        backend: Backend = engine
+        node = Node(engine)
         lock = None
     else:
         children = []

@@ -110,3 +110,26 @@ async def test_workers_share_one_port_and_their_rooms(tmp_path: Path) -> None:
         finally:
             for channel in channels:
                 channel.close()
+
+
+@pytest.mark.slow
+def test_health_is_not_serving_while_redis_is_unreachable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def health_until(code: int) -> None:
+        deadline = time.monotonic() + 10
+        while (got := main(["health", "--server", f"127.0.0.1:{port}"])) != code:
+            assert time.monotonic() < deadline, f"health still {got}, not {code}"
+            time.sleep(0.2)
+
+    with (
+        redis_server(tmp_path / "redis") as redis,
+        interplay_process(tmp_path / "a.db", "--redis", redis.url) as (port, _),
+    ):
+        health_until(0)
+        redis.stop()
+        health_until(1)
+        said = capsys.readouterr()
+        assert "NOT_SERVING" in said.out + said.err
+        redis.start()
+        health_until(0)  # by itself, once Redis is back

@@ -27,9 +27,7 @@ from typing import Any
 
 import anyio
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import NoScriptError, RedisError
 
 from interplay.core.effects import (
     AppendMessage,
@@ -57,7 +55,9 @@ from . import scripts
 
 log = logging.getLogger("interplay.redis")
 
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# What ends a call UNAVAILABLE rather than the node: no connection, and any error Redis
+# answers (out of memory under noeviction, a read-only replica, ...).
+UNREACHABLE = (RedisError, OSError)
 _BURST = 32  # pub/sub messages handled before the reader lets the writers run
 
 
@@ -239,7 +239,7 @@ class RedisEngine:
                     for outcome, entry in answers
                 ]
             if attempt == 2 or not isinstance(failed, NoScriptError):
-                raise failed
+                raise EngineUnavailable(f"redis at {self.url} refused a TEXT ({failed})")
             # Not loaded yet, or a restarted Redis forgot it: load it, run the batch again
             # (NOSCRIPT fails every script of the batch: none of them ran).
             self._publish.sha = await self._client.script_load(scripts.PUBLISH)
