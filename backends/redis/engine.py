@@ -48,7 +48,7 @@ from interplay.core.effects import (
 )
 from interplay.core.ot import TextOp
 from interplay.core.rooms import Kind, Proposal, RoomMessage
-from interplay.runtime.backend import ReadResult
+from interplay.runtime.backend import ReadResult, WriteConflict
 from interplay.runtime.node import EngineUnavailable, Listener, Published
 
 from . import scripts
@@ -122,6 +122,7 @@ class RedisEngine:
         self._load = self._client.register_script(scripts.LOAD)
         self._presence = self._client.register_script(scripts.PRESENCE)
         self._heartbeat = self._client.register_script(scripts.HEARTBEAT)
+        self._save = self._client.register_script(scripts.SAVE_EDIT)
         self._pubsub: Any = None
         self._listener: Listener | None = None
         self._confirming: dict[str, int] = {}  # channel -> confirmations awaited
@@ -145,20 +146,44 @@ class RedisEngine:
         raise TypeError(f"not a read: {read!r}")
 
     async def write(self, writes: Sequence[Write]) -> None:
-        pipe = self._client.pipeline(transaction=True)
+        edits = []
         for write in writes:
             if isinstance(write, SaveEdit):
-                self._save_edit(pipe, write)
+                edits.append(write)
             elif isinstance(write, CreateRoom | TrimRoom | ForgetRoom):
                 continue  # LOAD creates rooms; MAXLEN trims; forgetting needs the sweep
             elif isinstance(write, AppendMessage):
                 raise TypeError("in node mode a TEXT is sequenced by publish_many(), not written")
             else:
                 raise TypeError(f"not a write: {write!r}")
-        try:
-            await pipe.execute()
-        except UNREACHABLE as error:
-            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        if edits:
+            await self._run(self._save, [self._edit_call(write) for write in edits])
+
+    async def _run(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """``script`` once per ``(keys, args)``, in order, in one pipeline; loaded first if
+        Redis does not have it (never yet, or restarted): NOSCRIPT fails every call of the
+        pipeline, so none of them ran."""
+        for attempt in (1, 2):
+            pipe = self._client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                answers: list[Any] = await pipe.execute(raise_on_error=False)
+            except UNREACHABLE as error:
+                raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+            failed = next((a for a in answers if isinstance(a, Exception)), None)
+            if failed is None:
+                return answers
+            if isinstance(failed, NoScriptError) and attempt == 1:
+                try:
+                    script.sha = await self._client.script_load(script.script)
+                except UNREACHABLE as error:
+                    raise EngineUnavailable(f"redis at {self.url}: {error}") from None
+                continue
+            if "CONFLICT" in str(failed):
+                raise WriteConflict(f"another node edits this document ({failed})")
+            raise EngineUnavailable(f"redis at {self.url} refused a script ({failed})")
+        raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         if self._pubsub is not None:
@@ -188,17 +213,15 @@ class RedisEngine:
     # -- documents (one node at a time per document, until step 4) -------------------------
 
     @staticmethod
-    def _save_edit(pipe: Any, write: SaveEdit) -> None:
+    def _edit_call(write: SaveEdit) -> tuple[list[str], list[Any]]:
         tag = f"ip:{{d:{write.document}}}"
-        if write.snapshot is not None:
-            pipe.hset(f"{tag}:doc", mapping={"text": write.snapshot, "revision": write.revision})
-            pipe.delete(f"{tag}:ops")
-            return
         edit = write.edit
-        pipe.rpush(
-            f"{tag}:ops",
-            json.dumps([write.revision, edit.op.ops, edit.author, edit.op_id], ensure_ascii=False),
+        stored = json.dumps(
+            [write.revision, edit.op.ops, edit.author, edit.op_id], ensure_ascii=False
         )
+        snapshot = write.snapshot
+        args = [write.revision, stored, snapshot or "", int(snapshot is not None)]
+        return [f"{tag}:doc", f"{tag}:ops"], args
 
     async def _document(self, document: str) -> DocumentRecord | None:
         tag = f"ip:{{d:{document}}}"
@@ -211,7 +234,7 @@ class RedisEngine:
         edits = []
         for raw in ops:
             _, op, author, op_id = json.loads(raw)
-            edits.append(StoredEdit(op=TextOp(op), author=author, op_id=op_id))
+            edits.append(StoredEdit(op=TextOp.from_components(op), author=author, op_id=op_id))
         return DocumentRecord(
             text=text.decode() if text is not None else "",
             revision=int(revision) if revision is not None else 0,
@@ -223,27 +246,12 @@ class RedisEngine:
     async def publish_many(self, proposals: Sequence[Proposal]) -> list[Published]:
         """Sequence each TEXT (the PUBLISH script), in order, in one pipeline (one write and
         one read for them all); Redis runs each script whole: as if sent one by one."""
-        for attempt in (1, 2):
-            pipe = self._client.pipeline(transaction=False)
-            for proposal in proposals:
-                keys = room_keys(proposal.room)
-                pipe.evalsha(self._publish.sha, len(keys), *keys, *self._publish_args(proposal))
-            try:
-                answers = await pipe.execute(raise_on_error=False)
-            except UNREACHABLE as error:
-                raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
-            failed = next((a for a in answers if isinstance(a, Exception)), None)
-            if failed is None:
-                return [
-                    Published(message=decode_entry(entry), duplicate=outcome == b"DUP")
-                    for outcome, entry in answers
-                ]
-            if attempt == 2 or not isinstance(failed, NoScriptError):
-                raise EngineUnavailable(f"redis at {self.url} refused a TEXT ({failed})")
-            # Not loaded yet, or a restarted Redis forgot it: load it, run the batch again
-            # (NOSCRIPT fails every script of the batch: none of them ran).
-            self._publish.sha = await self._client.script_load(scripts.PUBLISH)
-        raise AssertionError("unreachable")
+        calls = [(room_keys(p.room), self._publish_args(p)) for p in proposals]
+        answers = await self._run(self._publish, calls)
+        return [
+            Published(message=decode_entry(entry), duplicate=outcome == b"DUP")
+            for outcome, entry in answers
+        ]
 
     def _publish_args(self, proposal: Proposal) -> list[Any]:
         key = f"{proposal.sender}\0{proposal.id}" if proposal.id else ""

@@ -110,3 +110,24 @@ for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
 end
 return {new, reaped}
 """
+
+# Documents, until they commit by compare-and-set with rebase (issue 15, step 4): a HASH
+# ``doc`` (``text`` and ``revision`` of the snapshot, ``head`` the last revision) and a LIST
+# ``ops`` of the edits after the snapshot. An edit must be the head's successor: a second node
+# editing the same document is refused (the runtime then cuts and reloads), never interleaved.
+# KEYS doc ops; ARGV revision edit snapshot has_snapshot(1/0)
+SAVE_EDIT = """
+local head = tonumber(redis.call('HGET', KEYS[1], 'head') or redis.call('HGET', KEYS[1], 'revision')
+  or '0')
+if tonumber(ARGV[1]) ~= head + 1 then
+  return redis.error_reply('CONFLICT the document is at revision ' .. head)
+end
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], 'text', ARGV[3], 'revision', ARGV[1], 'head', ARGV[1])
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('HSET', KEYS[1], 'head', ARGV[1])
+end
+return 1
+"""

@@ -381,3 +381,38 @@ async def test_a_node_that_stops_beating_has_its_members_leave_everywhere(
         late = chat(one, tasks)  # and a later joiner is not told of carl
         await join(late, "dan")
         assert presence(late) == [("JOIN", "ann")]
+
+
+async def test_documents_are_kept_in_redis_and_a_second_node_editing_one_is_refused(
+    redis: RedisServer,
+) -> None:
+    """Until documents commit by compare-and-set with rebase (issue 15, step 4), one node at
+    a time edits a document: another node's edit is refused whole (its sessions are cut and
+    resume), never interleaved into the revision log."""
+    from interplay.core.documents import Acked, EditDocument, OpenDocument, Snapshot
+    from interplay.runtime import StorageFailed
+
+    async with nodes(redis) as ((one, two), tasks):
+        eve = MemoryCall(one, Service.EDIT, RecordingCodec()).start(tasks)
+        eve.put(OpenDocument(session="", document="doc", user="eve"))
+        eve.put(EditDocument(session="", document="doc", base=0, position=0, inserted="hi"))
+        await eve.wait_for(lambda: any(isinstance(e, Acked) for e in eve.events()))
+        # Node two loads it from Redis ...
+        bob = MemoryCall(two, Service.EDIT, RecordingCodec()).start(tasks)
+        bob.put(OpenDocument(session="", document="doc", user="bob"))
+        await bob.wait_for(
+            lambda: bob.done.is_set() or any(isinstance(e, Snapshot) for e in bob.events())
+        )
+        assert bob.ended is None, bob.ended
+        [snapshot] = [e for e in bob.events() if isinstance(e, Snapshot)]
+        assert (snapshot.text, snapshot.revision) == ("hi", 1)
+        # ... and both edit it: the second write of revision 2 is refused.
+        eve.put(EditDocument(session="", document="doc", base=1, position=2, inserted="!"))
+        await eve.wait_for(lambda: sum(isinstance(e, Acked) for e in eve.events()) == 2)
+        bob.put(EditDocument(session="", document="doc", base=1, position=0, inserted="?"))
+        assert isinstance(await bob.result(), StorageFailed)
+        again = MemoryCall(one, Service.EDIT, RecordingCodec()).start(tasks)
+        again.put(OpenDocument(session="", document="doc", user="ann"))
+        await again.wait_for(lambda: any(isinstance(e, Snapshot) for e in again.events()))
+        [text] = [e.text for e in again.events() if isinstance(e, Snapshot)]
+        assert text == "hi!"
