@@ -388,6 +388,8 @@ class Runtime:
             except CoreError as error:
                 if not refuses_the_message(error):
                     raise  # another identity than the stream's: the stream ends
+                if self.node is not None:
+                    await self.node.settled(session.id)  # after the TEXTs it sent before
                 self._refuse(session, message, error)
             if self._pending_writes > self.settings.max_pending_writes:
                 await self._wait_durable(self._queued)
