@@ -4,9 +4,9 @@ a size limit checked before a message is buffered.
 grpclib writes every message as its own DATA frame with its own ``transport.write`` (~7.5 µs of
 h2 and grpclib work each, ../shared/notes/grpclib-and-betterproto2.md). The gRPC wire format
 allows any number of length-prefixed messages in a DATA frame, so when several are queued for
-one stream the writer frames them itself and hands them to grpclib's HTTP/2 stream in one
-``send_data``, which still honours flow control (it waits for window and splits at the peer's
-maximum frame size). Order is kept: one writer per stream, batches in queue order.
+one stream the writer frames them itself and writes them at once: as one DATA frame built here
+when it fits the flow-control windows and the peer's frame size, else through grpclib's
+``send_data``, which waits for window and splits at the peer's maximum frame size. Order is kept: one writer per stream, batches in queue order.
 
 This reaches into private attributes of grpclib's server ``Stream`` (``_stream``, the
 initial-metadata flag) and h2's stream state (``_send_now``);
