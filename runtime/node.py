@@ -251,7 +251,10 @@ class Node:
                 self._posting_wakeup = anyio.Event()
                 await self._posting_wakeup.wait()
                 continue
-            await self._outgoing_done.wait()  # a JOIN reaches the other nodes before TEXTs
+            # A JOIN reaches the other nodes before the TEXTs after it; bounded, so that while
+            # Redis is down a TEXT still fails (UNAVAILABLE) instead of waiting on presence.
+            with anyio.move_on_after(1.0):
+                await self._outgoing_done.wait()
             batch, self._posting = self._posting, []
             proposals = [proposal for proposal, _ in batch]
             try:
