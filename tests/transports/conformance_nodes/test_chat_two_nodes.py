@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 _path = Path(__file__).parent.parent / "conformance" / "test_chat.py"
@@ -14,7 +15,8 @@ assert _spec is not None and _spec.loader is not None
 _suite = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_suite)
 
-pytestmark = _suite.pytestmark
+# Slow: a Redis and two nodes per test; CI runs it, the inner loop has the one-node suite.
+pytestmark = [_suite.pytestmark, pytest.mark.slow]
 globals().update({name: getattr(_suite, name) for name in dir(_suite) if name.startswith("test_")})
 
 # The model test starts two nodes and a Redis per example: a tenth of the profile's examples
