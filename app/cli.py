@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import logging
 import os
 import re
+import secrets
 import ssl
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -193,6 +195,20 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         "--data",
         default=_env("DATA", str(DEFAULT_DATA)),
         help="SQLite file for chat history and documents, or ':memory:' [INTERPLAY_DATA]",
+    )
+    serve.add_argument(
+        "--redis",
+        default=_env("REDIS", "") or None,
+        metavar="redis://HOST:PORT/DB",
+        help="be one node of many sharing rooms through this Redis (instead of --data) "
+        "[INTERPLAY_REDIS]",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=_env("WORKERS", 1),
+        help="node processes on this port (SO_REUSEPORT), one per core; more than 1 needs "
+        "--redis [INTERPLAY_WORKERS]",
     )
     serve.add_argument(
         "--loop",
@@ -671,6 +687,13 @@ def _serve(args: argparse.Namespace) -> int:
     ):
         if ports[flag] and ports[flag] == ports[other]:
             raise SystemExit(f"interplay serve: {other} must differ from {flag}")
+    if args.workers < 1:
+        _usage_error(f"interplay serve: --workers must be at least 1, got {args.workers}")
+    if args.workers > 1 and not args.redis:
+        _usage_error(
+            "interplay serve: --workers needs --redis: separate processes share rooms only "
+            "through Redis (one SQLite file has one writer)"
+        )
     tls = _tls(args)
     try:  # each settings class checks its own fields (and names the field and the rule)
         games = MatchHub(
@@ -721,6 +744,7 @@ def _serve(args: argparse.Namespace) -> int:
             keepalive_time=args.keepalive_time or None,  # 0: no pings
             keepalive_timeout=args.keepalive_timeout,
             metrics_port=args.metrics_port or None,  # 0: no metrics
+            reuse_port=args.workers > 1,
         )
         websocket = None
         if args.ws_port:  # 0: no WebSocket
@@ -736,9 +760,20 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"interplay serve: {error}", file=sys.stderr)
         return 2  # a usage error, as argparse's own
     auth, admin = _authenticators(args)
-    backend = _open_backend(args.data)
+    node = None
+    if args.redis:
+        from interplay.backends.redis import RedisEngine
+        from interplay.runtime.node import Node
 
-    lock = _lock_data(args.data)  # held until the process exits
+        children = _fork_workers(args.workers)
+        engine = RedisEngine(args.redis, retain=args.retain, node=secrets.token_hex(4))
+        backend: Backend = engine
+        node = Node(engine)
+        lock = None
+    else:
+        children = []
+        backend = _open_backend(args.data)
+        lock = _lock_data(args.data)  # held until the process exits
 
     async def main() -> None:
         try:
@@ -750,6 +785,7 @@ def _serve(args: argparse.Namespace) -> int:
                 settings=runtime_settings,
                 auth=auth,
                 admin=admin,
+                node=node,
             ) as runtime:
                 await serve(runtime, settings, websocket)
         finally:
@@ -763,7 +799,32 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         if lock is not None:
             os.close(lock)
+        _stop_workers(children)
     return 0
+
+
+def _fork_workers(workers: int) -> list[int]:
+    """Fork ``workers - 1`` more node processes before any event loop exists; the first
+    process stops them when it stops (each is a whole node: a SIGKILL of one leaves the
+    others serving). In a worker: []."""
+    children: list[int] = []
+    for _ in range(workers - 1):
+        pid = os.fork()
+        if pid == 0:
+            return []
+        children.append(pid)
+    return children
+
+
+def _stop_workers(children: list[int]) -> None:
+    import signal
+
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in children:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
 def _lock_data(data: str) -> int | None:

@@ -73,3 +73,56 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a running process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def nodes_started(
+    count: int, loop: str = "auto", rate_limit: str | None = "0"
+) -> Iterator[tuple[list[int], list[int], int]]:
+    """A ``redis-server`` (``appendonly yes``, ``appendfsync always``: every acknowledged
+    message durable) in a temporary directory and ``count`` ``interplay serve --redis``
+    nodes on it; yields ``(ports, pids, redis pid)``."""
+    import tempfile
+    import time
+    from contextlib import ExitStack
+
+    redis_port = free_port()
+    with tempfile.TemporaryDirectory() as directory, ExitStack() as stack:
+        redis = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "/usr/bin/redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                directory,
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stack.callback(redis.wait)
+        stack.callback(redis.kill)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", redis_port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("redis-server did not start") from None
+                time.sleep(0.05)
+        url = f"redis://127.0.0.1:{redis_port}/0"
+        ports, pids = [], []
+        for _ in range(count):
+            argv = [*interplay(":memory:", loop, rate_limit=rate_limit), "--redis", url]
+            port, pid = stack.enter_context(started(argv))
+            ports.append(port)
+            pids.append(pid)
+        yield ports, pids, redis.pid

@@ -31,7 +31,7 @@ from typing import Any
 
 from _calls import TRANSPORTS, chat_call
 from _pb import chat_pb2
-from _serve import BARE, BARE_WS, cpu_seconds, free_port, interplay, started
+from _serve import BARE, BARE_WS, cpu_seconds, free_port, interplay, nodes_started, started
 
 pb = chat_pb2()
 ChatMessage = pb.ChatMessage
@@ -70,7 +70,7 @@ class Tally:
 
 
 async def _client(
-    port: int,
+    ports: list[int],
     cfg: Config,
     room: int,
     index: int,
@@ -83,6 +83,7 @@ async def _client(
     sending = index < cfg.senders
     expected = cfg.senders * cfg.messages  # TEXT per receiver, own included
     seen: set[int] = set()
+    port = ports[(room * cfg.clients + index) % len(ports)]  # members spread over the nodes
     try:
         async with chat_call(cfg.transport, cfg.host, port) as stream:
             await stream.send_message(ChatMessage(type=JOIN, room_id=room_id, sender_id=user))
@@ -149,14 +150,18 @@ async def _client(
 
 
 async def _run_share(
-    port: int, cfg: Config, share: list[tuple[int, int]], joined_barrier: Any, start_barrier: Any
+    ports: list[int],
+    cfg: Config,
+    share: list[tuple[int, int]],
+    joined_barrier: Any,
+    start_barrier: Any,
 ) -> Tally:
     tally = Tally()
     cpu = time.process_time()
     start = asyncio.Event()
     joins = [asyncio.Event() for _ in share]
     tasks = [
-        asyncio.create_task(_client(port, cfg, room, index, tally, joins[i], start))
+        asyncio.create_task(_client(ports, cfg, room, index, tally, joins[i], start))
         for i, (room, index) in enumerate(share)
     ]
     await asyncio.wait_for(asyncio.gather(*(e.wait() for e in joins)), cfg.timeout)
@@ -172,8 +177,10 @@ async def _run_share(
     return tally
 
 
-def _process(port: int, cfg: Config, share: list[tuple[int, int]], barriers: Any, out: Any) -> None:
-    tally = asyncio.run(_run_share(port, cfg, share, *barriers))
+def _process(
+    ports: list[int], cfg: Config, share: list[tuple[int, int]], barriers: Any, out: Any
+) -> None:
+    tally = asyncio.run(_run_share(ports, cfg, share, *barriers))
     out.put(tally)
 
 
@@ -183,16 +190,23 @@ def _percentile(sorted_values: list[int], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] / 1e6
 
 
-def run(port: int, cfg: Config, pid: int | None = None) -> dict[str, Any]:
+def run(
+    port: int | list[int], cfg: Config, pid: int | list[int] | None = None, redis: int = 0
+) -> dict[str, Any]:
+    """One load run; with lists of ports and pids, clients spread over those nodes and the
+    server CPU is theirs summed (``redis``: the pid of the Redis they share, measured apart)."""
+    ports = port if isinstance(port, list) else [port]
+    pids = pid if isinstance(pid, list) else [pid] if pid else []
     everyone = [(r, i) for r in range(cfg.rooms) for i in range(cfg.clients)]
     shares = [everyone[p :: cfg.procs] for p in range(cfg.procs)]
     ctx = mp.get_context("spawn")
     barriers = (ctx.Barrier(cfg.procs), ctx.Barrier(cfg.procs))
     out = ctx.Queue()
     began = time.perf_counter()
-    server_cpu = cpu_seconds(pid) if pid else 0.0
+    server_cpu = sum(cpu_seconds(p) for p in pids)
+    redis_cpu = cpu_seconds(redis) if redis else 0.0
     processes = [
-        ctx.Process(target=_process, args=(port, cfg, share, barriers, out)) for share in shares
+        ctx.Process(target=_process, args=(ports, cfg, share, barriers, out)) for share in shares
     ]
     for process in processes:
         process.start()
@@ -200,7 +214,8 @@ def run(port: int, cfg: Config, pid: int | None = None) -> dict[str, Any]:
     for process in processes:
         process.join()
     wall = time.perf_counter() - began
-    server_cpu = cpu_seconds(pid) - server_cpu if pid else 0.0
+    server_cpu = sum(cpu_seconds(p) for p in pids) - server_cpu
+    redis_cpu = cpu_seconds(redis) - redis_cpu if redis else 0.0
 
     total = Tally()
     for t in tallies:
@@ -235,6 +250,17 @@ def run(port: int, cfg: Config, pid: int | None = None) -> dict[str, Any]:
         if total.delivered
         else 0.0,
         "client_cpu_s": round(sum(t.cpu_s for t in tallies), 2),
+        **(
+            {
+                "nodes": len(ports),
+                "redis_cpu_s": round(redis_cpu, 2),
+                "redis_cpu_us_per_delivery": round(redis_cpu / total.delivered * 1e6, 2)
+                if total.delivered
+                else 0.0,
+            }
+            if redis
+            else {}
+        ),
         "errors": total.errors[:20],
     }
 
@@ -251,6 +277,13 @@ def main() -> None:
     parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
     parser.add_argument("--transport", default="grpc", choices=TRANSPORTS)
     parser.add_argument("--no-baseline", action="store_true", help="skip the bare baseline run")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=0,
+        help="also run N 'interplay serve --redis' nodes on one redis-server (clients spread "
+        "over them), beside the one in-process node, in the same run",
+    )
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     parser.add_argument(
         "--data", default=":memory:", help="the server store: :memory: or a SQLite file"
@@ -299,6 +332,18 @@ def main() -> None:
             continue
         with started(argv) as (port, pid):
             report[name] = run(ws_port if name == "interplay" and ws_port else port, cfg, pid)
+    if args.nodes:
+        with nodes_started(args.nodes, args.loop, args.rate_limit) as (ports, pids, redis):
+            report["interplay_nodes"] = run(ports, cfg, pids, redis)
+        one = report["interplay"]["server_cpu_us_per_delivery"]
+        many = report["interplay_nodes"]
+        if one:
+            report["cpu_per_delivery_nodes_to_one"] = round(
+                many["server_cpu_us_per_delivery"] / one, 2
+            )
+            report["cpu_per_delivery_nodes_and_redis_to_one"] = round(
+                (many["server_cpu_us_per_delivery"] + many["redis_cpu_us_per_delivery"]) / one, 2
+            )
     if bare in report and report[bare]["deliveries_per_s"]:
         report["ratio_to_bare"] = round(
             report["interplay"]["deliveries_per_s"] / report[bare]["deliveries_per_s"], 2

@@ -69,6 +69,8 @@ class LoadedRoom:
     record: RoomRecord | None
     recent: list[RoomMessage]
     first_seq: int | None = None
+    # Many nodes: ``(node, user)`` for each user present in the room through another node.
+    elsewhere: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -199,6 +199,22 @@ class Expired:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Proposal:
+    """A TEXT the hub checked but did not sequence (``propose``): on many nodes the shared
+    stream assigns the seq, and the message comes back through ``observe``. ``seen`` and
+    ``epoch`` are the hub's head of the room, so the stream can tell it lost history."""
+
+    session: str
+    room: str
+    sender: str
+    id: str
+    content: str
+    timestamp: int
+    epoch: str
+    seen: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ChatLimits:
     """Per-message and per-stream limits."""
 
@@ -244,6 +260,7 @@ class _Room:
     members: dict[str, str] = field(default_factory=dict)  # session -> user
     sessions_of: dict[str, int] = field(default_factory=dict)  # user -> sessions present
     recipients: tuple[str, ...] = ()  # cached tuple(members)
+    elsewhere: dict[str, set[str]] = field(default_factory=dict)  # user -> other nodes
 
     def add(self, session: str, user: str) -> bool:
         """Add a member session; True if the user was not present before."""
@@ -307,6 +324,7 @@ class RoomHub:
         self._sessions: dict[str, _Session] = {}
         self._rooms: dict[str, _Room] = {}
         self._writes: list[Write] = []
+        self._presence: list[tuple[str, str, bool]] | None = None  # many nodes: see share_presence
         self._fetched: dict[tuple[str, str], list[RoomMessage]] = {}  # (session, room) -> older
         self._exhausted: set[tuple[str, str]] = set()  # ... whose last read found nothing
 
@@ -387,10 +405,15 @@ class RoomHub:
 
     # -- queries -------------------------------------------------------------------------
 
+    @property
+    def history(self) -> int:
+        """Messages a joiner receives (the window; also the idempotency window)."""
+        return self._history
+
     def members(self, room: str) -> list[str]:
         """Users present in ``room``, sorted."""
         loaded = self._rooms.get(room)
-        return sorted(loaded.sessions_of) if loaded else []
+        return sorted(loaded.sessions_of.keys() | loaded.elsewhere.keys()) if loaded else []
 
     def user_of(self, session: str) -> str | None:
         state = self._sessions.get(session)
@@ -486,13 +509,15 @@ class RoomHub:
         ]
         events += [
             Deliver(to=me, message=RoomMessage(kind=Kind.JOIN, room=room.name, sender=user))
-            for user in sorted(room.sessions_of)
+            for user in sorted(room.sessions_of.keys() | room.elsewhere.keys())
             if user != cmd.user
         ]
         older = self._fetched.pop((cmd.session, cmd.room), [])
         self._exhausted.discard((cmd.session, cmd.room))
         events += [Deliver(to=me, message=m) for m in self._history_for(room, cmd, stamp, older)]
-        if newly_present:
+        if newly_present and self._presence is not None:
+            self._presence.append((room.name, cmd.user, True))
+        if newly_present and cmd.user not in room.elsewhere:
             others = tuple(s for s in room.recipients if s != cmd.session)
             if others:
                 events.append(
@@ -550,7 +575,10 @@ class RoomHub:
         user = session.user
         last = self._remove(cmd.session, session, room)
         leave = RoomMessage(kind=Kind.LEAVE, room=room.name, sender=user, timestamp=_millis(now))
-        to = (cmd.session, *room.recipients) if last else (cmd.session,)
+        if last and self._presence is not None:
+            self._presence.append((room.name, user, False))
+        gone = last and user not in room.elsewhere  # still present through another node
+        to = (cmd.session, *room.recipients) if gone else (cmd.session,)
         return [Deliver(to=to, message=leave)]
 
     def _post(self, cmd: Post, now: float) -> list[Deliver[RoomMessage]]:
@@ -598,6 +626,121 @@ class RoomHub:
             if seq % self._trim_every == 0:
                 self._writes.append(TrimRoom(room=room.name, before_seq=room.first_seq))
         return message
+
+    # -- many nodes: the shared stream sequences, the hub follows it -----------------------
+
+    def propose(self, cmd: Post, *, now: float) -> Proposal | list[Deliver[RoomMessage]]:
+        """Check a TEXT as ``handle`` would, without sequencing it: the ``Proposal`` to send
+        to the shared stream, or, for an id already in the window, the original back to its
+        sender alone (as ``handle`` does). Changes nothing."""
+        session, room = self._member(cmd.session, cmd.room, cmd.user, "TEXT")
+        original = self._original(room, session.user, cmd.id, cmd.content)
+        if original is not None:
+            return [Deliver(to=(cmd.session,), message=original)]
+        return Proposal(
+            session=cmd.session,
+            room=room.name,
+            sender=session.user,
+            id=cmd.id,
+            content=cmd.content,
+            timestamp=max(_millis(now), room.stamp),
+            epoch=room.epoch,
+            seen=room.head,
+        )
+
+    def duplicate(self, proposal: Proposal, original: RoomMessage) -> list[Deliver[RoomMessage]]:
+        """The shared stream already holds ``proposal``'s id (sent through another node, or
+        retried): its sender gets the original back; another content under that id is refused
+        as ``handle`` refuses it."""
+        if original.content != proposal.content:
+            raise InvalidArgument(
+                "id", f"{proposal.id!r} was already used by {proposal.sender!r} for another message"
+            )
+        return [Deliver(to=(proposal.session,), message=original)]
+
+    def observe(self, message: RoomMessage) -> list[Deliver[RoomMessage]]:
+        """Take the next message of a loaded room's shared stream (any node's, this one's
+        included) and deliver it to this hub's members: it must be the head's successor,
+        or the first of a new epoch (the stream lost its history: members are told, as a
+        resume under an old epoch is). An older seq is already here: nothing happens. The
+        stream is durable already, so nothing is written. The first message seen of a new
+        epoch starts the room there (the node reads a new epoch from its retained start)."""
+        room = self._loaded(message.room)
+        events: list[Deliver[RoomMessage]] = []
+        if message.epoch != room.epoch:
+            notice = (
+                f"history was reset: epoch {room.epoch} is gone, the room is now at epoch "
+                f"{message.epoch}"
+            )
+            room.epoch, room.head, room.first_seq = message.epoch, message.seq - 1, message.seq
+            room.window.clear()
+            room.by_id.clear()
+            if room.members:
+                events.append(
+                    Deliver(
+                        to=room.recipients, message=self._system(room, notice, message.timestamp)
+                    )
+                )
+        if message.seq <= room.head:
+            return events
+        if message.seq != room.head + 1:
+            raise ValueError(
+                f"seq: room {room.name!r} is at {room.head}; {message.seq} is not the next"
+            )
+        room.head = message.seq
+        room.stamp = max(room.stamp, message.timestamp)
+        self._remember(room, message)
+        if room.head - room.first_seq >= self._retain:
+            room.first_seq = room.head - self._retain + 1
+        if room.members:
+            events.append(Deliver(to=room.recipients, message=message))
+        return events
+
+    def share_presence(self) -> None:
+        """Many nodes: from now on, record each user's arrival in and departure from a room
+        through this hub (``take_presence``), for the node to tell the others."""
+        if self._presence is None:
+            self._presence = []
+
+    def take_presence(self) -> list[tuple[str, str, bool]]:
+        """``(room, user, present)`` changes through this hub since the last call, in order."""
+        if self._presence is None:
+            return []
+        changes, self._presence = self._presence, []
+        return changes
+
+    def present_here(self) -> list[tuple[str, str]]:
+        """``(room, user)`` for every user present through this hub (a node re-announcing)."""
+        return [(r.name, user) for r in self._rooms.values() for user in r.sessions_of]
+
+    def elsewhere(
+        self, room: str, user: str, node: str, *, present: bool, now: float
+    ) -> list[Deliver[RoomMessage]]:
+        """``user`` arrived in (or left) a loaded ``room`` through another ``node``: this hub's
+        members hear a JOIN (LEAVE) only when the user was nowhere (is now nowhere) else."""
+        loaded = self._loaded(room)
+        nodes = loaded.elsewhere.get(user, set())
+        before = bool(nodes) or user in loaded.sessions_of
+        if present:
+            nodes.add(node)
+            loaded.elsewhere[user] = nodes
+        else:
+            nodes.discard(node)
+            if not nodes:
+                loaded.elsewhere.pop(user, None)
+        after = bool(nodes) or user in loaded.sessions_of
+        if before == after or not loaded.members:
+            return []
+        kind = Kind.JOIN if present else Kind.LEAVE
+        message = RoomMessage(kind=kind, room=room, sender=user, timestamp=_millis(now))
+        return [Deliver(to=loaded.recipients, message=message)]
+
+    def relay(self, message: RoomMessage) -> list[Deliver[RoomMessage]]:
+        """A TYPING from another node, to this hub's members of its room (if loaded)."""
+        loaded = self._rooms.get(message.room)
+        if loaded is None or not loaded.members:
+            return []
+        return [Deliver(to=loaded.recipients, message=message)]
 
     # -- the server's own backend (the admin API) ----------------------------------------
 
@@ -770,7 +913,10 @@ class RoomHub:
         stamp = _millis(now)
         for room_name in sorted(session.rooms):
             room = self._rooms[room_name]
-            if self._remove(name, session, room) and room.recipients:
+            last = self._remove(name, session, room)
+            if last and self._presence is not None:
+                self._presence.append((room_name, session.user, False))
+            if last and room.recipients and session.user not in room.elsewhere:
                 leave = RoomMessage(
                     kind=Kind.LEAVE, room=room_name, sender=session.user, timestamp=stamp
                 )
@@ -837,6 +983,8 @@ class RoomHub:
         )
         for message in recent[-self._history :] if self._history else ():
             self._remember(room, message)
+        for node, user in loaded.elsewhere:
+            room.elsewhere.setdefault(user, set()).add(node)
         return room
 
     def _remember(self, room: _Room, message: RoomMessage) -> None:

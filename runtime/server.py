@@ -46,7 +46,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
@@ -75,6 +75,7 @@ from .errors import (
     StorageFailed,
     Unauthenticated,
 )
+from .node import Node
 from .outbox import Broadcast, Codec, EncodedTick, Outbox, StateOutbox
 from .refusals import Refusal, refuses_the_message
 from .settings import Settings
@@ -197,8 +198,10 @@ class Runtime:
         auth: Authenticator | None = None,
         admin: AdminAuthenticator | None = None,
         clock: Callable[[], float] = time.time,
+        node: Node | None = None,
     ) -> None:
         self.backend = backend
+        self.node = node  # one of many nodes sharing rooms (runtime/node.py); None: alone
         self.rooms = rooms if rooms is not None else RoomHub()
         self.documents = documents if documents is not None else DocumentHub()
         self.games = games if games is not None else MatchHub()
@@ -241,6 +244,9 @@ class Runtime:
         await self._tasks.__aenter__()
         self._tasks.start_soon(self._background, self._run_timers)
         self._tasks.start_soon(self._background, self._run_commits)
+        if self.node is not None:
+            node = self.node
+            self._tasks.start_soon(self._background, lambda: node.run(self))
         return self
 
     async def _background(self, run: Callable[[], Awaitable[None]]) -> None:
@@ -303,6 +309,8 @@ class Runtime:
                 drained = await self._read(session, receive)
             session.reading = None
             if session.failure is None:
+                if self.node is not None:
+                    await self.node.settled(session.id)  # its TEXTs are answered
                 await self._wait_durable(self._queued)  # its own messages reach it too
                 self._end(session)
                 session.outbox.close()
@@ -376,10 +384,12 @@ class Runtime:
                 command = session.codec.decode(message, session.id)
                 if session.identity is not None:
                     command = session.identity.authorize(command)
-                await self._submit(session, command)
+                await self._submit(session, command, message)
             except CoreError as error:
                 if not refuses_the_message(error):
                     raise  # another identity than the stream's: the stream ends
+                if self.node is not None:
+                    await self.node.settled(session.id)  # after the TEXTs it sent before
                 self._refuse(session, message, error)
             if self._pending_writes > self.settings.max_pending_writes:
                 await self._wait_durable(self._queued)
@@ -395,15 +405,21 @@ class Runtime:
         refusal = Broadcast(Refusal(message, error), int(self._clock() * 1000))
         self._commit([], [((session.id,), refusal)])
 
-    async def _submit(self, session: Session, command: Any) -> None:
+    async def _submit(self, session: Session, command: Any, message: Any = None) -> None:
         """One command of ``session``: shaped, read for, handled, committed."""
         service = session.service
         if service is Service.CHAT:
             await self._shape(session)
-            rooms = self.rooms
-            await self.read_for_rooms(command, session.id)
-            events = rooms.handle(command, now=self._clock())
-            self._commit(rooms.take_writes(), [(e.to, Broadcast(e.message, 0)) for e in events])
+            node, rooms = self.node, self.rooms
+            if node is not None and await node.before(session.id, command, message):
+                return  # a TEXT: sequenced by the shared stream, delivered as it follows it
+            try:
+                await self.read_for_rooms(command, session.id)
+                events = rooms.handle(command, now=self._clock())
+                self._commit(rooms.take_writes(), [(e.to, Broadcast(e.message, 0)) for e in events])
+            finally:
+                if node is not None:
+                    node.after(command)
         elif service is Service.EDIT:
             documents = self.documents
             read = documents.needs(command)
@@ -442,6 +458,28 @@ class Runtime:
         """``read`` on the backend once every write queued before it is durable."""
         await self._wait_durable(self._queued)
         return await self.backend.read(read)
+
+    def deliver(self, deliveries: Deliveries) -> None:
+        """Hand ``deliveries`` to their sessions' outboxes, after what was handled before."""
+        self._commit([], deliveries)
+
+    def refuse(self, sid: str, message: Any, error: CoreError) -> None:
+        """Refuse ``message`` of session ``sid`` later than it was read (a node learns that
+        a TEXT's id was taken only from the engine's answer)."""
+        session = self._sessions.get(sid)
+        if session is not None:
+            self._refuse(session, message, error)
+
+    def fail_session(self, sid: str, error: BaseException) -> None:
+        """End session ``sid`` with ``error`` (a node's engine could not take its TEXT)."""
+        session = self._sessions.get(sid)
+        if session is not None:
+            self._cut(session, error)
+
+    def start_soon(self, run: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        """Run ``run(*args)`` in the runtime's tasks (ended with it)."""
+        if self._tasks is not None:
+            self._tasks.start_soon(run, *args)
 
     async def commit_durably(self, writes: list[Write], deliveries: Deliveries) -> None:
         """Queue ``writes`` (then ``deliveries``) in the group commit; return once durable."""
@@ -491,6 +529,8 @@ class Runtime:
             self._commit(
                 self.rooms.take_writes(), [(e.to, Broadcast(e.message, 0)) for e in events]
             )
+            if self.node is not None:
+                self.node.after(None)  # its users left: the other nodes are told
         elif session.service is Service.EDIT:
             self.documents.handle(CloseSession(session=sid))
         else:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grpclib.config import Configuration
+from grpclib.health.check import ServiceCheck
 from grpclib.health.service import Health
 from grpclib.protocol import Connection, H2Protocol
 from grpclib.reflection.service import ServerReflection
@@ -55,6 +56,9 @@ class ServerSettings:
     keepalive_timeout: float = 10.0
     # Prometheus metrics at http://host:metrics_port/metrics (metrics.py); None: no exporter.
     metrics_port: int | None = None
+    # Several processes on one port (``interplay serve --workers N``): the kernel spreads
+    # connections over them (SO_REUSEPORT).
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         for name in ("port", "metrics_port"):
@@ -195,7 +199,16 @@ def build_server(runtime: Runtime, settings: ServerSettings) -> tuple[Server, Ch
     served: list[Any] = [chat]
     if runtime.admin.enabled:
         served.append(AdminService(runtime))
-    services = ServerReflection.extend([*served, Health({chat: [chat.serving]})])
+    # A node of many is NOT_SERVING while it cannot reach the engine (runtime/node.py).
+    checks: list[Any] = [chat.serving]
+    node = runtime.node
+    if node is not None:
+
+        async def engine_reachable() -> bool:
+            return node.healthy
+
+        checks.append(ServiceCheck(engine_reachable, check_ttl=0.5))
+    services = ServerReflection.extend([*served, Health({chat: checks})])
     server = _Server(services, codec=WireCodec(), config=config, max_streams=settings.max_streams)
     return server, chat
 
@@ -236,7 +249,9 @@ async def drain(server: Server, chat: ChatService, grace: float) -> None:
 async def start(runtime: Runtime, settings: ServerSettings) -> tuple[Server, ChatService]:
     """Listen (the runtime must be running); the caller stops it with ``drain``."""
     server, chat = build_server(runtime, settings)
-    await server.start(settings.host, settings.port, ssl=settings.tls)
+    await server.start(
+        settings.host, settings.port, ssl=settings.tls, reuse_port=settings.reuse_port or None
+    )
     return server, chat
 
 

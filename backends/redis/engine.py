@@ -1,0 +1,441 @@
+"""Redis as the engine many nodes share (DESIGN §10): rooms' streams, pub/sub, documents.
+
+``RedisEngine`` is two things to the runtime: its ``Backend`` (reads for the hubs: a room's
+record and window, older history, documents; writes: documents) and the ``SharedRooms`` a
+``Node`` (runtime/node.py) follows rooms through: ``publish_many`` runs the one script that
+sequences a TEXT (scripts.py), ``subscribe`` returns once Redis confirmed the room's channel,
+``read_after``/``recent``/``heads`` read the stream, and ``run`` reads pub/sub for the node.
+
+Connection loss is the node's to repair: ``run`` reports it (``listener.lost()``), retries
+with backoff, and once pub/sub is back (redis-py resubscribes by itself, and what was
+published meanwhile is gone) reports ``listener.reconnected()``, so the node reads every room
+from its head. Any command that cannot reach Redis raises ``EngineUnavailable``.
+
+Chat writes from the hub itself are not expected here: in node mode a TEXT goes through
+``publish_many``, and rooms are created by ``LOAD``. Documents are kept as a snapshot and the ops
+since it; until documents commit by compare-and-set (issue 15, step 4) one node at a time
+may edit a document.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from interplay.core.effects import (
+    AppendMessage,
+    CreateRoom,
+    DocumentRecord,
+    ForgetRoom,
+    LoadDocument,
+    LoadedRoom,
+    LoadRoom,
+    Read,
+    ReadHistory,
+    RoomAges,
+    RoomRecord,
+    SaveEdit,
+    StoredEdit,
+    TrimRoom,
+    Write,
+)
+from interplay.core.ot import TextOp
+from interplay.core.rooms import Kind, Proposal, RoomMessage
+from interplay.runtime.backend import ReadResult, WriteConflict
+from interplay.runtime.node import EngineUnavailable, Listener, Published
+
+from . import scripts
+
+log = logging.getLogger("interplay.redis")
+
+# What ends a call UNAVAILABLE rather than the node: no connection, and any error Redis
+# answers (out of memory under noeviction, a read-only replica, ...).
+UNREACHABLE = (RedisError, OSError)
+_BURST = 32  # pub/sub messages handled before the reader lets the writers run
+
+
+def room_keys(room: str) -> list[str]:
+    tag = f"ip:{{r:{room}}}"
+    return [f"{tag}:meta", f"{tag}:log", f"{tag}:ids"]
+
+
+def presence_key(room: str) -> str:
+    return f"ip:{{r:{room}}}:pres"
+
+
+def room_channel(room: str) -> str:
+    return f"ip:{{r:{room}}}:live"
+
+
+def encode_body(proposal: Proposal, node: str = "", kind: Kind = Kind.TEXT) -> str:
+    """The part of an entry the node makes; ``node`` is where it was sent (see ``_handle``)."""
+    return json.dumps(
+        [int(kind), proposal.room, proposal.sender, proposal.id, proposal.content, node],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def decode_entry(entry: bytes | str) -> RoomMessage:
+    """A stream entry (or pub/sub payload) back into the message members see."""
+    return decode_sent(entry)[0]
+
+
+def decode_sent(entry: bytes | str) -> tuple[RoomMessage, str]:
+    """The message of an entry, and the node it was sent through."""
+    text = entry.decode() if isinstance(entry, bytes) else entry
+    seq, epoch, stamp, body = text.split("\n", 3)
+    kind, room, sender, id, content, node = json.loads(body)
+    message = RoomMessage(
+        kind=Kind(kind),
+        room=room,
+        sender=sender,
+        id=id or f"{epoch}-{seq}",
+        content=content,
+        timestamp=int(stamp),
+        seq=int(seq),
+        epoch=epoch,
+    )
+    return message, node
+
+
+class RedisEngine:
+    """One node's connections to the shared Redis (see the module docstring)."""
+
+    def __init__(self, url: str, *, retain: int = 10_000, node: str = "") -> None:
+        self.url = url
+        self.path = url  # what the ready line says the data is
+        self.retain = max(retain, 1)
+        self.node = node
+        self.healthy = False
+        self._client: aioredis.Redis = aioredis.Redis.from_url(
+            url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=10
+        )
+        self._publish = self._client.register_script(scripts.PUBLISH)
+        self._load = self._client.register_script(scripts.LOAD)
+        self._presence = self._client.register_script(scripts.PRESENCE)
+        self._heartbeat = self._client.register_script(scripts.HEARTBEAT)
+        self._save = self._client.register_script(scripts.SAVE_EDIT)
+        self._pubsub: Any = None
+        self._listener: Listener | None = None
+        self._confirming: dict[str, int] = {}  # channel -> confirmations awaited
+        self._confirmed: dict[str, anyio.Event] = {}
+        self._rooms: dict[str, str] = {}  # channel -> room
+
+    # -- the Backend protocol ------------------------------------------------------------
+
+    async def read(self, read: Read) -> ReadResult:
+        try:
+            if isinstance(read, LoadRoom):
+                return await self._load_room(read)
+            if isinstance(read, ReadHistory):
+                return await self.read_after(read.room, read.after_seq, read.limit)
+            if isinstance(read, LoadDocument):
+                return await self._document(read.document)
+            if isinstance(read, RoomAges):
+                return []  # the streams' MAXLEN is the retention (no time-based sweep yet)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        raise TypeError(f"not a read: {read!r}")
+
+    async def write(self, writes: Sequence[Write]) -> None:
+        edits = []
+        for write in writes:
+            if isinstance(write, SaveEdit):
+                edits.append(write)
+            elif isinstance(write, CreateRoom | TrimRoom | ForgetRoom):
+                continue  # LOAD creates rooms; MAXLEN trims; forgetting needs the sweep
+            elif isinstance(write, AppendMessage):
+                raise TypeError("in node mode a TEXT is sequenced by publish_many(), not written")
+            else:
+                raise TypeError(f"not a write: {write!r}")
+        if edits:
+            await self._run(self._save, [self._edit_call(write) for write in edits])
+
+    async def _run(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """``script`` once per ``(keys, args)``, in order, in one pipeline; loaded first if
+        Redis does not have it (never yet, or restarted): NOSCRIPT fails every call of the
+        pipeline, so none of them ran."""
+        for attempt in (1, 2):
+            pipe = self._client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            try:
+                answers: list[Any] = await pipe.execute(raise_on_error=False)
+            except UNREACHABLE as error:
+                raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+            failed = next((a for a in answers if isinstance(a, Exception)), None)
+            if failed is None:
+                return answers
+            if isinstance(failed, NoScriptError) and attempt == 1:
+                try:
+                    script.sha = await self._client.script_load(script.script)
+                except UNREACHABLE as error:
+                    raise EngineUnavailable(f"redis at {self.url}: {error}") from None
+                continue
+            if "CONFLICT" in str(failed):
+                raise WriteConflict(f"another node edits this document ({failed})")
+            raise EngineUnavailable(f"redis at {self.url} refused a script ({failed})")
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+        await self._client.aclose()
+
+    async def _load_room(self, read: LoadRoom) -> LoadedRoom:
+        epoch, head, recent, first, present = await self._load(
+            keys=[*room_keys(read.room), presence_key(read.room)], args=[read.recent, _new_epoch()]
+        )
+        mine = f"{self.node}\0".encode()
+        elsewhere = tuple(
+            tuple(field.decode().split("\0", 1))
+            for field in present[::2]
+            if not field.startswith(mine)
+        )
+        messages = [decode_entry(fields[b"m"]) for _, fields in _entries(recent)]
+        messages.reverse()
+        oldest = int(first.split(b"-")[0]) if first else None
+        return LoadedRoom(
+            record=RoomRecord(epoch=epoch.decode(), head=int(head)),
+            recent=messages,
+            first_seq=oldest,
+            elsewhere=elsewhere,  # type: ignore[arg-type]
+        )
+
+    # -- documents (one node at a time per document, until step 4) -------------------------
+
+    @staticmethod
+    def _edit_call(write: SaveEdit) -> tuple[list[str], list[Any]]:
+        tag = f"ip:{{d:{write.document}}}"
+        edit = write.edit
+        stored = json.dumps(
+            [write.revision, edit.op.ops, edit.author, edit.op_id], ensure_ascii=False
+        )
+        snapshot = write.snapshot
+        args = [write.revision, stored, snapshot or "", int(snapshot is not None)]
+        return [f"{tag}:doc", f"{tag}:ops"], args
+
+    async def _document(self, document: str) -> DocumentRecord | None:
+        tag = f"ip:{{d:{document}}}"
+        pipe = self._client.pipeline(transaction=True)
+        pipe.hmget(f"{tag}:doc", ["text", "revision"])
+        pipe.lrange(f"{tag}:ops", 0, -1)
+        (text, revision), ops = await pipe.execute()
+        if text is None and not ops:
+            return None
+        edits = []
+        for raw in ops:
+            _, op, author, op_id = json.loads(raw)
+            edits.append(StoredEdit(op=TextOp.from_components(op), author=author, op_id=op_id))
+        return DocumentRecord(
+            text=text.decode() if text is not None else "",
+            revision=int(revision) if revision is not None else 0,
+            edits=edits,
+        )
+
+    # -- the SharedRooms protocol (runtime/node.py) ----------------------------------------
+
+    async def publish_many(self, proposals: Sequence[Proposal]) -> list[Published]:
+        """Sequence each TEXT (the PUBLISH script), in order, in one pipeline (one write and
+        one read for them all); Redis runs each script whole: as if sent one by one."""
+        calls = [(room_keys(p.room), self._publish_args(p)) for p in proposals]
+        answers = await self._run(self._publish, calls)
+        return [
+            Published(message=decode_entry(entry), duplicate=outcome == b"DUP")
+            for outcome, entry in answers
+        ]
+
+    def _publish_args(self, proposal: Proposal) -> list[Any]:
+        key = f"{proposal.sender}\0{proposal.id}" if proposal.id else ""
+        return [
+            key,
+            encode_body(proposal, self.node),
+            self.retain,
+            _new_epoch(),
+            proposal.epoch,
+            proposal.seen,
+            proposal.timestamp,
+            room_channel(proposal.room),
+        ]
+
+    async def presence(self, room: str, user: str, present: bool) -> None:
+        """This node's ``user`` arrived in (left) ``room``: recorded, and told to every node."""
+        payload = "P\n" + json.dumps([int(present), room, user, self.node], ensure_ascii=False)
+        args = [f"{self.node}\0{user}", int(present), room_channel(room), payload, room]
+        try:
+            await self._presence(keys=[presence_key(room), f"ip:node:{self.node}:rooms"], args=args)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+
+    async def typing(self, room: str, user: str, stamp: int) -> None:
+        payload = "T\n" + json.dumps([room, user, self.node, stamp], ensure_ascii=False)
+        try:
+            await self._client.publish(room_channel(room), payload)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+
+    async def heartbeat(self, ttl: float) -> tuple[bool, int]:
+        """Renew this node for ``ttl`` seconds and reap the nodes past theirs: (whether this
+        node was unknown, i.e. new or reaped meanwhile; how many were reaped)."""
+        try:
+            new, reaped = await self._heartbeat(
+                keys=["ip:nodes"], args=[self.node, int(ttl * 1000)]
+            )
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        return bool(new), int(reaped)
+
+    async def read_after(self, room: str, after: int, limit: int) -> list[RoomMessage]:
+        log_key = room_keys(room)[1]
+        try:
+            found = await self._client.xrange(log_key, f"{after + 1}-0", "+", count=limit)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        return [decode_entry(fields[b"m"]) for _, fields in found]
+
+    async def recent(self, room: str, count: int) -> list[RoomMessage]:
+        log_key = room_keys(room)[1]
+        try:
+            found = await self._client.xrevrange(log_key, "+", "-", count=count)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        messages = [decode_entry(fields[b"m"]) for _, fields in found]
+        messages.reverse()
+        return messages
+
+    async def heads(self, rooms: Sequence[str]) -> dict[str, tuple[str, int] | None]:
+        """Each room's ``(epoch, head)`` as Redis holds it (None: Redis lost the room)."""
+        pipe = self._client.pipeline(transaction=False)
+        for room in rooms:
+            pipe.hmget(room_keys(room)[0], ["e", "s"])
+        try:
+            found = await pipe.execute()
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        return {
+            room: (e.decode(), int(s)) if e is not None else None
+            for room, (e, s) in zip(rooms, found, strict=True)
+        }
+
+    async def subscribe(self, room: str) -> None:
+        """Return once Redis confirmed the room's channel: from then on nothing published
+        to it is missed (unless the connection drops: ``listener.reconnected``)."""
+        channel = room_channel(room)
+        self._rooms[channel] = room
+        event = self._confirmed.setdefault(channel, anyio.Event())
+        self._confirming[channel] = self._confirming.get(channel, 0) + 1
+        try:
+            await self._pubsub.subscribe(channel)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        with anyio.move_on_after(10):
+            await event.wait()
+        if not event.is_set() or not self.healthy:
+            raise EngineUnavailable(f"redis at {self.url}: no confirmation of {channel!r}")
+
+    async def unsubscribe(self, room: str) -> None:
+        channel = room_channel(room)
+        self._rooms.pop(channel, None)
+        self._confirmed.pop(channel, None)
+        self._confirming.pop(channel, None)
+        with contextlib.suppress(*UNREACHABLE):  # gone with the connection, if it dropped
+            await self._pubsub.unsubscribe(channel)
+
+    async def run(self, listener: Listener) -> None:
+        """Read pub/sub for ``listener`` until cancelled (see the module docstring)."""
+        self._listener = listener
+        self._pubsub = self._client.pubsub()
+        delay = 0.1
+        connected = False
+        while True:
+            try:
+                if not connected:
+                    await self._client.ping()
+                    # The node's own channel keeps the pub/sub connection subscribed.
+                    await self._pubsub.subscribe(f"ip:node:{self.node}")
+                    connected = True
+                    self.healthy = True
+                    delay = 0.1
+                    listener.reconnected()
+                burst = 0
+                while True:
+                    message = await self._pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    self._handle(message, listener)
+                    burst += 1
+                    if burst == _BURST:
+                        # A burst is parsed without waiting on the socket: let the session
+                        # writers drain what it delivered (a receiver is not slow for it),
+                        # a batch of frames each.
+                        burst = 0
+                        await anyio.lowlevel.checkpoint()
+            except UNREACHABLE as error:
+                if connected or self.healthy:
+                    log.warning("redis at %s: connection lost (%s); retrying", self.url, error)
+                connected = False
+                self.healthy = False
+                listener.lost()
+                for event in self._confirmed.values():
+                    event.set()  # a subscribe waiting for its confirmation gives up
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _handle(self, message: dict[str, Any], listener: Listener) -> None:
+        kind = message["type"]
+        channel = message["channel"].decode()
+        if kind == "message":
+            room = self._rooms.get(channel)
+            if room is None:
+                return
+            data: bytes = message["data"]
+            if data[:2] == b"P\n":
+                present, room, user, node = json.loads(data[2:])
+                if node != self.node:
+                    listener.presence(room, user, node, present=bool(present))
+            elif data[:2] == b"T\n":
+                room, user, node, stamp = json.loads(data[2:])
+                if node != self.node:
+                    typing = RoomMessage(kind=Kind.TYPING, room=room, sender=user, timestamp=stamp)
+                    listener.heard(typing)
+            else:
+                # This node's own TEXTs come from the answers to its pipeline, in the order
+                # its sessions sent them (a re-send's acknowledgement among them); the copy
+                # pub/sub brings, perhaps before the answers, would overtake those.
+                message, node = decode_sent(data)
+                if node != self.node:
+                    listener.heard(message)
+        elif kind == "subscribe":
+            waiting = self._confirming.get(channel, 0)
+            if waiting:
+                self._confirming[channel] = waiting - 1
+                event = self._confirmed.get(channel)
+                if event is not None:
+                    event.set()
+                    self._confirmed[channel] = anyio.Event()
+            elif channel in self._rooms:
+                # A confirmation nobody asked for: redis-py resubscribed after a reconnect,
+                # and whatever was published in between is gone: read the room again.
+                listener.resubscribed(self._rooms[channel])
+
+
+def _entries(raw: list[Any]) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """XREVRANGE inside a script answers flat lists: [id, [field, value, ...]]."""
+    out = []
+    for entry_id, flat in raw:
+        out.append((entry_id, dict(zip(flat[::2], flat[1::2], strict=True))))
+    return out
+
+
+def _new_epoch() -> str:
+    import secrets
+
+    return secrets.token_hex(8)

@@ -1,0 +1,133 @@
+"""The Lua scripts that make a room's stream one across nodes (``notes/scale-out.md`` §7).
+
+Each runs atomically in Redis, so no two nodes ever give out one seq. Keys of a room share the
+hash tag ``{r:<room>}``: ``meta`` (HASH: ``e`` epoch, ``s`` head seq, ``t`` newest timestamp),
+``log`` (STREAM: entry id ``<seq>-0``, field ``m``), ``ids`` (ZSET: ``sender\\0id`` -> seq, the
+idempotency keys of what the stream still holds). An entry (and a pub/sub message) is
+``seq \\n epoch \\n timestamp \\n body``, body the JSON the node made.
+"""
+
+from __future__ import annotations
+
+# A missing meta (a room never seen, or a Redis that lost it) starts the room under a new epoch
+# and forgets whatever log or ids were left; so does a head below what the posting node has
+# seen under the same epoch (a Redis that came back without its last writes: ``everysec``).
+_START = """
+local e = redis.call('HGET', KEYS[1], 'e')
+if (not e) or (e == ARGV[5] and tonumber(redis.call('HGET', KEYS[1], 's')) < tonumber(ARGV[6]))
+then
+  e = ARGV[4]
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'e', e, 's', 0, 't', 0)
+end
+"""
+
+# KEYS meta log ids; ARGV key body window new_epoch seen_epoch seen stamp channel
+# -> {'OK', entry} or {'DUP', entry}
+PUBLISH = (
+    _START
+    + """
+if ARGV[1] ~= '' then
+  local p = redis.call('ZSCORE', KEYS[3], ARGV[1])
+  if p then
+    local found = redis.call('XRANGE', KEYS[2], p .. '-0', p .. '-0')
+    if found[1] then return {'DUP', found[1][2][2]} end
+  end
+end
+local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
+local t = math.max(tonumber(redis.call('HGET', KEYS[1], 't')), tonumber(ARGV[7]))
+redis.call('HSET', KEYS[1], 't', t)
+local entry = seq .. '\\n' .. e .. '\\n' .. t .. '\\n' .. ARGV[2]
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], seq .. '-0', 'm', entry)
+if ARGV[1] ~= '' then
+  redis.call('ZADD', KEYS[3], seq, ARGV[1])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', seq - tonumber(ARGV[3]))
+end
+redis.call('PUBLISH', ARGV[8], entry)
+return {'OK', entry}
+"""
+)
+
+# KEYS meta log ids pres; ARGV recent new_epoch -> {epoch, head, newest entries (newest
+# first), oldest retained seq or false, presence (HGETALL: node\0user, 1, ...)}
+LOAD = """
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  e = ARGV[2]
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'e', e, 's', 0, 't', 0)
+end
+local s = redis.call('HGET', KEYS[1], 's')
+local recent = {}
+if tonumber(ARGV[1]) > 0 then
+  recent = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', ARGV[1])
+end
+local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+local first = false
+if oldest[1] then first = oldest[1][1] end
+return {e, s, recent, first, redis.call('HGETALL', KEYS[4])}
+"""
+
+# Presence: a room's ``pres`` HASH holds ``node\0user`` for each user present through a node;
+# each node's ``ip:node:<id>:rooms`` SET names the rooms it has presence in, for the reaper.
+# KEYS pres node_rooms; ARGV field present(1/0) channel payload room
+PRESENCE = """
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], ARGV[1], 1)
+  redis.call('SADD', KEYS[2], ARGV[5])
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+"""
+
+# Liveness: ``ip:nodes`` ZSET node -> expiry (ms, Redis's clock). A node renews its own, then
+# reaps every node past its expiry: each of its users leaves each room (HDEL, and a LEAVE
+# published as the node would have), once (ZREM claims it). Keys are derived in the script
+# (one Redis, not Cluster). KEYS nodes; ARGV node ttl_ms -> {renewed_as_new, reaped}
+HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local new = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local reaped = 0
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('ZREM', KEYS[1], dead)
+  local rooms = 'ip:node:' .. dead .. ':rooms'
+  local prefix = dead .. '\\0'
+  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do
+    local pres = 'ip:{r:' .. room .. '}:pres'
+    for _, f in ipairs(redis.call('HKEYS', pres)) do
+      if string.sub(f, 1, #prefix) == prefix then
+        redis.call('HDEL', pres, f)
+        local user = string.sub(f, #prefix + 1)
+        redis.call('PUBLISH', 'ip:{r:' .. room .. '}:live',
+          'P\\n' .. cjson.encode({0, room, user, dead}))
+      end
+    end
+  end
+  redis.call('DEL', rooms)
+  reaped = reaped + 1
+end
+return {new, reaped}
+"""
+
+# Documents, until they commit by compare-and-set with rebase (issue 15, step 4): a HASH
+# ``doc`` (``text`` and ``revision`` of the snapshot, ``head`` the last revision) and a LIST
+# ``ops`` of the edits after the snapshot. An edit must be the head's successor: a second node
+# editing the same document is refused (the runtime then cuts and reloads), never interleaved.
+# KEYS doc ops; ARGV revision edit snapshot has_snapshot(1/0)
+SAVE_EDIT = """
+local head = tonumber(redis.call('HGET', KEYS[1], 'head') or redis.call('HGET', KEYS[1], 'revision')
+  or '0')
+if tonumber(ARGV[1]) ~= head + 1 then
+  return redis.error_reply('CONFLICT the document is at revision ' .. head)
+end
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[1], 'text', ARGV[3], 'revision', ARGV[1], 'head', ARGV[1])
+  redis.call('DEL', KEYS[2])
+else
+  redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('HSET', KEYS[1], 'head', ARGV[1])
+end
+return 1
+"""

@@ -1,0 +1,418 @@
+"""Two nodes (two runtimes) sharing rooms through a real redis-server (DESIGN §10).
+
+Each test starts its own ``redis-server`` (``redis_server.py``) and two ``Runtime``s in this
+process, each with its own ``RedisEngine`` and ``Node``, driven with ``memory_transport`` (no
+wire library): what is checked is the node seam, the scripts and the merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.abc import TaskGroup
+from memory_transport import MemoryCall, RecordingCodec
+from redis_server import RedisServer, redis_server
+
+from interplay.backends.redis import RedisEngine
+from interplay.core.rooms import Join, Kind, Post, RoomHub, RoomMessage
+from interplay.runtime import Runtime, Service, Settings
+from interplay.runtime.node import Node
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    with redis_server(tmp_path) as server:
+        yield server  # type: ignore[misc]
+
+
+@asynccontextmanager
+async def nodes(
+    redis: RedisServer, count: int = 2, history: int = 100, **node_options: float
+) -> AsyncIterator[tuple[list[Runtime], TaskGroup]]:
+    """``count`` runtimes on one Redis, each a node; a task group for their calls."""
+    with anyio.fail_after(30):
+        async with AsyncExitStack() as stack:
+            runtimes = []
+            for n in range(count):
+                engine = RedisEngine(redis.url, node=f"n{n}")
+                stack.push_async_callback(engine.aclose)
+                runtime = Runtime(
+                    engine,
+                    rooms=RoomHub(history=history),
+                    settings=Settings(rate=0),
+                    node=Node(engine, **node_options),
+                )
+                runtimes.append(await stack.enter_async_context(runtime))
+            for runtime in runtimes:
+                await until_healthy(runtime)
+            tasks = await stack.enter_async_context(anyio.create_task_group())
+            yield runtimes, tasks
+            tasks.cancel_scope.cancel()
+
+
+async def until_healthy(runtime: Runtime) -> None:
+    assert runtime.node is not None
+    with anyio.fail_after(5):
+        while not runtime.node.healthy:  # noqa: ASYNC110 (the engine has no event for it)
+            await anyio.sleep(0.005)
+
+
+def chat(runtime: Runtime, tasks: TaskGroup) -> MemoryCall:
+    return MemoryCall(runtime, Service.CHAT, RecordingCodec()).start(tasks)
+
+
+async def join(call: MemoryCall, user: str, room: str = "lobby") -> RoomMessage:
+    call.put(Join(session="", user=user, room=room))
+
+    def echo() -> RoomMessage | None:
+        return next(
+            (
+                e
+                for e in call.events()
+                if isinstance(e, RoomMessage) and e.kind is Kind.JOIN and e.sender == user
+            ),
+            None,
+        )
+
+    await call.wait_for(lambda: echo() is not None or call.done.is_set())
+    found = echo()
+    assert found is not None, f"no JOIN echo: {call.ended!r}"
+    return found
+
+
+def post(content: str, id: str = "", room: str = "lobby") -> Post:
+    return Post(session="", room=room, content=content, id=id)
+
+
+async def test_a_text_sent_on_one_node_reaches_members_on_the_other_with_one_seq(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        ann_echo = await join(ann, "ann")
+        bob_echo = await join(bob, "bob")
+        assert ann_echo.epoch == bob_echo.epoch  # one room, one stream
+        ann.put(post("hi bob", id="a1"))
+        bob.put(post("hi ann", id="b1"))
+        for call in (ann, bob):
+            texts = await call.wait_texts(2)
+            assert [m.seq for m in texts] == [1, 2]
+        assert [(m.seq, m.content) for m in ann.texts()] == [
+            (m.seq, m.content) for m in bob.texts()
+        ]
+
+
+async def test_four_senders_on_two_nodes_racing_give_one_gapless_order_everywhere(
+    redis: RedisServer,
+) -> None:
+    per_sender = 25
+    async with nodes(redis) as (runtimes, tasks):
+        calls = [chat(runtimes[n % 2], tasks) for n in range(4)]
+        listeners = [chat(runtime, tasks) for runtime in runtimes]
+        for n, call in enumerate(calls):
+            await join(call, f"user{n}")
+        for n, call in enumerate(listeners):
+            await join(call, f"listener{n}")
+        for n, call in enumerate(calls):  # every sender's messages in flight at once
+            call.put(*(post(f"{n}:{k}", id=f"{n}-{k}") for k in range(per_sender)))
+        total = per_sender * len(calls)
+        orders = []
+        for call in calls + listeners:
+            texts = await call.wait_texts(total)
+            assert [m.seq for m in texts] == list(range(1, total + 1))  # gapless, once each
+            orders.append([(m.seq, m.sender, m.id) for m in texts])
+        assert all(order == orders[0] for order in orders)  # one order on both nodes
+        for n in range(len(calls)):  # each sender's own order kept
+            mine = [m.content for m in listeners[0].texts() if m.sender == f"user{n}"]
+            assert mine == [f"{n}:{k}" for k in range(per_sender)]
+
+
+async def test_a_text_re_sent_through_the_other_node_is_acknowledged_with_the_original_seq(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, two), tasks):
+        first, watcher = chat(one, tasks), chat(two, tasks)
+        await join(first, "ann")
+        await join(watcher, "bob")
+        first.put(post("once", id="m1"))
+        [original] = await first.wait_texts(1)
+        await watcher.wait_texts(1)
+        # The client lost its connection before the ack and retries through the other node.
+        again = chat(two, tasks)
+        await join(again, "ann")
+        [history] = await again.wait_texts(1)  # the window, which holds it (the client drops it)
+        assert history == original
+        again.put(post("once", id="m1"), post("after", id="m2"))
+        texts = await again.wait_texts(3)
+        assert (texts[1].seq, texts[1].id) == (original.seq, "m1")  # the original, as the ack
+        assert texts[2].seq == original.seq + 1
+        await watcher.wait_texts(2)
+        assert [m.content for m in watcher.texts()] == ["once", "after"]  # stored once
+
+
+async def test_the_shared_stream_itself_refuses_a_duplicate_id_no_window_holds(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis, history=0) as ((one, two), tasks):  # no window: Redis decides
+        first, again = chat(one, tasks), chat(two, tasks)
+        await join(first, "ann")
+        first.put(post("once", id="m1"))
+        [original] = await first.wait_texts(1)
+        await join(again, "ann")
+        again.put(post("once", id="m1"), post("other", id="m1"), post("after", id="m2"))
+        texts = await again.wait_texts(2)
+        assert [(m.seq, m.id) for m in texts] == [(1, "m1"), (2, "m2")]
+        assert texts[0] == original
+        refused = [e for e in again.events() if not isinstance(e, RoomMessage)]
+        assert len(refused) == 1 and "already used" in str(refused[0])  # another content
+        assert [m.content for m in await first.wait_texts(2)] == ["once", "after"]
+
+
+async def test_a_late_joiner_on_another_node_gets_history_then_live_with_no_gap(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, two), tasks):
+        ann = chat(one, tasks)
+        await join(ann, "ann")
+        ann.put(*(post(f"m{n}") for n in range(5)))
+        await ann.wait_texts(5)
+        bob = chat(two, tasks)
+        bob.put(Join(session="", user="bob", room="lobby"))
+        ann.put(*(post(f"m{n}") for n in range(5, 10)))  # racing bob's JOIN
+        texts = await bob.wait_texts(10)
+        assert [m.seq for m in texts] == list(range(1, 11))
+
+
+async def test_a_node_that_missed_pub_sub_catches_up_from_the_stream(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis, head_check=0.2) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        assert two.node is not None
+        # Messages the other node never hears live: written by the script, published to
+        # a channel no one listens on (as if pub/sub lost them).
+        engine = RedisEngine(redis.url)
+        try:
+            from interplay.backends.redis import scripts
+            from interplay.backends.redis.engine import encode_body, room_keys
+
+            publish = engine._client.register_script(scripts.PUBLISH)
+            hub_epoch = bob.events()[0].epoch  # type: ignore[attr-defined]
+            from interplay.core.rooms import Proposal
+
+            lost = Proposal(
+                session="",
+                room="lobby",
+                sender="ghost",
+                id="g1",
+                content="unheard",
+                timestamp=0,
+                epoch=hub_epoch,
+                seen=0,
+            )
+            await publish(
+                keys=room_keys("lobby"),
+                args=["ghost\0g1", encode_body(lost), 100, "x", hub_epoch, 0, 0, "nowhere"],
+            )
+        finally:
+            await engine.aclose()
+        texts = await bob.wait_texts(1)  # found by the periodic head check
+        assert (texts[0].seq, texts[0].content) == (1, "unheard")
+        ann.put(post("heard"))
+        for call in (ann, bob):
+            texts = await call.wait_texts(2)
+            assert [m.seq for m in texts] == [1, 2]
+
+
+async def until_unhealthy(runtime: Runtime) -> None:
+    assert runtime.node is not None
+    with anyio.fail_after(10):
+        while runtime.node.healthy:  # noqa: ASYNC110 (the engine has no event for it)
+            await anyio.sleep(0.01)
+
+
+async def test_redis_restarted_with_aof_loses_nothing_acknowledged_and_nodes_resync(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        ann.put(*(post(f"before{n}", id=f"b{n}") for n in range(5)))
+        acked = await ann.wait_texts(5)
+        redis.restart()  # SIGKILL, then the same port and directory: the AOF is replayed
+        await until_unhealthy(one)
+        await until_healthy(one)
+        await until_healthy(two)
+        bob.put(post("after", id="x1"))
+        for call in (ann, bob):
+            texts = await call.wait_texts(6)
+            assert [m.seq for m in texts] == list(range(1, 7))
+            assert texts[:5] == acked  # everything acknowledged survived, same epoch
+            assert texts[5].content == "after"
+
+
+async def test_redis_unreachable_sends_fail_unavailable_and_everything_resumes_by_itself(
+    redis: RedisServer,
+) -> None:
+    from interplay.runtime.node import EngineUnavailable
+
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        ann.put(post("first", id="a1"))
+        await bob.wait_texts(1)
+        redis.stop()
+        await until_unhealthy(one)  # health says NOT_SERVING (transports/grpc/server.py)
+        ann.put(post("during", id="a2"))
+        assert isinstance(await ann.result(timeout=10), EngineUnavailable)  # -> UNAVAILABLE
+        with anyio.fail_after(3):
+            await anyio.sleep(2)  # down for a while (5 s in all with the wait above)
+        redis.start()
+        await until_healthy(one)
+        await until_healthy(two)
+        # The client reconnects (here: a new call on the same node) and re-sends a2.
+        again = chat(one, tasks)
+        await join(again, "ann")
+        again.put(post("during", id="a2"))
+        texts = await bob.wait_texts(2)
+        assert [(m.seq, m.id) for m in texts] == [(1, "a1"), (2, "a2")]
+        again.put(post("during", id="a2"))  # a second retry: acknowledged, not stored again
+        acks = await again.wait_texts(3)  # history a1, a2, then the ack of the retry
+        assert [m.seq for m in acks] == [1, 2, 2]
+        bob.put(post("last", id="b1"))
+        assert [m.seq for m in await again.wait_texts(4)] == [1, 2, 2, 3]
+
+
+async def test_a_stream_that_lost_its_last_writes_starts_a_new_epoch_announced_everywhere(
+    redis: RedisServer,
+) -> None:
+    import redis.asyncio as aioredis
+
+    from interplay.backends.redis.engine import room_keys
+
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        first = await join(ann, "ann")
+        await join(bob, "bob")
+        ann.put(*(post(f"m{n}", id=f"m{n}") for n in range(3)))
+        await bob.wait_texts(3)
+        # What a Redis under appendfsync everysec may come back as after a crash: the head
+        # (and the stream) without the last writes the nodes had already delivered.
+        client = aioredis.Redis.from_url(redis.url)
+        meta, log, _ = room_keys("lobby")
+        await client.hset(meta, "s", 1)
+        await client.xdel(log, "2-0", "3-0")
+        await client.aclose()
+        bob.put(post("after", id="b1"))
+        for call in (ann, bob):
+            await call.wait_for(lambda c=call: any(m.content == "after" for m in c.texts()))
+            notices = [
+                e for e in call.events() if isinstance(e, RoomMessage) and e.kind is Kind.SYSTEM
+            ]
+            assert len(notices) == 1 and "history was reset" in notices[0].content
+            last = call.texts()[-1]
+            assert (last.seq, last.content) == (1, "after")  # seqs start over ...
+            assert last.epoch != first.epoch  # ... under a new epoch: no seq means two things
+
+
+def presence(call: MemoryCall) -> list[tuple[str, str]]:
+    """The JOIN/LEAVE a member saw of others (its own echo left out)."""
+    return [
+        (e.kind.name, e.sender)
+        for e in call.events()
+        if isinstance(e, RoomMessage) and e.kind in (Kind.JOIN, Kind.LEAVE) and not e.epoch
+    ]
+
+
+async def test_presence_and_typing_cross_nodes_once_per_user(redis: RedisServer) -> None:
+    from interplay.core.rooms import Leave, Typing
+
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        await ann.wait_for(lambda: presence(ann) == [("JOIN", "bob")])
+        assert presence(bob) == [("JOIN", "ann")]  # who was there, right after its echo
+        # A second session of bob, on the other node: not announced again.
+        bob2 = chat(one, tasks)
+        await join(bob2, "bob")
+        assert sorted(presence(bob2)) == [("JOIN", "ann")]
+        bob.put(Typing(session="", room="lobby"))
+        await ann.wait_for(
+            lambda: any(getattr(e, "kind", None) is Kind.TYPING for e in ann.events())
+        )
+        bob.put(Leave(session="", room="lobby"))  # bob is still here through bob2
+        bob2.put(post("still here"))
+        await ann.wait_texts(1)
+        assert presence(ann) == [("JOIN", "bob")]
+        bob2.put(Leave(session="", room="lobby"))  # the last of bob's sessions
+        await ann.wait_for(lambda: presence(ann) == [("JOIN", "bob"), ("LEAVE", "bob")])
+        assert one.rooms.members("lobby") == ["ann"]  # node two holds the room no more
+
+
+async def test_a_node_that_stops_beating_has_its_members_leave_everywhere(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis, heartbeat=0.2, node_ttl=0.6) as ((one, two), tasks):
+        ann = chat(one, tasks)
+        await join(ann, "ann")
+        # A node that announces carl, beats once, then vanishes as a SIGKILLed process would:
+        # no LEAVE of its own, no heartbeat any more.
+        ghost = RedisEngine(redis.url, node="ghost")
+        try:
+            await ghost.heartbeat(0.5)
+            await ghost.presence("lobby", "carl", True)
+        finally:
+            await ghost.aclose()
+        await ann.wait_for(lambda: presence(ann) == [("JOIN", "carl")])
+        await ann.wait_for(lambda: presence(ann) == [("JOIN", "carl"), ("LEAVE", "carl")], 3)
+        assert one.node is not None and two.node is not None
+        assert one.node.reaped + two.node.reaped == 1  # by whichever node saw it first, once
+        late = chat(one, tasks)  # and a later joiner is not told of carl
+        await join(late, "dan")
+        assert presence(late) == [("JOIN", "ann")]
+
+
+async def test_documents_are_kept_in_redis_and_a_second_node_editing_one_is_refused(
+    redis: RedisServer,
+) -> None:
+    """Until documents commit by compare-and-set with rebase (issue 15, step 4), one node at
+    a time edits a document: another node's edit is refused whole (its sessions are cut and
+    resume), never interleaved into the revision log."""
+    from interplay.core.documents import Acked, EditDocument, OpenDocument, Snapshot
+    from interplay.runtime import StorageFailed
+
+    async with nodes(redis) as ((one, two), tasks):
+        eve = MemoryCall(one, Service.EDIT, RecordingCodec()).start(tasks)
+        eve.put(OpenDocument(session="", document="doc", user="eve"))
+        eve.put(EditDocument(session="", document="doc", base=0, position=0, inserted="hi"))
+        await eve.wait_for(lambda: any(isinstance(e, Acked) for e in eve.events()))
+        # Node two loads it from Redis ...
+        bob = MemoryCall(two, Service.EDIT, RecordingCodec()).start(tasks)
+        bob.put(OpenDocument(session="", document="doc", user="bob"))
+        await bob.wait_for(
+            lambda: bob.done.is_set() or any(isinstance(e, Snapshot) for e in bob.events())
+        )
+        assert bob.ended is None, bob.ended
+        [snapshot] = [e for e in bob.events() if isinstance(e, Snapshot)]
+        assert (snapshot.text, snapshot.revision) == ("hi", 1)
+        # ... and both edit it: the second write of revision 2 is refused.
+        eve.put(EditDocument(session="", document="doc", base=1, position=2, inserted="!"))
+        await eve.wait_for(lambda: sum(isinstance(e, Acked) for e in eve.events()) == 2)
+        bob.put(EditDocument(session="", document="doc", base=1, position=0, inserted="?"))
+        assert isinstance(await bob.result(), StorageFailed)
+        again = MemoryCall(one, Service.EDIT, RecordingCodec()).start(tasks)
+        again.put(OpenDocument(session="", document="doc", user="ann"))
+        await again.wait_for(lambda: any(isinstance(e, Snapshot) for e in again.events()))
+        [text] = [e.text for e in again.events() if isinstance(e, Snapshot)]
+        assert text == "hi!"

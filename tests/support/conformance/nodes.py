@@ -1,0 +1,126 @@
+"""The suite over two nodes: each test's server is two runtimes sharing one redis-server.
+
+``TwoNodes(inner)`` serves each node through the ``inner`` transport and opens calls on the
+nodes in turn (the first call on node one, the second on node two, ...), so the members of a
+room are split across them. The probes a test reads add both nodes up: counters summed, the
+members of a room as both nodes see them (each counts the other's through presence).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from redis_server import redis_server
+
+from interplay.backends.redis import RedisEngine
+from interplay.core import RoomHub
+from interplay.core.matches import MatchHub
+from interplay.runtime import Counters, Runtime, Settings
+from interplay.runtime.node import Node
+from interplay.transports.grpc.service import ChatService
+
+from .calls import Wire
+from .server import Connect, Rpc, ServerUnderTest
+from .transport import Transport
+
+
+class NodesUnderTest(ServerUnderTest):
+    """Node one as the ``ServerUnderTest``; ``nodes`` all of them."""
+
+    def __init__(self, nodes: list[ServerUnderTest]) -> None:
+        super().__init__(nodes[0].service)
+        self.nodes = nodes
+
+    @property
+    def counters(self) -> Counters:
+        total = Counters()
+        for node in self.nodes:
+            counters = node.service.counters
+            for f in fields(Counters):
+                value = getattr(counters, f.name)
+                if isinstance(value, int):
+                    setattr(total, f.name, getattr(total, f.name) + value)
+                elif f.name == "errors":
+                    for name, count in value.items():
+                        total.errors[name] = total.errors.get(name, 0) + count
+        return replace(total)
+
+    def members(self, room: str) -> list[str]:
+        return sorted({user for node in self.nodes for user in node.members(room)})
+
+
+class TwoNodes(Transport):
+    """See the module docstring."""
+
+    def __init__(self, inner: Transport) -> None:
+        self.inner = inner
+        self.name = f"{inner.name}-two-nodes"  # type: ignore[misc]
+
+    @asynccontextmanager
+    async def serve(
+        self, *, one_connection_per_call: bool = False, **options: Any
+    ) -> AsyncIterator[ServerUnderTest]:
+        limits = options.pop("limits", None)
+        settings = options.pop("settings", None) or Settings(rate=0)
+        assert not options, f"not for two nodes yet: {sorted(options)}"
+        with (
+            tempfile.TemporaryDirectory() as directory,
+            redis_server(Path(directory)) as redis,
+        ):
+            async with AsyncExitStack() as stack:
+                nodes, connects = [], []
+                for n in range(2):
+                    engine = RedisEngine(redis.url, node=f"node{n}")
+                    stack.push_async_callback(engine.aclose)
+                    runtime = await stack.enter_async_context(
+                        Runtime(
+                            engine,
+                            rooms=RoomHub(limits=limits),
+                            games=MatchHub(),
+                            settings=settings,
+                            node=Node(engine),
+                        )
+                    )
+                    node = ServerUnderTest(ChatService(runtime))
+                    connect = await stack.enter_async_context(
+                        self.inner.listen(node, one_connection_per_call=one_connection_per_call)
+                    )
+                    node.connect = connect
+                    nodes.append(node)
+                    connects.append(connect)
+                for node in nodes:
+                    await _until_healthy(node)
+                server = NodesUnderTest(nodes)
+                server.connect = _alternating(connects)
+                yield server
+
+    def listen(
+        self, server: ServerUnderTest, *, one_connection_per_call: bool
+    ) -> AbstractAsyncContextManager[Connect]:
+        raise NotImplementedError("TwoNodes.serve listens on each node itself")
+
+
+def _alternating(connects: list[Connect]) -> Connect:
+    turn = iter(range(1 << 30))
+
+    def connect(
+        rpc: Rpc, *, small_buffers: bool = False
+    ) -> AbstractAsyncContextManager[Wire[Any, Any]]:
+        return connects[next(turn) % len(connects)](rpc, small_buffers=small_buffers)
+
+    return connect
+
+
+async def _until_healthy(node: ServerUnderTest) -> None:
+    import anyio
+
+    runtime_node = node.service.runtime.node
+    assert runtime_node is not None
+    with anyio.fail_after(5):
+        while not runtime_node.healthy:  # noqa: ASYNC110 (the engine has no event for it)
+            await anyio.sleep(0.005)
