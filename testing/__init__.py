@@ -14,6 +14,8 @@
 
 - ``backend.BackendConformance``: every check a backend must pass, as a test class to
   subclass with a factory for yours.
+- ``transport.TransportConformance``: every RPC behaviour, end to end, over your transport
+  (subclass it with your transport's ``listen``; ``transport.calls`` is the neutral client).
 
 Each check fails with a message that says which promise broke and how to read the example
 Hypothesis found. The kit is what interplay's own test suite runs on its own code.
@@ -27,6 +29,6 @@ from .rules import RulesBroken, check_rules, rules_machine
 # The suites' modules are not test modules: without this, pytest would not rewrite their
 # asserts, and a failing check would say only "AssertionError" instead of what it compared.
 # (Before any of them is imported: importing one imports this package first.)
-pytest.register_assert_rewrite("interplay.testing.backend")
+pytest.register_assert_rewrite("interplay.testing.backend", "interplay.testing.transport")
 
 __all__ = ["OTLawBroken", "RulesBroken", "check_ot_laws", "check_rules", "rules_machine"]

@@ -107,7 +107,7 @@ class Call(Generic[Sent, Received]):
         """A hook for the stateful clients below: called with every message received."""
 
     async def recv_n(self, n: int, timeout: float = 5.0) -> list[Received]:
-        out = []
+        out: list[Received] = []
         for _ in range(n):
             message = await self.recv(timeout)
             assert message is not None, f"stream ended after {len(out)} of {n} messages"
@@ -118,7 +118,7 @@ class Call(Generic[Sent, Received]):
         self, predicate: Callable[[Received], bool], timeout: float = 5.0
     ) -> list[Received]:
         """Messages up to and including the first that satisfies ``predicate``."""
-        out = []
+        out: list[Received] = []
         while True:
             message = await self.recv(timeout)
             assert message is not None, f"stream ended; got {out}"
