@@ -29,6 +29,8 @@ from .rules import RulesBroken, check_rules, rules_machine
 # The suites' modules are not test modules: without this, pytest would not rewrite their
 # asserts, and a failing check would say only "AssertionError" instead of what it compared.
 # (Before any of them is imported: importing one imports this package first.)
-pytest.register_assert_rewrite("interplay.testing.backend", "interplay.testing.transport")
+pytest.register_assert_rewrite(
+    "interplay.testing.backend", "interplay.testing.hubs", "interplay.testing.transport"
+)
 
 __all__ = ["OTLawBroken", "RulesBroken", "check_ot_laws", "check_rules", "rules_machine"]
