@@ -8,7 +8,7 @@ betterproto2 classes of ``interplay.transports.grpc.generated.chat``: ``ChatMess
 on ``"chat"``, ``EditOperation`` both ways on ``"edit"``, ``GameAction`` out and ``GameState``
 in on ``"game"``; a transport with another encoding converts (``bytes(message)`` and
 ``Class().parse(data)`` are the protobuf bytes). (They live under interplay.transports.grpc,
-whose package imports the gRPC server, so importing them loads grpclib: the neutrality guard
+whose package imports the gRPC server, so importing them loads its library: the neutrality guard
 checks names, not imports.)
 """
 

@@ -4,8 +4,6 @@ checks); importing the suites runs nothing by itself."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,32 +11,9 @@ import pytest
 from interplay.testing.backend import BackendConformance
 from interplay.testing.hubs import RoomHubConformance
 from interplay.testing.transport import TransportConformance
+from user_project import run_pytest
 
 pytestmark = pytest.mark.slow  # each runs pytest in a subprocess
-
-# Hypothesis as a user's project might set it up: a small profile of its own.
-CONFTEST = """
-from hypothesis import settings
-settings.register_profile("user", max_examples=60, deadline=None)
-settings.load_profile("user")
-"""
-
-
-def run_pytest(folder: Path, modules: dict[str, str], *args: str) -> str:
-    """pytest, in a subprocess, on ``modules`` (name -> source) written into ``folder``;
-    its output."""
-    (folder / "conftest.py").write_text(CONFTEST)
-    for name, source in modules.items():
-        (folder / name).write_text(source)
-    run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=folder,
-    )
-    return run.stdout + run.stderr
-
 
 SEQ_REUSING_BACKEND = """
 from interplay.backends import MemoryBackend
@@ -118,6 +93,7 @@ MINE = """
 from interplay.testing.backend import BackendConformance
 from interplay.testing.hubs import RoomHubConformance
 from interplay.testing.transport import TransportConformance
+from user_project import run_pytest
 
 
 class TestMine(BackendConformance):
