@@ -16,6 +16,8 @@
   subclass with a factory for yours.
 - ``transport.TransportConformance``: every RPC behaviour, end to end, over your transport
   (subclass it with your transport's ``listen``; ``transport.calls`` is the neutral client).
+- ``hubs.RoomHubConformance`` (``DocumentHubConformance``, ``MatchHubConformance``): the hub
+  state machines against plain models, on the hubs your ``make_hub`` builds.
 
 Each check fails with a message that says which promise broke and how to read the example
 Hypothesis found. The kit is what interplay's own test suite runs on its own code.

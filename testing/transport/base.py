@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -21,7 +20,7 @@ SUPPRESSED = [HealthCheck.function_scoped_fixture, HealthCheck.differing_executo
 
 
 @pytest.mark.anyio
-class Transport(ABC):
+class Transport:
     """One way to reach the server. A check does
 
         async with self.serve(limits=...) as server, server.chat() as ann:
@@ -31,12 +30,16 @@ class Transport(ABC):
     ``one_connection_per_call``: give each call a connection of its own (a stream that does
     not read must not hold the others back through a shared connection window)."""
 
-    @abstractmethod
     def listen(
         self, server: ServerUnderTest, *, one_connection_per_call: bool
     ) -> AbstractAsyncContextManager[Connect]:
         """Serve ``server.runtime`` while the block runs; yield how to open a call to it
-        (``Connect``: ``connect(rpc, small_buffers=...)`` gives a ``Wire``)."""
+        (``Connect``: ``connect(rpc, small_buffers=...)`` gives a ``Wire``). (Not abstract:
+        pytest would silently skip a subclass that forgot it, instead of failing each check.)"""
+        raise NotImplementedError(
+            f"{type(self).__name__}: implement listen(server, *, one_connection_per_call) "
+            "to serve server.runtime and yield connect(rpc, small_buffers=False) -> Wire"
+        )
 
     async def open_backend(self) -> Backend:
         """The backend of each server under test (the suite closes it): a fresh

@@ -93,7 +93,6 @@ MINE = """
 from interplay.testing.backend import BackendConformance
 from interplay.testing.hubs import RoomHubConformance
 from interplay.testing.transport import TransportConformance
-from user_project import run_pytest
 
 
 class TestMine(BackendConformance):
@@ -101,6 +100,10 @@ class TestMine(BackendConformance):
 
 
 class TestMyHub(RoomHubConformance):
+    pass
+
+
+class TestMyTransport(TransportConformance):  # collected, never run here
     pass
 """
 
@@ -118,5 +121,30 @@ def test_the_suites_run_only_in_a_users_test_class(tmp_path: Path) -> None:
     assert all(line.startswith("test_mine.py::") for line in collected), out
     assert len(collected) == len(set(collected))
     names = {line.split("::")[2].split("[")[0] for line in collected}
-    assert names == checks(BackendConformance) | checks(RoomHubConformance)
-    assert checks(TransportConformance) >= {"test_typing_is_relayed_to_the_others_only"}
+    suites = (BackendConformance, RoomHubConformance, TransportConformance)
+    assert names == set().union(*map(checks, suites))
+
+
+FORGETFUL = """
+from interplay.testing.backend import BackendConformance
+from interplay.testing.transport import TransportConformance
+
+
+class TestNoBackend(BackendConformance):
+    pass
+
+
+class TestNoTransport(TransportConformance):
+    pass
+"""
+
+
+def test_a_suite_without_its_factory_fails_saying_what_to_implement(tmp_path: Path) -> None:
+    """Not silently skipped (as an abstract class would be): each check fails, or errors in
+    its setup."""
+    only = "room_never_created or typing_is_relayed"
+    out = run_pytest(tmp_path, {"test_forgetful.py": FORGETFUL}, "-k", only)
+    assert "TestNoBackend: implement open_backend(storage) to return your backend" in out
+    assert "TestNoTransport: implement listen(server, *, one_connection_per_call)" in out
+    last = out.splitlines()[-1]
+    assert last.startswith("1 failed") and "deselected, 1 error in" in last, out
