@@ -217,7 +217,10 @@ class DocumentHubMachine(RuleBasedStateMachine):
         old, head = doc.text, doc.head
         events = self._handle(command)
         ack = Acked(document=editor.document, revision=head + 1, op_id=op_id, user=editor.user)
-        assert events[0] == Deliver(to=(editor.session,), message=ack)
+        assert events[:1] == [Deliver(to=(editor.session,), message=ack)], (
+            f"an edit at revision {head} must be acknowledged to its sender first, with "
+            f"revision {head + 1} and its op id; the hub answered {events}"
+        )
         others = self._editors_of(editor.document) - {editor.session}
         new = self.hub.text(editor.document)
         assert new is not None
@@ -696,8 +699,15 @@ class DocumentHubMachine(RuleBasedStateMachine):
                 continue
             doc = self.docs[editor.document]
             client = editor.client
-            assert client.state is State.SYNCHRONIZED and not editor.in_flight
-            assert (client.text, client.revision) == (doc.text, doc.head)
+            assert client.state is State.SYNCHRONIZED and not editor.in_flight, (
+                f"{editor.session} received everything the hub sent it about "
+                f"{editor.document!r}, yet its edits {editor.in_flight} were never acknowledged"
+            )
+            assert (client.text, client.revision) == (doc.text, doc.head), (
+                f"{editor.session} received everything the hub sent it about "
+                f"{editor.document!r} and holds {client.text!r} at revision {client.revision}, "
+                f"the document is {doc.text!r} at {doc.head}: editors must converge"
+            )
 
     @invariant()
     def the_store_holds_the_last_snapshot_and_the_edits_after(self) -> None:

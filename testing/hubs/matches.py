@@ -306,8 +306,10 @@ class MatchHubMachine(RuleBasedStateMachine):
 
     def _check_batch(self, name: str, match: ModelMatch, batch: list[TickReady]) -> None:
         ticks = [item.state.tick for item in batch]
-        assert ticks[0] > match.tick, (ticks, match.tick)
-        assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))
+        assert ticks[0] > match.tick, f"match {name!r}: tick {ticks[0]} after tick {match.tick}"
+        assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), (
+            f"match {name!r}: ticks {ticks} in one advance (they follow each other)"
+        )
         assert len(ticks) <= SETTINGS.max_catch_up
         loop = self.hub.loop(name)
         if loop is not None:  # (None: it closed right after, see advance)
@@ -350,7 +352,11 @@ class MatchHubMachine(RuleBasedStateMachine):
                     players=state.players if full else state.changed,
                     events=state.events,
                 )
-                assert mirror.players == server
+                assert mirror.players == server, (
+                    f"match {name!r}, tick {state.tick}: {session} following "
+                    f"{'a full state' if full else 'deltas'} holds {mirror.players}, the hub "
+                    f"{server} (a player that changed must be in the tick's delta)"
+                )
         match.tick = ticks[-1]
 
     # -- invariants ------------------------------------------------------------------------
