@@ -79,8 +79,10 @@ class Store:
 
     async def history(self, room: str, after_seq: int = 0, limit: int = 1000) -> list[int]:
         messages = await self.read(ReadHistory(room=room, after_seq=after_seq, limit=limit))
-        assert isinstance(messages, list), f"ReadHistory returned {messages!r}, not a list"
-        return [m.seq for m in messages if isinstance(m, RoomMessage)]
+        assert isinstance(messages, list) and all(isinstance(m, RoomMessage) for m in messages), (
+            f"ReadHistory returned {messages!r}, not a list of RoomMessage"
+        )
+        return [m.seq for m in messages if isinstance(m, RoomMessage)]  # (all of them)
 
     async def load(self, room: str, recent: int = 100) -> LoadedRoom:
         loaded = await self.read(LoadRoom(room=room, recent=recent))
@@ -108,7 +110,7 @@ def text(seq: int, room: str = "lobby", epoch: str = "e1") -> RoomMessage:
     )
 
 
-def appends(seqs: Sequence[int] | range, room: str = "lobby", epoch: str = "e1") -> list[Write]:
+def appends(seqs: Sequence[int], room: str = "lobby", epoch: str = "e1") -> list[Write]:
     return [AppendMessage(message=text(seq, room, epoch)) for seq in seqs]
 
 
