@@ -11,7 +11,6 @@
 - ``rules.check_rules(rules, invariants=...)``: a state machine driving a ``GameLoop`` with your
   ``Rules``, checking the loop's promises (ticks increase, a replay of the applied log gives the
   same states, full + delta mirrors equal the server) and your invariants.
-
 - ``backend.BackendConformance``: every check a backend must pass, as a test class to
   subclass with a factory for yours.
 - ``transport.TransportConformance``: every RPC behaviour, end to end, over your transport
