@@ -49,20 +49,18 @@ async def serve_runtime(runtime):
 def dial(address, rpc, *, small_buffers=False):
     return address(rpc, small_buffers=small_buffers)
 """
-SUITES = {
-    "BackendConformance": "19 passed",
-    "TransportConformance": "43 passed",
-    "RoomHubConformance": "1 passed",
-}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("suite", sorted(SUITES))
+@pytest.mark.parametrize(
+    "suite", ["BackendConformance", "TransportConformance", "RoomHubConformance"]
+)
 def test_each_conformance_snippet_passes_its_suite(tmp_path: Path, suite: str) -> None:
     [snippet] = [b for b in BLOCKS if f"({suite})" in b]
     modules = {"test_snippet.py": snippet, "my_transport.py": MY_TRANSPORT}
     out = run_pytest(tmp_path, modules, extra_path=ROOT / "tests" / "support")
-    assert out.splitlines()[-1].startswith(SUITES[suite]), out
+    # Every check of the suite passed: nothing failed, errored or was skipped.
+    assert re.fullmatch(r"[1-9]\d* passed in .*", out.splitlines()[-1]), out
 
 
 # What each client snippet prints on its first run, and on a second against the same server
