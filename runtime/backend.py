@@ -1,7 +1,7 @@
 """What the runtime needs from a backend: perform the core's reads and writes (core/effects.py).
 
 A backend is any object with these three coroutines; ``interplay.backends`` has the memory and
-SQLite ones, and ``tests/backends`` one conformance suite every backend passes.
+SQLite ones, and ``interplay.testing.backend`` the conformance suite every backend passes.
 
 * ``write(writes)``: make the writes durable, all or none, in order; return once they are.
   The runtime calls it with everything its sessions wrote while the previous call ran (group

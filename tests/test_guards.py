@@ -49,7 +49,7 @@ def test_runtime_imports_no_wire_library() -> None:
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("folder", ["core", "runtime", "backends", "transports", "app"])
+@pytest.mark.parametrize("folder", ["core", "runtime", "backends", "transports", "testing", "app"])
 def test_folder_names_are_not_importable(folder: str) -> None:
     assert importlib.util.find_spec(folder) is None
 
@@ -79,6 +79,7 @@ def test_wheel_contains_every_package(tmp_path: Path) -> None:
         "runtime": "interplay/runtime",
         "backends": "interplay/backends",
         "transports": "interplay/transports",
+        "testing": "interplay/testing",
         "app": "interplay",
     }
     for folder, package in folders.items():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers import free_port, interplay_serve
+from user_project import run_pytest
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
@@ -26,8 +27,40 @@ def test_readme_has_the_two_commands_ci_runs() -> None:
 
 @pytest.mark.parametrize("needle", ["RoomHub", "GameLoop"])
 def test_embedding_examples_run(needle: str) -> None:
-    [embedding] = [b for b in BLOCKS if needle in b]
+    [embedding] = [b for b in BLOCKS if needle in b and "interplay.testing" not in b]
     exec(compile(embedding, "README.md", "exec"), {})
+
+
+# The WebSocket transport, as the README's transport snippet's ``my_transport``.
+MY_TRANSPORT = """
+from contextlib import asynccontextmanager
+from types import SimpleNamespace
+
+from conformance.websocket_transport import WebSocketTransport
+
+
+@asynccontextmanager
+async def serve_runtime(runtime):
+    served = SimpleNamespace(runtime=runtime)
+    async with WebSocketTransport().listen(served, one_connection_per_call=True) as connect:
+        yield connect
+
+
+def dial(address, rpc, *, small_buffers=False):
+    return address(rpc, small_buffers=small_buffers)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "suite", ["BackendConformance", "TransportConformance", "RoomHubConformance"]
+)
+def test_each_conformance_snippet_passes_its_suite(tmp_path: Path, suite: str) -> None:
+    [snippet] = [b for b in BLOCKS if f"({suite})" in b]
+    modules = {"test_snippet.py": snippet, "my_transport.py": MY_TRANSPORT}
+    out = run_pytest(tmp_path, modules, extra_path=ROOT / "tests" / "support")
+    # Every check of the suite passed: nothing failed, errored or was skipped.
+    assert re.fullmatch(r"[1-9]\d* passed in .*", out.splitlines()[-1]), out
 
 
 # What each client snippet prints on its first run, and on a second against the same server

@@ -35,7 +35,7 @@ from interplay.core.chat_client import (
     TypingRequest,
 )
 from interplay.core.effects import ReadHistory
-from stored import stored_rooms
+from interplay.testing.hubs.stored import stored_rooms
 
 USERS = ["ann", "bob", "cé😀"]
 ROOMS = ["r0", "r1"]

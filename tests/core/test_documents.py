@@ -24,8 +24,8 @@ from interplay.core import (
     Snapshot,
 )
 from interplay.core.errors import Expired, PermissionDenied
+from interplay.testing.hubs.stored import stored_documents
 from interplay.testing.strategies import texts
-from stored import stored_documents
 
 
 def edit(session: str, base: int, position: int, deleted: int = 0, inserted: str = "", **kw):  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from interplay.backends import MemoryBackend, SQLiteBackend
 from interplay.core import Join, Kind, Leave, Post, RoomHub
 from interplay.core.effects import LoadRoom, ReadHistory
 from interplay.core.rooms import Expired, Publish, RoomMessage
-from stored import Stored, SyncBackend
+from interplay.testing.hubs.stored import Stored, SyncBackend
 
 ROOMS = ["a", "b", "c", "d"]
 

@@ -18,7 +18,7 @@ from interplay.core import (
     TokenBucket,
 )
 from interplay.core.effects import AppendMessage, CreateRoom, LoadedRoom, LoadRoom
-from stored import stored_rooms
+from interplay.testing.hubs.stored import stored_rooms
 
 
 def hub(**kwargs: object) -> RoomHub:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from conformance import GameClient
 from conformance.grpc_transport import grpc_call
 from grpclib.client import Channel
+
+from interplay.testing.transport import GameClient
 
 
 @asynccontextmanager

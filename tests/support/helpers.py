@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from conformance import T, msg
 from grpclib.client import Channel, Stream
 from grpclib.const import Cardinality
 from grpclib.exceptions import StreamTerminatedError
@@ -24,6 +23,7 @@ from grpclib.server import Server
 from interplay.backends import MemoryBackend
 from interplay.core import DocumentHub, MatchHub, RoomHub
 from interplay.runtime import AdminAuthenticator, Authenticator, Backend, Runtime, Settings
+from interplay.testing.transport.calls import T, msg
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.generated.chat import ChatMessage
 from interplay.transports.grpc.server import ServerSettings, build_server, drain

@@ -1,5 +1,6 @@
 """The gRPC side of GameSync: the stream writer's newest-state outbox, and the state codec against
-betterproto2. The behaviour over a call is the conformance suite's (conformance/test_game.py)."""
+betterproto2. The behaviour over a call is the conformance suite's
+(interplay.testing.transport.game)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,8 @@ from grpclib.server import Server
 from grpclib.testing import ChannelFor
 
 from helpers import open_call
+from interplay.testing.transport.calls import CallEnded, Ended
+from interplay.testing.transport.server import Connect, Rpc, ServerUnderTest
 from interplay.transports.grpc.codec import WireCodec
 from interplay.transports.grpc.generated.chat import (
     ChatMessage,
@@ -24,10 +26,7 @@ from interplay.transports.grpc.generated.chat import (
     GameAction,
     GameState,
 )
-
-from .calls import CallEnded, Ended
-from .server import Connect, Rpc, ServerUnderTest
-from .transport import Transport
+from interplay.transports.grpc.service import ChatService
 
 METHODS: dict[Rpc, tuple[str, type, type]] = {
     "chat": ("/chat.ChatService/Chat", ChatMessage, ChatMessage),
@@ -96,15 +95,16 @@ async def grpc_call(channel: Channel, rpc: Rpc, **kwargs: Any) -> AsyncIterator[
         yield GrpcWire(stream)
 
 
-class GrpcTransport(Transport):
-    name = "grpc"
+class GrpcTransport:
+    """The suite's ``listen`` for gRPC: mix it into a conformance class."""
 
     @asynccontextmanager
     async def listen(
         self, server: ServerUnderTest, *, one_connection_per_call: bool
     ) -> AsyncIterator[Connect]:
+        service = ChatService(server.runtime)
         if not one_connection_per_call:
-            async with ChannelFor([server.service], codec=WireCodec()) as channel:
+            async with ChannelFor([service], codec=WireCodec()) as channel:
 
                 def shared(
                     rpc: Rpc, *, small_buffers: bool = False
@@ -115,7 +115,7 @@ class GrpcTransport(Transport):
                 yield shared
             return
 
-        listening = Server([server.service], codec=WireCodec())
+        listening = Server([service], codec=WireCodec())
         await listening.start("127.0.0.1", 0)
         assert listening._server is not None
         port = listening._server.sockets[0].getsockname()[1]

@@ -1,6 +1,7 @@
 """The suite over two nodes: each test's server is two runtimes sharing one redis-server.
 
-``TwoNodes(inner)`` serves each node through the ``inner`` transport and opens calls on the
+``TwoNodes``, mixed in before a transport's class (``class T(TwoNodes, GrpcTransport,
+ChatConformance)``), serves each node through that transport's ``listen`` and opens calls on the
 nodes in turn (the first call on node one, the second on node two, ...), so the members of a
 room are split across them. The probes a test reads add both nodes up: counters summed, the
 members of a room as both nodes see them (each counts the other's through presence).
@@ -22,25 +23,22 @@ from interplay.core import RoomHub
 from interplay.core.matches import MatchHub
 from interplay.runtime import Counters, Runtime, Settings
 from interplay.runtime.node import Node
-from interplay.transports.grpc.service import ChatService
-
-from .calls import Wire
-from .server import Connect, Rpc, ServerUnderTest
-from .transport import Transport
+from interplay.testing.transport.calls import Wire
+from interplay.testing.transport.server import Connect, Rpc, ServerUnderTest
 
 
 class NodesUnderTest(ServerUnderTest):
     """Node one as the ``ServerUnderTest``; ``nodes`` all of them."""
 
     def __init__(self, nodes: list[ServerUnderTest]) -> None:
-        super().__init__(nodes[0].service)
+        super().__init__(nodes[0].runtime)
         self.nodes = nodes
 
     @property
     def counters(self) -> Counters:
         total = Counters()
         for node in self.nodes:
-            counters = node.service.counters
+            counters = node.runtime.counters
             for f in fields(Counters):
                 value = getattr(counters, f.name)
                 if isinstance(value, int):
@@ -54,12 +52,8 @@ class NodesUnderTest(ServerUnderTest):
         return sorted({user for node in self.nodes for user in node.members(room)})
 
 
-class TwoNodes(Transport):
+class TwoNodes:
     """See the module docstring."""
-
-    def __init__(self, inner: Transport) -> None:
-        self.inner = inner
-        self.name = f"{inner.name}-two-nodes"  # type: ignore[misc]
 
     @asynccontextmanager
     async def serve(
@@ -86,9 +80,9 @@ class TwoNodes(Transport):
                             node=Node(engine),
                         )
                     )
-                    node = ServerUnderTest(ChatService(runtime))
+                    node = ServerUnderTest(runtime)
                     connect = await stack.enter_async_context(
-                        self.inner.listen(node, one_connection_per_call=one_connection_per_call)
+                        self.listen(node, one_connection_per_call=one_connection_per_call)  # type: ignore[attr-defined]
                     )
                     node.connect = connect
                     nodes.append(node)
@@ -98,11 +92,6 @@ class TwoNodes(Transport):
                 server = NodesUnderTest(nodes)
                 server.connect = _alternating(connects)
                 yield server
-
-    def listen(
-        self, server: ServerUnderTest, *, one_connection_per_call: bool
-    ) -> AbstractAsyncContextManager[Connect]:
-        raise NotImplementedError("TwoNodes.serve listens on each node itself")
 
 
 def _alternating(connects: list[Connect]) -> Connect:
@@ -119,7 +108,7 @@ def _alternating(connects: list[Connect]) -> Connect:
 async def _until_healthy(node: ServerUnderTest) -> None:
     import anyio
 
-    runtime_node = node.service.runtime.node
+    runtime_node = node.runtime.node
     assert runtime_node is not None
     with anyio.fail_after(5):
         while not runtime_node.healthy:  # noqa: ASYNC110 (the engine has no event for it)

@@ -27,6 +27,8 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from interplay.runtime.server import Service
+from interplay.testing.transport.calls import CallEnded, Ended
+from interplay.testing.transport.server import Connect, Rpc, ServerUnderTest
 from interplay.transports.grpc.generated.chat import (
     ChatMessage,
     EditOperation,
@@ -36,10 +38,6 @@ from interplay.transports.grpc.generated.chat import (
 from interplay.transports.websocket import WebSocketSettings, start
 from interplay.transports.websocket.codec import END, JSON, PROTO, REPLY, REQUEST, parse
 from interplay.transports.websocket.errors import status_of_close
-
-from .calls import CallEnded, Ended
-from .server import Connect, Rpc, ServerUnderTest
-from .transport import Transport
 
 SERVICES: dict[Rpc, Service] = {"chat": Service.CHAT, "edit": Service.EDIT, "game": Service.GAME}
 BETTERPROTO = {
@@ -184,15 +182,16 @@ def _ended(closed: ConnectionClosed) -> Ended:
     return Ended(status, message)
 
 
-class WebSocketTransport(Transport):
-    name = "websocket"
+class WebSocketTransport:
+    """The suite's ``listen`` for WebSocket (binary frames): mix it into a conformance class."""
+
     subprotocol = PROTO
 
     @asynccontextmanager
     async def listen(
         self, server: ServerUnderTest, *, one_connection_per_call: bool
     ) -> AsyncIterator[Connect]:
-        runtime = server.service.runtime
+        runtime = server.runtime
         settings = WebSocketSettings(port=0, ping_interval=None)
         if one_connection_per_call:
             # Accepted sockets inherit the listener's buffer sizes (Linux).
@@ -243,5 +242,6 @@ class WebSocketTransport(Transport):
 
 
 class JsonWebSocketTransport(WebSocketTransport):
-    name = "websocket-json"
+    """The same, in the JSON subprotocol (text frames)."""
+
     subprotocol = JSON

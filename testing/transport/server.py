@@ -1,10 +1,5 @@
-"""The one place that builds the server under test, and the internals the suite looks at.
-
-Every conformance test gets its server from ``serve`` (through ``Transport.serve``), so when
-the server's construction changes (ChatService's arguments, where the settings live, the
-runtime of DESIGN §8), this module is the only one to adapt. The settings classes the tests
-pass are re-exported from here for the same reason.
-"""
+"""The server a transport conformance check talks to: a ``Runtime`` and the internals a check
+looks at, built in one place (``serve``) so only this module follows the runtime's changes."""
 
 from __future__ import annotations
 
@@ -12,13 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Literal, Protocol
 
-from interplay.backends import MemoryBackend
 from interplay.core import ChatLimits, RoomHub
 from interplay.core.arena import Arena
 from interplay.core.game import PlayerState
 from interplay.core.matches import GameLimits, GameSettings, MatchHub
-from interplay.runtime import Counters, Runtime, Settings
-from interplay.transports.grpc.service import ChatService
+from interplay.runtime import Backend, Counters, Runtime, Settings
 
 from .calls import ChatCall, EditClient, GameClient, Wire
 
@@ -35,13 +28,18 @@ __all__ = [
 ]
 
 Rpc = Literal["chat", "edit", "game"]
+"""The three RPCs of ``protos/chat.proto``: Chat, CollaborativeEdit, GameSync."""
 
 
 class Connect(Protocol):
-    """How a transport opens one call to the server it listens for.
+    """How a transport opens one call to the server it listens for (what ``listen`` yields).
 
+    ``connect(rpc)`` is an async context manager giving a ``Wire`` for one call of ``rpc``;
+    leaving it without ``wire.end()`` drops the call abruptly (a client that vanishes).
     ``small_buffers``: this call will not read for a while; give it the smallest receive
-    buffers the transport has, so that the server meets its backpressure soon."""
+    buffers your transport has (and, when the suite asked for ``one_connection_per_call``, the
+    server's side of it the smallest send buffers), so that the server meets its backpressure
+    after a few messages rather than megabytes."""
 
     def __call__(
         self, rpc: Rpc, *, small_buffers: bool = False
@@ -49,11 +47,12 @@ class Connect(Protocol):
 
 
 class ServerUnderTest:
-    """The server a test talks to: calls to open (``chat``, ``edit``, ``game``, through the
-    transport that serves it) and the internals a test may check, each named for what it is."""
+    """What a check talks to: ``runtime``, the server a transport serves (its
+    ``Runtime.serve``, as interplay's transports do), calls to open through that transport
+    (``chat``, ``edit``, ``game``), and the internals a check may look at."""
 
-    def __init__(self, service: ChatService) -> None:
-        self.service = service  # what a transport serves; tests use the probes below
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
         self.connect: Connect | None = None  # set by the transport serving it
 
     # -- calls -------------------------------------------------------------------------------
@@ -81,35 +80,36 @@ class ServerUnderTest:
 
     @property
     def counters(self) -> Counters:
-        return self.service.counters
+        return self.runtime.counters
 
     def members(self, room: str) -> list[str]:
-        return self.service.runtime.rooms.members(room)
+        return self.runtime.rooms.members(room)
 
     def document_text(self, document: str) -> str | None:
-        return self.service.runtime.documents.text(document)
+        return self.runtime.documents.text(document)
 
     def matches(self) -> set[str]:
         """The open matches."""
-        return set(self.service.runtime.games.matches)
+        return set(self.runtime.games.matches)
 
     def match_tick(self, match: str) -> int:
-        loop = self.service.runtime.games.loop(match)
+        loop = self.runtime.games.loop(match)
         assert loop is not None, f"no match {match!r}"
         return loop.tick
 
     def match_players(self, match: str) -> dict[str, PlayerState]:
-        loop = self.service.runtime.games.loop(match)
+        loop = self.runtime.games.loop(match)
         assert loop is not None, f"no match {match!r}"
         return dict(loop.players)
 
     def game_sessions(self) -> int:
         """Players in any match."""
-        return self.service.runtime.games.statistics().sessions
+        return self.runtime.games.statistics().sessions
 
 
 @asynccontextmanager
 async def serve(
+    backend: Backend,
     *,
     settings: Settings | None = None,
     limits: ChatLimits | None = None,
@@ -117,11 +117,15 @@ async def serve(
     game_settings: GameSettings | None = None,
     game_limits: GameLimits | None = None,
 ) -> AsyncIterator[ServerUnderTest]:
-    """A server on a MemoryBackend; no chat rate limit unless ``settings`` set one."""
-    async with Runtime(
-        MemoryBackend(),
-        rooms=RoomHub(limits=limits),
-        games=MatchHub(arena, settings=game_settings, limits=game_limits),
-        settings=settings or Settings(rate=0),
-    ) as runtime:
-        yield ServerUnderTest(ChatService(runtime))
+    """A runtime over ``backend`` (closed after it); no chat rate limit unless ``settings``
+    set one."""
+    try:
+        async with Runtime(
+            backend,
+            rooms=RoomHub(limits=limits),
+            games=MatchHub(arena, settings=game_settings, limits=game_limits),
+            settings=settings or Settings(rate=0),
+        ) as runtime:
+            yield ServerUnderTest(runtime)
+    finally:
+        await backend.aclose()

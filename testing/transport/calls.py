@@ -1,12 +1,15 @@
 """One call of the suite, whatever the transport: send, receive, half-close, and how it ended.
 
-A transport supplies a ``Wire`` per call (send and receive the generated proto messages; report
-the end as an ``Ended``); everything the tests use (timeouts, ``recv_n``, ``recv_until``, the
-chat shorthands, the editing and game clients) is written here once, on top of it, and names
-no wire library: a WebSocket adapter uses it unchanged. (The messages are the generated
-betterproto2 classes; they live under interplay.transports.grpc, whose package __init__
-imports the gRPC server, so importing them loads the wire library anyway: the guard checks
-names, not imports.)
+A transport supplies a ``Wire`` per call: the one interface to implement (below). Everything
+the checks use on top of it (timeouts, ``recv_n``, ``recv_until``, the chat shorthands, the
+editing and game clients) is written here once and names no wire library, so every transport
+runs the same checks. The messages are the proto's (``protos/chat.proto``) as the generated
+betterproto2 classes of ``interplay.transports.grpc.generated.chat``: ``ChatMessage`` both ways
+on ``"chat"``, ``EditOperation`` both ways on ``"edit"``, ``GameAction`` out and ``GameState``
+in on ``"game"``; a transport with another encoding converts (``bytes(message)`` and
+``Class().parse(data)`` are the protobuf bytes). (They live under interplay.transports.grpc,
+whose package imports the gRPC server, so importing them loads its library: the neutrality guard
+checks names, not imports.)
 """
 
 from __future__ import annotations
@@ -60,17 +63,28 @@ class CallEnded(Exception):
 
 
 class Wire(Protocol[S, R]):
-    """What a transport supplies for one call. Leaving the context manager that gave it without
-    ``end()`` drops the call abruptly, as a client that vanishes (gRPC: RST_STREAM)."""
+    """One call as a transport carries it: what you implement for the suite.
+
+    ``Connect`` (what ``Transport.listen`` yields) opens one as an async context manager.
+    Leaving that block without ``end()`` must drop the call abruptly, as a client that vanishes
+    does (gRPC: RST_STREAM; WebSocket: the TCP connection aborted): the checks use it to see
+    that the server announces a LEAVE and loses nothing. No method needs a timeout of its own:
+    the client above bounds every wait."""
 
     async def send(self, message: S) -> None:
-        """Send one message; raise ``CallEnded`` if the server has already ended the call."""
+        """Send one message. If the server has already ended the call, raise
+        ``CallEnded(Ended(...))`` with how it ended (not your transport's own exception)."""
 
     async def recv(self) -> R | Ended:
-        """The next message, or how the call ended (``Call`` asks no more after an ``Ended``)."""
+        """The next message from the server, or, once the call is over, how it ended: an
+        ``Ended`` with the gRPC status name (``Ended("OK")`` after the server finished a
+        half-closed call; ``Ended("PERMISSION_DENIED", "sender_id: ...")`` when it ended the
+        call with that status and message). Every message the server sent comes before the
+        ``Ended``; the client above asks no more after one."""
 
     async def end(self) -> None:
-        """Half-close: the client sends nothing more (gRPC END_STREAM; WebSocket end message)."""
+        """Half-close: the client sends nothing more, and keeps receiving until the server
+        ends the call (gRPC END_STREAM; WebSocket: interplay's end message)."""
 
 
 class Call(Generic[Sent, Received]):
@@ -107,7 +121,7 @@ class Call(Generic[Sent, Received]):
         """A hook for the stateful clients below: called with every message received."""
 
     async def recv_n(self, n: int, timeout: float = 5.0) -> list[Received]:
-        out = []
+        out: list[Received] = []
         for _ in range(n):
             message = await self.recv(timeout)
             assert message is not None, f"stream ended after {len(out)} of {n} messages"
@@ -118,7 +132,7 @@ class Call(Generic[Sent, Received]):
         self, predicate: Callable[[Received], bool], timeout: float = 5.0
     ) -> list[Received]:
         """Messages up to and including the first that satisfies ``predicate``."""
-        out = []
+        out: list[Received] = []
         while True:
             message = await self.recv(timeout)
             assert message is not None, f"stream ended; got {out}"

@@ -1,10 +1,21 @@
 """MatchHub against a plain model: seats, sequences accepted and applied per player, what each
 tick applies, who receives each state, full states on (re)join, mirrors that follow the server
-from fulls and deltas, idle matches and grace, refusals that change nothing."""
+from fulls and deltas, idle matches and grace, refusals that change nothing.
+
+    from interplay.testing.hubs import MatchHubConformance
+
+    class TestMyMatchHub(MatchHubConformance):
+        def make_hub(self, **options):
+            return MyMatchHub(**options)      # a MatchHub subclass, or a wrapper
+
+``make_hub`` gets ``settings`` and ``limits`` (pass them on); the hub plays the default
+``Arena``'s rules (the machine sends its moves and attacks).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 from hypothesis import strategies as st
@@ -35,6 +46,8 @@ from interplay.core import (
     TickReady,
 )
 
+from .run import run_hub_machine
+
 SESSIONS = ["s0", "s1", "s2", "s3"]
 PLAYERS = ["ann", "bob", "cé😀"]
 MATCHES = ["m0", "m1", "m2"]
@@ -42,11 +55,6 @@ MATCHES = ["m0", "m1", "m2"]
 SETTINGS = GameSettings(tick_hz=8.0, full_every=4, max_catch_up=3, grace=2.0)
 LIMITS = GameLimits(max_matches=2, max_players=2, actions_per_second=1e6)  # no rate limiting
 STEPS = [0.0, 0.0625, 0.125, 0.125, 0.25, 0.3125, 1.0, 2.5]  # seconds the clock moves on
-
-
-def make_match_hub() -> MatchHub:
-    """The one place a hub is built (its constructor is being refactored)."""
-    return MatchHub(settings=SETTINGS, limits=LIMITS)
 
 
 @dataclass
@@ -71,9 +79,13 @@ class ModelMatch:
 
 
 class MatchHubMachine(RuleBasedStateMachine):
+    def make_hub(self, **options: Any) -> MatchHub:
+        """The hub under test (``MatchHubConformance.make_hub`` replaces it)."""
+        return MatchHub(**options)
+
     @initialize()
     def create(self) -> None:
-        self.hub = make_match_hub()
+        self.hub = self.make_hub(settings=SETTINGS, limits=LIMITS)
         self.now = 0.0
         self.matches: dict[str, ModelMatch] = {}
         self.seats: dict[str, tuple[str, str]] = {}  # session -> (match, player)
@@ -294,8 +306,10 @@ class MatchHubMachine(RuleBasedStateMachine):
 
     def _check_batch(self, name: str, match: ModelMatch, batch: list[TickReady]) -> None:
         ticks = [item.state.tick for item in batch]
-        assert ticks[0] > match.tick, (ticks, match.tick)
-        assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))
+        assert ticks[0] > match.tick, f"match {name!r}: tick {ticks[0]} after tick {match.tick}"
+        assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), (
+            f"match {name!r}: ticks {ticks} in one advance (they follow each other)"
+        )
         assert len(ticks) <= SETTINGS.max_catch_up
         loop = self.hub.loop(name)
         if loop is not None:  # (None: it closed right after, see advance)
@@ -338,7 +352,11 @@ class MatchHubMachine(RuleBasedStateMachine):
                     players=state.players if full else state.changed,
                     events=state.events,
                 )
-                assert mirror.players == server
+                assert mirror.players == server, (
+                    f"match {name!r}, tick {state.tick}: {session} following "
+                    f"{'a full state' if full else 'deltas'} holds {mirror.players}, the hub "
+                    f"{server} (a player that changed must be in the tick's delta)"
+                )
         match.tick = ticks[-1]
 
     # -- invariants ------------------------------------------------------------------------
@@ -375,4 +393,12 @@ class MatchHubMachine(RuleBasedStateMachine):
         )
 
 
-TestMatchHub = MatchHubMachine.TestCase
+class MatchHubConformance:
+    """Subclass it as ``Test<YourHub>`` and override ``make_hub``."""
+
+    def make_hub(self, *, settings: GameSettings, limits: GameLimits) -> MatchHub:
+        """A hub with these options, playing the default Arena (a fresh one each call)."""
+        return MatchHub(settings=settings, limits=limits)
+
+    def test_match_hub_keeps_every_promise(self) -> None:
+        run_hub_machine(MatchHubMachine, self.make_hub, f"{type(self).__name__} (MatchHub)")

@@ -1,9 +1,22 @@
 """RoomHub against a plain model: membership, gapless seq, exactly-once in-order delivery,
-history window and resume (including a changed epoch), idempotent ids, presence, restarts."""
+history window and resume (including a changed epoch), idempotent ids, presence, restarts.
+
+    from interplay.testing.hubs import RoomHubConformance
+
+    class TestMyRoomHub(RoomHubConformance):
+        def make_hub(self, **options):
+            return MyRoomHub(**options)       # a RoomHub subclass, or a wrapper with its methods
+
+``make_hub`` gets ``history``, ``retain`` and ``new_epoch`` (pass them on); the machine builds
+a hub again over the same store to restart it, and runs its storage effects on a
+``MemoryBackend`` as the runtime would (``stored.Stored``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import strategies as st
@@ -31,7 +44,9 @@ from interplay.core import (
     Typing,
 )
 from interplay.core.effects import ReadHistory
-from stored import stored_rooms
+
+from .run import run_hub_machine
+from .stored import Stored
 
 SESSIONS = ["s0", "s1", "s2"]
 USERS = ["ann", "bob", "cé😀"]
@@ -75,13 +90,13 @@ class RoomHubMachine(RuleBasedStateMachine):
         self.live: dict[tuple[str, str], list[int]] = {}
         self.join_head: dict[tuple[str, str], int] = {}
 
-    def _new_hub(self) -> RoomHub:
-        return stored_rooms(  # type: ignore[no-any-return]
-            self.store,
-            history=HISTORY,
-            retain=RETAIN,
-            new_epoch=self._draw_epoch,
-        )
+    def make_hub(self, **options: Any) -> RoomHub:
+        """The hub under test (``RoomHubConformance.make_hub`` replaces it)."""
+        return RoomHub(**options)
+
+    def _new_hub(self) -> Stored[RoomHub]:
+        hub = self.make_hub(history=HISTORY, retain=RETAIN, new_epoch=self._draw_epoch)
+        return Stored(hub, self.store)
 
     def _draw_epoch(self) -> str:
         self.epoch_count += 1
@@ -93,9 +108,9 @@ class RoomHubMachine(RuleBasedStateMachine):
             self.rooms[name] = ModelRoom(epoch="")
         return self.rooms[name]
 
-    def _handle(self, command: object) -> list[Deliver]:
+    def _handle(self, command: object) -> list[Deliver[RoomMessage]]:
         self.now += 0.25
-        return self.hub.handle(command, now=self.now)  # type: ignore[arg-type]
+        return self.hub.handle(command, now=self.now)
 
     # -- rules -----------------------------------------------------------------------------
 
@@ -106,7 +121,9 @@ class RoomHubMachine(RuleBasedStateMachine):
         resume=st.none() | st.integers(-6, 1),  # relative to the room's head
         epoch_choice=st.sampled_from(["", "current", "stale"]),
     )
-    def join(self, session: str, user: str, room: str, resume: int | None, epoch_choice: str):
+    def join(
+        self, session: str, user: str, room: str, resume: int | None, epoch_choice: str
+    ) -> None:
         model = self._room(room)
         if resume is not None:
             resume = max(0, model.head + resume)
@@ -199,14 +216,22 @@ class RoomHubMachine(RuleBasedStateMachine):
         if original is not None:
             assert events == [Deliver(to=(session,), message=original)]
             return
+        assert len(events) == 1, f"a TEXT is one delivery to the room, got {events}"
         [event] = events
         message = event.message
-        assert message.seq == model.head + 1
+        assert message.seq == model.head + 1, (
+            f"room {room!r}: a TEXT after seq {model.head} got seq {message.seq} (seqs are "
+            "gapless and never reused)"
+        )
         assert (message.kind, message.sender, message.content) == (Kind.TEXT, user, content)
         assert message.epoch == model.epoch
         assert message.id == (msg_id or message.id) and message.id
-        assert set(event.to) == set(model.members)
-        assert len(event.to) == len(set(event.to))
+        assert set(event.to) == set(model.members), (
+            f"room {room!r}: a TEXT went to {sorted(event.to)}, but the room's members are "
+            f"{sorted(model.members)} (every member receives it, the sender included: its "
+            "copy is its acknowledgement)"
+        )
+        assert len(event.to) == len(set(event.to)), f"a recipient twice in {event.to}"
         model.texts.append(message)
         for member in event.to:
             self.live[(member, room)].append(message.seq)
@@ -364,4 +389,12 @@ class _AnySystem:
         return f"<any SYSTEM notice, epoch {self.epoch}>"
 
 
-TestRoomHub = RoomHubMachine.TestCase
+class RoomHubConformance:
+    """Subclass it as ``Test<YourHub>`` and override ``make_hub``."""
+
+    def make_hub(self, *, history: int, retain: int, new_epoch: Callable[[], str]) -> RoomHub:
+        """A hub with these options (a fresh one each call)."""
+        return RoomHub(history=history, retain=retain, new_epoch=new_epoch)
+
+    def test_room_hub_keeps_every_promise(self) -> None:
+        run_hub_machine(RoomHubMachine, self.make_hub, f"{type(self).__name__} (RoomHub)")

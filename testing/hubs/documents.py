@@ -1,11 +1,22 @@
 """DocumentHub against a plain model: editors running the core's ot.js client (pipelined),
 convergence, gapless revisions per recipient, acks by op id, idempotent re-sends, catch-up on
-open ``since``, cursors, refusals that change nothing, reloads and restarts over one store."""
+open ``since``, cursors, refusals that change nothing, reloads and restarts over one store.
+
+    from interplay.testing.hubs import DocumentHubConformance
+
+    class TestMyDocumentHub(DocumentHubConformance):
+        def make_hub(self, **options):
+            return MyDocumentHub(**options)   # a DocumentHub subclass, or a wrapper
+
+``make_hub`` gets ``keep``, ``snapshot_every`` and ``limits`` (pass them on); the machine
+builds a hub again over the same store to restart it.
+"""
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import strategies as st
@@ -40,7 +51,9 @@ from interplay.core.effects import LoadDocument
 from interplay.core.errors import Expired
 from interplay.core.ot import ClientDocument, TextOp
 from interplay.core.ot.client import Send, State
-from stored import stored_documents
+
+from .run import run_hub_machine
+from .stored import Stored
 
 SESSIONS = ["s0", "s1", "s2", "s3"]
 USERS = ["ann", "bob", "cé😀"]
@@ -49,16 +62,6 @@ KEEP = 4  # revisions the server keeps in memory (valid bases, recognised op ids
 SNAPSHOT_EVERY = 3  # the store keeps a snapshot at every 3rd revision and the edits after it
 MAX_INSERTED = 256  # far above what the editors below type in one send
 INSERTS = ["", "a", "é", "😀", "xy"]
-
-
-def make_document_hub(store: MemoryBackend) -> DocumentHub:
-    """The one place a hub is built: over ``store``, its storage effects performed at once."""
-    return stored_documents(  # type: ignore[no-any-return]
-        store,
-        keep=KEEP,
-        snapshot_every=SNAPSHOT_EVERY,
-        limits=DocumentLimits(max_inserted_chars=MAX_INSERTED),
-    )
 
 
 def apply_pieces(text: str, pieces: tuple[Piece, ...]) -> str:
@@ -108,10 +111,20 @@ class Editor:
 
 
 class DocumentHubMachine(RuleBasedStateMachine):
+    def make_hub(self, **options: Any) -> DocumentHub:
+        """The hub under test (``DocumentHubConformance.make_hub`` replaces it)."""
+        return DocumentHub(**options)
+
+    def _new_hub(self) -> Stored[DocumentHub]:
+        """The one place a hub is built: over the store, its storage effects done at once."""
+        limits = DocumentLimits(max_inserted_chars=MAX_INSERTED)
+        hub = self.make_hub(keep=KEEP, snapshot_every=SNAPSHOT_EVERY, limits=limits)
+        return Stored(hub, self.store)
+
     @initialize()
     def create(self) -> None:
         self.store = MemoryBackend()
-        self.hub = make_document_hub(self.store)
+        self.hub = self._new_hub()
         self.docs = {name: ModelDoc() for name in DOCUMENTS}
         self.editors: dict[tuple[str, str], Editor] = {}
         self.bound: dict[str, str] = {}  # session -> user
@@ -121,10 +134,10 @@ class DocumentHubMachine(RuleBasedStateMachine):
     # -- the hub and its store: the only places that touch them directly --------------------
 
     def _handle(self, command: object) -> list[Deliver[object]]:
-        return self.hub.handle(command)  # type: ignore[arg-type,return-value]
+        return self.hub.handle(command)
 
     def _restart_hub(self) -> None:
-        self.hub = make_document_hub(self.store)
+        self.hub = self._new_hub()
 
     def _stored(self, document: str) -> tuple[str, int, int] | None:
         record = self.store.read_now(LoadDocument(document=document))
@@ -204,7 +217,10 @@ class DocumentHubMachine(RuleBasedStateMachine):
         old, head = doc.text, doc.head
         events = self._handle(command)
         ack = Acked(document=editor.document, revision=head + 1, op_id=op_id, user=editor.user)
-        assert events[0] == Deliver(to=(editor.session,), message=ack)
+        assert events[:1] == [Deliver(to=(editor.session,), message=ack)], (
+            f"an edit at revision {head} must be acknowledged to its sender first, with "
+            f"revision {head + 1} and its op id; the hub answered {events}"
+        )
         others = self._editors_of(editor.document) - {editor.session}
         new = self.hub.text(editor.document)
         assert new is not None
@@ -375,7 +391,9 @@ class DocumentHubMachine(RuleBasedStateMachine):
         user=st.sampled_from(USERS),
         data=st.data(),
     )
-    def edit_without_open(self, session: str, document: str, user: str, data: st.DataObject):
+    def edit_without_open(
+        self, session: str, document: str, user: str, data: st.DataObject
+    ) -> None:
         """An edit from a stream that never opened the document (the original clients) opens
         it implicitly: snapshot first, then the ack."""
         if (session, document) in self.editors:
@@ -681,8 +699,15 @@ class DocumentHubMachine(RuleBasedStateMachine):
                 continue
             doc = self.docs[editor.document]
             client = editor.client
-            assert client.state is State.SYNCHRONIZED and not editor.in_flight
-            assert (client.text, client.revision) == (doc.text, doc.head)
+            assert client.state is State.SYNCHRONIZED and not editor.in_flight, (
+                f"{editor.session} received everything the hub sent it about "
+                f"{editor.document!r}, yet its edits {editor.in_flight} were never acknowledged"
+            )
+            assert (client.text, client.revision) == (doc.text, doc.head), (
+                f"{editor.session} received everything the hub sent it about "
+                f"{editor.document!r} and holds {client.text!r} at revision {client.revision}, "
+                f"the document is {doc.text!r} at {doc.head}: editors must converge"
+            )
 
     @invariant()
     def the_store_holds_the_last_snapshot_and_the_edits_after(self) -> None:
@@ -704,4 +729,13 @@ class DocumentHubMachine(RuleBasedStateMachine):
         self.editors_that_received_everything_converge()
 
 
-TestDocumentHub = DocumentHubMachine.TestCase
+class DocumentHubConformance:
+    """Subclass it as ``Test<YourHub>`` and override ``make_hub``."""
+
+    def make_hub(self, *, keep: int, snapshot_every: int, limits: DocumentLimits) -> DocumentHub:
+        """A hub with these options (a fresh one each call)."""
+        return DocumentHub(keep=keep, snapshot_every=snapshot_every, limits=limits)
+
+    def test_document_hub_keeps_every_promise(self) -> None:
+        suite = f"{type(self).__name__} (DocumentHub)"
+        run_hub_machine(DocumentHubMachine, self.make_hub, suite)

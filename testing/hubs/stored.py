@@ -1,25 +1,35 @@
 """The core's hubs with their storage effects performed at once, on a backend's sync side.
 
-``stored(hub, backend)`` wraps a ``RoomHub`` or ``DocumentHub`` so ``handle`` does what the
-runtime does around it: answer ``needs`` first, handle, then write what the hub wrote. Core
-tests drive hubs with it, no event loop; a new hub over the same backend is a restart.
+``Stored(hub, backend)`` wraps a ``RoomHub`` or ``DocumentHub`` so ``handle`` does what the
+runtime does around it: answer ``needs`` first, handle, then write what the hub wrote. The hub
+machines (and interplay's core tests) drive hubs with it, no event loop; a new hub over the
+same backend is a restart.
 """
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
-from interplay.backends import MemoryBackend, SQLiteBackend
+from interplay.backends import MemoryBackend
 from interplay.core.documents import DocumentHub
+from interplay.core.effects import Read, Write
 from interplay.core.rooms import RoomHub
 
 H = TypeVar("H", RoomHub, DocumentHub)
-SyncBackend = MemoryBackend | SQLiteBackend
+
+
+class SyncBackend(Protocol):
+    """A backend's synchronous side (``MemoryBackend``, ``SQLiteBackend``)."""
+
+    def read_now(self, read: Read) -> Any: ...
+
+    def write_now(self, writes: Sequence[Write]) -> None: ...
 
 
 class Stored(Generic[H]):
     def __init__(self, hub: H, backend: SyncBackend) -> None:
-        self.hub = hub
+        self.hub: H = hub
         self.backend = backend
 
     def handle(self, command: Any, **kwargs: Any) -> list[Any]:
@@ -29,9 +39,9 @@ class Stored(Generic[H]):
             if isinstance(hub, RoomHub):
                 hub.provide(read, result, session=getattr(command, "session", ""))
             else:
-                hub.provide(read, result)  # type: ignore[arg-type]
+                hub.provide(read, result)
         try:
-            return hub.handle(command, **kwargs)  # type: ignore[no-any-return]
+            return list(hub.handle(command, **kwargs))
         finally:
             backend.write_now(hub.take_writes())
 
