@@ -161,6 +161,7 @@ class ClientEditor:
         self._start_over = False  # an op was refused: the next snapshot is a reset
         # The in-flight op as it first went out: what a reconnect re-sends (see connected()).
         self._first_sent: SendEdit | None = None
+        self._resent_first = ""  # the op id of the first-sent form re-sent on a reconnect
 
     # -- reading --------------------------------------------------------------------------
 
@@ -230,8 +231,11 @@ class ClientEditor:
             # single wire edit carries it rebased, so it goes as it first went out, at its
             # first base, and the server rebases it over the same edits we did; or, never
             # sent, it waits for a snapshot to be rebased onto.
+            # Once: if that connection ends too before the ack (its base no longer kept, the
+            # server ends the call "join again"), sending it so again would loop forever.
             first = self._first_sent
-            if first is not None and first.op_id == self._ids[0]:
+            if first is not None and first.op_id == self._ids[0] != self._resent_first:
+                self._resent_first = first.op_id
                 return [join, first]
             self._awaiting_snapshot = True
             return [JoinDocument(document=self.document, user=self.user, pending=self._ids[0])]

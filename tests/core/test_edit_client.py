@@ -257,7 +257,7 @@ class ReconnectingEditors(RuleBasedStateMachine):
         self.server = Server(self.keep)
         if self.seeded:
             self.server.doc.receive(TextOp.splice(0, 0, 0, "·"), base=0, author="seed")
-        self.joined_at: dict[str, int | None] = {}  # the revision of each editor's last join
+        self.joined_at: dict[str, int] = {}  # the revision of each editor's last join
         self.editors = {user: ClientEditor(user, "d", id_prefix=user) for user in USERS}
         self.links: dict[str, Link | None] = dict.fromkeys(USERS)
         self.connections = dict.fromkeys(USERS, 0)
@@ -268,10 +268,12 @@ class ReconnectingEditors(RuleBasedStateMachine):
 
     def _connect(self, user: str) -> None:
         self.connections[user] += 1
-        editor = self.editors[user]
-        self.joined_at[user] = editor.revision if editor.synced else None
+        requests = self.editors[user].connected()
+        join = requests[0]
+        assert isinstance(join, JoinDocument)
+        self.joined_at[user] = join.revision  # 0: a snapshot request
         link = self.links[user] = Link(f"{user}-{self.connections[user]}")
-        link.up.extend(self.editors[user].connected())
+        link.up.extend(requests)
 
     def _send(self, user: str, requests: list[EditRequest]) -> None:
         link = self.links[user]
@@ -303,7 +305,7 @@ class ReconnectingEditors(RuleBasedStateMachine):
                 # Only a rejoin at revision 0 (the wire's snapshot request) or at a revision
                 # the server no longer keeps gets a snapshot; any other is a bug.
                 joined = self.joined_at[user]
-                assert joined == 0 or (joined is not None and joined < self.server.doc.oldest_base)
+                assert joined == 0 or joined < self.server.doc.oldest_base
                 self.rebases += 1
         self._send(user, replies)
 

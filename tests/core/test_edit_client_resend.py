@@ -48,3 +48,22 @@ def test_an_in_flight_edit_that_remote_edits_split_is_resent(
     op = TextOp.splice(length, resend.position, resend.deleted, resend.inserted)
     server.receive(op, base=resend.base, author="ann", op_id=resend.op_id)
     assert server.text == ann.text == expected
+
+
+def test_a_split_edit_resent_once_in_vain_is_rebased_onto_a_snapshot_next() -> None:
+    """Re-sent at its first base, the edit can meet a server that no longer keeps that base:
+    the call ends ("join again") and, sent so again, it would end the next call too, forever
+    (found by TestTrimmedEditors). The second reconnect asks for a snapshot naming the op
+    instead, and the edit is rebased onto it."""
+    ann = ClientEditor("ann", "doc", id_prefix="a")
+    ann.receive(DocumentSnapshot(text="abcde", revision=0))
+    [sent] = ann.edit(1, 3, "")
+    assert isinstance(sent, SendEdit)
+    ann.receive(ServerEdit(user="bob", op_id="b-1", revision=1, position=2, inserted="X"))
+
+    assert ann.connected()[1] == sent  # first: as it first went out
+    assert ann.connected() == [JoinDocument(document="doc", user="ann", pending=sent.op_id)]
+    shown, [rebased] = ann.receive(DocumentSnapshot(text="aXbcde!", revision=3))
+    assert [change.kind for change in shown] == ["rebase"]
+    assert ann.text == "aXe!"
+    assert isinstance(rebased, SendEdit) and rebased.base == 3 and rebased.op_id != sent.op_id
