@@ -362,7 +362,10 @@ class RoomHub:
         return ReadHistory(room=command.room, after_seq=have, limit=self._retain)
 
     def _load_read(self, room: str) -> LoadRoom:
-        return LoadRoom(room=room, recent=self._history, generation=self._generation)
+        # One message at least, whatever the window: the newest one's timestamp is where the
+        # room's clock resumes (``_Room.stamp``), so the next is never stamped before it.
+        recent = max(self._history, 1)
+        return LoadRoom(room=room, recent=recent, generation=self._generation)
 
     def _all_stored(self, room: _Room) -> ReadHistory | None:
         """The next read of every stored message of ``room`` (for ``delete_history``)."""

@@ -76,6 +76,14 @@ step = st.tuples(
     ],
     wait=0,
 )
+@example(  # a room with no window reloaded: its clock resumes at its newest message
+    ttl=1.0,
+    sweep_rooms=1,
+    sweep_messages=1,
+    history=0,
+    script=[("publish", "a", 0.0), ("publish", "a", -1.0)],
+    wait=0,
+)
 @given(
     ttl=st.floats(min_value=1, max_value=60),
     sweep_rooms=st.integers(1, 3),
