@@ -7,14 +7,11 @@ how long something takes; an absence is checked after a positive marker.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Sequence
 
 import anyio
 import pytest
-from anyio.abc import TaskGroup
-from memory_transport import MemoryCall, RecordingCodec, until
+from memory_transport import MemoryCall, RecordingCodec, chat, finish, join, post, running, until
 
 from interplay.backends import MemoryBackend
 from interplay.core import MatchHub
@@ -39,58 +36,6 @@ from interplay.runtime.refusals import Refusal
 pytestmark = pytest.mark.anyio
 
 SECRET = "s" * 32
-
-
-@asynccontextmanager
-async def running(backend: Any = None, **options: Any) -> AsyncIterator[tuple[Runtime, TaskGroup]]:
-    """A runtime and a task group for its calls; the whole test is bounded."""
-    with anyio.fail_after(15):
-        async with (
-            Runtime(backend if backend is not None else MemoryBackend(), **options) as runtime,
-            anyio.create_task_group() as tasks,
-        ):
-            yield runtime, tasks
-            tasks.cancel_scope.cancel()  # a call a failed assertion left running
-
-
-def chat(runtime: Runtime, tasks: TaskGroup, codec: RecordingCodec | None = None) -> MemoryCall:
-    return MemoryCall(runtime, Service.CHAT, codec).start(tasks)
-
-
-async def join(call: MemoryCall, user: str, room: str = "lobby", *, as_: str = "") -> RoomMessage:
-    """JOIN and wait for the echo (the JOIN to oneself, which carries the room's epoch);
-    ``as_``: the user the echo names, when the identity fills it in."""
-    call.put(Join(session="", user=user, room=room))
-    user = as_ or user
-
-    def echo() -> RoomMessage | None:
-        for event in call.events():
-            if (
-                isinstance(event, RoomMessage)
-                and event.kind is Kind.JOIN
-                and event.room == room
-                and event.sender == user
-                and event.epoch
-            ):
-                return event
-        return None
-
-    await call.wait_for(lambda: echo() is not None or call.done.is_set())
-    found = echo()
-    assert found is not None, f"no JOIN echo: {call.ended!r}"
-    return found
-
-
-def post(content: str, room: str = "lobby", id: str = "") -> Post:
-    return Post(session="", room=room, content=content, id=id)
-
-
-async def finish(*calls: MemoryCall) -> None:
-    """The clients end; each ``serve`` returns."""
-    for call in calls:
-        call.end()
-    for call in calls:
-        assert await call.result() is None
 
 
 class GatedBackend:
