@@ -97,6 +97,20 @@ class RoomMessage:
     rejection: Rejection | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replay:
+    """For a joiner: the room's messages with seq in (``after_seq``, ``head``] come from the
+    log, read at the joiner's own pace (``core/log_cursor.py``), never copied out at once."""
+
+    room: str
+    epoch: str
+    after_seq: int
+    head: int
+
+
+RoomEvent = RoomMessage | Replay
+
+
 # Commands: one stream (``session``) asks for something. ``user`` on Leave/Post/Typing is the
 # identity the message claims; empty means "whoever this stream is".
 
@@ -307,7 +321,7 @@ class RoomHub:
         self._sessions: dict[str, _Session] = {}
         self._rooms: dict[str, _Room] = {}
         self._writes: list[Write] = []
-        self._fetched: dict[tuple[str, str], list[RoomMessage]] = {}  # (session, room) -> older
+        self._fetched: dict[tuple[str, str], list[RoomMessage]] = {}  # ("", room) -> stored
         self._exhausted: set[tuple[str, str]] = set()  # ... whose last read found nothing
 
     # -- storage effects -----------------------------------------------------------------
@@ -328,20 +342,9 @@ class RoomHub:
         if not isinstance(command, Join):
             return None
         self._check_join(command)  # what would be refused anyway is refused before any read
-        room = self._rooms.get(command.room)
-        if room is None:
+        if command.room not in self._rooms:
             return self._load_read(command.room)
-        resume = command.resume_after_seq
-        if resume is None or resume < 0 or (command.epoch and command.epoch != room.epoch):
-            return None
-        older = self._fetched.get((command.session, command.room))
-        have = older[-1].seq if older else resume
-        window_start = room.window[0].seq if room.window else room.head + 1
-        if have >= room.head or have + 1 >= window_start or resume < room.first_seq - 1:
-            return None
-        if (command.session, command.room) in self._exhausted:
-            return None  # the last read found nothing more: what the backend has is all there is
-        return ReadHistory(room=command.room, after_seq=have, limit=self._retain)
+        return None  # its history is read lazily, after the JOIN (``Replay``)
 
     def _load_read(self, room: str) -> LoadRoom:
         return LoadRoom(room=room, recent=self._history, generation=self._generation)
@@ -357,7 +360,7 @@ class RoomHub:
 
     def provide(self, read: Read, result: object, *, session: str = "") -> None:
         """Hand back what ``needs`` asked for: a ``LoadedRoom`` for ``LoadRoom``; for
-        ``ReadHistory``, the messages read (for ``session``'s next JOIN of that room). A
+        ``ReadHistory``, the messages read (for ``delete_history``; ``session`` is ""). A
         result that may predate a change of the room is dropped: ``needs`` asks again."""
         if isinstance(read, LoadRoom):
             assert isinstance(result, LoadedRoom)
@@ -414,7 +417,7 @@ class RoomHub:
 
     # -- commands ------------------------------------------------------------------------
 
-    def handle(self, command: Command, *, now: float) -> list[Deliver[RoomMessage]]:
+    def handle(self, command: Command, *, now: float) -> list[Deliver[RoomEvent]]:
         """Apply one command at wall-clock time ``now`` (seconds); see the module docstring."""
         if isinstance(command, Post):
             return self._post(command, now)
@@ -446,7 +449,7 @@ class RoomHub:
             raise LimitExceeded("room", f"at most {self.limits.max_rooms} rooms per stream")
         return session
 
-    def _join(self, cmd: Join, now: float) -> list[Deliver[RoomMessage]]:
+    def _join(self, cmd: Join, now: float) -> list[Deliver[RoomEvent]]:
         session = self._check_join(cmd)
         already_in = session is not None and cmd.room in session.rooms
         room = self._rooms.get(cmd.room)
@@ -471,7 +474,7 @@ class RoomHub:
             session.rooms.add(cmd.room)
             newly_present = room.add(cmd.session, cmd.user)
         me = (cmd.session,)
-        events = [
+        events: list[Deliver[RoomEvent]] = [
             Deliver(
                 to=me,
                 message=RoomMessage(
@@ -489,9 +492,7 @@ class RoomHub:
             for user in sorted(room.sessions_of)
             if user != cmd.user
         ]
-        older = self._fetched.pop((cmd.session, cmd.room), [])
-        self._exhausted.discard((cmd.session, cmd.room))
-        events += [Deliver(to=me, message=m) for m in self._history_for(room, cmd, stamp, older)]
+        events += [Deliver(to=me, message=m) for m in self._history_for(room, cmd, stamp)]
         if newly_present:
             others = tuple(s for s in room.recipients if s != cmd.session)
             if others:
@@ -505,39 +506,42 @@ class RoomHub:
                 )
         return events
 
-    def _history_for(
-        self, room: _Room, cmd: Join, stamp: int, older: list[RoomMessage]
-    ) -> list[RoomMessage]:
+    def _history_for(self, room: _Room, cmd: Join, stamp: int) -> list[RoomEvent]:
+        """What a joiner gets after its echo and the presence JOINs: notices, then the
+        ``Replay`` of the messages it should have (the window, or all after its resume)."""
         resume = cmd.resume_after_seq
-        window = list(room.window)
+        window_start = room.window[0].seq - 1 if room.window else room.head
         if resume is None:
-            return window
+            return self._replay(room, window_start)
         if cmd.epoch and cmd.epoch != room.epoch:
             notice = (
                 f"history was reset: epoch {cmd.epoch} is gone, the room is now at epoch "
                 f"{room.epoch}, head seq {room.head}"
             )
-            return [self._system(room, notice, stamp), *window]
+            return [self._system(room, notice, stamp), *self._replay(room, window_start)]
         if resume >= room.head:
             return []
-        if window and resume >= window[0].seq - 1:
-            return [m for m in window if m.seq > resume]
         if resume >= room.first_seq - 1:
-            # Read by the caller (``needs``); the window continues where it ends.
-            if self.ttl is not None:
-                cutoff = stamp - int(self.ttl * 1000)
-                older = [m for m in older if m.timestamp >= cutoff]
-            last = older[-1].seq if older else resume
-            kept = [*older, *(m for m in window if m.seq > last)]
-            if kept and kept[0].seq == resume + 1 and kept[-1].seq - resume == len(kept):
-                return kept
-            # The store no longer has all of it (trimmed or expired since the room loaded).
-            room.first_seq = max(room.first_seq, kept[0].seq if kept else room.head + 1)
+            return self._replay(room, resume)
         notice = (
             f"history starts at seq {room.first_seq}: messages {resume + 1} to "
             f"{room.first_seq - 1} are no longer retained"
         )
-        return [self._system(room, notice, stamp), *window]
+        return [self._system(room, notice, stamp), *self._replay(room, window_start)]
+
+    @staticmethod
+    def _replay(room: _Room, after_seq: int) -> list[RoomEvent]:
+        if after_seq >= room.head:
+            return []
+        return [Replay(room=room.name, epoch=room.epoch, after_seq=after_seq, head=room.head)]
+
+    def retained_from(self, room: str, first_seq: int | None) -> None:
+        """A reader found the log of ``room`` starting at ``first_seq`` (trimmed or expired
+        since the room loaded; None: reset under another epoch): a resume from before it is
+        told so."""
+        loaded = self._rooms.get(room)
+        if loaded is not None and first_seq is not None:
+            self._trim_window(loaded, first_seq)
 
     @staticmethod
     def _system(room: _Room, content: str, stamp: int) -> RoomMessage:
@@ -545,7 +549,7 @@ class RoomHub:
             kind=Kind.SYSTEM, room=room.name, content=content, timestamp=stamp, epoch=room.epoch
         )
 
-    def _leave(self, cmd: Leave, now: float) -> list[Deliver[RoomMessage]]:
+    def _leave(self, cmd: Leave, now: float) -> list[Deliver[RoomEvent]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "LEAVE")
         user = session.user
         last = self._remove(cmd.session, session, room)
@@ -553,7 +557,7 @@ class RoomHub:
         to = (cmd.session, *room.recipients) if last else (cmd.session,)
         return [Deliver(to=to, message=leave)]
 
-    def _post(self, cmd: Post, now: float) -> list[Deliver[RoomMessage]]:
+    def _post(self, cmd: Post, now: float) -> list[Deliver[RoomEvent]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "TEXT")
         original = self._original(room, session.user, cmd.id, cmd.content)
         if original is not None:
@@ -748,7 +752,7 @@ class RoomHub:
             room.by_id.pop((evicted.sender, evicted.id), None)
         room.first_seq = max(room.first_seq, before_seq)
 
-    def _typing(self, cmd: Typing, now: float) -> list[Deliver[RoomMessage]]:
+    def _typing(self, cmd: Typing, now: float) -> list[Deliver[RoomEvent]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "TYPING")
         others = tuple(s for s in room.recipients if s != cmd.session)
         if not others:
@@ -758,15 +762,11 @@ class RoomHub:
         )
         return [Deliver(to=others, message=message)]
 
-    def _disconnect(self, name: str, now: float) -> list[Deliver[RoomMessage]]:
+    def _disconnect(self, name: str, now: float) -> list[Deliver[RoomEvent]]:
         session = self._sessions.pop(name, None)
-        if self._fetched:  # older history read for a JOIN that never came (it was refused)
-            for key in [key for key in self._fetched if key[0] == name]:
-                del self._fetched[key]
-                self._exhausted.discard(key)
         if session is None:
             return []
-        events = []
+        events: list[Deliver[RoomEvent]] = []
         stamp = _millis(now)
         for room_name in sorted(session.rooms):
             room = self._rooms[room_name]
