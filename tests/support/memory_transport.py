@@ -78,8 +78,10 @@ class MemoryCall:
         codec: RecordingCodec | None = None,
         *,
         identity: Identity | None = None,
+        connection: object = None,
     ) -> None:
         self.runtime = runtime
+        self.connection = connection  # shared by calls of one network connection
         self.service = service
         self.codec = codec if codec is not None else RecordingCodec()
         self.identity = identity
@@ -121,7 +123,12 @@ class MemoryCall:
     async def _serve(self) -> None:
         try:
             await self.runtime.serve(
-                self.service, self.codec, self.receive, self.send, identity=self.identity
+                self.service,
+                self.codec,
+                self.receive,
+                self.send,
+                identity=self.identity,
+                connection=self.connection,
             )
         except Exception as error:  # what the adapter would map to a status
             self.ended = error
