@@ -433,11 +433,11 @@ class Runtime:
         while True:
             if self._blocking:
                 await self._wait_unblocked(session)
-            if self._over_budget:
-                await self._wait_below_budget()
             message = await receive()
             if message is None:
                 return False
+            if self._over_budget:  # (one message read: its bytes were the transport's already)
+                await self._wait_below_budget()
             if self.shutting_down:
                 # Not accepted, so not acknowledged: the client re-sends it elsewhere.
                 # (shutdown() cancels a reader that waits; this one had a message ready.)
