@@ -9,6 +9,7 @@ from interplay.core.effects import (
     AppendMessage,
     CreateRoom,
     DocumentRecord,
+    FindMessage,
     ForgetRoom,
     LoadedRoom,
     LoadRoom,
@@ -33,6 +34,7 @@ class MemoryBackend:
     def __init__(self) -> None:
         self._rooms: dict[str, RoomRecord] = {}
         self._messages: dict[str, list[RoomMessage]] = {}
+        self._by_id: dict[str, dict[tuple[str, str], RoomMessage]] = {}  # the id index
         self._documents: dict[str, DocumentRecord] = {}
 
     async def read(self, read: Read) -> ReadResult:
@@ -52,7 +54,10 @@ class MemoryBackend:
             messages = self._messages.get(read.room, [])
             recent = messages[-read.recent :] if read.recent else []
             first = messages[0].seq if messages else None
-            return LoadedRoom(record=record, recent=list(recent), first_seq=first)
+            ids = [(m.sender, m.id) for m in messages]
+            return LoadedRoom(record=record, recent=list(recent), first_seq=first, ids=ids)
+        if isinstance(read, FindMessage):
+            return self._by_id.get(read.room, {}).get((read.sender, read.id))
         if isinstance(read, ReadHistory):
             messages = self._messages.get(read.room, [])
             start = bisect_right(messages, read.after_seq, key=lambda m: m.seq)
@@ -92,18 +97,26 @@ class MemoryBackend:
         if isinstance(write, AppendMessage):
             message = write.message
             self._messages[message.room].append(message)
+            self._by_id[message.room].setdefault((message.sender, message.id), message)
             self._rooms[message.room] = RoomRecord(
                 epoch=self._rooms[message.room].epoch, head=message.seq
             )
         elif isinstance(write, CreateRoom):
             self._rooms[write.room] = RoomRecord(epoch=write.epoch, head=0)
             self._messages[write.room] = []
+            self._by_id[write.room] = {}
         elif isinstance(write, TrimRoom):
             messages = self._messages.get(write.room, [])
-            del messages[: bisect_right(messages, write.before_seq - 1, key=lambda m: m.seq)]
+            cut = bisect_right(messages, write.before_seq - 1, key=lambda m: m.seq)
+            index = self._by_id.get(write.room, {})
+            for gone in messages[:cut]:
+                if index.get((gone.sender, gone.id)) is gone:
+                    del index[(gone.sender, gone.id)]
+            del messages[:cut]
         elif isinstance(write, ForgetRoom):
             self._rooms.pop(write.room, None)
             self._messages.pop(write.room, None)
+            self._by_id.pop(write.room, None)
         elif isinstance(write, SaveEdit):
             if write.snapshot is not None:
                 self._documents[write.document] = DocumentRecord(

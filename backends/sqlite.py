@@ -23,6 +23,7 @@ from interplay.core.effects import (
     AppendMessage,
     CreateRoom,
     DocumentRecord,
+    FindMessage,
     ForgetRoom,
     LoadedRoom,
     LoadRoom,
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS messages (
     kind      INTEGER NOT NULL,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (room, sender, id);
 CREATE TABLE IF NOT EXISTS documents (
     document TEXT PRIMARY KEY,
     text     TEXT NOT NULL,
@@ -171,12 +173,32 @@ class SQLiteBackend:
             if record is not None and record.head and read.recent:
                 recent = self._messages(read.room, max(0, record.head - read.recent), read.recent)
             first = self._oldest(read.room) if record is not None else None
-            return LoadedRoom(record=record, recent=recent, first_seq=first)
+            ids: list[tuple[str, str]] = []
+            if record is not None:
+                ids = self._db.execute(
+                    "SELECT sender, id FROM messages WHERE room = ? ORDER BY seq", (read.room,)
+                ).fetchall()
+            return LoadedRoom(record=record, recent=recent, first_seq=first, ids=ids)
+        if isinstance(read, FindMessage):
+            return self._find(read)
         if isinstance(read, ReadHistory):
             return self._messages(read.room, read.after_seq, read.limit)
         if isinstance(read, RoomAges):
             return self._ages(read)
         return self._document(read.document)
+
+    def _find(self, read: FindMessage) -> RoomMessage | None:
+        """The first stored message of ``read.sender`` with ``read.id`` (the messages_by_id
+        index: a seek, not a scan)."""
+        row = self._db.execute(
+            "SELECT seq FROM messages WHERE room = ? AND sender = ? AND id = ?"
+            " ORDER BY seq LIMIT 1",
+            (read.room, read.sender, read.id),
+        ).fetchone()
+        if row is None:
+            return None
+        found = self._messages(read.room, row[0] - 1, 1)
+        return found[0] if found else None
 
     def _oldest(self, room: str) -> int | None:
         row = self._db.execute(

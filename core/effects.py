@@ -1,7 +1,8 @@
 """What the core asks of storage, as values: reads it needs before a command, writes it made.
 
 The core never calls a store. A hub says what it must read before it can handle a command
-(``needs(command)`` -> ``LoadRoom``, ``ReadHistory``, ``LoadDocument``; retention's sweep:
+(``needs(command)`` -> ``LoadRoom``, ``ReadHistory``, ``FindMessage``, ``LoadDocument``;
+retention's sweep:
 ``RoomAges``), takes the result back (``provide(read, result)``), and after each command hands
 over what must be written (``take_writes()`` -> ``CreateRoom``, ``AppendMessage``, ``TrimRoom``,
 ``ForgetRoom``, ``SaveEdit``, in order).
@@ -13,6 +14,7 @@ networked engine.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -64,11 +66,14 @@ class LoadRoom:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadedRoom:
     """What ``LoadRoom`` returns: ``record`` None if the backend never saw the room;
-    ``first_seq`` the oldest stored message's seq (None: none stored, or not told)."""
+    ``first_seq`` the oldest stored message's seq (None: none stored, or not told); ``ids``
+    the ``(sender, id)`` of every stored message, oldest first (for the idempotency filter,
+    ``core/id_filter.py``)."""
 
     record: RoomRecord | None
     recent: list[RoomMessage]
     first_seq: int | None = None
+    ids: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +83,16 @@ class ReadHistory:
     room: str
     after_seq: int
     limit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindMessage:
+    """The stored message of ``room`` that ``sender`` sent with ``id`` (None: none is
+    stored): an index lookup, never a scan (a re-sent TEXT is recognised by it)."""
+
+    room: str
+    sender: str
+    id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,7 +127,7 @@ class RoomAge:
     first_kept: int | None
 
 
-Read = LoadRoom | ReadHistory | LoadDocument | RoomAges
+Read = LoadRoom | ReadHistory | FindMessage | LoadDocument | RoomAges
 
 
 # -- writes: what a hub changed, to be made durable in order --------------------------------

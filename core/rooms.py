@@ -54,6 +54,7 @@ from dataclasses import dataclass, field, replace
 from .effects import (
     AppendMessage,
     CreateRoom,
+    FindMessage,
     ForgetRoom,
     LoadedRoom,
     LoadRoom,
@@ -67,6 +68,7 @@ from .effects import (
 )
 from .errors import InvalidArgument, LimitExceeded, NotJoined, Rejection, WrongIdentity
 from .events import Deliver
+from .id_filter import IdFilter
 from .limits import MAX_ID_LENGTH
 
 
@@ -254,6 +256,7 @@ class _Room:
     first_seq: int
     window: deque[RoomMessage]
     by_id: dict[tuple[str, str], RoomMessage]
+    ids: IdFilter  # every retained (sender, id), beyond the window: "maybe" asks the store
     stamp: int = 0  # the newest message's timestamp: the next is never older
     members: dict[str, str] = field(default_factory=dict)  # session -> user
     sessions_of: dict[str, int] = field(default_factory=dict)  # user -> sessions present
@@ -323,6 +326,9 @@ class RoomHub:
         self._writes: list[Write] = []
         self._fetched: dict[tuple[str, str], list[RoomMessage]] = {}  # ("", room) -> stored
         self._exhausted: set[tuple[str, str]] = set()  # ... whose last read found nothing
+        # (room, sender, id) -> the stored original (None: not stored), read for the command
+        # about to be handled (``FindMessage``)
+        self._found: dict[tuple[str, str, str], RoomMessage | None] = {}
 
     # -- storage effects -----------------------------------------------------------------
 
@@ -338,13 +344,33 @@ class RoomHub:
                 return self._load_read(command.room)
             if isinstance(command, DeleteHistory) and command.user:
                 return self._all_stored(room)
+            if isinstance(command, Publish):
+                return self._find_read(room, command.sender, command.id)
             return None
+        if isinstance(command, Post):
+            room = self._rooms.get(command.room)
+            session = self._sessions.get(command.session)
+            if room is None or session is None or command.room not in session.rooms:
+                return None  # handle() refuses it
+            return self._find_read(room, session.user, command.id)
         if not isinstance(command, Join):
             return None
         self._check_join(command)  # what would be refused anyway is refused before any read
         if command.room not in self._rooms:
             return self._load_read(command.room)
         return None  # its history is read lazily, after the JOIN (``Replay``)
+
+    def _find_read(self, room: _Room, sender: str, id: str) -> FindMessage | None:
+        """The store's lookup of ``(sender, id)``, when the id may be a re-send of a message
+        older than the window (``core/id_filter.py``) and was not looked up yet."""
+        key = (sender, id)
+        if not id or len(id) > self.limits.max_id_length:
+            return None  # none, or refused by handle()
+        if key in room.by_id or key not in room.ids:
+            return None
+        if (room.name, sender, id) in self._found:
+            return None
+        return FindMessage(room=room.name, sender=sender, id=id)
 
     def _load_read(self, room: str) -> LoadRoom:
         return LoadRoom(room=room, recent=self._history, generation=self._generation)
@@ -372,6 +398,11 @@ class RoomHub:
             ):
                 return  # planned before the room last left memory: it may be stale
             self._rooms[read.room] = self._load(read.room, result)
+        elif isinstance(read, FindMessage):
+            assert result is None or isinstance(result, RoomMessage)
+            room = self._rooms.get(read.room)
+            if room is not None and (result is None or result.epoch == room.epoch):
+                self._found[(read.room, read.sender, read.id)] = result
         elif isinstance(read, ReadHistory):
             assert isinstance(result, list)
             room = self._rooms.get(read.room)
@@ -419,6 +450,12 @@ class RoomHub:
 
     def handle(self, command: Command, *, now: float) -> list[Deliver[RoomEvent]]:
         """Apply one command at wall-clock time ``now`` (seconds); see the module docstring."""
+        try:
+            return self._handle(command, now)
+        finally:
+            self._found.clear()  # what was looked up served this command, or nothing
+
+    def _handle(self, command: Command, now: float) -> list[Deliver[RoomEvent]]:
         if isinstance(command, Post):
             return self._post(command, now)
         if isinstance(command, Typing):
@@ -571,7 +608,9 @@ class RoomHub:
         limit = self.limits.max_content_bytes
         if len(content) * 4 > limit and len(content.encode("utf-8", "surrogatepass")) > limit:
             raise LimitExceeded("content", f"must be at most {limit} bytes of UTF-8")
-        original = room.by_id.get((sender, id)) if id else None
+        original = None
+        if id:
+            original = room.by_id.get((sender, id)) or self._found.get((room.name, sender, id))
         if original is not None and original.content != content:
             raise InvalidArgument(
                 "id", f"{id!r} was already used by {sender!r} for another message"
@@ -595,6 +634,7 @@ class RoomHub:
             epoch=room.epoch,
         )
         self._writes.append(AppendMessage(message=message))  # durable before anyone hears of it
+        room.ids.add(message.sender, message.id)
         room.head = seq
         self._remember(room, message)
         if seq - room.first_seq >= self._retain:
@@ -618,6 +658,7 @@ class RoomHub:
             deliveries = [Deliver(to=room.recipients, message=message)] if room.members else []
             return Published(message=message, duplicate=False, deliveries=deliveries)
         finally:
+            self._found.clear()
             if not room.members:
                 self._drop(room.name)  # loaded for this only: the next JOIN reloads it
 
@@ -649,6 +690,9 @@ class RoomHub:
             room.epoch, room.head, room.first_seq = epoch, len(renumbered), 1
             room.window.clear()
             room.by_id.clear()
+            room.ids = IdFilter(self._retain)
+            for message in renumbered:
+                room.ids.add(message.sender, message.id)
             for message in renumbered[-self._history :] if self._history else ():
                 self._remember(room, message)
             whose = f"{cmd.user!r}'s messages" if cmd.user else "every message"
@@ -833,8 +877,11 @@ class RoomHub:
             first_seq=first,
             window=deque(maxlen=self._history),
             by_id={},
+            ids=IdFilter(self._retain),
             stamp=loaded.recent[-1].timestamp if loaded.recent else 0,
         )
+        for sender, id in loaded.ids:
+            room.ids.add(sender, id)
         for message in recent[-self._history :] if self._history else ():
             self._remember(room, message)
         return room
