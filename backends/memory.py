@@ -68,7 +68,12 @@ class MemoryBackend:
         if record is None:
             return None
         # A copy: the stored record's edits grow with later writes; what was read must not.
-        return DocumentRecord(text=record.text, revision=record.revision, edits=list(record.edits))
+        return DocumentRecord(
+            text=record.text,
+            revision=record.revision,
+            edits=list(record.edits),
+            earlier=list(record.earlier),
+        )
 
     def write_now(self, writes: Sequence[Write]) -> None:
         check_appends(writes, self._head)  # first, so a refused batch changes nothing
@@ -118,12 +123,22 @@ class MemoryBackend:
             self._messages.pop(write.room, None)
             self._by_id.pop(write.room, None)
         elif isinstance(write, SaveEdit):
+            record = self._documents.get(write.document)
             if write.snapshot is not None:
+                earlier = [] if record is None else list(record.earlier)
+                if record is not None:
+                    earlier += [
+                        (edit.author, edit.op_id, record.revision + n)
+                        for n, edit in enumerate(record.edits, 1)
+                    ]
+                earlier.append((write.edit.author, write.edit.op_id, write.revision))
                 self._documents[write.document] = DocumentRecord(
-                    text=write.snapshot, revision=write.revision, edits=[]
+                    text=write.snapshot,
+                    revision=write.revision,
+                    edits=[],
+                    earlier=[e for e in earlier if e[1] and e[2] >= write.keep_from],
                 )
                 return
-            record = self._documents.get(write.document)
             if record is None:
                 record = DocumentRecord(text="", revision=0, edits=[])
                 self._documents[write.document] = record

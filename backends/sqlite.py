@@ -95,9 +95,9 @@ class UnusableDataFile(Exception):
 
 
 class SQLiteBackend:
-    """Chat history and documents. A document is a snapshot plus the ops since it; each new
-    snapshot deletes the ops behind it, so a document costs its text plus the ops between
-    snapshots (the core decides how often: ``DocumentHub(snapshot_every=...)``)."""
+    """Chat history and documents. A document is a snapshot plus the ops since it; a new
+    snapshot deletes the ops before its ``keep_from`` (the core's kept revisions stay, for
+    their op ids), so a document costs its text plus about ``DocumentHub(keep=...)`` ops."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
@@ -274,7 +274,12 @@ class SQLiteBackend:
         ]
         if not row and not edits:
             return None
-        return DocumentRecord(text=text, revision=revision, edits=edits)
+        earlier = self._db.execute(
+            "SELECT author, op_id, revision FROM document_ops"
+            " WHERE document = ? AND revision <= ? AND op_id != '' ORDER BY revision",
+            (document, revision),
+        ).fetchall()
+        return DocumentRecord(text=text, revision=revision, edits=edits, earlier=earlier)
 
     # -- writes: one transaction per call -------------------------------------------------
 
@@ -345,9 +350,9 @@ class SQLiteBackend:
                     "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
                     (write.document, write.snapshot, write.revision),
                 )
-                db.execute(
-                    "DELETE FROM document_ops WHERE document = ? AND revision <= ?",
-                    (write.document, write.revision),
+                db.execute(  # the kept ones stay, for their op ids
+                    "DELETE FROM document_ops WHERE document = ? AND revision < ?",
+                    (write.document, write.keep_from),
                 )
         else:
             raise TypeError(f"not a write: {write!r}")

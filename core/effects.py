@@ -15,7 +15,7 @@ networked engine.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -43,11 +43,14 @@ class StoredEdit:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentRecord:
-    """A snapshot (``text`` at ``revision``) and the edits after it, in order."""
+    """A snapshot (``text`` at ``revision``) and the edits after it, in order; ``earlier``:
+    ``(author, op_id, revision)`` of the kept edits at or before the snapshot (their op ids
+    are recognised across a restart)."""
 
     text: str
     revision: int
     edits: list[StoredEdit]
+    earlier: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 # -- reads: what a hub needs before it can handle a command --------------------------------
@@ -168,12 +171,13 @@ class ForgetRoom:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SaveEdit:
     """``edit`` made ``revision``; with a ``snapshot`` (the text at ``revision``), keep it and
-    forget the edits up to ``revision``."""
+    forget the edits before ``keep_from`` (those from it on stay, for their op ids)."""
 
     document: str
     revision: int
     edit: StoredEdit
     snapshot: str | None = None
+    keep_from: int = 0
 
 
 Write = CreateRoom | AppendMessage | TrimRoom | ForgetRoom | SaveEdit
