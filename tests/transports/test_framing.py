@@ -70,3 +70,88 @@ async def test_grpcio_reads_batched_writes_in_order(grpcio_stubs: tuple[Any, Any
         assert got == [(i + 1, f"m{i}") for i in range(count)]
         # The burst queued faster than one message per write: batches were really sent.
         assert service.counters.writes < service.counters.deliveries
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.write_ready = anyio.Event()
+        self.write_ready.set()
+        self.data_sent = 0
+        self.sends = 0
+
+    def data_send_process(self) -> None:
+        self.sends += 1
+
+
+class _Wire:
+    """What ``_send_now`` uses of grpclib's stream and connection, over a real h2 connection
+    whose client opened stream 1 (its headers received)."""
+
+    def __init__(self, window: int) -> None:
+        import h2.config
+        import h2.connection
+
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        client.send_headers(
+            1, [(":method", "POST"), (":path", "/x"), (":scheme", "http"), (":authority", "a")]
+        )
+        server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        server.initiate_connection()
+        server.receive_data(client.data_to_send())
+        server.send_headers(1, [(":status", "200")])
+        self._h2_connection = server
+        self.id = 1
+        self.connection = _Connection()
+        self.data_sent = 0
+        self.written: list[bytes] = []
+        self._transport = self
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def windows(self) -> tuple[int, int]:
+        h2 = self._h2_connection
+        return h2.outbound_flow_control_window, h2.streams[1].outbound_flow_control_window
+
+
+@pytest.mark.anyio
+@given(st.lists(st.binary(max_size=2000), min_size=1, max_size=8), st.integers(0, 20_000))
+async def test_a_frame_built_by_hand_is_the_bytes_h2_writes(
+    payloads: list[bytes], window: int
+) -> None:
+    """Where ``_send_now`` writes, the bytes and the windows after are h2's own; where the
+    frame does not fit, it writes nothing and leaves grpclib's path to wait."""
+    from interplay.transports.grpc.framing import _send_now
+
+    ours, theirs = _Wire(window), _Wire(window)
+    for payload in payloads:
+        if not _send_now(ours, payload):
+            assert min(theirs.windows()) < len(payload)
+            assert ours.windows() == theirs.windows()
+            return
+        h2 = theirs._h2_connection
+        h2.send_data(1, payload)
+        theirs.written.append(h2.data_to_send())
+        assert ours.written[-1] == theirs.written[-1]
+        assert ours.windows() == theirs.windows()
+    assert ours.data_sent == ours.connection.data_sent == sum(map(len, payloads))
+    assert ours.connection.sends == len(payloads)
+
+
+def test_a_frame_on_an_ended_stream_fails_as_h2_does() -> None:
+    import h2.exceptions
+
+    from interplay.transports.grpc.framing import _send_now
+
+    ours, theirs = _Wire(65_535), _Wire(65_535)
+    for wire in (ours, theirs):
+        wire._h2_connection.send_data(1, b"", end_stream=True)
+        wire._h2_connection.data_to_send()
+    with pytest.raises(h2.exceptions.ProtocolError) as h2_error:
+        theirs._h2_connection.send_data(1, b"x")
+    with pytest.raises(h2.exceptions.ProtocolError) as our_error:
+        _send_now(ours, b"x")
+    assert type(our_error.value) is type(h2_error.value)
+    assert ours.written == []

@@ -30,8 +30,12 @@ from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.metadata import encode_grpc_message
 from grpclib.server import Stream
+from h2.connection import ConnectionInputs
+from h2.stream import StreamInputs
 
 _PREFIX = struct.Struct(">?I")  # compressed flag, message length
+# An HTTP/2 DATA frame's header (RFC 9113 §4.1): 24-bit length, type 0, no flags, stream id.
+_DATA_HEADER = struct.Struct(">HBxxL")
 
 
 def frame(messages: list[bytes]) -> bytes:
@@ -49,8 +53,46 @@ async def send_many(stream: Stream[Any, Any], messages: list[bytes]) -> None:
     message too: grpclib's ``send_message`` would only add its codec and event dispatch)."""
     if not stream._send_initial_metadata_done:
         await stream.send_initial_metadata()
-    await stream._stream.send_data(frame(messages))
+    data = frame(messages)
+    if not _send_now(stream._stream, data):
+        await stream._stream.send_data(data)
     stream._send_message_done = True
+
+
+def _send_now(h2_stream: Any, data: bytes) -> bool:
+    """Write ``data`` as one DATA frame built here, if it fits the flow-control windows and
+    the peer's frame size and the connection can take a write now; False (nothing done) if
+    not, and grpclib's ``send_data`` waits and splits instead.
+
+    What h2's ``send_data`` does for such a frame, without its frame objects (hyperframe's
+    ``DataFrame``, flags and padding, ~40 % of a delivery's HTTP/2 cost): the same state
+    checks (a closed stream raises as there), the same window accounting, the frame's 9-byte
+    header by hand, and whatever h2 had queued before it written first, so order is kept.
+    ``tests/transports/test_framing.py`` checks the bytes equal h2's."""
+    connection = h2_stream.connection
+    if not connection.write_ready.is_set():
+        return False
+    h2 = h2_stream._h2_connection
+    stream_id = h2_stream.id
+    state = h2.streams.get(stream_id)
+    size = len(data)
+    if (
+        state is None
+        or size > h2.max_outbound_frame_size
+        or size > h2.outbound_flow_control_window
+        or size > state.outbound_flow_control_window
+    ):
+        return False
+    h2.state_machine.process_input(ConnectionInputs.SEND_DATA)
+    state.state_machine.process_input(StreamInputs.SEND_DATA)
+    state.outbound_flow_control_window -= size
+    h2.outbound_flow_control_window -= size
+    header = _DATA_HEADER.pack(size >> 8, size & 0xFF, stream_id)
+    h2_stream._transport.write(b"".join((h2.data_to_send(), header, data)))
+    h2_stream.data_sent += size
+    connection.data_sent += size
+    connection.data_send_process()
+    return True
 
 
 async def end_without_reset(stream: Stream[Any, Any], status: Status, message: str) -> None:

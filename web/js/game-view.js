@@ -119,6 +119,7 @@ export class GameView {
     if (!dx && !dy) return;
     const params = { dx: String(Math.sign(dx) * SPEED), dy: String(Math.sign(dy) * SPEED) };
     this.connection.send(this.rules.act("move", params));
+    this.renderMeta();
   }
 
   attack() {
@@ -133,7 +134,9 @@ export class GameView {
       const distance = Math.hypot(p.x - me.x, p.y - me.y);
       if (p.id !== this.user && p.health > 0 && distance < best) [target, best] = [p, distance];
     }
-    if (target) this.connection.send(this.rules.act("attack", { target: target.id }));
+    if (!target) return;
+    this.connection.send(this.rules.act("attack", { target: target.id }));
+    this.renderMeta();
   }
 
   // -- showing ----------------------------------------------------------------------------
@@ -160,14 +163,20 @@ export class GameView {
         return row;
       }),
     );
+    this.renderMeta();
+    this.nodes.events.replaceChildren(...this.events.map((text) => el("li", {}, text)));
+  }
+
+  /** The status line: also after each action sent, so "in flight" is never stale. */
+  renderMeta() {
+    const rules = this.rules;
     const me = rules.mirror.players.get(this.user);
     this.nodes.meta.textContent =
-      `tick ${rules.mirror.tick ?? "–"} · ${players.length} playing` +
+      `tick ${rules.mirror.tick ?? "–"} · ${rules.mirror.players.size} playing` +
       (me ? ` · you at (${me.x}, ${me.y})` : "") +
       ` · ${rules.unconfirmed.size} moves in flight`;
     this.nodes.meta.dataset.tick = String(rules.mirror.tick ?? "");
     this.nodes.meta.dataset.unconfirmed = String(rules.unconfirmed.size);
-    this.nodes.events.replaceChildren(...this.events.map((text) => el("li", {}, text)));
   }
 
   draw() {
