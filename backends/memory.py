@@ -54,7 +54,7 @@ class MemoryBackend:
             messages = self._messages.get(read.room, [])
             recent = messages[-read.recent :] if read.recent else []
             first = messages[0].seq if messages else None
-            ids = [(m.sender, m.id) for m in messages]
+            ids = tuple((m.sender, m.id) for m in messages)
             return LoadedRoom(record=record, recent=list(recent), first_seq=first, ids=ids)
         if isinstance(read, FindMessage):
             return self._by_id.get(read.room, {}).get((read.sender, read.id))

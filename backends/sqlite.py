@@ -173,11 +173,13 @@ class SQLiteBackend:
             if record is not None and record.head and read.recent:
                 recent = self._messages(read.room, max(0, record.head - read.recent), read.recent)
             first = self._oldest(read.room) if record is not None else None
-            ids: list[tuple[str, str]] = []
+            ids: tuple[tuple[str, str], ...] = ()
             if record is not None:
-                ids = self._db.execute(
-                    "SELECT sender, id FROM messages WHERE room = ? ORDER BY seq", (read.room,)
-                ).fetchall()
+                ids = tuple(
+                    self._db.execute(
+                        "SELECT sender, id FROM messages WHERE room = ? ORDER BY seq", (read.room,)
+                    )
+                )
             return LoadedRoom(record=record, recent=recent, first_seq=first, ids=ids)
         if isinstance(read, FindMessage):
             return self._find(read)
