@@ -152,8 +152,10 @@ class MemoryCall:
         self._feed.close()
 
     def block(self) -> None:
-        """The peer stops reading: ``send`` waits until ``unblock``."""
-        self._open = anyio.Event()
+        """The peer stops reading: ``send`` waits until ``unblock`` (blocking twice is
+        blocking once)."""
+        if self._open.is_set():
+            self._open = anyio.Event()
 
     def unblock(self) -> None:
         self._open.set()
