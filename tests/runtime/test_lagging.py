@@ -6,43 +6,15 @@ Driven through ``Runtime.serve`` with the in-memory transport: a peer that never
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
-from memory_transport import MemoryCall, chat, finish, join, post, running, until
+from memory_transport import MemoryCall, chat, finish, join, post, running, seeded, until
 
-from interplay.backends import MemoryBackend
 from interplay.core.documents import EditDocument, OpenDocument
-from interplay.core.effects import AppendMessage, CreateRoom
-from interplay.core.rooms import Join, Kind, RoomMessage
+from interplay.core.rooms import Join
 from interplay.runtime import Service, Settings
 
 pytestmark = pytest.mark.anyio
-
-
-def seeded(rooms: dict[str, int], size: int) -> MemoryBackend:
-    """A backend whose rooms already hold ``rooms[name]`` TEXTs of ``size`` characters."""
-    backend = MemoryBackend()
-    for room, count in rooms.items():
-        writes: list[Any] = [CreateRoom(room=room, epoch=f"e-{room}")]
-        writes += [
-            AppendMessage(
-                message=RoomMessage(
-                    kind=Kind.TEXT,
-                    room=room,
-                    sender="old",
-                    id=f"old-{seq}",
-                    content="x" * size,
-                    timestamp=seq,
-                    seq=seq,
-                    epoch=f"e-{room}",
-                )
-            )
-            for seq in range(1, count + 1)
-        ]
-        backend.write_now(writes)
-    return backend
 
 
 class Gaps:

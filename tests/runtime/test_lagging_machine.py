@@ -149,7 +149,7 @@ class LaggingReceivers(RuleBasedStateMachine):
 TestLaggingReceivers = LaggingReceivers.TestCase
 TestLaggingReceivers.settings = settings(
     # Each step waits on a running runtime: a quarter of the profile's examples.
-    max_examples=max(5, settings.default.max_examples // 4),
+    max_examples=min(25, max(5, settings.default.max_examples // 4)),
     stateful_step_count=20,
     deadline=None,
 )

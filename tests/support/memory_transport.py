@@ -26,6 +26,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from interplay.backends import MemoryBackend
+from interplay.core.effects import AppendMessage, CreateRoom
 from interplay.core.game import TickState
 from interplay.core.rooms import Join, Kind, Post, RoomMessage
 from interplay.runtime import Identity, Runtime, Service
@@ -264,3 +265,27 @@ async def finish(*calls: MemoryCall) -> None:
         call.end()
     for call in calls:
         assert await call.result() is None
+
+
+def seeded(rooms: dict[str, int], size: int) -> MemoryBackend:
+    """A backend whose rooms already hold ``rooms[name]`` TEXTs of ``size`` characters."""
+    backend = MemoryBackend()
+    for room, count in rooms.items():
+        writes: list[Any] = [CreateRoom(room=room, epoch=f"e-{room}")]
+        writes += [
+            AppendMessage(
+                message=RoomMessage(
+                    kind=Kind.TEXT,
+                    room=room,
+                    sender="old",
+                    id=f"old-{seq}",
+                    content="x" * size,
+                    timestamp=seq,
+                    seq=seq,
+                    epoch=f"e-{room}",
+                )
+            )
+            for seq in range(1, count + 1)
+        ]
+        backend.write_now(writes)
+    return backend
