@@ -155,3 +155,30 @@ def test_a_frame_on_an_ended_stream_fails_as_h2_does() -> None:
         _send_now(ours, b"x")
     assert type(our_error.value) is type(h2_error.value)
     assert ours.written == []
+
+
+@pytest.mark.anyio
+@given(st.lists(st.integers(1, 3000), min_size=1, max_size=30), st.integers(1, 4000))
+async def test_received_bytes_are_acknowledged_in_bursts_never_held_while_waiting(
+    chunks: list[int], read_size: int
+) -> None:
+    """Each read acknowledges at most ``ACK_EVERY`` behind what it took, and everything it
+    took once nothing more is queued: a peer never waits on bytes already read."""
+    from grpclib.protocol import Buffer
+
+    from interplay.transports.grpc.framing import ACK_EVERY, _Acks
+
+    acked: list[int] = []
+    buffer = Buffer(acked.append)
+    buffer._ack_callback = _Acks(buffer)
+    for size in chunks:
+        buffer.add(b"x" * size, size)
+    total, taken = sum(chunks), 0
+    while taken + read_size <= total:
+        await buffer.read(read_size)
+        taken += read_size
+        taken_from_queue = total - sum(item.data_size for item in buffer._unacked._queue)
+        assert taken_from_queue - ACK_EVERY < sum(acked) <= taken_from_queue
+        if buffer._unacked.empty():
+            assert sum(acked) == total
+    assert len(acked) <= max(1, len(chunks))

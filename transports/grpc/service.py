@@ -30,7 +30,7 @@ from interplay.runtime.outbox import Codec
 from interplay.runtime.server import Counters, Runtime, Service
 
 from . import codec, errors
-from .framing import end_without_reset, recv_message, send_many
+from .framing import end_without_reset, read_ahead, recv_message, send_many
 from .generated import chat_pb2 as pb
 
 # Checked on the length prefix, before the body is read (framing.recv_message). Above the
@@ -95,6 +95,7 @@ class ChatService:
     async def _serve(self, stream: Stream[Any, Any], service: Service) -> None:
         runtime = self.runtime
         max_bytes = self.max_message_bytes
+        read_ahead(stream)
 
         async def receive() -> Any:
             return await recv_message(stream, max_bytes)
