@@ -20,10 +20,13 @@ the stream: its sender alone gets a ``Refusal`` event, in order after what it se
 its codec encodes (a chat SYSTEM message with a rejection, an edit ``reject``, a game state
 with a ``rejected`` event); nothing changed, nothing was stored, the session reads on.
 
-Backpressure: when a receiver's outbox rises above high water, every room or document it is in
-stops reading from its senders until the outbox falls to low water; a receiver above high water
-longer than the drain timeout is cut. Rate limits shape: a sender faster than its rate waits.
-Game states are never queued: a GameSync outbox keeps only the newest state.
+Backpressure (DESIGN §5): a chat receiver over high water or a byte budget (its own, its
+connection's) reads from the log instead of making its rooms wait (``runtime/lagging.py``);
+an editing receiver over high water pauses its documents' senders until it drains to low
+water. Only the server's budget for every queue together makes readers wait. A session that
+holds queued messages and completes no write for the drain timeout is cut. Rate limits shape:
+a sender faster than its rate waits. Game states are never queued: a GameSync outbox keeps
+only the newest state.
 
 Timers live in one task: slow-consumer deadlines, the matches' ticks, the idle-writer sweep and
 retention: with a TTL (``RoomHub(ttl=...)``), every ``Settings.retention_every`` seconds it
