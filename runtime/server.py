@@ -771,9 +771,9 @@ class Runtime:
         if session.service is Service.CHAT:
             self._log.to_log(session)
             self._arm_deadline(session)
-        elif signal is Signal.PAUSE or session.id not in self._blocked:
-            self.counters.pauses += 1
-            self._pause(session)
+        elif signal is Signal.PAUSE:  # (an editor's water marks count messages: its
+            self.counters.pauses += 1  # RESUME comes at low water; bytes count toward the
+            self._pause(session)  # server's budget)
 
     def _shed(self, tally: Tally) -> None:
         """Over a connection's or the server's budget: the fullest chat sessions of it read
