@@ -376,19 +376,48 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         "--high-water",
         type=int,
         default=flow.high_water,
-        help="messages queued for one stream above which its rooms' senders pause",
+        help="messages queued for one stream above which a chat stream reads from the log "
+        "(an editing stream's documents pause their senders)",
     )
     queues.add_argument(
         "--low-water",
         type=int,
         default=flow.low_water,
-        help="messages queued for a paused stream at which its rooms' senders resume",
+        help="messages queued at which a stream reads its next log page, or rejoins live "
+        "delivery once caught up (an editing stream's documents resume)",
     )
     queues.add_argument(
         "--drain-timeout",
         type=float,
         default=flow.drain_timeout,
-        help="seconds a stream may stay over high water before it is cut (slow consumer)",
+        help="seconds a stream holding queued messages may write nothing before it is cut "
+        "(slow consumer)",
+    )
+    queues.add_argument(
+        "--session-budget",
+        type=int,
+        default=flow.session_budget,
+        help="bytes queued for one stream above which it reads from the log",
+    )
+    queues.add_argument(
+        "--connection-budget",
+        type=int,
+        default=flow.connection_budget,
+        help="bytes queued for the streams of one connection: above it the fullest reads "
+        "from the log",
+    )
+    queues.add_argument(
+        "--server-budget",
+        type=int,
+        default=flow.server_budget,
+        help="bytes queued for every stream: above it the fullest read from the log, then "
+        "readers wait (0 = an eighth of the machine's memory, 64 MiB to 1 GiB)",
+    )
+    queues.add_argument(
+        "--log-page",
+        type=int,
+        default=flow.log_page,
+        help="messages per log read of a stream that reads from the log",
     )
 
 
@@ -731,6 +760,10 @@ def _serve(args: argparse.Namespace) -> int:
             high_water=args.high_water,
             low_water=args.low_water,
             drain_timeout=args.drain_timeout,
+            session_budget=args.session_budget,
+            connection_budget=args.connection_budget,
+            server_budget=args.server_budget,
+            log_page=args.log_page,
             rate=args.max_rate,
             burst=args.burst,
         )

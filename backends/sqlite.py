@@ -23,6 +23,7 @@ from interplay.core.effects import (
     AppendMessage,
     CreateRoom,
     DocumentRecord,
+    FindMessage,
     ForgetRoom,
     LoadedRoom,
     LoadRoom,
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS messages (
     kind      INTEGER NOT NULL,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (room, sender, id);
 CREATE TABLE IF NOT EXISTS documents (
     document TEXT PRIMARY KEY,
     text     TEXT NOT NULL,
@@ -93,9 +95,9 @@ class UnusableDataFile(Exception):
 
 
 class SQLiteBackend:
-    """Chat history and documents. A document is a snapshot plus the ops since it; each new
-    snapshot deletes the ops behind it, so a document costs its text plus the ops between
-    snapshots (the core decides how often: ``DocumentHub(snapshot_every=...)``)."""
+    """Chat history and documents. A document is a snapshot plus the ops since it; a new
+    snapshot deletes the ops before its ``keep_from`` (the core's kept revisions stay, for
+    their op ids), so a document costs its text plus about ``DocumentHub(keep=...)`` ops."""
 
     def __init__(self, path: str | Path, *, synchronous: str = "NORMAL") -> None:
         if synchronous not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
@@ -171,12 +173,34 @@ class SQLiteBackend:
             if record is not None and record.head and read.recent:
                 recent = self._messages(read.room, max(0, record.head - read.recent), read.recent)
             first = self._oldest(read.room) if record is not None else None
-            return LoadedRoom(record=record, recent=recent, first_seq=first)
+            ids: tuple[tuple[str, str], ...] = ()
+            if record is not None:
+                ids = tuple(
+                    self._db.execute(
+                        "SELECT sender, id FROM messages WHERE room = ? ORDER BY seq", (read.room,)
+                    )
+                )
+            return LoadedRoom(record=record, recent=recent, first_seq=first, ids=ids)
+        if isinstance(read, FindMessage):
+            return self._find(read)
         if isinstance(read, ReadHistory):
             return self._messages(read.room, read.after_seq, read.limit)
         if isinstance(read, RoomAges):
             return self._ages(read)
         return self._document(read.document)
+
+    def _find(self, read: FindMessage) -> RoomMessage | None:
+        """The first stored message of ``read.sender`` with ``read.id`` (the messages_by_id
+        index: a seek, not a scan)."""
+        row = self._db.execute(
+            "SELECT seq FROM messages WHERE room = ? AND sender = ? AND id = ?"
+            " ORDER BY seq LIMIT 1",
+            (read.room, read.sender, read.id),
+        ).fetchone()
+        if row is None:
+            return None
+        found = self._messages(read.room, row[0] - 1, 1)
+        return found[0] if found else None
 
     def _oldest(self, room: str) -> int | None:
         row = self._db.execute(
@@ -252,7 +276,12 @@ class SQLiteBackend:
         ]
         if not row and not edits:
             return None
-        return DocumentRecord(text=text, revision=revision, edits=edits)
+        earlier = self._db.execute(
+            "SELECT author, op_id, revision FROM document_ops"
+            " WHERE document = ? AND revision <= ? AND op_id != '' ORDER BY revision",
+            (document, revision),
+        ).fetchall()
+        return DocumentRecord(text=text, revision=revision, edits=edits, earlier=earlier)
 
     # -- writes: one transaction per call -------------------------------------------------
 
@@ -323,9 +352,9 @@ class SQLiteBackend:
                     "INSERT OR REPLACE INTO documents VALUES (?, ?, ?)",
                     (write.document, write.snapshot, write.revision),
                 )
-                db.execute(
-                    "DELETE FROM document_ops WHERE document = ? AND revision <= ?",
-                    (write.document, write.revision),
+                db.execute(  # the kept ones stay, for their op ids
+                    "DELETE FROM document_ops WHERE document = ? AND revision < ?",
+                    (write.document, write.keep_from),
                 )
         else:
             raise TypeError(f"not a write: {write!r}")

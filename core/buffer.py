@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -52,6 +53,10 @@ class BackpressureBuffer(Generic[T]):
     def __len__(self) -> int:
         return len(self._items)
 
+    def __iter__(self) -> Iterator[T]:
+        """The items, oldest first (without removing them)."""
+        return iter(self._items)
+
     @property
     def paused(self) -> bool:
         return self._paused
@@ -86,6 +91,16 @@ class BackpressureBuffer(Generic[T]):
         else:
             batch = [items.popleft() for _ in range(limit)]
         return batch, self._after_pop()
+
+    def remove_if(self, predicate: Callable[[T], bool]) -> tuple[list[T], Signal | None]:
+        """Take out every item ``predicate`` picks, keeping the others' order (an owner that
+        can fetch them again elsewhere lets them go); RESUME as ``pop`` would."""
+        removed: list[T] = []
+        kept: deque[T] = deque()
+        for item in self._items:
+            (removed if predicate(item) else kept).append(item)
+        self._items = kept
+        return removed, self._after_pop()
 
     def _after_pop(self) -> Signal | None:
         if self._paused and len(self._items) <= self.low:

@@ -389,6 +389,8 @@ class DocumentHub:
         if record is None:
             return ServerDocument(keep=self._keep)
         doc = ServerDocument(record.text, revision=record.revision, keep=self._keep)
+        for author, op_id, revision in record.earlier:
+            doc.remember(author, op_id, revision)
         for edit in record.edits:
             doc.receive(edit.op, base=doc.revision, author=edit.author, op_id=edit.op_id)
         return doc
@@ -447,6 +449,7 @@ class DocumentHub:
                 revision=applied.revision,
                 edit=StoredEdit(op=applied.op, author=editor.user, op_id=cmd.op_id),
                 snapshot=doc.text if applied.revision % self._snapshot_every == 0 else None,
+                keep_from=applied.revision - self._keep + 1,
             )
         )
         for other in opened.editors.values():

@@ -1,7 +1,8 @@
 """What the core asks of storage, as values: reads it needs before a command, writes it made.
 
 The core never calls a store. A hub says what it must read before it can handle a command
-(``needs(command)`` -> ``LoadRoom``, ``ReadHistory``, ``LoadDocument``; retention's sweep:
+(``needs(command)`` -> ``LoadRoom``, ``ReadHistory``, ``FindMessage``, ``LoadDocument``;
+retention's sweep:
 ``RoomAges``), takes the result back (``provide(read, result)``), and after each command hands
 over what must be written (``take_writes()`` -> ``CreateRoom``, ``AppendMessage``, ``TrimRoom``,
 ``ForgetRoom``, ``SaveEdit``, in order).
@@ -13,7 +14,8 @@ networked engine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,11 +43,14 @@ class StoredEdit:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentRecord:
-    """A snapshot (``text`` at ``revision``) and the edits after it, in order."""
+    """A snapshot (``text`` at ``revision``) and the edits after it, in order; ``earlier``:
+    ``(author, op_id, revision)`` of the kept edits at or before the snapshot (their op ids
+    are recognised across a restart)."""
 
     text: str
     revision: int
     edits: list[StoredEdit]
+    earlier: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 # -- reads: what a hub needs before it can handle a command --------------------------------
@@ -64,11 +69,14 @@ class LoadRoom:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoadedRoom:
     """What ``LoadRoom`` returns: ``record`` None if the backend never saw the room;
-    ``first_seq`` the oldest stored message's seq (None: none stored, or not told)."""
+    ``first_seq`` the oldest stored message's seq (None: none stored, or not told); ``ids``
+    the ``(sender, id)`` of every stored message, oldest first (for the idempotency filter,
+    ``core/id_filter.py``)."""
 
     record: RoomRecord | None
     recent: list[RoomMessage]
     first_seq: int | None = None
+    ids: Sequence[tuple[str, str]] = ()
     # Many nodes: ``(node, user)`` for each user present in the room through another node.
     elsewhere: tuple[tuple[str, str], ...] = ()
 
@@ -80,6 +88,16 @@ class ReadHistory:
     room: str
     after_seq: int
     limit: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FindMessage:
+    """The stored message of ``room`` that ``sender`` sent with ``id`` (None: none is
+    stored): an index lookup, never a scan (a re-sent TEXT is recognised by it)."""
+
+    room: str
+    sender: str
+    id: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,7 +132,7 @@ class RoomAge:
     first_kept: int | None
 
 
-Read = LoadRoom | ReadHistory | LoadDocument | RoomAges
+Read = LoadRoom | ReadHistory | FindMessage | LoadDocument | RoomAges
 
 
 # -- writes: what a hub changed, to be made durable in order --------------------------------
@@ -155,12 +173,13 @@ class ForgetRoom:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SaveEdit:
     """``edit`` made ``revision``; with a ``snapshot`` (the text at ``revision``), keep it and
-    forget the edits up to ``revision``."""
+    forget the edits before ``keep_from`` (those from it on stay, for their op ids)."""
 
     document: str
     revision: int
     edit: StoredEdit
     snapshot: str | None = None
+    keep_from: int = 0
 
 
 Write = CreateRoom | AppendMessage | TrimRoom | ForgetRoom | SaveEdit

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field, replace
 from .effects import (
     AppendMessage,
     CreateRoom,
+    FindMessage,
     ForgetRoom,
     LoadedRoom,
     LoadRoom,
@@ -67,6 +68,7 @@ from .effects import (
 )
 from .errors import InvalidArgument, LimitExceeded, NotJoined, Rejection, WrongIdentity
 from .events import Deliver
+from .id_filter import IdFilter
 from .limits import MAX_ID_LENGTH
 
 
@@ -95,6 +97,20 @@ class RoomMessage:
     epoch: str = ""
     # On a SYSTEM message for one sender: its message ``id`` (in ``room``) was refused.
     rejection: Rejection | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replay:
+    """For a joiner: the room's messages with seq in (``after_seq``, ``head``] come from the
+    log, read at the joiner's own pace (``core/log_cursor.py``), never copied out at once."""
+
+    room: str
+    epoch: str
+    after_seq: int
+    head: int
+
+
+RoomEvent = RoomMessage | Replay
 
 
 # Commands: one stream (``session``) asks for something. ``user`` on Leave/Post/Typing is the
@@ -256,6 +272,7 @@ class _Room:
     first_seq: int
     window: deque[RoomMessage]
     by_id: dict[tuple[str, str], RoomMessage]
+    ids: IdFilter  # every retained (sender, id), beyond the window: "maybe" asks the store
     stamp: int = 0  # the newest message's timestamp: the next is never older
     members: dict[str, str] = field(default_factory=dict)  # session -> user
     sessions_of: dict[str, int] = field(default_factory=dict)  # user -> sessions present
@@ -325,8 +342,11 @@ class RoomHub:
         self._rooms: dict[str, _Room] = {}
         self._writes: list[Write] = []
         self._presence: list[tuple[str, str, bool]] | None = None  # many nodes: see share_presence
-        self._fetched: dict[tuple[str, str], list[RoomMessage]] = {}  # (session, room) -> older
+        self._fetched: dict[tuple[str, str], list[RoomMessage]] = {}  # ("", room) -> stored
         self._exhausted: set[tuple[str, str]] = set()  # ... whose last read found nothing
+        # (room, sender, id) -> the stored original (None: not stored), read for the command
+        # about to be handled (``FindMessage``)
+        self._found: dict[tuple[str, str, str], RoomMessage | None] = {}
 
     # -- storage effects -----------------------------------------------------------------
 
@@ -342,24 +362,33 @@ class RoomHub:
                 return self._load_read(command.room)
             if isinstance(command, DeleteHistory) and command.user:
                 return self._all_stored(room)
+            if isinstance(command, Publish):
+                return self._find_read(room, command.sender, command.id)
             return None
+        if isinstance(command, Post):
+            room = self._rooms.get(command.room)
+            session = self._sessions.get(command.session)
+            if room is None or session is None or command.room not in session.rooms:
+                return None  # handle() refuses it
+            return self._find_read(room, session.user, command.id)
         if not isinstance(command, Join):
             return None
         self._check_join(command)  # what would be refused anyway is refused before any read
-        room = self._rooms.get(command.room)
-        if room is None:
+        if command.room not in self._rooms:
             return self._load_read(command.room)
-        resume = command.resume_after_seq
-        if resume is None or resume < 0 or (command.epoch and command.epoch != room.epoch):
+        return None  # its history is read lazily, after the JOIN (``Replay``)
+
+    def _find_read(self, room: _Room, sender: str, id: str) -> FindMessage | None:
+        """The store's lookup of ``(sender, id)``, when the id may be a re-send of a message
+        older than the window (``core/id_filter.py``) and was not looked up yet."""
+        key = (sender, id)
+        if not id or len(id) > self.limits.max_id_length:
+            return None  # none, or refused by handle()
+        if key in room.by_id or key not in room.ids:
             return None
-        older = self._fetched.get((command.session, command.room))
-        have = older[-1].seq if older else resume
-        window_start = room.window[0].seq if room.window else room.head + 1
-        if have >= room.head or have + 1 >= window_start or resume < room.first_seq - 1:
+        if (room.name, sender, id) in self._found:
             return None
-        if (command.session, command.room) in self._exhausted:
-            return None  # the last read found nothing more: what the backend has is all there is
-        return ReadHistory(room=command.room, after_seq=have, limit=self._retain)
+        return FindMessage(room=room.name, sender=sender, id=id)
 
     def _load_read(self, room: str) -> LoadRoom:
         # One message at least, whatever the window: the newest one's timestamp is where the
@@ -378,7 +407,7 @@ class RoomHub:
 
     def provide(self, read: Read, result: object, *, session: str = "") -> None:
         """Hand back what ``needs`` asked for: a ``LoadedRoom`` for ``LoadRoom``; for
-        ``ReadHistory``, the messages read (for ``session``'s next JOIN of that room). A
+        ``ReadHistory``, the messages read (for ``delete_history``; ``session`` is ""). A
         result that may predate a change of the room is dropped: ``needs`` asks again."""
         if isinstance(read, LoadRoom):
             assert isinstance(result, LoadedRoom)
@@ -390,6 +419,11 @@ class RoomHub:
             ):
                 return  # planned before the room last left memory: it may be stale
             self._rooms[read.room] = self._load(read.room, result)
+        elif isinstance(read, FindMessage):
+            assert result is None or isinstance(result, RoomMessage)
+            room = self._rooms.get(read.room)
+            if room is not None and (result is None or result.epoch == room.epoch):
+                self._found[(read.room, read.sender, read.id)] = result
         elif isinstance(read, ReadHistory):
             assert isinstance(result, list)
             room = self._rooms.get(read.room)
@@ -440,8 +474,14 @@ class RoomHub:
 
     # -- commands ------------------------------------------------------------------------
 
-    def handle(self, command: Command, *, now: float) -> list[Deliver[RoomMessage]]:
+    def handle(self, command: Command, *, now: float) -> list[Deliver[RoomEvent]]:
         """Apply one command at wall-clock time ``now`` (seconds); see the module docstring."""
+        try:
+            return self._handle(command, now)
+        finally:
+            self._found.clear()  # what was looked up served this command, or nothing
+
+    def _handle(self, command: Command, now: float) -> list[Deliver[RoomEvent]]:
         if isinstance(command, Post):
             return self._post(command, now)
         if isinstance(command, Typing):
@@ -472,7 +512,7 @@ class RoomHub:
             raise LimitExceeded("room", f"at most {self.limits.max_rooms} rooms per stream")
         return session
 
-    def _join(self, cmd: Join, now: float) -> list[Deliver[RoomMessage]]:
+    def _join(self, cmd: Join, now: float) -> list[Deliver[RoomEvent]]:
         session = self._check_join(cmd)
         already_in = session is not None and cmd.room in session.rooms
         room = self._rooms.get(cmd.room)
@@ -497,7 +537,7 @@ class RoomHub:
             session.rooms.add(cmd.room)
             newly_present = room.add(cmd.session, cmd.user)
         me = (cmd.session,)
-        events = [
+        events: list[Deliver[RoomEvent]] = [
             Deliver(
                 to=me,
                 message=RoomMessage(
@@ -515,9 +555,7 @@ class RoomHub:
             for user in sorted(room.sessions_of.keys() | room.elsewhere.keys())
             if user != cmd.user
         ]
-        older = self._fetched.pop((cmd.session, cmd.room), [])
-        self._exhausted.discard((cmd.session, cmd.room))
-        events += [Deliver(to=me, message=m) for m in self._history_for(room, cmd, stamp, older)]
+        events += [Deliver(to=me, message=m) for m in self._history_for(room, cmd, stamp)]
         if newly_present and self._presence is not None:
             self._presence.append((room.name, cmd.user, True))
         if newly_present and cmd.user not in room.elsewhere:
@@ -533,39 +571,42 @@ class RoomHub:
                 )
         return events
 
-    def _history_for(
-        self, room: _Room, cmd: Join, stamp: int, older: list[RoomMessage]
-    ) -> list[RoomMessage]:
+    def _history_for(self, room: _Room, cmd: Join, stamp: int) -> list[RoomEvent]:
+        """What a joiner gets after its echo and the presence JOINs: notices, then the
+        ``Replay`` of the messages it should have (the window, or all after its resume)."""
         resume = cmd.resume_after_seq
-        window = list(room.window)
+        window_start = room.window[0].seq - 1 if room.window else room.head
         if resume is None:
-            return window
+            return self._replay(room, window_start)
         if cmd.epoch and cmd.epoch != room.epoch:
             notice = (
                 f"history was reset: epoch {cmd.epoch} is gone, the room is now at epoch "
                 f"{room.epoch}, head seq {room.head}"
             )
-            return [self._system(room, notice, stamp), *window]
+            return [self._system(room, notice, stamp), *self._replay(room, window_start)]
         if resume >= room.head:
             return []
-        if window and resume >= window[0].seq - 1:
-            return [m for m in window if m.seq > resume]
         if resume >= room.first_seq - 1:
-            # Read by the caller (``needs``); the window continues where it ends.
-            if self.ttl is not None:
-                cutoff = stamp - int(self.ttl * 1000)
-                older = [m for m in older if m.timestamp >= cutoff]
-            last = older[-1].seq if older else resume
-            kept = [*older, *(m for m in window if m.seq > last)]
-            if kept and kept[0].seq == resume + 1 and kept[-1].seq - resume == len(kept):
-                return kept
-            # The store no longer has all of it (trimmed or expired since the room loaded).
-            room.first_seq = max(room.first_seq, kept[0].seq if kept else room.head + 1)
+            return self._replay(room, resume)
         notice = (
             f"history starts at seq {room.first_seq}: messages {resume + 1} to "
             f"{room.first_seq - 1} are no longer retained"
         )
-        return [self._system(room, notice, stamp), *window]
+        return [self._system(room, notice, stamp), *self._replay(room, window_start)]
+
+    @staticmethod
+    def _replay(room: _Room, after_seq: int) -> list[RoomEvent]:
+        if after_seq >= room.head:
+            return []
+        return [Replay(room=room.name, epoch=room.epoch, after_seq=after_seq, head=room.head)]
+
+    def retained_from(self, room: str, first_seq: int | None) -> None:
+        """A reader found the log of ``room`` starting at ``first_seq`` (trimmed or expired
+        since the room loaded; None: reset under another epoch): a resume from before it is
+        told so."""
+        loaded = self._rooms.get(room)
+        if loaded is not None and first_seq is not None:
+            self._trim_window(loaded, first_seq)
 
     @staticmethod
     def _system(room: _Room, content: str, stamp: int) -> RoomMessage:
@@ -573,7 +614,7 @@ class RoomHub:
             kind=Kind.SYSTEM, room=room.name, content=content, timestamp=stamp, epoch=room.epoch
         )
 
-    def _leave(self, cmd: Leave, now: float) -> list[Deliver[RoomMessage]]:
+    def _leave(self, cmd: Leave, now: float) -> list[Deliver[RoomEvent]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "LEAVE")
         user = session.user
         last = self._remove(cmd.session, session, room)
@@ -584,7 +625,7 @@ class RoomHub:
         to = (cmd.session, *room.recipients) if gone else (cmd.session,)
         return [Deliver(to=to, message=leave)]
 
-    def _post(self, cmd: Post, now: float) -> list[Deliver[RoomMessage]]:
+    def _post(self, cmd: Post, now: float) -> list[Deliver[RoomEvent]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "TEXT")
         original = self._original(room, session.user, cmd.id, cmd.content)
         if original is not None:
@@ -598,7 +639,9 @@ class RoomHub:
         limit = self.limits.max_content_bytes
         if len(content) * 4 > limit and len(content.encode("utf-8", "surrogatepass")) > limit:
             raise LimitExceeded("content", f"must be at most {limit} bytes of UTF-8")
-        original = room.by_id.get((sender, id)) if id else None
+        original = None
+        if id:
+            original = room.by_id.get((sender, id)) or self._found.get((room.name, sender, id))
         if original is not None and original.content != content:
             raise InvalidArgument(
                 "id", f"{id!r} was already used by {sender!r} for another message"
@@ -622,6 +665,7 @@ class RoomHub:
             epoch=room.epoch,
         )
         self._writes.append(AppendMessage(message=message))  # durable before anyone hears of it
+        room.ids.add(message.sender, message.id)
         room.head = seq
         self._remember(room, message)
         if seq - room.first_seq >= self._retain:
@@ -760,6 +804,7 @@ class RoomHub:
             deliveries = [Deliver(to=room.recipients, message=message)] if room.members else []
             return Published(message=message, duplicate=False, deliveries=deliveries)
         finally:
+            self._found.clear()
             if not room.members:
                 self._drop(room.name)  # loaded for this only: the next JOIN reloads it
 
@@ -791,6 +836,9 @@ class RoomHub:
             room.epoch, room.head, room.first_seq = epoch, len(renumbered), 1
             room.window.clear()
             room.by_id.clear()
+            room.ids = IdFilter(self._retain)
+            for message in renumbered:
+                room.ids.add(message.sender, message.id)
             for message in renumbered[-self._history :] if self._history else ():
                 self._remember(room, message)
             whose = f"{cmd.user!r}'s messages" if cmd.user else "every message"
@@ -894,7 +942,7 @@ class RoomHub:
             room.by_id.pop((evicted.sender, evicted.id), None)
         room.first_seq = max(room.first_seq, before_seq)
 
-    def _typing(self, cmd: Typing, now: float) -> list[Deliver[RoomMessage]]:
+    def _typing(self, cmd: Typing, now: float) -> list[Deliver[RoomEvent]]:
         session, room = self._member(cmd.session, cmd.room, cmd.user, "TYPING")
         others = tuple(s for s in room.recipients if s != cmd.session)
         if not others:
@@ -904,15 +952,11 @@ class RoomHub:
         )
         return [Deliver(to=others, message=message)]
 
-    def _disconnect(self, name: str, now: float) -> list[Deliver[RoomMessage]]:
+    def _disconnect(self, name: str, now: float) -> list[Deliver[RoomEvent]]:
         session = self._sessions.pop(name, None)
-        if self._fetched:  # older history read for a JOIN that never came (it was refused)
-            for key in [key for key in self._fetched if key[0] == name]:
-                del self._fetched[key]
-                self._exhausted.discard(key)
         if session is None:
             return []
-        events = []
+        events: list[Deliver[RoomEvent]] = []
         stamp = _millis(now)
         for room_name in sorted(session.rooms):
             room = self._rooms[room_name]
@@ -982,8 +1026,11 @@ class RoomHub:
             first_seq=first,
             window=deque(maxlen=self._history),
             by_id={},
+            ids=IdFilter(self._retain),
             stamp=loaded.recent[-1].timestamp if loaded.recent else 0,
         )
+        for sender, id in loaded.ids:
+            room.ids.add(sender, id)
         for message in recent[-self._history :] if self._history else ():
             self._remember(room, message)
         for node, user in loaded.elsewhere:

@@ -7,7 +7,8 @@ SQLite ones, and ``interplay.testing.backend`` the conformance suite every backe
   The runtime calls it with everything its sessions wrote while the previous call ran (group
   commit), so one call may carry many messages of many rooms.
 * ``read(read)``: the answer to a ``LoadRoom`` (``LoadedRoom``), ``ReadHistory`` (a list of
-  ``RoomMessage``), ``LoadDocument`` (``DocumentRecord`` or None) or ``RoomAges`` (a list of
+  ``RoomMessage``), ``FindMessage`` (a ``RoomMessage`` or None: an index lookup),
+  ``LoadDocument`` (``DocumentRecord`` or None) or ``RoomAges`` (a list of
   ``RoomAge``, retention's sweep). The runtime only reads once every write it made before is
   durable.
 * ``aclose()``.
@@ -24,7 +25,7 @@ from typing import Protocol
 from interplay.core.effects import DocumentRecord, LoadedRoom, Read, RoomAge, Write
 from interplay.core.rooms import RoomMessage
 
-ReadResult = LoadedRoom | list[RoomMessage] | DocumentRecord | list[RoomAge] | None
+ReadResult = LoadedRoom | list[RoomMessage] | RoomMessage | DocumentRecord | list[RoomAge] | None
 
 
 class WriteConflict(Exception):

@@ -47,17 +47,49 @@ _COUNTERS = (
     (
         "pauses",
         "interplay_backpressure_pauses_total",
-        "Times a receiver's queue rose above high water and its rooms' senders were paused.",
+        "Times an editor's queue rose above high water and its documents' senders paused.",
     ),
     (
         "resumes",
         "interplay_backpressure_resumes_total",
-        "Times a paused receiver's queue fell to low water and its rooms' senders resumed.",
+        "Times a paused editor's queue fell to low water and its documents' senders resumed.",
     ),
     (
         "slow_consumer_disconnects",
         "interplay_slow_consumer_disconnects_total",
-        "Calls ended with RESOURCE_EXHAUSTED: over high water for longer than the drain timeout.",
+        "Calls ended with RESOURCE_EXHAUSTED: nothing written for the drain timeout while "
+        "holding queued messages, or behind the log's retention.",
+    ),
+    (
+        "switches_to_log",
+        "interplay_switches_to_log_total",
+        "Times a chat stream left live delivery to read from the log (over high water or a "
+        "byte budget).",
+    ),
+    (
+        "back_to_live",
+        "interplay_back_to_live_total",
+        "Times a chat stream reading from the log caught up and rejoined live delivery.",
+    ),
+    (
+        "log_messages",
+        "interplay_log_messages_total",
+        "Messages streams read from the log (history on JOIN and resume, and laggards).",
+    ),
+    (
+        "typing_dropped",
+        "interplay_typing_dropped_total",
+        "TYPING indicators a stream reading from the log missed (they are not in the log).",
+    ),
+    (
+        "behind_retention",
+        "interplay_behind_retention_total",
+        "Streams cut because the log no longer held what they were to read.",
+    ),
+    (
+        "budget_waits",
+        "interplay_budget_waits_total",
+        "Times every reader stopped reading: the server's queued bytes reached its budget.",
     ),
     (
         "shaped",
@@ -124,6 +156,17 @@ class MetricsCollector(Collector):
         for rpc, count in sorted(dict(counters.streams_open_by_rpc).items()):
             open_by_rpc.add_metric([rpc], count)
         yield open_by_rpc
+        statistics = self.runtime.statistics()
+        yield GaugeMetricFamily(
+            "interplay_queued_bytes",
+            "Bytes queued for every stream now (estimated before encoding).",
+            value=statistics.queued_bytes,
+        )
+        yield GaugeMetricFamily(
+            "interplay_streams_reading_log",
+            "Chat streams reading from the log now.",
+            value=statistics.lagging_sessions,
+        )
 
         errors = CounterMetricFamily(
             "interplay_errors_total",

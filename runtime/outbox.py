@@ -3,6 +3,11 @@
 Items are encoded lazily, at most once per codec: a broadcast to a room is one ``Broadcast``
 shared by every member's outbox, and the first writer of each wire format encodes it for all
 the others of that format (gRPC and WebSocket members of one room, say).
+
+Queued bytes are counted per outbox and in ``Tally``s shared by several (a connection's, the
+whole server's), so the runtime can hold each under its budget. A broadcast's size is what
+its event carries (text, ids, names) plus a fixed overhead, counted before it is encoded: an
+estimate of the wire bytes, the same for every codec.
 """
 
 from __future__ import annotations
@@ -14,11 +19,38 @@ from typing import Any, Protocol
 import anyio
 
 from interplay.core.buffer import BackpressureBuffer, Signal
+from interplay.core.documents import Remote, Snapshot
 from interplay.core.game import TickState
 from interplay.core.latest import LatestState
+from interplay.core.rooms import RoomMessage
 
 # Items one write may carry: what queued while the writer was busy goes out together.
 BATCH = 64
+# What every event costs beside the text it carries: the frame, the field tags, numbers.
+OVERHEAD = 48
+
+
+def event_size(event: object) -> int:
+    """About how many bytes ``event`` takes on the wire (see the module docstring)."""
+    if isinstance(event, RoomMessage):
+        return OVERHEAD + len(event.content) + len(event.id) + len(event.sender) + len(event.room)
+    if isinstance(event, Remote):
+        text = sum(len(piece.inserted) + len(piece.deleted) for piece in event.pieces)
+        return OVERHEAD + text + len(event.op_id) + len(event.user) + len(event.document)
+    if isinstance(event, Snapshot):
+        return OVERHEAD + len(event.text) + len(event.document)
+    return OVERHEAD * 2
+
+
+class Tally:
+    """Bytes queued in a group of outboxes (one connection's, the whole server's)."""
+
+    __slots__ = ("bytes", "key", "outboxes")
+
+    def __init__(self, key: object = None) -> None:
+        self.key = key  # what its owner knows it by (a connection)
+        self.bytes = 0
+        self.outboxes = 0  # how many count into it (a connection's goes when the last does)
 
 
 class Codec(Protocol):
@@ -37,14 +69,22 @@ class Codec(Protocol):
 class Broadcast:
     """One event for many sessions, encoded at most once per codec."""
 
-    __slots__ = ("_codec", "_frames", "_others", "event", "stamp")
+    __slots__ = ("_codec", "_frames", "_others", "_size", "event", "stamp")
 
     def __init__(self, event: object, stamp: int) -> None:
         self.event = event
         self.stamp = stamp
+        self._size = -1
         self._codec: Codec | None = None
         self._frames: Sequence[bytes] = ()
         self._others: dict[int, Sequence[bytes]] | None = None
+
+    @property
+    def size(self) -> int:
+        """``event_size`` of its event, computed once for every outbox it is queued in."""
+        if self._size < 0:
+            self._size = event_size(self.event)
+        return self._size
 
     def frames(self, codec: Codec) -> Sequence[bytes]:
         if codec is self._codec:
@@ -64,10 +104,12 @@ class Broadcast:
 class _Waiting:
     """What both outboxes share: closing, failing, and the one writer waiting for more."""
 
-    __slots__ = ("_failure", "_ready", "closed")
+    __slots__ = ("_failure", "_poked", "_ready", "bytes", "closed")
 
     def __init__(self) -> None:
         self.closed = False
+        self._poked = False
+        self.bytes = 0  # queued (a newest-state slot counts none: it holds one state)
         self._failure: BaseException | None = None
         self._ready: anyio.Event | None = None  # while its writer waits (an idle one has none)
 
@@ -89,6 +131,12 @@ class _Waiting:
         self._failure = error
         self._wake()
 
+    def poke(self) -> None:
+        """Wake the writer even with nothing queued: it has something else to do (read the
+        log); ``next`` then returns no frames."""
+        self._poked = True
+        self._wake()
+
     def _wake(self) -> None:
         """Wake a waiting writer, once (not once per item)."""
         ready, self._ready = self._ready, None
@@ -97,49 +145,94 @@ class _Waiting:
 
     async def _wait(self) -> None:
         """Until there is something to write, the outbox closed, or it failed (raised)."""
-        while not len(self) and not self.closed and self._failure is None:
+        while not len(self) and not self.closed and self._failure is None and not self._poked:
             self._ready = ready = anyio.Event()
             try:
                 await ready.wait()
             finally:
                 self._ready = None
+        self._poked = False
         if self._failure is not None:
             raise self._failure
 
 
 class Outbox(_Waiting):
-    """What is queued for one session, with water marks (``BackpressureBuffer``)."""
+    """What is queued for one session, with water marks in messages (``BackpressureBuffer``)
+    and a count of its bytes, added into ``tallies`` too."""
 
-    __slots__ = ("_on_resume", "buffer")
+    __slots__ = ("_on_resume", "batch_bytes", "buffer", "tallies")
 
-    def __init__(self, high: int, low: int, on_resume: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        high: int,
+        low: int,
+        on_resume: Callable[[], None],
+        *,
+        tallies: tuple[Tally, ...] = (),
+        batch_bytes: int = 1 << 62,
+    ) -> None:
         super().__init__()
         self.buffer: BackpressureBuffer[Broadcast] = BackpressureBuffer(high=high, low=low)
         self._on_resume = on_resume
+        self.tallies = tallies
+        self.batch_bytes = batch_bytes  # one write takes at least one item, and about this
 
     def __len__(self) -> int:
         return len(self.buffer)
 
     def push(self, item: Broadcast) -> Signal | None:
         signal = self.buffer.push(item)
+        size = item.size
+        self.bytes += size
+        for tally in self.tallies:
+            tally.bytes += size
         if self._ready is not None:
             self._wake()
         return signal
 
+    def release(self, predicate: Callable[[Broadcast], bool]) -> list[Broadcast]:
+        """Take out the items ``predicate`` picks (what the session will read from the log
+        instead), their bytes with them."""
+        items, signal = self.buffer.remove_if(predicate)
+        self._uncount(items)
+        if signal is Signal.RESUME:
+            self._on_resume()
+        return items
+
+    def _uncount(self, items: list[Broadcast]) -> None:
+        size = sum(item.size for item in items)
+        self.bytes -= size
+        for tally in self.tallies:
+            tally.bytes -= size
+
+    def discard(self) -> None:
+        """Forget what is queued (the session is gone): its bytes leave the tallies."""
+        items, _ = self.buffer.remove_if(lambda item: True)
+        self._uncount(items)
+
     async def next(
         self, codec: Codec, settle: Callable[[], Awaitable[None]] | None = None
     ) -> list[bytes] | None:
-        """The frames to write next, oldest first (up to ``BATCH`` items); None once closed
-        and flushed. Raises what ``fail`` was given. ``settle``, if given, is awaited once
-        there is something to write and room for more, before taking it: what it lets
-        arrive meanwhile goes in the same write."""
+        """The frames to write next, oldest first (up to ``BATCH`` items, and about
+        ``batch_bytes``); None once closed and flushed. Raises what ``fail`` was given.
+        ``settle``, if given, is awaited once there is something to write and room for more,
+        before taking it: what it lets arrive meanwhile goes in the same write."""
         await self._wait()
         if settle is not None and 0 < len(self.buffer) < BATCH and not self.closed:
             await settle()
             await self._wait()  # a failure meanwhile is raised
         if not self.buffer:
-            return None
-        items, signal = self.buffer.pop_many(BATCH)
+            return None if self.closed else []
+        limit, budget = BATCH, self.batch_bytes
+        if self.bytes > budget:  # big items: fewer of them per write
+            limit, total = 0, 0
+            for item in self.buffer:
+                limit += 1
+                total += item.size
+                if total >= budget or limit == BATCH:
+                    break
+        items, signal = self.buffer.pop_many(limit)
+        self._uncount(items)
         if signal is Signal.RESUME:
             self._on_resume()
         frames: list[bytes] = []

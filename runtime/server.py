@@ -20,10 +20,13 @@ the stream: its sender alone gets a ``Refusal`` event, in order after what it se
 its codec encodes (a chat SYSTEM message with a rejection, an edit ``reject``, a game state
 with a ``rejected`` event); nothing changed, nothing was stored, the session reads on.
 
-Backpressure: when a receiver's outbox rises above high water, every room or document it is in
-stops reading from its senders until the outbox falls to low water; a receiver above high water
-longer than the drain timeout is cut. Rate limits shape: a sender faster than its rate waits.
-Game states are never queued: a GameSync outbox keeps only the newest state.
+Backpressure (DESIGN §5): a chat receiver over high water or a byte budget (its own, its
+connection's) reads from the log instead of making its rooms wait (``runtime/lagging.py``);
+an editing receiver over high water pauses its documents' senders until it drains to low
+water. Only the server's budget for every queue together makes readers wait. A session that
+holds queued messages and completes no write for the drain timeout is cut. Rate limits shape:
+a sender faster than its rate waits. Game states are never queued: a GameSync outbox keeps
+only the newest state.
 
 Timers live in one task: slow-consumer deadlines, the matches' ticks, the idle-writer sweep and
 retention: with a TTL (``RoomHub(ttl=...)``), every ``Settings.retention_every`` seconds it
@@ -59,10 +62,18 @@ from interplay.core.documents import CloseSession, DocumentHub
 from interplay.core.effects import Read, Write
 from interplay.core.errors import CoreError
 from interplay.core.histogram import Histogram
+from interplay.core.log_cursor import LogCursor
 from interplay.core.matches import Act, EndSession, JoinMatch, MatchHub
 from interplay.core.rate import TokenBucket
 from interplay.core.rooms import Command as ChatCommand
-from interplay.core.rooms import DeleteHistory, Disconnect, Publish, RoomHub
+from interplay.core.rooms import (
+    DeleteHistory,
+    Disconnect,
+    Publish,
+    Replay,
+    RoomHub,
+    RoomMessage,
+)
 
 from .admin import Admin
 from .auth import AdminAuthenticator, Authenticator, Identity
@@ -75,8 +86,9 @@ from .errors import (
     StorageFailed,
     Unauthenticated,
 )
+from .lagging import LogReaders
 from .node import Node
-from .outbox import Broadcast, Codec, EncodedTick, Outbox, StateOutbox
+from .outbox import Broadcast, Codec, EncodedTick, Outbox, StateOutbox, Tally
 from .refusals import Refusal, refuses_the_message
 from .settings import Settings
 
@@ -108,6 +120,13 @@ class Counters:
     pauses: int = 0
     resumes: int = 0
     slow_consumer_disconnects: int = 0
+    switches_to_log: int = 0  # a chat session left live delivery to read from the log
+    back_to_live: int = 0  # ... and came back, caught up
+    log_reads: int = 0  # pages read from the log for sessions (history and laggards)
+    log_messages: int = 0  # messages those pages delivered
+    typing_dropped: int = 0  # TYPING a session reading from the log missed (not in the log)
+    behind_retention: int = 0  # sessions cut: the log no longer held what they were to read
+    budget_waits: int = 0  # times readers stopped reading: the server's byte budget was full
     shaped: int = 0  # messages that waited for their stream's rate
     refusals: int = 0  # messages refused by a rule of their own (the stream went on)
     commits: int = 0  # backend write calls: storage writes / commits = group commit
@@ -129,6 +148,9 @@ class Statistics:
     writers: int  # sessions whose writer task runs (the others are idle: no task)
     paused_sessions: int
     pending_writes: int
+    lagging_sessions: int  # chat sessions reading from the log
+    queued_bytes: int  # in every outbox (estimated: runtime/outbox.py)
+    peak_queued_bytes: int
 
 
 class Session:
@@ -138,16 +160,22 @@ class Session:
         "active",
         "bucket",
         "codec",
+        "connection",
+        "deferred",
         "failure",
         "flushed",
         "gone",
         "id",
         "identity",
+        "lag",
         "outbox",
-        "pause",
+        "page",
         "reading",
         "send",
+        "sending",
+        "sent",
         "service",
+        "until",
         "writer",
         "writing",
     )
@@ -168,8 +196,17 @@ class Session:
         self.identity = identity
         self.outbox = outbox
         self.bucket = bucket
-        self.pause = 0  # counts pauses: a slow-consumer deadline is for one of them
         self.send = send
+        self.sent = 0  # writes completed: a slow-consumer deadline checks it moved
+        self.sending = False  # a write is in flight (its frames are held)
+        # Chat rooms this session reads from the log instead of live (DESIGN §5), in the
+        # order the writer reads them (round robin); ``until``: where each read stops once
+        # the session is ending (the room's head then).
+        self.lag: dict[str, LogCursor] = {}
+        self.until: dict[str, int] | None = None
+        self.deferred: list[Broadcast] = []  # its refusals, until its rooms are live again
+        self.page = 8  # messages of the next log read: a few, then what fits half the budget
+        self.connection: Tally | None = None
         self.reading: anyio.CancelScope | None = None
         self.failure: BaseException | None = None  # why the runtime cut it
         # The writer runs only while there is something to write, or was lately: an idle
@@ -238,6 +275,13 @@ class Runtime:
         self._tasks: TaskGroup | None = None
         self._stops: list[anyio.CancelScope] = []
         self._expiring = False  # a retention step runs
+        self._log = LogReaders(self)  # chat sessions that read from the log
+        self._total = Tally()  # every outbox's bytes
+        self._peak_bytes = 0
+        self._budget = self.settings.server_bytes()
+        self._connections: dict[object, Tally] = {}
+        self._over_budget = False  # readers wait for ``_below_budget``
+        self._below_budget = anyio.Event()
 
     async def __aenter__(self) -> Runtime:
         self._tasks = anyio.create_task_group()
@@ -289,20 +333,22 @@ class Runtime:
         send: Callable[[list[bytes]], Awaitable[None]],
         *,
         identity: Identity | None = None,
+        connection: object = None,
     ) -> None:
         """Run one session until the client ends it (return), or raise why it ended:
         ``WrongIdentity`` (a message claimed another identity), ``ShuttingDown`` after a
         drain flushed it, the ``SlowConsumer``/``StorageFailed`` it was cut with, or what
         ``send`` raised (a refused message does not end it: ``_refuse``). The
         caller's task reads; the session's writer is the runtime's, and runs only while there
-        is something to write."""
+        is something to write. ``connection``: a key the sessions of one network connection
+        share (their queued bytes have a budget together); None: a connection of its own."""
         if self._tasks is None:
             raise RuntimeError("the runtime is not running: serve inside 'async with Runtime(...)'")
         if self.shutting_down:
             raise ShuttingDown()
         if self.auth is not None and identity is None:
             raise Unauthenticated("authorization: a 'Bearer <token>' header is required")
-        session = self._open(service, codec, identity, send)
+        session = self._open(service, codec, identity, send, connection)
         try:
             with anyio.CancelScope() as reading:  # shutdown() and a cut cancel it
                 session.reading = reading
@@ -313,6 +359,8 @@ class Runtime:
                     await self.node.settled(session.id)  # its TEXTs are answered
                 await self._wait_durable(self._queued)  # its own messages reach it too
                 self._end(session)
+                # What it reads from the log is flushed too, up to the rooms' heads now.
+                session.until = {room: self._log.head(room) for room in session.lag}
                 session.outbox.close()
                 session.flushed = anyio.Event()
                 self._wake_writer(session)
@@ -332,18 +380,32 @@ class Runtime:
         codec: Codec,
         identity: Identity | None,
         send: Callable[[list[bytes]], Awaitable[None]],
+        connection: object = None,
     ) -> Session:
         sid = str(next(self._ids))
         outbox: Outbox | StateOutbox
+        tally = None
         if service is Service.GAME:
             outbox = StateOutbox()
         else:
             settings = self.settings
-            outbox = Outbox(settings.high_water, settings.low_water, lambda: self._resume(sid))
+            if connection is not None:
+                tally = self._connections.get(connection)
+                if tally is None:
+                    tally = self._connections[connection] = Tally(connection)
+                tally.outboxes += 1
+            outbox = Outbox(
+                settings.high_water,
+                settings.low_water,
+                lambda: self._resume(sid),
+                tallies=(self._total,) if tally is None else (self._total, tally),
+                batch_bytes=max(settings.session_budget // 4, 1),
+            )
         bucket = None
         if service is Service.CHAT and self.settings.rate:
             bucket = TokenBucket(self.settings.rate, self.settings.burst, now=self._now())
         session = Session(sid, service, codec, identity, outbox, bucket, send)
+        session.connection = tally
         self._sessions[sid] = session
         self._codecs.setdefault(id(codec), codec)
         counters = self.counters
@@ -353,11 +415,21 @@ class Runtime:
         return session
 
     def _close(self, session: Session) -> None:
-        session.outbox.close()
+        outbox = session.outbox
+        outbox.close()
         session.gone = True  # the transport's call is over: nothing more goes out
         if session.writer is not None:
             session.writer.cancel()
         self._end(session)
+        session.lag.clear()
+        if isinstance(outbox, Outbox):
+            outbox.discard()  # what a cut session never got: its bytes are free again
+            tally = session.connection
+            if tally is not None:
+                tally.outboxes -= 1
+                if not tally.outboxes:
+                    del self._connections[tally.key]
+            self._check_budget()
         if self._sessions.pop(session.id, None) is not None:
             counters = self.counters
             counters.streams_open -= 1
@@ -375,6 +447,8 @@ class Runtime:
             message = await receive()
             if message is None:
                 return False
+            if self._over_budget:  # (one message read: its bytes were the transport's already)
+                await self._wait_below_budget()
             if self.shutting_down:
                 # Not accepted, so not acknowledged: the client re-sends it elsewhere.
                 # (shutdown() cancels a reader that waits; this one had a message ready.)
@@ -399,7 +473,7 @@ class Runtime:
         nothing was changed or stored, and the stream goes on."""
         outbox = session.outbox
         if isinstance(outbox, StateOutbox) and len(outbox.notices) >= self.settings.high_water:
-            self._cut_slow(session)  # it neither reads nor stops sending what is refused
+            self.cut_slow(session)  # it neither reads nor stops sending what is refused
             return
         self.counters.refusals += 1
         refusal = Broadcast(Refusal(message, error), int(self._clock() * 1000))
@@ -544,16 +618,32 @@ class Runtime:
 
     async def _write(self, session: Session) -> None:
         """The only task that sends on the session (transports require one). It waits for more
-        while the session is busy; the idle sweep (``_sweep_idle_writers``) ends it when not."""
+        while the session is busy; the idle sweep (``_sweep_idle_writers``) ends it when not.
+        A session that reads from the log gets its next page here, whenever what is queued
+        has drained to low water."""
         outbox, codec, send, counters = session.outbox, session.codec, session.send, self.counters
         settle = self._settle if session.service is Service.EDIT else None
+        low = self.settings.low_water
         with anyio.CancelScope() as scope:
             session.writer = scope
             try:
-                while (frames := await outbox.next(codec, settle)) is not None:
+                while True:
+                    if session.lag and len(outbox) <= low:
+                        await self._log.read_page(session)
+                        continue
+                    frames = await outbox.next(codec, settle)
+                    if frames is None:
+                        break
+                    if not frames:
+                        continue  # poked: there is the log to read
                     session.active = True
                     counters.writes += 1
+                    session.sending = True
                     await send(frames)
+                    session.sending = False
+                    session.sent += 1
+                    if self._over_budget:
+                        self._check_budget()
             except PeerGone:
                 session.gone = True  # the transport lost the peer; its call is being ended
             except Exception as error:
@@ -561,10 +651,11 @@ class Runtime:
                     self._cut(session, error)
         session.writer = None
         session.writing = False
+        session.sending = False
         if session.failure is not None or session.gone or outbox.done:
             if session.flushed is not None:
                 session.flushed.set()
-        elif outbox:  # written to while the sweep ended it
+        elif outbox or session.lag:  # written to while the sweep ended it
             self._wake_writer(session)
 
     async def _settle(self) -> None:
@@ -584,7 +675,7 @@ class Runtime:
         for session in self._sessions.values():
             if session.active:
                 session.active = False
-            elif session.writer is not None and not session.outbox:
+            elif session.writer is not None and not session.outbox and not session.lag:
                 session.writer.cancel()
 
     def _now(self) -> float:
@@ -669,45 +760,131 @@ class Runtime:
     # -- fan-out and flow control --------------------------------------------------------
 
     def _deliver(self, deliveries: Deliveries) -> None:
-        sessions, delivered = self._sessions, 0
+        """Queue each item for its recipients (in order, after its writes are durable): the
+        one path into sessions. A chat session reading a room from the log skips that room's
+        live messages; one that goes over its limits switches to the log (or, editing,
+        pauses its documents' senders)."""
+        sessions, log, delivered = self._sessions, self._log, 0
+        high, budget = self.settings.high_water, self.settings.session_budget
         for to, item in deliveries:
+            event = item.event
+            message = event if type(event) is RoomMessage else None
+            if message is not None:
+                log.seen(message)
+            elif type(event) is Replay:
+                for sid in to:
+                    session = sessions.get(sid)
+                    if session is not None:
+                        log.replay(session, event)
+                        self._wake_writer(session)
+                continue
             for sid in to:
                 session = sessions.get(sid)
                 if session is None:
                     continue  # its call is ending; its disconnect is being handled
+                if session.lag and (
+                    log.defers(session, item)
+                    if message is None
+                    else message.room in session.lag and log.skips(session, message)
+                ):
+                    continue
                 delivered += 1
-                if session.outbox.push(item) is Signal.PAUSE:
-                    self.counters.pauses += 1
-                    self._pause(session)
+                outbox = session.outbox
+                signal = outbox.push(item)
+                if signal is Signal.PAUSE or (len(outbox) > high or outbox.bytes > budget):
+                    self._overflow(session, signal)
+                elif session.connection is not None and (
+                    session.connection.bytes > self.settings.connection_budget
+                ):
+                    self._shed(session.connection)
                 if not session.writing:
                     self._wake_writer(session)
         self.counters.deliveries += delivered
+        total = self._total.bytes
+        if total > self._peak_bytes:
+            self._peak_bytes = total
+        if total > self._budget and not self._over_budget:
+            self._shed(self._total)
+
+    def _overflow(self, session: Session, signal: Signal | None) -> None:
+        """``session`` went over high water or its byte budget."""
+        if session.service is Service.CHAT:
+            self._log.to_log(session)
+            self._arm_deadline(session)
+        elif signal is Signal.PAUSE:  # (an editor's water marks count messages: its
+            self.counters.pauses += 1  # RESUME comes at low water; bytes count toward the
+            self._pause(session)  # server's budget)
+
+    def _shed(self, tally: Tally) -> None:
+        """Over a connection's or the server's budget: the fullest chat sessions of it read
+        from the log, until it is within three quarters of the budget; if that is not enough
+        (what is queued is not chat), every reader waits (``_wait_below_budget``)."""
+        whole = tally is self._total
+        budget = self._budget if whole else self.settings.connection_budget
+        target = budget * 3 // 4
+        sessions = [
+            s
+            for s in self._sessions.values()
+            if isinstance(s.outbox, Outbox) and s.outbox.bytes and (whole or s.connection is tally)
+        ]
+        sessions.sort(key=lambda s: s.outbox.bytes, reverse=True)
+        for session in sessions:
+            if tally.bytes <= target:
+                break
+            if session.service is Service.CHAT:
+                self._log.to_log(session)
+                self._arm_deadline(session)
+        if whole and tally.bytes > budget and not self._over_budget:
+            self._over_budget = True
+            self.counters.budget_waits += 1
+
+    def _check_budget(self) -> None:
+        """Readers go on once the server's queues are within three quarters of its budget."""
+        if self._over_budget and self._total.bytes <= self._budget * 3 // 4:
+            self._over_budget = False
+            self._below_budget.set()
+            self._below_budget = anyio.Event()
+
+    async def _wait_below_budget(self) -> None:
+        while self._over_budget:
+            await self._below_budget.wait()
+
+    def _arm_deadline(self, session: Session) -> None:
+        """Cut ``session`` if it completes no write within the drain timeout while it still
+        holds memory (``_run_timers``)."""
+        deadline = self._now() + self.settings.drain_timeout
+        heapq.heappush(self._deadlines, (deadline, next(self._deadline_ids), session, session.sent))
+        self._wake_timers()
+
+    def _due(self, session: Session, sent: int) -> None:
+        """A slow-consumer deadline of ``session``, armed when it had made ``sent`` writes:
+        cut it if it wrote nothing since while it holds memory (a write in flight, or
+        something queued); look again later while it holds any or reads from the log."""
+        if session.id not in self._sessions or session.failure is not None:
+            return
+        holding = session.sending or bool(session.outbox)
+        if session.sent == sent and holding:
+            self.cut_slow(session)
+        elif holding or session.lag or session.id in self._blocked:
+            self._arm_deadline(session)
 
     def _channels_of(self, sid: str, service: Service) -> frozenset[tuple[Service, str]]:
-        """The rooms and documents whose senders wait while ``sid`` is congested."""
-        if service is Service.CHAT:
-            return frozenset((service, room) for room in self.rooms.rooms_of(sid))
+        """The documents whose senders wait while ``sid`` is congested (a chat session
+        reads from the log instead: no room waits)."""
         if service is Service.EDIT:
             return frozenset((service, doc) for doc in self.documents.documents_of(sid))
-        return frozenset()  # a game session's outbox never blocks anyone: it supersedes
+        return frozenset()  # chat reads the log; a game session's outbox supersedes
 
     def _pause(self, session: Session) -> None:
         channels = self._channels_of(session.id, session.service)
         self._blocked[session.id] = channels
         for channel in channels:
             self._blocking.setdefault(channel, set()).add(session.id)
-        session.pause += 1
-        deadline = self._now() + self.settings.drain_timeout
-        heapq.heappush(
-            self._deadlines, (deadline, next(self._deadline_ids), session, session.pause)
-        )
-        self._wake_timers()
+        self._arm_deadline(session)
 
     def _resume(self, sid: str) -> None:
-        self.counters.resumes += 1
-        session = self._sessions.get(sid)
-        if session is not None:
-            session.pause += 1  # its pending slow-consumer deadline no longer applies
+        if sid in self._blocked:
+            self.counters.resumes += 1
         self._unpause(sid)
 
     def _unpause(self, sid: str) -> None:
@@ -750,9 +927,8 @@ class Runtime:
                 expire = now + retention
             deadlines = self._deadlines
             while deadlines and deadlines[0][0] <= now:
-                _, _, session, pause = heapq.heappop(deadlines)
-                if session.pause == pause and session.id in self._sessions:
-                    self._cut_slow(session)
+                _, _, session, sent = heapq.heappop(deadlines)
+                self._due(session, sent)
             tick = self.games.next_deadline()
             if tick is not None and tick <= now:
                 self._run_ticks(tick)
@@ -788,14 +964,19 @@ class Runtime:
         finally:
             self._expiring = False
 
-    def _cut_slow(self, session: Session) -> None:
+    def cut_slow(self, session: Session, why: str = "") -> None:
+        """Cut ``session`` as a slow consumer (resumable), saying ``why`` (default: it held
+        what was queued for it, unread, past the drain timeout)."""
         self.counters.slow_consumer_disconnects += 1
         timeout = self.settings.drain_timeout
+        why = why or (
+            f"nothing written for over {timeout:g} s while over {self.settings.high_water} "
+            "messages or its byte budget"
+        )
         self._cut(
             session,
             SlowConsumer(
-                f"slow consumer: more than {self.settings.high_water} messages queued for "
-                f"over {timeout:g} s; reconnect and resume (JOIN with resume_after_seq, "
+                f"slow consumer: {why}; reconnect and resume (JOIN with resume_after_seq, "
                 "or join the document again)"
             ),
         )
@@ -866,4 +1047,7 @@ class Runtime:
             writers=sum(1 for session in self._sessions.values() if session.writing),
             paused_sessions=len(self._blocked),
             pending_writes=self._pending_writes,
+            lagging_sessions=sum(1 for session in self._sessions.values() if session.lag),
+            queued_bytes=self._total.bytes,
+            peak_queued_bytes=self._peak_bytes,
         )

@@ -33,6 +33,7 @@ from interplay.core.effects import (
     AppendMessage,
     CreateRoom,
     DocumentRecord,
+    FindMessage,
     ForgetRoom,
     LoadDocument,
     LoadedRoom,
@@ -112,6 +113,11 @@ def text(seq: int, room: str = "lobby", epoch: str = "e1") -> RoomMessage:
 
 def appends(seqs: Sequence[int], room: str = "lobby", epoch: str = "e1") -> list[Write]:
     return [AppendMessage(message=text(seq, room, epoch)) for seq in seqs]
+
+
+def op_ids(*revisions: int) -> list[tuple[str, str, int]]:
+    """``DocumentRecord.earlier`` for ``edit(n)`` at each revision: (author, op id, revision)."""
+    return [("eve", f"op{n}", n) for n in revisions]
 
 
 def edit(n: int) -> StoredEdit:
@@ -327,10 +333,57 @@ class BackendConformance:
     async def test_a_snapshot_replaces_the_edits_up_to_its_revision(self, store: Store) -> None:
         await store.write(*(SaveEdit(document="doc", revision=n, edit=edit(n)) for n in (1, 2)))
         await store.write(SaveEdit(document="doc", revision=3, edit=edit(3), snapshot="ééé"))
-        assert await store.document("doc") == DocumentRecord(text="ééé", revision=3, edits=[])
+        assert await store.document("doc") == DocumentRecord(
+            text="ééé", revision=3, edits=[], earlier=op_ids(1, 2, 3)
+        )
         await store.write(*(SaveEdit(document="doc", revision=n, edit=edit(n)) for n in (4, 5)))
         assert await store.document("doc") == DocumentRecord(
-            text="ééé", revision=3, edits=[edit(4), edit(5)]
+            text="ééé", revision=3, edits=[edit(4), edit(5)], earlier=op_ids(1, 2, 3)
+        )
+
+    async def test_a_snapshot_keeps_the_op_ids_of_the_revisions_from_keep_from(
+        self, store: Store
+    ) -> None:
+        """A retried edit older than the last snapshot is recognised across a restart: the op
+        ids of every kept revision are stored (from the snapshot's ``keep_from`` on)."""
+        await store.write(
+            *(SaveEdit(document="doc", revision=n, edit=edit(n)) for n in range(1, 5))
+        )
+        await store.write(
+            SaveEdit(document="doc", revision=5, edit=edit(5), snapshot="éééé", keep_from=3)
+        )
+        await store.write(SaveEdit(document="doc", revision=6, edit=edit(6)))
+        await store.write(
+            SaveEdit(document="doc", revision=7, edit=edit(7), snapshot="éééééé", keep_from=5)
+        )
+        assert await store.document("doc") == DocumentRecord(
+            text="éééééé", revision=7, edits=[], earlier=op_ids(5, 6, 7)
+        )
+
+    # -- the id index ----------------------------------------------------------------------
+
+    async def test_find_message_looks_up_a_senders_id_among_what_is_stored(
+        self, store: Store
+    ) -> None:
+        """``FindMessage``: the stored message a sender sent with an id (an index, not a scan;
+        how a re-sent TEXT is recognised across the retained range), and ``LoadedRoom.ids``
+        every stored (sender, id), oldest first. Trimmed or forgotten messages are not found."""
+        await store.write(CreateRoom(room="lobby", epoch="e1"), *appends(range(1, 6)))
+        assert await store.read(FindMessage(room="lobby", sender="ann", id="e1-3")) == text(3)
+        assert await store.read(FindMessage(room="lobby", sender="bob", id="e1-3")) is None
+        assert await store.read(FindMessage(room="other", sender="ann", id="e1-3")) is None
+        loaded = await store.load("lobby")
+        assert list(loaded.ids) == [("ann", f"e1-{seq}") for seq in range(1, 6)]
+        await store.write(TrimRoom(room="lobby", before_seq=4))
+        assert await store.read(FindMessage(room="lobby", sender="ann", id="e1-3")) is None
+        assert await store.read(FindMessage(room="lobby", sender="ann", id="e1-4")) == text(4)
+        assert list((await store.load("lobby")).ids) == [("ann", "e1-4"), ("ann", "e1-5")]
+        await store.write(ForgetRoom(room="lobby"))
+        assert await store.read(FindMessage(room="lobby", sender="ann", id="e1-4")) is None
+        await store.write(CreateRoom(room="lobby", epoch="e2"), *appends([1], epoch="e2"))
+        assert await store.read(FindMessage(room="lobby", sender="ann", id="e1-5")) is None
+        assert await store.read(FindMessage(room="lobby", sender="ann", id="e2-1")) == text(
+            1, epoch="e2"
         )
 
     async def test_what_a_read_returned_does_not_change_with_later_writes(

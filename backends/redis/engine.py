@@ -33,6 +33,7 @@ from interplay.core.effects import (
     AppendMessage,
     CreateRoom,
     DocumentRecord,
+    FindMessage,
     ForgetRoom,
     LoadDocument,
     LoadedRoom,
@@ -141,6 +142,10 @@ class RedisEngine:
                 return await self._document(read.document)
             if isinstance(read, RoomAges):
                 return []  # the streams' MAXLEN is the retention (no time-based sweep yet)
+            if isinstance(read, FindMessage):
+                # Not looked up here: loads name no ids (``LoadedRoom.ids``), so a hub asks
+                # only by mistake; the PUBLISH script recognises a re-sent TEXT itself.
+                return None
         except UNREACHABLE as error:
             raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
         raise TypeError(f"not a read: {read!r}")

@@ -129,6 +129,9 @@ class ServerDocument:
         # revision is no longer kept is told by its snapshot whether its op in flight landed.
         self._retired: dict[str, deque[str]] = {}
         self._bridges: dict[str, _Bridge] = {}
+        # Op ids of kept revisions older than this copy's log (from the store after a restart:
+        # the log starts at the last snapshot), oldest first: a retried edit is recognised.
+        self._earlier: dict[tuple[str, str], int] = {}
 
     @property
     def text(self) -> str:
@@ -169,11 +172,23 @@ class ServerDocument:
         self.length_at(base)
         return list(itertools.islice(self._log, base - self.oldest_base, None))
 
+    def remember(self, author: str, op_id: str, revision: int) -> None:
+        """``author``'s ``op_id`` made ``revision``, before this copy's log begins (read from
+        the store): while that revision is kept, its re-send is acknowledged, not applied."""
+        if op_id and revision > self.revision - self._keep:
+            self._earlier[(author, op_id)] = revision
+
     def duplicate_of(self, author: str, op_id: str) -> Applied | None:
         """The earlier application of ``op_id`` by ``author``, while it is kept."""
         seen = self._ids.get((author, op_id)) if op_id else None
         if seen is None:
-            return None
+            earlier = self._earlier.get((author, op_id)) if op_id else None
+            if earlier is None:
+                return None
+            # Only its revision is known (its op is behind the snapshot): an ack needs no more.
+            return Applied(
+                revision=earlier, author=author, op_id=op_id, duplicate=True, splice=(0, 0, "")
+            )
         entry = self._log[seen - self.oldest_base - 1]
         return Applied(
             revision=seen,
@@ -191,7 +206,7 @@ class ServerDocument:
         ``RETIRED_AUTHORS`` authors), since this document was loaded."""
         if not op_id:
             return False
-        if (author, op_id) in self._ids:
+        if (author, op_id) in self._ids or (author, op_id) in self._earlier:
             return True
         retired = self._retired.get(author)
         return retired is not None and op_id in retired
@@ -329,6 +344,9 @@ class ServerDocument:
                 self._bridges[session] = _Bridge(applied.revision, rebased)
             else:
                 bridge.last_own, bridge.others = applied.revision, rebased
+        earlier = self._earlier
+        while earlier and next(iter(earlier.values())) <= applied.revision - self._keep:
+            del earlier[next(iter(earlier))]
         if len(log) > self._keep:
             dropped = log.popleft()
             if dropped.op_id:

@@ -449,7 +449,8 @@ class DocumentHubMachine(RuleBasedStateMachine):
     def resend(self, session: str, document: str, data: st.DataObject) -> None:
         """An op re-sent with its op id (a retry, maybe on a new stream after a reconnect or a
         restart) is acknowledged again with its revision, never applied twice, while the
-        server keeps it. One it no longer keeps is a new edit, on a base no longer kept:
+        server keeps that revision (the last ``KEEP``, whatever the last snapshot: their op
+        ids are stored). One it no longer keeps is a new edit, on a base no longer kept:
         refused (the client re-joins)."""
         doc = self.docs[document]
         oldest = self._oldest(document)
@@ -469,7 +470,7 @@ class DocumentHubMachine(RuleBasedStateMachine):
             op_id=op_id,
             user=user,
         )
-        if revision <= oldest:
+        if revision <= doc.head - KEEP:
             assert original.base < oldest
             return self._refused(command, Expired, "version")
         before = (doc.text, self._stored(document))

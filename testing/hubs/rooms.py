@@ -72,6 +72,11 @@ class ModelRoom:
     def window(self) -> list[RoomMessage]:
         return self.texts[-HISTORY:]
 
+    def retained(self) -> list[RoomMessage]:
+        """What the store keeps: a re-sent id is recognised among these (not only the
+        window)."""
+        return self.texts[self.first_seq - 1 :]
+
     def users(self) -> set[str]:
         return set(self.members.values())
 
@@ -206,7 +211,7 @@ class RoomHubMachine(RuleBasedStateMachine):
                 self._handle(command)
             return
         original = next(
-            (m for m in model.window() if msg_id and (m.sender, m.id) == (user, msg_id)), None
+            (m for m in model.retained() if msg_id and (m.sender, m.id) == (user, msg_id)), None
         )
         if original is not None and original.content != content:
             with pytest.raises(InvalidArgument, match="id"):

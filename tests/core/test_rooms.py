@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from interplay.backends import SQLiteBackend
+from interplay.backends import MemoryBackend, SQLiteBackend
 from interplay.core import (
     ChatLimits,
     Disconnect,
@@ -17,7 +17,7 @@ from interplay.core import (
     RoomHub,
     TokenBucket,
 )
-from interplay.core.effects import AppendMessage, CreateRoom, LoadedRoom, LoadRoom
+from interplay.core.effects import AppendMessage, CreateRoom, LoadedRoom, LoadRoom, ReadHistory
 from interplay.testing.hubs.stored import stored_rooms
 
 
@@ -124,3 +124,34 @@ def test_history_survives_a_restart_over_the_same_sqlite_file(tmp_path) -> None:
     [ack] = again.handle(Post(session="s2", room="r", content="m2", id="i2"), now=1)
     assert (ack.to, ack.message.seq) == (("s2",), 3)
     assert again.handle(Disconnect(session="nobody"), now=1) == []
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_800_texts_re_sent_after_a_restart_are_each_stored_once(tmp_path, kind) -> None:  # type: ignore[no-untyped-def]
+    """The issue's crash: a client re-sends its 800 unacknowledged TEXTs to a restarted
+    server. Each is recognised while its original is retained (not only in the window of
+    100): the sender gets the original back, nothing is stored twice, the others hear
+    nothing; a new id among them is stored."""
+    memory = MemoryBackend()
+
+    def backend() -> MemoryBackend | SQLiteBackend:
+        return memory if kind == "memory" else SQLiteBackend(tmp_path / "chat.db")
+
+    first = stored_rooms(backend())
+    first.handle(Join(session="s", user="ann", room="r"), now=0)
+    for n in range(800):
+        first.handle(Post(session="s", room="r", content=f"m{n}", id=f"i{n}"), now=0)
+
+    again = stored_rooms(backend())  # a new hub over what was stored: a restart
+    again.handle(Join(session="t", user="ann", room="r"), now=1)
+    again.handle(Join(session="b", user="bob", room="r"), now=1)
+    for n in range(800):
+        [ack] = again.handle(Post(session="t", room="r", content=f"m{n}", id=f"i{n}"), now=1)
+        assert (ack.to, ack.message.seq, ack.message.content) == (("t",), n + 1, f"m{n}")
+    [new] = again.handle(Post(session="t", room="r", content="new", id="i800"), now=1)
+    assert (new.to, new.message.seq) == (("t", "b"), 801)
+    stored = again.backend.read_now(ReadHistory(room="r", after_seq=0, limit=10_000))
+    assert [m.id for m in stored] == [f"i{n}" for n in range(801)]
+    # Another sender may use the same ids: they are per sender.
+    [bobs] = again.handle(Post(session="b", room="r", content="m0", id="i0"), now=1)
+    assert bobs.message.seq == 802

@@ -17,15 +17,18 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
+from interplay.backends import MemoryBackend
+from interplay.core.effects import AppendMessage, CreateRoom
 from interplay.core.game import TickState
-from interplay.core.rooms import Kind, RoomMessage
+from interplay.core.rooms import Join, Kind, Post, RoomMessage
 from interplay.runtime import Identity, Runtime, Service
 
 WAIT = 5.0  # seconds any one condition may take before the test fails
@@ -76,8 +79,10 @@ class MemoryCall:
         codec: RecordingCodec | None = None,
         *,
         identity: Identity | None = None,
+        connection: object = None,
     ) -> None:
         self.runtime = runtime
+        self.connection = connection  # shared by calls of one network connection
         self.service = service
         self.codec = codec if codec is not None else RecordingCodec()
         self.identity = identity
@@ -119,7 +124,12 @@ class MemoryCall:
     async def _serve(self) -> None:
         try:
             await self.runtime.serve(
-                self.service, self.codec, self.receive, self.send, identity=self.identity
+                self.service,
+                self.codec,
+                self.receive,
+                self.send,
+                identity=self.identity,
+                connection=self.connection,
             )
         except Exception as error:  # what the adapter would map to a status
             self.ended = error
@@ -143,8 +153,10 @@ class MemoryCall:
         self._feed.close()
 
     def block(self) -> None:
-        """The peer stops reading: ``send`` waits until ``unblock``."""
-        self._open = anyio.Event()
+        """The peer stops reading: ``send`` waits until ``unblock`` (blocking twice is
+        blocking once)."""
+        if self._open.is_set():
+            self._open = anyio.Event()
 
     def unblock(self) -> None:
         self._open.set()
@@ -198,3 +210,82 @@ async def until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
     with anyio.fail_after(timeout):
         while not condition():  # noqa: ASYNC110 (polling is the point)
             await anyio.sleep(0.001)
+
+
+# -- the runtime's sessions as tests drive them -----------------------------------------
+
+
+@asynccontextmanager
+async def running(backend: Any = None, **options: Any) -> AsyncIterator[tuple[Runtime, TaskGroup]]:
+    """A runtime and a task group for its calls; the whole test is bounded."""
+    with anyio.fail_after(15):
+        async with (
+            Runtime(backend if backend is not None else MemoryBackend(), **options) as runtime,
+            anyio.create_task_group() as tasks,
+        ):
+            yield runtime, tasks
+            tasks.cancel_scope.cancel()  # a call a failed assertion left running
+
+
+def chat(runtime: Runtime, tasks: TaskGroup, codec: RecordingCodec | None = None) -> MemoryCall:
+    return MemoryCall(runtime, Service.CHAT, codec).start(tasks)
+
+
+async def join(call: MemoryCall, user: str, room: str = "lobby", *, as_: str = "") -> RoomMessage:
+    """JOIN and wait for the echo (the JOIN to oneself, which carries the room's epoch);
+    ``as_``: the user the echo names, when the identity fills it in."""
+    call.put(Join(session="", user=user, room=room))
+    user = as_ or user
+
+    def echo() -> RoomMessage | None:
+        for event in call.events():
+            if (
+                isinstance(event, RoomMessage)
+                and event.kind is Kind.JOIN
+                and event.room == room
+                and event.sender == user
+                and event.epoch
+            ):
+                return event
+        return None
+
+    await call.wait_for(lambda: echo() is not None or call.done.is_set())
+    found = echo()
+    assert found is not None, f"no JOIN echo: {call.ended!r}"
+    return found
+
+
+def post(content: str, room: str = "lobby", id: str = "") -> Post:
+    return Post(session="", room=room, content=content, id=id)
+
+
+async def finish(*calls: MemoryCall) -> None:
+    """The clients end; each ``serve`` returns."""
+    for call in calls:
+        call.end()
+    for call in calls:
+        assert await call.result() is None
+
+
+def seeded(rooms: dict[str, int], size: int) -> MemoryBackend:
+    """A backend whose rooms already hold ``rooms[name]`` TEXTs of ``size`` characters."""
+    backend = MemoryBackend()
+    for room, count in rooms.items():
+        writes: list[Any] = [CreateRoom(room=room, epoch=f"e-{room}")]
+        writes += [
+            AppendMessage(
+                message=RoomMessage(
+                    kind=Kind.TEXT,
+                    room=room,
+                    sender="old",
+                    id=f"old-{seq}",
+                    content="x" * size,
+                    timestamp=seq,
+                    seq=seq,
+                    epoch=f"e-{room}",
+                )
+            )
+            for seq in range(1, count + 1)
+        ]
+        backend.write_now(writes)
+    return backend

@@ -4,7 +4,7 @@ killed (SIGKILL) and restarted while two clients keep talking."""
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,10 @@ from grpclib.client import Channel
 from grpclib.config import Configuration
 
 from helpers import chat_call, eventually, interplay_process, tcp_server
+from interplay.backends import MemoryBackend
 from interplay.core import Kind, MatchHub, RoomMessage
 from interplay.core.backoff import BackoffPolicy
+from interplay.core.effects import Write
 from interplay.runtime import Settings
 from interplay.transports.grpc.client import (
     ChatClient,
@@ -204,12 +206,28 @@ async def test_a_player_acts_and_sees_its_actions_confirmed() -> None:
         assert ann.actions.unconfirmed() == []
 
 
+class _StalledStore(MemoryBackend):
+    """A store whose writes wait while ``stalled`` (a disk that stopped keeping up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.going = anyio.Event()
+        self.going.set()
+
+    async def write(self, writes: Sequence[Write]) -> None:
+        await self.going.wait()
+        await super().write(writes)
+
+
 async def test_send_waits_while_the_transport_is_full_and_drops_nothing() -> None:
-    """bob joins and stops reading: the server pauses the room's senders, HTTP/2 flow control
-    fills, and ann's sends wait (they neither fail nor drop); once bob reads, all arrive."""
-    flow = Settings(high_water=8, low_water=4, drain_timeout=60, rate=0)
+    """The store stops keeping up: the server stops reading ann once its writes queue up,
+    HTTP/2 flow control fills, and ann's sends wait (they neither fail nor drop); once the
+    store goes on, all arrive. (One receiver that stops reading never does this: it reads
+    from the log instead, DESIGN §5.)"""
+    flow = Settings(max_pending_writes=8, rate=0)
     small = {"stream_window": 65535, "connection_window": 65535}
-    async with tcp_server(ServerSettings(port=0, **small), settings=flow) as served:
+    store = _StalledStore()
+    async with tcp_server(ServerSettings(port=0, **small), settings=flow, backend=store) as served:
         channel = Channel("127.0.0.1", served.port, codec=WireCodec(), config=SMALL_WINDOWS)
         try:
             async with (
@@ -218,6 +236,10 @@ async def test_send_waits_while_the_transport_is_full_and_drops_nothing() -> Non
             ):
                 await bob.join("bob")  # then reads nothing until the end
                 await ann.join("lobby")
+                await eventually(
+                    lambda: served.service.runtime.rooms.members("lobby") == ["ann", "bob"]
+                )
+                store.going = anyio.Event()
                 sent = 0
 
                 async def talk() -> None:
@@ -232,6 +254,7 @@ async def test_send_waits_while_the_transport_is_full_and_drops_nothing() -> Non
                     stalled = sent
                     await anyio.sleep(0.5)
                     assert sent == stalled < 400, "sends neither waited nor stopped"
+                    store.going.set()
                     texts = [m async for m in _texts(bob, 400)]
                 assert [int(m.content[:4]) for m in texts] == list(range(400))
                 assert [m.seq for m in texts] == list(range(1, 401))

@@ -111,7 +111,14 @@ class ChatService:
             log.debug("%s call from %s", service.value, peer)
         try:
             identity = await runtime.authenticate((stream.metadata or {}).get("authorization"))
-            await runtime.serve(service, self._codecs[service], receive, send, identity=identity)
+            await runtime.serve(
+                service,
+                self._codecs[service],
+                receive,
+                send,
+                identity=identity,
+                connection=stream._stream.connection,  # one HTTP/2 connection: one budget
+            )
             log.debug("%s call from %s ended OK", service.value, peer)
         except BaseException as error:
             task = asyncio.current_task()  # grpclib is asyncio-only

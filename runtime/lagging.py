@@ -1,0 +1,241 @@
+"""Chat sessions that read from the log: a receiver that falls behind never holds a room up.
+
+Every TEXT is durable before anyone receives it (group commit), so a session that falls behind
+(over high water, over its byte budget, or its connection's, or chosen when the server's is
+full) leaves live delivery instead of making the room wait (DESIGN §5): what was queued for it
+of its rooms' TEXTs is let go, and a ``LogCursor`` per room (core/log_cursor.py) remembers the
+last seq it was given. Its writer reads the log a page at a time whenever what is queued has
+drained to low water; once a room's cursor reaches the last seq delivered live in that room
+(``heads``) the session rejoins live delivery there, in the same step, so nothing falls between
+the two and nothing comes twice. History on JOIN and resume (the core's ``Replay``) is read the
+same way.
+
+Presence and typing are not in the log: while a session reads a room from the log its JOINs
+and LEAVEs are skipped, and coming back it gets the room's current members as on a rejoin (its
+own JOIN echo, then one JOIN per other user); the TYPING it missed is dropped and counted. A
+cursor the log no longer serves (trimmed, expired, reset) cuts the session: its resume is told
+where history starts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from interplay.core.log_cursor import BehindRetention, LogCursor
+from interplay.core.rooms import Kind, Replay, RoomMessage
+
+from .outbox import Broadcast, Outbox
+from .refusals import Refusal
+
+if TYPE_CHECKING:
+    from .server import Runtime, Session
+
+_IN_THE_LOG = (Kind.TEXT, Kind.SYSTEM)
+
+
+def _released(item: Broadcast) -> bool:
+    """What a session switching to the log lets go: sequenced messages (read again from the
+    log), presence (the members are sent again) and TYPING (dropped)."""
+    event = item.event
+    if type(event) is not RoomMessage:
+        return False
+    if event.seq:
+        return event.kind in _IN_THE_LOG
+    return event.kind is Kind.TYPING or (event.kind in (Kind.JOIN, Kind.LEAVE) and not event.epoch)
+
+
+class LogReaders:
+    """The runtime's chat sessions that read from the log, and where every room is at."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        # Per room, (epoch, seq) of the last sequenced message delivered live.
+        self.heads: dict[str, tuple[str, int]] = {}
+
+    def head(self, room: str) -> int:
+        """The last seq delivered live in ``room`` (0: none since the server started)."""
+        seen = self.heads.get(room)
+        return seen[1] if seen else 0
+
+    # -- the live path: called by the runtime's fan-out ------------------------------------
+
+    def seen(self, message: RoomMessage) -> None:
+        """A chat message about to be delivered: keep the room's head."""
+        if message.seq:
+            if message.kind is Kind.JOIN:  # an echo: the head at that JOIN, all delivered
+                known = self.heads.get(message.room)
+                if known is None or known[0] != message.epoch or known[1] < message.seq:
+                    self.heads[message.room] = (message.epoch, message.seq)
+            else:
+                self.heads[message.room] = (message.epoch, message.seq)
+        elif message.kind is Kind.SYSTEM and message.epoch:
+            known = self.heads.get(message.room)
+            if known is not None and known[0] != message.epoch:  # history deleted
+                del self.heads[message.room]
+
+    def skips(self, session: Session, message: RoomMessage) -> bool:
+        """Whether a live ``message`` of a room ``session`` reads from the log stays out of
+        its outbox (it is in the log, or it is presence or typing the session catches up on
+        differently)."""
+        room = message.room
+        cursor = session.lag[room]
+        kind = message.kind
+        if kind is Kind.JOIN and message.epoch:  # its own JOIN again: a Replay follows
+            del session.lag[room]
+            return False
+        if message.seq:
+            return True
+        if kind is Kind.TYPING:
+            self._runtime.counters.typing_dropped += 1
+            return True
+        if kind in (Kind.JOIN, Kind.LEAVE):
+            if room not in self._runtime.rooms.rooms_of(session.id):  # it left: its own LEAVE
+                del session.lag[room]
+                return False
+            cursor.stale = True
+            return True
+        # A notice to every member (the room's history was deleted): what it read is gone.
+        self._runtime.counters.behind_retention += 1
+        self._runtime.cut_slow(session, f"room {room!r}: its history was reset")
+        return True
+
+    def defers(self, session: Session, item: Broadcast) -> bool:
+        """Whether ``item``, not a room's message, waits until ``session`` is live in every
+        room: a refusal comes after the acknowledgements of what its sender sent before it,
+        and those are in the log. A sender that never reads and keeps sending what is refused
+        is cut once it holds high water of them."""
+        if type(item.event) is not Refusal:
+            return False
+        session.deferred.append(item)
+        if len(session.deferred) > self._runtime.settings.high_water:
+            self._runtime.cut_slow(session, "more refusals unread than high water")
+        return True
+
+    def replay(self, session: Session, replay: Replay) -> None:
+        """A JOIN's history: read it from the log (the JOIN's echo and presence are queued)."""
+        if replay.room not in self.heads:
+            self.heads[replay.room] = (replay.epoch, replay.head)
+        session.lag[replay.room] = LogCursor(
+            room=replay.room, epoch=replay.epoch, after=replay.after_seq
+        )
+
+    def to_log(self, session: Session) -> None:
+        """``session`` leaves live delivery in every room it is in, and lets go of what is
+        queued for it there."""
+        outbox = session.outbox
+        assert isinstance(outbox, Outbox)
+        first: dict[str, int] = {}
+        stale: set[str] = set()
+        counters = self._runtime.counters
+        for item in outbox.release(_released):
+            message = item.event
+            assert isinstance(message, RoomMessage)
+            if message.seq:
+                first.setdefault(message.room, message.seq)
+            elif message.kind is Kind.TYPING:
+                counters.typing_dropped += 1
+            else:
+                stale.add(message.room)
+        lag = session.lag
+        for room in self._runtime.rooms.rooms_of(session.id):
+            cursor = lag.get(room)
+            start = first.get(room)
+            if cursor is None:
+                known = self.heads.get(room)
+                epoch = known[0] if known else self._epoch_of(room)
+                after = start - 1 if start is not None else (known[1] if known else 0)
+                lag[room] = LogCursor(room=room, epoch=epoch, after=after, stale=room in stale)
+            else:
+                if start is not None:
+                    cursor.after = min(cursor.after, start - 1)
+                cursor.stale = cursor.stale or room in stale
+        counters.switches_to_log += 1
+        outbox.poke()  # its writer may wait for what was just let go
+
+    def _epoch_of(self, room: str) -> str:
+        known = self._runtime.rooms.head(room)
+        return known[0] if known else ""
+
+    # -- the writer's side -------------------------------------------------------------------
+
+    async def read_page(self, session: Session) -> None:
+        """One page of the next room ``session`` reads from the log (round robin), queued;
+        back to live delivery in that room if that caught it up."""
+        runtime, lag = self._runtime, session.lag
+        room, cursor = next(iter(lag.items()))
+        del lag[room]
+        lag[room] = cursor  # the next read is another room's
+        if cursor.after >= self._upto(session, room):
+            self._back_to_live(session, cursor)
+            return
+        budget = runtime.settings.session_budget // 2
+        outbox = session.outbox
+        assert isinstance(outbox, Outbox)
+        limit = max(1, min(session.page, runtime.settings.log_page))
+        page = await runtime.backend.read(cursor.read(limit))
+        if lag.get(room) is not cursor or session.failure is not None:
+            return  # rejoined, left or cut meanwhile
+        assert isinstance(page, list)
+        ttl = runtime.rooms.ttl
+        cutoff = int((runtime.wall_clock() - ttl) * 1000) if ttl is not None else 0
+        try:
+            taken = cursor.take(page, upto=self._upto(session, room), cutoff=cutoff)  # type: ignore[arg-type]
+        except BehindRetention as behind:
+            runtime.rooms.retained_from(room, behind.first_seq)
+            runtime.counters.behind_retention += 1
+            runtime.cut_slow(session, str(behind))
+            return
+        runtime.counters.log_reads += 1
+        runtime.counters.log_messages += len(taken)
+        size = 0
+        for message in taken:
+            item = Broadcast(message, 0)
+            size += item.size
+            outbox.push(item)
+        if taken:  # the next page: what fits half the session's budget, by this one's sizes
+            session.page = max(1, budget * len(taken) // max(size, 1))
+        if cursor.after >= self._upto(session, room):
+            self._back_to_live(session, cursor)
+
+    def _upto(self, session: Session, room: str) -> int:
+        """Where ``session`` is caught up in ``room``: its head now (when it ends: then)."""
+        until = session.until
+        if until is not None:
+            return until.get(room, 0)
+        return self.head(room)
+
+    def _back_to_live(self, session: Session, cursor: LogCursor) -> None:
+        """Caught up: live delivery again (what is delivered next follows ``cursor.after``),
+        with the current members first if it missed presence."""
+        runtime = self._runtime
+        del session.lag[cursor.room]
+        if session.until is None:  # (ending: nothing is delivered live any more)
+            runtime.counters.back_to_live += 1
+            if cursor.stale:
+                self._members(session, cursor)
+        if session.deferred and not session.lag:
+            deferred, session.deferred = session.deferred, []
+            for item in deferred:
+                session.outbox.push(item)
+
+    def _members(self, session: Session, cursor: LogCursor) -> None:
+        """The room's current members, as on a rejoin: its own JOIN echo, then the others."""
+        runtime = self._runtime
+        user = runtime.rooms.user_of(session.id)
+        if user is None or cursor.room not in runtime.rooms.rooms_of(session.id):
+            return
+        stamp = int(runtime.wall_clock() * 1000)
+        echo = RoomMessage(
+            kind=Kind.JOIN,
+            room=cursor.room,
+            sender=user,
+            timestamp=stamp,
+            seq=cursor.after,
+            epoch=cursor.epoch,
+        )
+        outbox = session.outbox
+        outbox.push(Broadcast(echo, 0))
+        for member in runtime.rooms.members(cursor.room):
+            if member != user:
+                presence = RoomMessage(kind=Kind.JOIN, room=cursor.room, sender=member)
+                outbox.push(Broadcast(presence, 0))
