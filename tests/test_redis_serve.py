@@ -82,10 +82,9 @@ async def test_workers_share_one_port_and_their_rooms(tmp_path: Path) -> None:
             tmp_path / "x.db", "--redis", redis.url, "--workers", "2", "--port", str(port)
         ) as (_, process),
     ):
-        assert process.stdout is not None
         line = ""  # the second worker's lines follow the first's
         while not line.startswith("interplay: ready"):
-            line = process.stdout.readline()
+            line = process.lines.next()
             assert line, "the second worker did not get ready"
         # Connections spread over the two processes; every member sees every TEXT, in one order.
         channels = [Channel("127.0.0.1", port) for _ in range(6)]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -129,32 +133,70 @@ def interplay_serve(data: Path, *extra: str) -> Iterator[int]:
         yield port
 
 
+class ServerLines:
+    """A server subprocess's stdout, read line by line by a thread, so that every wait for a
+    line has a deadline: a blocking ``readline`` would hang the suite if the server (or one of
+    its ``--workers``) never printed, or a forked worker kept the pipe open after the parent."""
+
+    def __init__(self, stream: Any) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put("")  # end of the output
+
+    def next(self, timeout: float = 30) -> str:
+        """The next line; "" once the output has ended. AssertionError after ``timeout``."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"the server printed no line within {timeout} s") from None
+        if not line:
+            self._lines.put("")  # stays ended
+        return line
+
+
 @contextmanager
 def interplay_process(
     data: Path, *extra: str, killed: bool = False
 ) -> Iterator[tuple[int, subprocess.Popen[str]]]:
     """``interplay serve`` in a subprocess on a free port (or ``--port P`` in ``extra``);
-    SIGTERM at the end, exit code 0 (unless the test ``killed`` it)."""
+    SIGTERM at the end, exit code 0 (unless the test ``killed`` it). Its stdout lines are
+    ``process.lines`` (a ``ServerLines``); its stderr goes to a file, read only in failures,
+    so that neither pipe can fill up or block a read. It runs in its own process group, killed
+    at the end: a forked worker never outlives its test."""
     exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
     websocket = () if "--ws-port" in extra else ("--ws-port", "0")  # none unless asked for
     argv = [exe, "serve", "--port", "0", "--data", str(data), "--log-level", "WARNING"]
-    with subprocess.Popen(
-        [*argv, *websocket, *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as process:
-        assert process.stdout is not None and process.stderr is not None
+    with (
+        tempfile.TemporaryFile("w+") as stderr,
+        subprocess.Popen(
+            [*argv, *websocket, *extra],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        ) as process,
+    ):
+
+        def said() -> str:
+            stderr.seek(0)
+            return f"stderr: {stderr.read()}"
+
+        lines = ServerLines(process.stdout)
+        process.lines = lines  # type: ignore[attr-defined]
         try:
-            line = process.stdout.readline()
+            line = lines.next()
             match = re.search(r"serving chat.ChatService on 127\.0\.0\.1:(\d+)", line)
-            assert match, f"first line {line!r}; stderr: {process.stderr.read()}"
+            assert match, f"first line {line!r}; {said()}"
             # Up to the ready line (its signal handlers are set: a SIGTERM before it would kill
             # it); the lines before it stay readable as ``process.startup``.
             startup = [line]
             while not line.startswith("interplay: ready"):
-                line = process.stdout.readline()
-                assert line, f"no ready line; stderr: {process.stderr.read()}"
+                line = lines.next()
+                assert line, f"no ready line; {said()}"
                 startup.append(line)
             process.startup = startup  # type: ignore[attr-defined]
             yield int(match.group(1)), process
@@ -162,10 +204,13 @@ def interplay_process(
             process.send_signal(signal.SIGTERM)
             try:
                 code = process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as expired:
                 process.kill()
-                raise
-        assert killed or code == 0, process.stderr.read()
+                raise AssertionError(f"no exit within 20 s of SIGTERM; {said()}") from expired
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)  # what it forked, if still there
+        assert killed or code == 0, said()
 
 
 PROTOS = Path(__file__).resolve().parents[2] / "protos"
