@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import inspect
 import logging
 import os
@@ -616,11 +615,15 @@ def _listening(failure: BaseException) -> None:
     """Refuse with the flag of the address the server could not listen on (``CannotListen``,
     alone or the only one in an exception group); None for anything else."""
     from interplay.serving import CannotListen
+    from interplay.workers import WorkerFailed
 
     while isinstance(failure, BaseExceptionGroup) and len(failure.exceptions) == 1:
         failure = failure.exceptions[0]
     if isinstance(failure, CannotListen):
         _refuse("--" + failure.setting.replace("_", "-"), failure.reason)
+    if isinstance(failure, WorkerFailed):
+        print(f"interplay serve: {failure}", file=sys.stderr)
+        raise SystemExit(1)
     return None
 
 
@@ -697,6 +700,8 @@ def _client_tls(system: bool, ca: str | None) -> ssl.SSLContext | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from interplay.core.documents import DocumentHub, DocumentLimits
     from interplay.core.matches import GameLimits, GameSettings, MatchHub
     from interplay.core.rooms import ChatLimits, RoomHub
@@ -704,6 +709,7 @@ def _serve(args: argparse.Namespace) -> int:
     from interplay.serving import serve
     from interplay.transports.grpc import ServerSettings
     from interplay.transports.websocket.server import WebSocketSettings, default_web_root
+    from interplay.workers import Workers
 
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -716,6 +722,13 @@ def _serve(args: argparse.Namespace) -> int:
     ):
         if ports[flag] and ports[flag] == ports[other]:
             raise SystemExit(f"interplay serve: {other} must differ from {flag}")
+    last_metrics = args.metrics_port + max(args.workers, 1) - 1  # one port per worker
+    for flag in ("--port", "--ws-port"):
+        if args.metrics_port and args.metrics_port < ports[flag] <= last_metrics:
+            _usage_error(
+                f"interplay serve: {args.workers} workers serve metrics on ports "
+                f"{args.metrics_port} to {last_metrics}, one each: {flag} must be outside them"
+            )
     if args.workers < 1:
         _usage_error(f"interplay serve: --workers must be at least 1, got {args.workers}")
     if args.workers > 1 and not args.redis:
@@ -776,7 +789,7 @@ def _serve(args: argparse.Namespace) -> int:
             tls=tls,
             keepalive_time=args.keepalive_time or None,  # 0: no pings
             keepalive_timeout=args.keepalive_timeout,
-            metrics_port=args.metrics_port or None,  # 0: no metrics
+            metrics_port=args.metrics_port or None,  # 0: no metrics (else + worker index)
             reuse_port=args.workers > 1,
         )
         websocket = None
@@ -788,6 +801,7 @@ def _serve(args: argparse.Namespace) -> int:
                 grace=args.grace,
                 tls=_tls(args, websocket=True),
                 web_root=default_web_root(),
+                reuse_port=args.workers > 1,
             )
     except ValueError as error:
         print(f"interplay serve: {error}", file=sys.stderr)
@@ -798,13 +812,15 @@ def _serve(args: argparse.Namespace) -> int:
         from interplay.backends.redis import RedisEngine
         from interplay.runtime.node import Node
 
-        children = _fork_workers(args.workers)
+        workers = Workers.fork(args.workers)
+        if args.metrics_port:
+            settings = replace(settings, metrics_port=args.metrics_port + workers.index)
         engine = RedisEngine(args.redis, retain=args.retain, node=secrets.token_hex(4))
         backend: Backend = engine
         node = Node(engine)
         lock = None
     else:
-        children = []
+        workers = Workers(1)
         backend = _open_backend(args.data)
         lock = _lock_data(args.data)  # held until the process exits
 
@@ -820,7 +836,14 @@ def _serve(args: argparse.Namespace) -> int:
                 admin=admin,
                 node=node,
             ) as runtime:
-                await serve(runtime, settings, websocket)
+                await serve(
+                    runtime,
+                    settings,
+                    websocket,
+                    ready=workers.ready,
+                    announce=workers.first,
+                    workers=workers.count,
+                )
         finally:
             await backend.aclose()
 
@@ -832,32 +855,8 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         if lock is not None:
             os.close(lock)
-        _stop_workers(children)
+        workers.stop()
     return 0
-
-
-def _fork_workers(workers: int) -> list[int]:
-    """Fork ``workers - 1`` more node processes before any event loop exists; the first
-    process stops them when it stops (each is a whole node: a SIGKILL of one leaves the
-    others serving). In a worker: []."""
-    children: list[int] = []
-    for _ in range(workers - 1):
-        pid = os.fork()
-        if pid == 0:
-            return []
-        children.append(pid)
-    return children
-
-
-def _stop_workers(children: list[int]) -> None:
-    import signal
-
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    for pid in children:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
 
 
 def _lock_data(data: str) -> int | None:

@@ -13,7 +13,7 @@ import asyncio
 import errno
 import logging
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from interplay.runtime.server import Runtime
@@ -48,23 +48,33 @@ async def _listen(setting: str, host: str, port: int, starting: Awaitable[T]) ->
         raise CannotListen(setting, host, port, error) from None
 
 
-def banner(runtime: Runtime, settings: ServerSettings) -> str:
-    """What the ready line says beside the listeners: auth, where the data lives, metrics."""
+def banner(runtime: Runtime, settings: ServerSettings, workers: int = 1) -> str:
+    """What the ready line says beside the listeners: auth, where the data lives, metrics,
+    and how many worker processes share the ports."""
     data = getattr(runtime.backend, "path", None) or "in memory (lost on exit)"
-    return "; ".join(
-        (
-            f"auth {'on (bearer tokens)' if runtime.auth is not None else 'off'}",
-            f"data {data}",
-            f"metrics on port {settings.metrics_port}" if settings.metrics_port else "no metrics",
-        )
-    )
+    metrics = f"metrics on port {settings.metrics_port}" if settings.metrics_port else "no metrics"
+    if settings.metrics_port and workers > 1:
+        last = settings.metrics_port + workers - 1
+        metrics = f"metrics on ports {settings.metrics_port} to {last} (one per worker)"
+    parts = [f"auth {'on (bearer tokens)' if runtime.auth is not None else 'off'}"]
+    parts += [f"data {data}", metrics] + ([f"{workers} workers"] if workers > 1 else [])
+    return "; ".join(parts)
 
 
 async def serve(
-    runtime: Runtime, settings: ServerSettings, websocket: WebSocketSettings | None = None
+    runtime: Runtime,
+    settings: ServerSettings,
+    websocket: WebSocketSettings | None = None,
+    *,
+    ready: Callable[[], Awaitable[None]] | None = None,
+    announce: bool = True,
+    workers: int = 1,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then drain; ``websocket`` None: gRPC only. With
-    ``settings.metrics_port``, export Prometheus metrics until the drain has ended."""
+    ``settings.metrics_port``, export Prometheus metrics until the drain has ended.
+    ``ready`` is awaited once everything listens, before the announcement (``--workers``: the
+    first process waits for the others there; an exception from it closes the listeners);
+    ``announce`` False: print nothing (a worker beside the first)."""
     server, chat = await _listen(
         "port", settings.host, settings.port, grpc.start(runtime, settings)
     )
@@ -88,7 +98,11 @@ async def serve(
                 raise CannotListen(
                     "metrics_port", settings.host, settings.metrics_port, error
                 ) from None
+        if ready is not None:
+            await ready()
     except BaseException:  # nothing was announced: close what did start
+        if metrics is not None:
+            await asyncio.to_thread(metrics.close)
         if ws is not None:
             ws[0].close()
             await ws[0].wait_closed()
@@ -96,8 +110,9 @@ async def serve(
         await server.wait_closed()
         raise
     security = "TLS" if settings.tls else "plaintext"
-    print(f"interplay: serving chat.ChatService on {grpc.server.bound(server)} ({security})")
-    if ws is not None and websocket is not None:
+    if announce:
+        print(f"interplay: serving chat.ChatService on {grpc.server.bound(server)} ({security})")
+    if ws is not None and websocket is not None and announce:
         where = ws_transport.server.bound(ws[0])
         scheme = "https" if websocket.tls else "http"
         host, _, port = where.partition(", ")[0].rpartition(":")
@@ -109,7 +124,9 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"interplay: ready: {banner(runtime, settings)} (Ctrl-C or SIGTERM to stop)", flush=True)
+    if announce:
+        said = banner(runtime, settings, workers)
+        print(f"interplay: ready: {said} (Ctrl-C or SIGTERM to stop)", flush=True)
     try:
         await stop.wait()
     finally:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from grpclib.client import Channel
 from redis_server import redis_server
@@ -73,19 +79,51 @@ async def test_a_node_sigkilled_mid_conversation_its_client_resumes_on_the_other
             assert time.monotonic() - killed < 10
 
 
+def test_workers_metrics_ports_must_not_take_another_flags_port(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["serve", "--workers", "3", "--redis", "redis://127.0.0.1:1/0"]
+    with pytest.raises(SystemExit) as exit:
+        main([*argv, "--metrics-port", "9100", "--ws-port", "9102"])
+    assert exit.value.code == 2
+    err = capsys.readouterr().err
+    assert "3 workers serve metrics on ports 9100 to 9102, one each: --ws-port" in err
+
+
+def two_free_ports() -> int:
+    """A port P with P + 1 free too (one metrics port per worker)."""
+    for _ in range(50):
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no two adjacent free ports")
+
+
 @pytest.mark.slow
 async def test_workers_share_one_port_and_their_rooms(tmp_path: Path) -> None:
-    port = free_port()
+    port, ws_port, metrics = free_port(), free_port(), two_free_ports()
+    flags = ["--port", str(port), "--ws-port", str(ws_port), "--metrics-port", str(metrics)]
     with (
         redis_server(tmp_path / "redis") as redis,
-        interplay_process(
-            tmp_path / "x.db", "--redis", redis.url, "--workers", "2", "--port", str(port)
-        ) as (_, process),
+        interplay_process(tmp_path / "x.db", "--redis", redis.url, "--workers", "2", *flags) as (
+            _,
+            process,
+        ),
     ):
-        line = ""  # the second worker's lines follow the first's
-        while not line.startswith("interplay: ready"):
-            line = process.lines.next()
-            assert line, "the second worker did not get ready"
+        # One announcement, once both workers listen on every port.
+        [ready] = [line for line in process.startup if line.startswith("interplay: ready")]
+        assert f"metrics on ports {metrics} to {metrics + 1} (one per worker)" in ready
+        assert "2 workers" in ready
+        async with httpx.AsyncClient(timeout=10) as http:
+            for each in (metrics, metrics + 1):
+                scraped = await http.get(f"http://127.0.0.1:{each}/metrics")
+                assert scraped.status_code == 200 and "interplay_" in scraped.text
+            for _ in range(4):  # the browser app, from whichever worker takes the connection
+                assert (await http.get(f"http://127.0.0.1:{ws_port}/")).status_code == 200
         # Connections spread over the two processes; every member sees every TEXT, in one order.
         channels = [Channel("127.0.0.1", port) for _ in range(6)]
         try:
@@ -112,6 +150,22 @@ async def test_workers_share_one_port_and_their_rooms(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_worker_that_cannot_start_stops_them_all_and_says_which(tmp_path: Path) -> None:
+    metrics = two_free_ports()
+    exe = shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
+    with redis_server(tmp_path / "redis") as redis, socket.socket() as taken:
+        taken.bind(("127.0.0.1", metrics + 1))  # worker 1's metrics port
+        taken.listen()
+        argv = [exe, "serve", "--redis", redis.url, "--workers", "2", "--port", "0"]
+        argv += ["--ws-port", "0", "--metrics-port", str(metrics)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done
+    assert f"--metrics-port: 127.0.0.1:{metrics + 1} is already in use" in done.stderr
+    assert "worker 1 of 2 exited with code 2 before it was ready" in done.stderr
+    assert "interplay: ready" not in done.stdout and "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
 def test_health_is_not_serving_while_redis_is_unreachable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -132,3 +186,23 @@ def test_health_is_not_serving_while_redis_is_unreachable(
         assert "NOT_SERVING" in said.out + said.err
         redis.start()
         health_until(0)  # by itself, once Redis is back
+
+
+@pytest.mark.slow
+def test_workers_drain_and_exit_when_the_first_process_is_killed(tmp_path: Path) -> None:
+    with (
+        redis_server(tmp_path / "redis") as redis,
+        interplay_process(
+            tmp_path / "x.db", "--redis", redis.url, "--workers", "3", killed=True
+        ) as (_, process),
+    ):
+        process.kill()  # SIGKILL: it cannot stop its workers itself
+        process.wait(timeout=10)  # reaped: a zombie would still count in the group
+        deadline = time.monotonic() + 15
+        while True:  # the process group empties: no orphan holds the port
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, "a worker outlived its first process"
+            time.sleep(0.1)

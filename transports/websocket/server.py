@@ -87,6 +87,8 @@ class WebSocketSettings:
     # The browser app's files; None: no app (only the WebSocket endpoints).
     web_root: Path | None = None
     tls: ssl.SSLContext | None = None
+    # SO_REUSEPORT: several processes on one port (``interplay serve --workers``)
+    reuse_port: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -214,6 +216,7 @@ async def start(
         server_header=None,
         logger=_library_log,
         compression="deflate" if settings.compression else None,
+        reuse_port=settings.reuse_port or None,
     )
     return server, service
 
