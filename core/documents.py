@@ -255,6 +255,19 @@ class DocumentHub:
         doc = opened.document
         return Snapshot(document=document, text=doc.text, revision=doc.revision)
 
+    def history(self, document: str, after: int, limit: int) -> list[Remote] | None:
+        """Up to ``limit`` edits of an open ``document`` after revision ``after``, in order,
+        as every other editor received them: what a receiver that fell behind reads instead
+        of live delivery. None: the document is not open, or ``after`` is no longer kept
+        (its reader can only re-join)."""
+        opened = self._docs.get(document)
+        if opened is None:
+            return None
+        doc = opened.document
+        if not doc.oldest_base <= after <= doc.revision:
+            return None
+        return [_remote(document, applied) for applied in doc.history_since(after, limit)]
+
     def text(self, document: str) -> str | None:
         """The text of a document open in memory (tests and tools)."""
         opened = self._docs.get(document)

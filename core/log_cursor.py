@@ -1,4 +1,5 @@
-"""Where one session reads one room's log: history on JOIN, and a receiver that fell behind.
+"""Where one session reads one room's log (history on JOIN, and a receiver that fell behind),
+or one document's kept history (an editor that fell behind: ``RevisionCursor``).
 
 Every TEXT is durable before anyone receives it, so a session need not be handed a room's
 history, or what it missed while slow, in one go: it keeps a ``LogCursor`` (the last seq it was
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from .effects import ReadHistory
 
 if TYPE_CHECKING:
+    from .documents import Acked, Remote
     from .rooms import RoomMessage
 
 
@@ -71,4 +73,32 @@ class LogCursor:
         if last - first.seq + 1 != len(taken):
             raise BehindRetention(self.room, self.after, None)  # a hole: not one stream
         self.after = last
+        return taken
+
+
+class RevisionCursor:
+    """The position of one editing session in one document's history (the edits the hub
+    keeps: ``DocumentHub.history``): ``after``, the last revision it was given. ``acks``: the
+    ``Acked`` of its own edits past the cursor, held back by revision so that each comes in
+    its place among the others' edits, as live delivery would have sent it."""
+
+    __slots__ = ("acks", "after", "document")
+
+    def __init__(self, *, document: str, after: int) -> None:
+        self.document = document
+        self.after = after
+        self.acks: dict[int, Acked] = {}
+
+    def take(self, remotes: Sequence[Remote], *, upto: int) -> list[Remote | Acked]:
+        """The events of ``remotes`` (one page of history after the cursor) up to revision
+        ``upto``, in order, each of its own edits as its ``Acked``; the cursor moves past
+        them."""
+        taken: list[Remote | Acked] = []
+        for remote in remotes:
+            if remote.revision > upto:
+                break
+            if remote.revision != self.after + 1:
+                raise ValueError(f"revision {remote.revision} does not follow {self.after}")
+            taken.append(self.acks.pop(remote.revision, remote))
+            self.after = remote.revision
         return taken

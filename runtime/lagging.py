@@ -1,4 +1,5 @@
-"""Chat sessions that read from the log: a receiver that falls behind never holds a room up.
+"""Sessions that read from the log: a receiver that falls behind never holds a room or a
+document up.
 
 Every TEXT is durable before anyone receives it (group commit), so a session that falls behind
 (over high water, over its byte budget, or its connection's, or chosen when the server's is
@@ -15,13 +16,21 @@ and LEAVEs are skipped, and coming back it gets the room's current members as on
 own JOIN echo, then one JOIN per other user); the TYPING it missed is dropped and counted. A
 cursor the log no longer serves (trimmed, expired, reset) cuts the session: its resume is told
 where history starts.
+
+An editing session reads the same way from its documents' kept history (the edits the document
+hub holds for late operations and reconnects, ``DocumentHub.history``), with a
+``RevisionCursor`` per document: the others' edits as ``Remote``s, its own as the ``Acked`` it
+was sent, each in revision order; up to the last revision delivered live (``revisions``).
+Carets are not in the history: those it misses are dropped and counted (the next move of each
+caret comes live). Behind the kept history it is cut, and its reconnect gets a snapshot.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from interplay.core.log_cursor import BehindRetention, LogCursor
+from interplay.core.documents import Acked, CursorMoved, Remote, Snapshot
+from interplay.core.log_cursor import BehindRetention, LogCursor, RevisionCursor
 from interplay.core.rooms import Kind, Replay, RoomMessage
 
 from .outbox import Broadcast, Outbox
@@ -31,6 +40,8 @@ if TYPE_CHECKING:
     from .server import Runtime, Session
 
 _IN_THE_LOG = (Kind.TEXT, Kind.SYSTEM)
+REVISIONED = frozenset((Remote, Acked, Snapshot))  # the events that move a document's head
+_EDITS = (Remote, Acked, CursorMoved)  # what an editor switching to the history lets go
 
 
 def _released(item: Broadcast) -> bool:
@@ -51,6 +62,8 @@ class LogReaders:
         self._runtime = runtime
         # Per room, (epoch, seq) of the last sequenced message delivered live.
         self.heads: dict[str, tuple[str, int]] = {}
+        # Per document, the last revision delivered live.
+        self.revisions: dict[str, int] = {}
 
     def head(self, room: str) -> int:
         """The last seq delivered live in ``room`` (0: none since the server started)."""
@@ -213,10 +226,7 @@ class LogReaders:
             runtime.counters.back_to_live += 1
             if cursor.stale:
                 self._members(session, cursor)
-        if session.deferred and not session.lag:
-            deferred, session.deferred = session.deferred, []
-            for item in deferred:
-                session.outbox.push(item)
+        self._flush_deferred(session)
 
     def _members(self, session: Session, cursor: LogCursor) -> None:
         """The room's current members, as on a rejoin: its own JOIN echo, then the others."""
@@ -239,3 +249,134 @@ class LogReaders:
             if member != user:
                 presence = RoomMessage(kind=Kind.JOIN, room=cursor.room, sender=member)
                 outbox.push(Broadcast(presence, 0))
+
+    # -- editing sessions ----------------------------------------------------------------------
+
+    def revised(self, event: Remote | Acked | Snapshot) -> None:
+        """A document's event about to be delivered: keep its head."""
+        if event.revision > self.revisions.get(event.document, 0):
+            self.revisions[event.document] = event.revision
+
+    def skips_edit(self, session: Session, item: Broadcast) -> bool:
+        """Whether ``item`` stays out of the outbox of ``session``, which reads some of its
+        documents from their history: their edits (read there; its own acks held back for
+        their place), carets (dropped, counted), a refusal (after the acks before it)."""
+        event = item.event
+        if type(event) is Refusal:
+            return self.defers(session, item)
+        if not isinstance(event, Remote | Acked | CursorMoved | Snapshot):
+            return False
+        cursor = session.revisions.get(event.document)
+        if cursor is None:
+            return False
+        if isinstance(event, CursorMoved):
+            self._runtime.counters.carets_dropped += 1
+            return True
+        if isinstance(event, Snapshot):  # it opened the document again: live from there
+            del session.revisions[event.document]
+            self._flush_deferred(session)
+            return False
+        if event.revision <= cursor.after:
+            return False  # out of revision order: a re-sent op's ack, or a catch-up it asked for
+        if isinstance(event, Acked):
+            cursor.acks[event.revision] = event
+        return True
+
+    def edits_to_log(self, session: Session) -> None:
+        """``session`` leaves live delivery in every document it edits, and lets go of what is
+        queued for it there: the run of revisions that ends where it is (an editor gets every
+        revision, its own as acks), read again from the history; what is out of that order
+        (a re-sent op's ack, a catch-up it asked for) stays queued."""
+        outbox = session.outbox
+        assert isinstance(outbox, Outbox)
+        counters = self._runtime.counters
+        released: dict[str, list[Broadcast]] = {}
+        for item in outbox.release(lambda item: type(item.event) in _EDITS):
+            event = item.event
+            if isinstance(event, CursorMoved):
+                counters.carets_dropped += 1
+            else:
+                assert isinstance(event, Remote | Acked)
+                released.setdefault(event.document, []).append(item)
+        revisions = session.revisions
+        for document in self._runtime.documents.documents_of(session.id):
+            items = released.pop(document, [])
+            cursor = revisions.get(document)
+            after = cursor.after if cursor is not None else self.revisions.get(document, 0)
+            run = len(items)
+            while run and items[run - 1].event.revision == after:  # type: ignore[attr-defined]
+                run -= 1
+                after -= 1
+            if cursor is None:
+                cursor = revisions[document] = RevisionCursor(document=document, after=after)
+            cursor.after = after
+            for item in items[run:]:
+                if isinstance(item.event, Acked):
+                    cursor.acks[item.event.revision] = item.event
+            for item in items[:run]:
+                outbox.push(item)
+        for items in released.values():  # (documents it no longer edits)
+            for item in items:
+                outbox.push(item)
+        counters.switches_to_log += 1
+        outbox.poke()
+
+    def read_edits(self, session: Session) -> None:
+        """One page of the next document ``session`` reads from its history (round robin),
+        queued; back to live delivery there if that caught it up."""
+        runtime, revisions = self._runtime, session.revisions
+        document, cursor = next(iter(revisions.items()))
+        del revisions[document]
+        revisions[document] = cursor  # the next read is another document's
+        upto = self._revision_upto(session, document)
+        if cursor.after < upto:
+            limit = max(1, min(session.page, runtime.settings.log_page))
+            page = runtime.documents.history(document, cursor.after, limit)
+            if page is None:
+                if session.until is None:
+                    revisions.clear()  # (its writer, cancelled, must not read again first)
+                    runtime.counters.behind_retention += 1
+                    runtime.cut_slow(
+                        session,
+                        f"document {document!r}: revision {cursor.after + 1} is no longer kept",
+                    )
+                    return
+                page = []  # ending, and the document closed: its reconnect catches up
+                cursor.after = upto
+            outbox = session.outbox
+            stamp = int(runtime.wall_clock() * 1000)
+            size = 0
+            taken = cursor.take(page, upto=upto)
+            for event in taken:
+                item = Broadcast(event, stamp)
+                size += item.size
+                outbox.push(item)
+            runtime.counters.log_reads += 1
+            runtime.counters.log_messages += len(taken)
+            if taken:  # the next page: what fits half the session's budget, by this one's sizes
+                budget = runtime.settings.session_budget // 2
+                session.page = max(1, budget * len(taken) // max(size, 1))
+        if cursor.after >= upto:
+            del revisions[document]
+            if session.until is None:
+                runtime.counters.back_to_live += 1
+            self._flush_deferred(session)
+
+    def _revision_upto(self, session: Session, document: str) -> int:
+        until = session.until
+        if until is not None:
+            return until.get(document, 0)
+        return self.revisions.get(document, 0)
+
+    def head_of(self, session: Session, key: str) -> int:
+        """Where a read of ``session``'s room or document stops once it ends: its head now."""
+        if key in session.revisions:
+            return self.revisions.get(key, 0)
+        return self.head(key)
+
+    def _flush_deferred(self, session: Session) -> None:
+        """Its refusals, once no room or document of it is read from the log any more."""
+        if session.deferred and not session.lag and not session.revisions:
+            deferred, session.deferred = session.deferred, []
+            for item in deferred:
+                session.outbox.push(item)

@@ -45,16 +45,6 @@ _COUNTERS = (
         "HTTP/2 writes by the stream writers; deliveries / writes is the batching.",
     ),
     (
-        "pauses",
-        "interplay_backpressure_pauses_total",
-        "Times an editor's queue rose above high water and its documents' senders paused.",
-    ),
-    (
-        "resumes",
-        "interplay_backpressure_resumes_total",
-        "Times a paused editor's queue fell to low water and its documents' senders resumed.",
-    ),
-    (
         "slow_consumer_disconnects",
         "interplay_slow_consumer_disconnects_total",
         "Calls ended with RESOURCE_EXHAUSTED: nothing written for the drain timeout while "
@@ -63,13 +53,13 @@ _COUNTERS = (
     (
         "switches_to_log",
         "interplay_switches_to_log_total",
-        "Times a chat stream left live delivery to read from the log (over high water or a "
-        "byte budget).",
+        "Times a chat or editing stream left live delivery to read from the log (a room's, a "
+        "document's kept history), over high water or a byte budget.",
     ),
     (
         "back_to_live",
         "interplay_back_to_live_total",
-        "Times a chat stream reading from the log caught up and rejoined live delivery.",
+        "Times a stream reading from the log caught up and rejoined live delivery.",
     ),
     (
         "log_messages",
@@ -80,6 +70,11 @@ _COUNTERS = (
         "typing_dropped",
         "interplay_typing_dropped_total",
         "TYPING indicators a stream reading from the log missed (they are not in the log).",
+    ),
+    (
+        "carets_dropped",
+        "interplay_carets_dropped_total",
+        "Caret moves an editing stream reading from the history missed (the next comes live).",
     ),
     (
         "behind_retention",
@@ -164,7 +159,7 @@ class MetricsCollector(Collector):
         )
         yield GaugeMetricFamily(
             "interplay_streams_reading_log",
-            "Chat streams reading from the log now.",
+            "Chat and editing streams reading from the log now.",
             value=statistics.lagging_sessions,
         )
 

@@ -369,6 +369,8 @@ class Node:
                 force = False
                 found = await self.shared.read_after(room, head[1], self.read_batch)
                 self.gap_reads += 1
+                if self._watched.get(room) is not watched or runtime.rooms.head(room) is None:
+                    return  # its last member left meanwhile: the hub let the room go
                 if found and found[0].epoch != head[0]:
                     await self._restart_epoch(room, watched)
                     force = True

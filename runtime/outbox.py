@@ -160,20 +160,18 @@ class Outbox(_Waiting):
     """What is queued for one session, with water marks in messages (``BackpressureBuffer``)
     and a count of its bytes, added into ``tallies`` too."""
 
-    __slots__ = ("_on_resume", "batch_bytes", "buffer", "tallies")
+    __slots__ = ("batch_bytes", "buffer", "tallies")
 
     def __init__(
         self,
         high: int,
         low: int,
-        on_resume: Callable[[], None],
         *,
         tallies: tuple[Tally, ...] = (),
         batch_bytes: int = 1 << 62,
     ) -> None:
         super().__init__()
         self.buffer: BackpressureBuffer[Broadcast] = BackpressureBuffer(high=high, low=low)
-        self._on_resume = on_resume
         self.tallies = tallies
         self.batch_bytes = batch_bytes  # one write takes at least one item, and about this
 
@@ -193,10 +191,8 @@ class Outbox(_Waiting):
     def release(self, predicate: Callable[[Broadcast], bool]) -> list[Broadcast]:
         """Take out the items ``predicate`` picks (what the session will read from the log
         instead), their bytes with them."""
-        items, signal = self.buffer.remove_if(predicate)
+        items, _ = self.buffer.remove_if(predicate)
         self._uncount(items)
-        if signal is Signal.RESUME:
-            self._on_resume()
         return items
 
     def _uncount(self, items: list[Broadcast]) -> None:
@@ -231,10 +227,8 @@ class Outbox(_Waiting):
                 total += item.size
                 if total >= budget or limit == BATCH:
                     break
-        items, signal = self.buffer.pop_many(limit)
+        items, _ = self.buffer.pop_many(limit)
         self._uncount(items)
-        if signal is Signal.RESUME:
-            self._on_resume()
         frames: list[bytes] = []
         for item in items:
             frames.extend(item.frames(codec))

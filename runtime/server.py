@@ -20,10 +20,10 @@ the stream: its sender alone gets a ``Refusal`` event, in order after what it se
 its codec encodes (a chat SYSTEM message with a rejection, an edit ``reject``, a game state
 with a ``rejected`` event); nothing changed, nothing was stored, the session reads on.
 
-Backpressure (DESIGN §5): a chat receiver over high water or a byte budget (its own, its
-connection's) reads from the log instead of making its rooms wait (``runtime/lagging.py``);
-an editing receiver over high water pauses its documents' senders until it drains to low
-water. Only the server's budget for every queue together makes readers wait. A session that
+Backpressure (DESIGN §5): a chat or editing receiver over high water or a byte budget (its
+own, its connection's) reads from the log (a room's, a document's kept history) instead of
+making its rooms or documents wait (``runtime/lagging.py``). Only the server's budget for
+every queue together makes readers wait. A session that
 holds queued messages and completes no write for the drain timeout is cut. Rate limits shape:
 a sender faster than its rate waits. Game states are never queued: a GameSync outbox keeps
 only the newest state.
@@ -62,7 +62,7 @@ from interplay.core.documents import CloseSession, DocumentHub
 from interplay.core.effects import Read, Write
 from interplay.core.errors import CoreError
 from interplay.core.histogram import Histogram
-from interplay.core.log_cursor import LogCursor
+from interplay.core.log_cursor import LogCursor, RevisionCursor
 from interplay.core.matches import Act, EndSession, JoinMatch, MatchHub
 from interplay.core.rate import TokenBucket
 from interplay.core.rooms import Command as ChatCommand
@@ -86,7 +86,7 @@ from .errors import (
     StorageFailed,
     Unauthenticated,
 )
-from .lagging import LogReaders
+from .lagging import REVISIONED, LogReaders
 from .node import Node
 from .outbox import Broadcast, Codec, EncodedTick, Outbox, StateOutbox, Tally
 from .refusals import Refusal, refuses_the_message
@@ -117,14 +117,13 @@ class Counters:
     messages_in: int = 0
     deliveries: int = 0
     writes: int = 0  # transport writes by the session writers: deliveries / writes = batching
-    pauses: int = 0
-    resumes: int = 0
     slow_consumer_disconnects: int = 0
-    switches_to_log: int = 0  # a chat session left live delivery to read from the log
+    switches_to_log: int = 0  # a session left live delivery to read from the log
     back_to_live: int = 0  # ... and came back, caught up
     log_reads: int = 0  # pages read from the log for sessions (history and laggards)
     log_messages: int = 0  # messages those pages delivered
     typing_dropped: int = 0  # TYPING a session reading from the log missed (not in the log)
+    carets_dropped: int = 0  # caret moves an editor reading from the history missed
     behind_retention: int = 0  # sessions cut: the log no longer held what they were to read
     budget_waits: int = 0  # times readers stopped reading: the server's byte budget was full
     shaped: int = 0  # messages that waited for their stream's rate
@@ -146,9 +145,8 @@ class Statistics:
     counters: Counters
     sessions: int
     writers: int  # sessions whose writer task runs (the others are idle: no task)
-    paused_sessions: int
     pending_writes: int
-    lagging_sessions: int  # chat sessions reading from the log
+    lagging_sessions: int  # chat and editing sessions reading from the log
     queued_bytes: int  # in every outbox (estimated: runtime/outbox.py)
     peak_queued_bytes: int
 
@@ -171,6 +169,7 @@ class Session:
         "outbox",
         "page",
         "reading",
+        "revisions",
         "send",
         "sending",
         "sent",
@@ -203,8 +202,10 @@ class Session:
         # order the writer reads them (round robin); ``until``: where each read stops once
         # the session is ending (the room's head then).
         self.lag: dict[str, LogCursor] = {}
+        # Documents an editing session reads from their history instead, likewise.
+        self.revisions: dict[str, RevisionCursor] = {}
         self.until: dict[str, int] | None = None
-        self.deferred: list[Broadcast] = []  # its refusals, until its rooms are live again
+        self.deferred: list[Broadcast] = []  # its refusals, until it is live everywhere again
         self.page = 8  # messages of the next log read: a few, then what fits half the budget
         self.connection: Tally | None = None
         self.reading: anyio.CancelScope | None = None
@@ -257,9 +258,6 @@ class Runtime:
         self._ids = itertools.count(1)
         self._sessions: dict[str, Session] = {}
         self._codecs: dict[int, Codec] = {}
-        self._blocking: dict[tuple[Service, str], set[str]] = {}  # channel -> paused sessions
-        self._blocked: dict[str, frozenset[tuple[Service, str]]] = {}  # session -> channels
-        self._unblocked = anyio.Event()
         self._deadlines: list[tuple[float, int, Session, int]] = []
         self._deadline_ids = itertools.count()
         self._timer_wakeup = anyio.Event()
@@ -360,7 +358,8 @@ class Runtime:
                 await self._wait_durable(self._queued)  # its own messages reach it too
                 self._end(session)
                 # What it reads from the log is flushed too, up to the rooms' heads now.
-                session.until = {room: self._log.head(room) for room in session.lag}
+                lagging = (*session.lag, *session.revisions)
+                session.until = {key: self._log.head_of(session, key) for key in lagging}
                 session.outbox.close()
                 session.flushed = anyio.Event()
                 self._wake_writer(session)
@@ -397,7 +396,6 @@ class Runtime:
             outbox = Outbox(
                 settings.high_water,
                 settings.low_water,
-                lambda: self._resume(sid),
                 tallies=(self._total,) if tally is None else (self._total, tally),
                 batch_bytes=max(settings.session_budget // 4, 1),
             )
@@ -422,6 +420,7 @@ class Runtime:
             session.writer.cancel()
         self._end(session)
         session.lag.clear()
+        session.revisions.clear()
         if isinstance(outbox, Outbox):
             outbox.discard()  # what a cut session never got: its bytes are free again
             tally = session.connection
@@ -434,7 +433,6 @@ class Runtime:
             counters = self.counters
             counters.streams_open -= 1
             counters.streams_open_by_rpc[session.service.value] -= 1
-        self._unpause(session.id)
         if self.shutting_down and not self._sessions:
             self._idle.set()
 
@@ -442,8 +440,6 @@ class Runtime:
         """Handle messages until the client ends (False) or the server drains (True)."""
         counters = self.counters
         while True:
-            if self._blocking:
-                await self._wait_unblocked(session)
             message = await receive()
             if message is None:
                 return False
@@ -628,8 +624,11 @@ class Runtime:
             session.writer = scope
             try:
                 while True:
-                    if session.lag and len(outbox) <= low:
-                        await self._log.read_page(session)
+                    if (session.lag or session.revisions) and len(outbox) <= low:
+                        if session.revisions:
+                            self._log.read_edits(session)
+                        else:
+                            await self._log.read_page(session)
                         continue
                     frames = await outbox.next(codec, settle)
                     if frames is None:
@@ -655,7 +654,7 @@ class Runtime:
         if session.failure is not None or session.gone or outbox.done:
             if session.flushed is not None:
                 session.flushed.set()
-        elif outbox or session.lag:  # written to while the sweep ended it
+        elif outbox or session.lag or session.revisions:  # written to while the sweep ended it
             self._wake_writer(session)
 
     async def _settle(self) -> None:
@@ -675,7 +674,9 @@ class Runtime:
         for session in self._sessions.values():
             if session.active:
                 session.active = False
-            elif session.writer is not None and not session.outbox and not session.lag:
+            elif session.writer is not None and not (
+                session.outbox or session.lag or session.revisions
+            ):
                 session.writer.cancel()
 
     def _now(self) -> float:
@@ -763,7 +764,7 @@ class Runtime:
         """Queue each item for its recipients (in order, after its writes are durable): the
         one path into sessions. A chat session reading a room from the log skips that room's
         live messages; one that goes over its limits switches to the log (or, editing,
-        pauses its documents' senders)."""
+        reads its documents' history)."""
         sessions, log, delivered = self._sessions, self._log, 0
         high, budget = self.settings.high_water, self.settings.session_budget
         for to, item in deliveries:
@@ -778,6 +779,8 @@ class Runtime:
                         log.replay(session, event)
                         self._wake_writer(session)
                 continue
+            elif type(event) in REVISIONED:
+                log.revised(event)  # type: ignore[arg-type]  # (one of them: checked)
             for sid in to:
                 session = sessions.get(sid)
                 if session is None:
@@ -788,11 +791,13 @@ class Runtime:
                     else message.room in session.lag and log.skips(session, message)
                 ):
                     continue
+                if session.revisions and log.skips_edit(session, item):
+                    continue
                 delivered += 1
                 outbox = session.outbox
                 signal = outbox.push(item)
                 if signal is Signal.PAUSE or (len(outbox) > high or outbox.bytes > budget):
-                    self._overflow(session, signal)
+                    self._overflow(session)
                 elif session.connection is not None and (
                     session.connection.bytes > self.settings.connection_budget
                 ):
@@ -806,14 +811,13 @@ class Runtime:
         if total > self._budget and not self._over_budget:
             self._shed(self._total)
 
-    def _overflow(self, session: Session, signal: Signal | None) -> None:
-        """``session`` went over high water or its byte budget."""
+    def _overflow(self, session: Session) -> None:
+        """``session`` went over high water or its byte budget: it reads from the log."""
         if session.service is Service.CHAT:
             self._log.to_log(session)
-            self._arm_deadline(session)
-        elif signal is Signal.PAUSE:  # (an editor's water marks count messages: its
-            self.counters.pauses += 1  # RESUME comes at low water; bytes count toward the
-            self._pause(session)  # server's budget)
+        else:
+            self._log.edits_to_log(session)
+        self._arm_deadline(session)
 
     def _shed(self, tally: Tally) -> None:
         """Over a connection's or the server's budget: the fullest chat sessions of it read
@@ -831,9 +835,7 @@ class Runtime:
         for session in sessions:
             if tally.bytes <= target:
                 break
-            if session.service is Service.CHAT:
-                self._log.to_log(session)
-                self._arm_deadline(session)
+            self._overflow(session)
         if whole and tally.bytes > budget and not self._over_budget:
             self._over_budget = True
             self.counters.budget_waits += 1
@@ -865,44 +867,8 @@ class Runtime:
         holding = session.sending or bool(session.outbox)
         if session.sent == sent and holding:
             self.cut_slow(session)
-        elif holding or session.lag or session.id in self._blocked:
+        elif holding or session.lag or session.revisions:
             self._arm_deadline(session)
-
-    def _channels_of(self, sid: str, service: Service) -> frozenset[tuple[Service, str]]:
-        """The documents whose senders wait while ``sid`` is congested (a chat session
-        reads from the log instead: no room waits)."""
-        if service is Service.EDIT:
-            return frozenset((service, doc) for doc in self.documents.documents_of(sid))
-        return frozenset()  # chat reads the log; a game session's outbox supersedes
-
-    def _pause(self, session: Session) -> None:
-        channels = self._channels_of(session.id, session.service)
-        self._blocked[session.id] = channels
-        for channel in channels:
-            self._blocking.setdefault(channel, set()).add(session.id)
-        self._arm_deadline(session)
-
-    def _resume(self, sid: str) -> None:
-        if sid in self._blocked:
-            self.counters.resumes += 1
-        self._unpause(sid)
-
-    def _unpause(self, sid: str) -> None:
-        channels = self._blocked.pop(sid, None)
-        if channels is None:
-            return
-        for channel in channels:
-            waiting = self._blocking[channel]
-            waiting.discard(sid)
-            if not waiting:
-                del self._blocking[channel]
-        self._unblocked.set()
-        self._unblocked = anyio.Event()
-
-    async def _wait_unblocked(self, session: Session) -> None:
-        """Wait while any room or document of this session has a receiver over high water."""
-        while any(c in self._blocking for c in self._channels_of(session.id, session.service)):
-            await self._unblocked.wait()
 
     # -- timers: slow consumers and ticks, in one task -------------------------------------
 
@@ -1045,9 +1011,10 @@ class Runtime:
             ),
             sessions=len(self._sessions),
             writers=sum(1 for session in self._sessions.values() if session.writing),
-            paused_sessions=len(self._blocked),
             pending_writes=self._pending_writes,
-            lagging_sessions=sum(1 for session in self._sessions.values() if session.lag),
+            lagging_sessions=sum(
+                1 for session in self._sessions.values() if session.lag or session.revisions
+            ),
             queued_bytes=self._total.bytes,
             peak_queued_bytes=self._peak_bytes,
         )

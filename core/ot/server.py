@@ -166,11 +166,13 @@ class ServerDocument:
         """The operations applied after revision ``base`` (which must be kept)."""
         return [applied.op for applied in self.history_since(base)]
 
-    def history_since(self, base: int) -> list[Applied]:
-        """Everything applied after revision ``base`` (which must be kept), in order: what a
-        client that reconnects at ``base`` must catch up on (its own ops become acks)."""
+    def history_since(self, base: int, limit: int | None = None) -> list[Applied]:
+        """Everything applied after revision ``base`` (which must be kept), in order, or its
+        first ``limit``: what a client that reconnects at ``base`` must catch up on (its own
+        ops become acks)."""
         self.length_at(base)
-        return list(itertools.islice(self._log, base - self.oldest_base, None))
+        start = base - self.oldest_base
+        return list(itertools.islice(self._log, start, None if limit is None else start + limit))
 
     def remember(self, author: str, op_id: str, revision: int) -> None:
         """``author``'s ``op_id`` made ``revision``, before this copy's log begins (read from

@@ -126,8 +126,9 @@ async def test_over_the_connection_budget_its_fullest_session_reads_from_the_log
 
 
 async def test_over_the_server_budget_the_fullest_go_to_the_log_then_readers_wait() -> None:
-    """Chat receivers that stop reading go to the log; what no log holds (an editor's queue)
-    fills the server's budget, and then every reader waits until it drains."""
+    """Chat receivers that stop reading go to the log; what no log holds (a document's
+    snapshot, for editors that do not read) fills the server's budget, and then every reader
+    waits until it drains."""
     settings = Settings(high_water=10_000, server_budget=64 * 1024, rate=0)
     async with running(settings=settings) as (runtime, tasks):
         sender, stuck = chat(runtime, tasks), chat(runtime, tasks)
@@ -139,27 +140,30 @@ async def test_over_the_server_budget_the_fullest_go_to_the_log_then_readers_wai
         assert runtime.counters.switches_to_log >= 1  # stuck went to the log
         assert runtime.counters.budget_waits == 0  # that was enough
 
-        editor, watcher = (MemoryCall(runtime, Service.EDIT).start(tasks) for _ in range(2))
-        watcher.put(OpenDocument(session="", document="d", user="w"))
-        await watcher.wait_events(1)
-        watcher.block()
+        editor = MemoryCall(runtime, Service.EDIT).start(tasks)
         editor.put(OpenDocument(session="", document="d", user="e"))
         await editor.wait_events(1)
-        for n in range(20):
+        for n in range(5):
             editor.put(
                 EditDocument(
                     session="", document="d", base=n, position=0, inserted="y" * 8000, op_id=f"e{n}"
                 )
             )
+        await editor.wait_events(6)  # its snapshot and five acks: 40 000 characters
+        watchers = [MemoryCall(runtime, Service.EDIT).start(tasks) for _ in range(2)]
+        for watcher in watchers:
+            watcher.block()
+            watcher.put(OpenDocument(session="", document="d", user="w"))
         await until(lambda: runtime.counters.budget_waits == 1)
         sender.put(post("while full", id="full"))
         with anyio.move_on_after(0.3):  # bounded: what must not happen while it is full
             await sender.wait_texts(41)
         assert len(sender.texts()) == 40  # not read: every reader waits
-        watcher.unblock()
-        await sender.wait_texts(41)  # the editor's queue drained: readers go on
+        for watcher in watchers:
+            watcher.unblock()
+        await sender.wait_texts(41)  # the snapshots went out: readers go on
         stuck.unblock()
         await stuck.wait_texts(41)
         assert [m.seq for m in stuck.texts()] == list(range(1, 42))
         await until(lambda: runtime.statistics().queued_bytes == 0)
-        await finish(sender, stuck, editor, watcher)
+        await finish(sender, stuck, editor, *watchers)

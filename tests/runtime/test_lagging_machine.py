@@ -17,7 +17,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from memory_transport import MemoryCall, join, post
+from memory_transport import SlowCall, join, post
 
 from interplay.backends import MemoryBackend
 from interplay.runtime import Runtime, Service, Settings
@@ -25,17 +25,6 @@ from interplay.runtime import Runtime, Service, Settings
 SENDERS = ("s0", "s1")
 RECEIVERS = ("r0", "r1", "r2")
 SETTINGS = Settings(high_water=4, low_water=1, session_budget=1500, drain_timeout=60, rate=0)
-
-
-class SlowCall(MemoryCall):
-    """A peer that takes ``delay`` seconds over each write it reads."""
-
-    delay = 0.0
-
-    async def send(self, frames: list[bytes]) -> None:
-        if self.delay:
-            await anyio.sleep(self.delay)
-        await super().send(frames)
 
 
 class LaggingReceivers(RuleBasedStateMachine):

@@ -200,6 +200,37 @@ class MemoryCall:
         self._changed = anyio.Event()
 
 
+class SlowCall(MemoryCall):
+    """A peer that takes ``delay`` seconds over each write it reads."""
+
+    delay = 0.0
+
+    async def send(self, frames: list[bytes]) -> None:
+        if self.delay:
+            await anyio.sleep(self.delay)
+        await super().send(frames)
+
+
+def replayed(events: Iterable[object]) -> tuple[str, list[int]]:
+    """The text an editor holds after ``events`` (its snapshot, then the others' edits; it
+    applies its own itself), and the revisions it was given, in order (its own as acks)."""
+    from interplay.core.documents import Acked, Remote, Snapshot
+
+    text, revisions = "", []
+    for event in events:
+        if isinstance(event, Snapshot):
+            text, revisions = event.text, [event.revision]
+        elif isinstance(event, Remote):
+            for piece in event.pieces:
+                end = piece.position + len(piece.deleted)
+                assert text[piece.position : end] == piece.deleted
+                text = text[: piece.position] + piece.inserted + text[end:]
+            revisions.append(event.revision)
+        elif isinstance(event, Acked):
+            revisions.append(event.revision)
+    return text, revisions
+
+
 def _pair() -> tuple[Any, Any]:
     send, receive = anyio.create_memory_object_stream[Any](math.inf)
     return send, receive

@@ -541,7 +541,7 @@ def assert_nothing_held(service: ChatService, script: Script) -> None:
     assert service.counters.streams_open == 0
     assert service.counters.streams_open_by_rpc == {"chat": 0, "edit": 0, "game": 0}
     stats = service.runtime.statistics()
-    assert (stats.sessions, stats.paused_sessions, stats.pending_writes) == (0, 0, 0), stats
+    assert (stats.sessions, stats.lagging_sessions, stats.pending_writes) == (0, 0, 0), stats
     rooms = service.runtime.rooms.statistics()
     assert (rooms.sessions, rooms.members, rooms.rooms_loaded) == (0, 0, 0), rooms
     assert service.runtime.games.statistics().sessions == 0
