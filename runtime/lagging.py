@@ -64,6 +64,13 @@ class LogReaders:
         self.heads: dict[str, tuple[str, int]] = {}
         # Per document, the last revision delivered live.
         self.revisions: dict[str, int] = {}
+        # The messages lately read from the log, by (room, epoch, seq), as the Broadcasts
+        # queued: laggards reading the same range (the common case: a flood that every slow
+        # receiver falls behind on) share one per message, encoded once per codec, not once
+        # per receiver. Oldest first, at most ``_shared_limit`` bytes.
+        self._shared: dict[tuple[str, str, int], Broadcast] = {}
+        self._shared_bytes = 0
+        self._shared_limit = max(runtime.settings.session_budget * 4, 1 << 20)
 
     def head(self, room: str) -> int:
         """The last seq delivered live in ``room`` (0: none since the server started)."""
@@ -202,13 +209,27 @@ class LogReaders:
         runtime.counters.log_messages += len(taken)
         size = 0
         for message in taken:
-            item = Broadcast(message, 0)
+            item = self._broadcast(message)
             size += item.size
             outbox.push(item)
         if taken:  # the next page: what fits half the session's budget, by this one's sizes
             session.page = max(1, budget * len(taken) // max(size, 1))
         if cursor.after >= self._upto(session, room):
             self._back_to_live(session, cursor)
+
+    def _broadcast(self, message: RoomMessage) -> Broadcast:
+        """The Broadcast of a message read from the log: the one another laggard was given,
+        while it is among the latest read (``_shared``)."""
+        shared = self._shared
+        key = (message.room, message.epoch, message.seq)
+        item = shared.get(key)
+        if item is None:
+            item = shared[key] = Broadcast(message, 0)
+            self._shared_bytes += item.size
+            while self._shared_bytes > self._shared_limit and len(shared) > 1:
+                oldest = next(iter(shared))
+                self._shared_bytes -= shared.pop(oldest).size
+        return item
 
     def _upto(self, session: Session, room: str) -> int:
         """Where ``session`` is caught up in ``room``: its head now (when it ends: then)."""
