@@ -27,7 +27,7 @@ from .effects import DocumentRecord, LoadDocument, Read, SaveEdit, StoredEdit, W
 from .errors import InvalidArgument, LimitExceeded, WrongIdentity
 from .events import Deliver
 from .limits import MAX_ID_LENGTH
-from .ot import ServerDocument
+from .ot import ServerDocument, TextOp
 from .ot.server import Applied
 
 # -- commands ----------------------------------------------------------------------------
@@ -74,6 +74,24 @@ class CloseSession:
 
 
 DocumentCommand = OpenDocument | EditDocument | MoveCursor | CloseSession
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EditProposal:
+    """An edit rebased onto revision ``base`` of a replica, to be committed as ``base + 1`` of
+    the shared log (``DocumentHub.propose``). ``rebased``: the others' ops it was transformed
+    over, past it (its sender's bridge, core/ot/server.py); ``snapshot``: the text after it,
+    every ``snapshot_every`` revisions; ``keep_from``: the oldest revision still kept."""
+
+    session: str
+    document: str
+    base: int
+    edit: StoredEdit
+    rebased: tuple[tuple[int, TextOp], ...] = ()
+    rebasing: bool = False  # made against an older revision than ``base``
+    snapshot: str | None = None
+    keep_from: int = 0
+
 
 # -- events ------------------------------------------------------------------------------
 
@@ -409,6 +427,40 @@ class DocumentHub:
         return doc
 
     def _edit(self, cmd: EditDocument) -> list[Deliver[DocumentEvent]]:
+        events: list[Deliver[DocumentEvent]] = []
+        found = self._prepare(cmd, events)
+        if found is None:
+            return events
+        opened, editor = found
+        doc = opened.document
+        current = cmd.base == doc.revision
+        applied = doc.splice(
+            cmd.position,
+            cmd.deleted,
+            cmd.inserted,
+            base=cmd.base,
+            author=editor.user,
+            op_id=cmd.op_id,
+            session=cmd.session,
+        )
+        self._edits_rebased += not current
+        self._writes.append(
+            SaveEdit(
+                document=cmd.document,
+                revision=applied.revision,
+                edit=StoredEdit(op=applied.op, author=editor.user, op_id=cmd.op_id),
+                snapshot=doc.text if applied.revision % self._snapshot_every == 0 else None,
+                keep_from=applied.revision - self._keep + 1,
+            )
+        )
+        return events + self._applied(cmd.document, opened, applied, cmd.session)
+
+    def _prepare(
+        self, cmd: EditDocument, events: list[Deliver[DocumentEvent]]
+    ) -> tuple[_Open, _Editor] | None:
+        """Check an edit and make its sender an editor (snapshot first, into ``events``);
+        None when it needs no new revision: a re-send (its ack into ``events``) or the edit a
+        join's snapshot answered for."""
         if cmd.position < 0:
             raise InvalidArgument("position", "must not be negative")
         if cmd.deleted < 0:
@@ -423,11 +475,10 @@ class DocumentHub:
             )
         if not (cmd.deleted or cmd.inserted):
             raise InvalidArgument("content", "an edit must delete or insert something")
-        events: list[Deliver[DocumentEvent]] = []
         opened, user, editor = self._lookup(cmd.session, cmd.document, cmd.user)
         if editor is not None and editor.answered and cmd.op_id == editor.answered:
             editor.answered = ""  # sent before its snapshot answered for it (see _Editor)
-            return []
+            return None
         doc = opened.document
         duplicate = doc.duplicate_of(user, cmd.op_id)
         if duplicate is not None:
@@ -437,55 +488,107 @@ class DocumentHub:
             ack = Acked(
                 document=cmd.document, revision=duplicate.revision, op_id=cmd.op_id, user=user
             )
-            return [*events, Deliver(to=(cmd.session,), message=ack)]
+            events.append(Deliver(to=(cmd.session,), message=ack))
+            return None
         if len(cmd.inserted) - cmd.deleted + doc.length > self.limits.max_length:
             raise LimitExceeded("content", f"documents hold at most {self.limits.max_length}")
-        current = cmd.base == doc.revision
         if editor is None:  # an edit without join: join first (snapshot before the ack),
             # once the edit is known to fit (``splice`` checks that itself, changing nothing)
             doc.check_splice(cmd.position, cmd.deleted, base=cmd.base, session=cmd.session)
             editor = self._join(cmd.session, cmd.document, opened, user, events)
-        applied = doc.splice(
-            cmd.position,
-            cmd.deleted,
-            cmd.inserted,
-            base=cmd.base,
-            author=editor.user,
-            op_id=cmd.op_id,
-            session=cmd.session,
-        )
+        return opened, editor
+
+    def _applied(
+        self, document: str, opened: _Open, applied: Applied, session: str
+    ) -> list[Deliver[DocumentEvent]]:
+        """What a new revision tells the editors: the ack to its sender's ``session`` (if it
+        is one here), the op to every other; carets move past it."""
         self._edits_applied += 1
-        self._edits_rebased += not current
-        self._writes.append(
-            SaveEdit(
-                document=cmd.document,
-                revision=applied.revision,
-                edit=StoredEdit(op=applied.op, author=editor.user, op_id=cmd.op_id),
-                snapshot=doc.text if applied.revision % self._snapshot_every == 0 else None,
-                keep_from=applied.revision - self._keep + 1,
-            )
-        )
         for other in opened.editors.values():
             if other.cursor is not None:
                 start, size = other.cursor
                 end = applied.op.transform_index(start + size)
                 start = applied.op.transform_index(start)
                 other.cursor = (start, max(0, end - start))
-        events.append(
-            Deliver(
-                to=(cmd.session,),
-                message=Acked(
-                    document=cmd.document,
-                    revision=applied.revision,
-                    op_id=cmd.op_id,
-                    user=editor.user,
-                ),
+        events: list[Deliver[DocumentEvent]] = []
+        if session in opened.editors:
+            ack = Acked(
+                document=document,
+                revision=applied.revision,
+                op_id=applied.op_id,
+                user=applied.author,
             )
-        )
-        others = tuple(s for s in opened.editors if s != cmd.session)
+            events.append(Deliver(to=(session,), message=ack))
+        others = tuple(s for s in opened.editors if s != session)
         if others:
-            events.append(Deliver(to=others, message=_remote(cmd.document, applied)))
+            events.append(Deliver(to=others, message=_remote(document, applied)))
         return events
+
+    # -- many nodes: edits proposed to a shared log, observed in its order ----------------
+
+    def propose(
+        self, cmd: EditDocument
+    ) -> tuple[list[Deliver[DocumentEvent]], EditProposal | None]:
+        """Check an edit and rebase it onto this replica's head without applying it: many
+        nodes share one revision log (DESIGN §10), so the next revision is whichever the log
+        commits first. The events (a snapshot for an implicit join; the ack of a re-send)
+        come first; the proposal, None when nothing is to be committed, goes to the log,
+        and once committed at ``base + 1`` to ``observe_edit``. Refused as ``handle`` would."""
+        events: list[Deliver[DocumentEvent]] = []
+        found = self._prepare(cmd, events)
+        if found is None:
+            return events, None
+        opened, editor = found
+        doc = opened.document
+        op, rebased = doc.rebase_splice(
+            cmd.position, cmd.deleted, cmd.inserted, base=cmd.base, session=cmd.session
+        )
+        revision = doc.revision + 1
+        snapshot = op.apply(doc.text) if revision % self._snapshot_every == 0 else None
+        proposal = EditProposal(
+            session=cmd.session,
+            document=cmd.document,
+            base=doc.revision,
+            edit=StoredEdit(op=op, author=editor.user, op_id=cmd.op_id),
+            rebased=tuple(rebased),
+            rebasing=cmd.base != doc.revision,
+            snapshot=snapshot,
+            keep_from=revision - self._keep + 1,
+        )
+        return events, proposal
+
+    def observe_edit(
+        self, document: str, revision: int, edit: StoredEdit, proposal: EditProposal | None = None
+    ) -> list[Deliver[DocumentEvent]]:
+        """The shared log's ``revision`` of ``document`` is ``edit`` (made on ``revision - 1``):
+        apply it to this replica and tell the editors here (its ``proposal``, if this node
+        proposed it: acked to its sender). Revisions arrive in order (``core/follow.py``);
+        one this replica has is ignored, and a document not open here is not followed."""
+        opened = self._docs.get(document)
+        if opened is None or revision <= opened.document.revision:
+            return []
+        doc = opened.document
+        if revision != doc.revision + 1:
+            raise ValueError(f"revision {revision} of {document!r} observed at {doc.revision}")
+        session = ""
+        rebased: list[tuple[int, TextOp]] = []
+        if proposal is not None and proposal.session in opened.editors:
+            session, rebased = proposal.session, list(proposal.rebased)
+            self._edits_rebased += proposal.rebasing
+        applied = doc.apply_next(
+            edit.op, author=edit.author, op_id=edit.op_id, session=session, rebased=rebased
+        )
+        return self._applied(document, opened, applied, session)
+
+    def editors_of(self, document: str) -> tuple[str, ...]:
+        """The sessions editing ``document`` here."""
+        opened = self._docs.get(document)
+        return tuple(opened.editors) if opened else ()
+
+    def revision(self, document: str) -> int | None:
+        """The revision of a document open here (None: not open)."""
+        opened = self._docs.get(document)
+        return opened.document.revision if opened else None
 
     def _cursor(self, cmd: MoveCursor) -> list[Deliver[DocumentEvent]]:
         if cmd.position < 0 or cmd.length < 0:

@@ -12,8 +12,11 @@ twice, and a gap is never skipped: what is ahead waits, bounded by ``limit``, fo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from .rooms import RoomMessage
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,3 +77,41 @@ class Follower:
 
     def clear(self) -> None:
         self._ahead.clear()
+
+
+class InRevisionOrder(Generic[T]):
+    """A document's shared log, put back in revision order for ``DocumentHub.observe_edit``:
+    what came early waits (at most ``limit``) until the revisions before it arrive."""
+
+    __slots__ = ("_ahead", "_limit")
+
+    def __init__(self, *, limit: int = 10_000) -> None:
+        if limit < 1:
+            raise ValueError(f"limit: must be at least 1, got {limit}")
+        self._ahead: dict[int, T] = {}
+        self._limit = limit
+
+    def __len__(self) -> int:
+        return len(self._ahead)
+
+    def offer(self, revision: int, item: T, head: int) -> tuple[list[tuple[int, T]], bool]:
+        """``item`` is ``revision``; ``head`` the replica's revision: what is next, in order,
+        and whether the log must be read after the head (a revision is missing)."""
+        if revision > head and len(self._ahead) < self._limit:
+            self._ahead[revision] = item
+        return self.drain(head)
+
+    def hold(self, revision: int, item: T) -> None:
+        """Keep ``item`` for a document not loaded yet (``drain`` it after)."""
+        if len(self._ahead) < self._limit:
+            self._ahead[revision] = item
+
+    def drain(self, head: int) -> tuple[list[tuple[int, T]], bool]:
+        """What is next after ``head`` among what waits (e.g. after a read of the log)."""
+        ahead, ready = self._ahead, []
+        for old in [r for r in ahead if r <= head]:
+            del ahead[old]
+        while (following := ahead.pop(head + 1, None)) is not None:
+            head += 1
+            ready.append((head, following))
+        return ready, bool(ahead)

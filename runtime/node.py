@@ -36,6 +36,7 @@ from interplay.core.follow import Follower
 from interplay.core.rooms import Join, Kind, Post, Proposal, RoomMessage, Typing
 
 from .errors import StorageFailed
+from .node_documents import DocumentReplicas, SharedDocuments, SharedEdit
 from .outbox import Broadcast
 
 if TYPE_CHECKING:
@@ -70,9 +71,14 @@ class Listener(Protocol):
 
     def presence(self, room: str, user: str, node: str, *, present: bool) -> None: ...
 
+    def heard_edit(self, edit: SharedEdit) -> None: ...
 
-class SharedRooms(Protocol):
-    """The engine many nodes share (``interplay.backends.redis.RedisEngine``)."""
+    def resubscribed_document(self, document: str) -> None: ...
+
+
+class SharedRooms(SharedDocuments, Protocol):
+    """The engine many nodes share (``interplay.backends.redis.RedisEngine``): rooms here,
+    documents in ``SharedDocuments`` (runtime/node_documents.py)."""
 
     healthy: bool
     node: str  # this node's id among them
@@ -157,6 +163,8 @@ class Node:
         self._resync = anyio.Event()
         self.gap_reads = 0  # stream reads that filled a gap (counted: pub/sub was late/lost)
         self.resyncs = 0
+        # Replicas of the documents open here, in their shared logs' order.
+        self.documents = DocumentReplicas(shared, fill_delay=fill_delay, read_batch=read_batch)
 
     @property
     def healthy(self) -> bool:
@@ -165,6 +173,7 @@ class Node:
     async def run(self, runtime: Runtime) -> None:
         """The node's tasks, until cancelled: the engine's reader, the resync loop."""
         self._runtime = runtime
+        self.documents.bind(runtime)
         runtime.rooms.share_presence()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self.shared.run, self)
@@ -474,6 +483,13 @@ class Node:
         if watched is not None:
             self._fill_soon(room, watched, force=True)
 
+    def heard_edit(self, edit: SharedEdit) -> None:
+        """Another node's revision of a document (``Listener``)."""
+        self.documents.heard(edit)
+
+    def resubscribed_document(self, document: str) -> None:
+        self.documents.resubscribed(document)
+
     async def _check_heads(self) -> None:
         while True:
             with anyio.move_on_after(self.head_check):
@@ -490,6 +506,7 @@ class Node:
         runtime = self._runtime
         assert runtime is not None
         self.resyncs += 1
+        await self.documents.resync()
         rooms = runtime.rooms
         for room, watched in list(self._watched.items()):
             if rooms.head(room) is None and not watched.joining and watched.ready.is_set():

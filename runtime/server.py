@@ -58,8 +58,8 @@ import anyio
 from anyio.abc import TaskGroup
 
 from interplay.core.buffer import Signal
-from interplay.core.documents import CloseSession, DocumentHub
-from interplay.core.effects import Read, Write
+from interplay.core.documents import CloseSession, DocumentHub, EditDocument
+from interplay.core.effects import LoadDocument, Read, Write
 from interplay.core.errors import CoreError
 from interplay.core.histogram import Histogram
 from interplay.core.log_cursor import LogCursor, RevisionCursor
@@ -493,15 +493,29 @@ class Runtime:
         elif service is Service.EDIT:
             documents = self.documents
             read = documents.needs(command)
-            while read is not None:
-                await self._wait_durable(self._queued)
-                documents.provide(read, await self.backend.read(read))  # type: ignore[arg-type]
-                read = documents.needs(command)
-            changes = documents.handle(command)
-            stamp = int(self._clock() * 1000)
-            self._commit(
-                documents.take_writes(), [(e.to, Broadcast(e.message, stamp)) for e in changes]
-            )
+            # On many nodes a document is followed before it is loaded, and edits are committed
+            # to its shared log (runtime/node_documents.py).
+            replicas = self.node.documents if self.node is not None else None
+            watched = read.document if replicas and isinstance(read, LoadDocument) else None
+            if watched is not None:
+                assert replicas is not None
+                await replicas.watch(watched)
+            try:
+                while read is not None:
+                    await self._wait_durable(self._queued)
+                    documents.provide(read, await self.backend.read(read))  # type: ignore[arg-type]
+                    read = documents.needs(command)
+                if replicas is not None and isinstance(command, EditDocument):
+                    await replicas.edit(command)
+                    return
+                changes = documents.handle(command)
+                stamp = int(self._clock() * 1000)
+                self._commit(
+                    documents.take_writes(), [(e.to, Broadcast(e.message, stamp)) for e in changes]
+                )
+            finally:
+                if replicas is not None and watched is not None:
+                    replicas.loaded(watched)
         else:
             games = self.games
             if isinstance(command, Act):

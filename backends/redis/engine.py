@@ -12,9 +12,10 @@ published meanwhile is gone) reports ``listener.reconnected()``, so the node rea
 from its head. Any command that cannot reach Redis raises ``EngineUnavailable``.
 
 Chat writes from the hub itself are not expected here: in node mode a TEXT goes through
-``publish_many``, and rooms are created by ``LOAD``. Documents are kept as a snapshot and the ops
-since it; until documents commit by compare-and-set (issue 15, step 4) one node at a time
-may edit a document.
+``publish_many``, and rooms are created by ``LOAD``. Documents are a snapshot and a stream of
+the revisions since (kept ones before it too, for their op ids); a node commits an edit with
+``commit_edit`` (the COMMIT script: compare-and-set on the revision, op ids deduplicated) and
+follows a document's log with ``subscribe_document``/``read_edits`` (runtime/node_documents.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
+from interplay.core.documents import EditProposal
 from interplay.core.effects import (
     AppendMessage,
     CreateRoom,
@@ -51,6 +53,7 @@ from interplay.core.ot import TextOp
 from interplay.core.rooms import Kind, Proposal, RoomMessage
 from interplay.runtime.backend import ReadResult, WriteConflict
 from interplay.runtime.node import EngineUnavailable, Listener, Published
+from interplay.runtime.node_documents import Committed, Outcome, SharedEdit
 
 from . import scripts
 
@@ -73,6 +76,30 @@ def presence_key(room: str) -> str:
 
 def room_channel(room: str) -> str:
     return f"ip:{{r:{room}}}:live"
+
+
+def document_keys(document: str) -> list[str]:
+    tag = f"ip:{{d:{document}}}"
+    return [f"{tag}:doc", f"{tag}:ops", f"{tag}:opids"]
+
+
+def document_channel(document: str) -> str:
+    return f"ip:{{d:{document}}}:live"
+
+
+def encode_edit(edit: StoredEdit, node: str) -> str:
+    return json.dumps(
+        [edit.op.ops, edit.author, edit.op_id, node], ensure_ascii=False, separators=(",", ":")
+    )
+
+
+def decode_edit(document: str, entry: bytes | str) -> SharedEdit:
+    """A document's stream entry (or pub/sub payload): ``revision \\n body``."""
+    text = entry.decode() if isinstance(entry, bytes) else entry
+    revision, body = text.split("\n", 1)
+    op, author, op_id, node = json.loads(body)
+    edit = StoredEdit(op=TextOp.from_components(op), author=author, op_id=op_id)
+    return SharedEdit(document=document, revision=int(revision), edit=edit, node=node)
 
 
 def encode_body(proposal: Proposal, node: str = "", kind: Kind = Kind.TEXT) -> str:
@@ -123,12 +150,13 @@ class RedisEngine:
         self._load = self._client.register_script(scripts.LOAD)
         self._presence = self._client.register_script(scripts.PRESENCE)
         self._heartbeat = self._client.register_script(scripts.HEARTBEAT)
-        self._save = self._client.register_script(scripts.SAVE_EDIT)
+        self._commit = self._client.register_script(scripts.COMMIT)
         self._pubsub: Any = None
         self._listener: Listener | None = None
         self._confirming: dict[str, int] = {}  # channel -> confirmations awaited
         self._confirmed: dict[str, anyio.Event] = {}
         self._rooms: dict[str, str] = {}  # channel -> room
+        self._documents: dict[str, str] = {}  # channel -> document
 
     # -- the Backend protocol ------------------------------------------------------------
 
@@ -161,8 +189,14 @@ class RedisEngine:
                 raise TypeError("in node mode a TEXT is sequenced by publish_many(), not written")
             else:
                 raise TypeError(f"not a write: {write!r}")
-        if edits:
-            await self._run(self._save, [self._edit_call(write) for write in edits])
+        if edits:  # a runtime without a node: the same compare-and-set, refused as a conflict
+            answers = await self._run(self._commit, [self._edit_call(write) for write in edits])
+            for write, (outcome, revision) in zip(edits, answers, strict=True):
+                if outcome != b"OK":
+                    raise WriteConflict(
+                        f"document {write.document!r}: revision {write.revision} not stored "
+                        f"({outcome.decode()} {revision})"
+                    )
 
     async def _run(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """``script`` once per ``(keys, args)``, in order, in one pipeline; loaded first if
@@ -185,8 +219,6 @@ class RedisEngine:
                 except UNREACHABLE as error:
                     raise EngineUnavailable(f"redis at {self.url}: {error}") from None
                 continue
-            if "CONFLICT" in str(failed):
-                raise WriteConflict(f"another node edits this document ({failed})")
             raise EngineUnavailable(f"redis at {self.url} refused a script ({failed})")
         raise AssertionError("unreachable")
 
@@ -215,36 +247,76 @@ class RedisEngine:
             elsewhere=elsewhere,  # type: ignore[arg-type]
         )
 
-    # -- documents (one node at a time per document, until step 4) -------------------------
+    # -- documents ------------------------------------------------------------------------
 
-    @staticmethod
-    def _edit_call(write: SaveEdit) -> tuple[list[str], list[Any]]:
-        tag = f"ip:{{d:{write.document}}}"
+    def _edit_call(
+        self,
+        write: SaveEdit | EditProposal,
+    ) -> tuple[list[str], list[Any]]:
+        """The COMMIT script's keys and arguments: a proposal made on revision ``base`` (or a
+        hub's ``SaveEdit`` of ``revision``)."""
+        base = write.base if isinstance(write, EditProposal) else write.revision - 1
         edit = write.edit
-        stored = json.dumps(
-            [write.revision, edit.op.ops, edit.author, edit.op_id], ensure_ascii=False
-        )
+        key = f"{edit.author}\0{edit.op_id}" if edit.op_id else ""
         snapshot = write.snapshot
-        args = [write.revision, stored, snapshot or "", int(snapshot is not None)]
-        return [f"{tag}:doc", f"{tag}:ops"], args
+        args = [
+            base,
+            key,
+            encode_edit(edit, self.node),
+            write.keep_from,
+            document_channel(write.document),
+            snapshot or "",
+            int(snapshot is not None),
+        ]
+        return document_keys(write.document), args
 
     async def _document(self, document: str) -> DocumentRecord | None:
-        tag = f"ip:{{d:{document}}}"
+        doc, ops, _ = document_keys(document)
         pipe = self._client.pipeline(transaction=True)
-        pipe.hmget(f"{tag}:doc", ["text", "revision"])
-        pipe.lrange(f"{tag}:ops", 0, -1)
-        (text, revision), ops = await pipe.execute()
-        if text is None and not ops:
+        pipe.hmget(doc, ["text", "revision"])
+        pipe.xrange(ops, "-", "+")
+        (text, revision), found = await pipe.execute()
+        if text is None and not found:
             return None
-        edits = []
-        for raw in ops:
-            _, op, author, op_id = json.loads(raw)
-            edits.append(StoredEdit(op=TextOp.from_components(op), author=author, op_id=op_id))
+        snapshot = int(revision) if revision is not None else 0
+        edits, earlier = [], []
+        for _, fields in found:
+            shared = decode_edit(document, fields[b"e"])
+            if shared.revision > snapshot:
+                edits.append(shared.edit)
+            else:
+                earlier.append((shared.edit.author, shared.edit.op_id, shared.revision))
         return DocumentRecord(
             text=text.decode() if text is not None else "",
-            revision=int(revision) if revision is not None else 0,
+            revision=snapshot,
             edits=edits,
+            earlier=earlier,
         )
+
+    # -- the SharedDocuments protocol (runtime/node_documents.py) --------------------------
+
+    async def commit_edit(self, proposal: EditProposal) -> Committed:
+        [(outcome, revision)] = await self._run(self._commit, [self._edit_call(proposal)])
+        return Committed(Outcome(outcome.decode()), int(revision))
+
+    async def read_edits(self, document: str, after: int, limit: int) -> list[SharedEdit]:
+        try:
+            found = await self._client.xrange(
+                document_keys(document)[1], f"{after + 1}-0", "+", count=limit
+            )
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        return [decode_edit(document, fields[b"e"]) for _, fields in found]
+
+    async def subscribe_document(self, document: str) -> None:
+        channel = document_channel(document)
+        self._documents[channel] = document
+        await self._subscribe(channel)
+
+    async def unsubscribe_document(self, document: str) -> None:
+        channel = document_channel(document)
+        self._documents.pop(channel, None)
+        await self._unsubscribe(channel)
 
     # -- the SharedRooms protocol (runtime/node.py) ----------------------------------------
 
@@ -335,6 +407,9 @@ class RedisEngine:
         to it is missed (unless the connection drops: ``listener.reconnected``)."""
         channel = room_channel(room)
         self._rooms[channel] = room
+        await self._subscribe(channel)
+
+    async def _subscribe(self, channel: str) -> None:
         event = self._confirmed.setdefault(channel, anyio.Event())
         self._confirming[channel] = self._confirming.get(channel, 0) + 1
         try:
@@ -349,6 +424,9 @@ class RedisEngine:
     async def unsubscribe(self, room: str) -> None:
         channel = room_channel(room)
         self._rooms.pop(channel, None)
+        await self._unsubscribe(channel)
+
+    async def _unsubscribe(self, channel: str) -> None:
         self._confirmed.pop(channel, None)
         self._confirming.pop(channel, None)
         with contextlib.suppress(*UNREACHABLE):  # gone with the connection, if it dropped
@@ -398,10 +476,16 @@ class RedisEngine:
         kind = message["type"]
         channel = message["channel"].decode()
         if kind == "message":
+            data: bytes = message["data"]
+            document = self._documents.get(channel)
+            if document is not None:
+                edit = decode_edit(document, data)
+                if edit.node != self.node:  # this node's own come from its commits' answers
+                    listener.heard_edit(edit)
+                return
             room = self._rooms.get(channel)
             if room is None:
                 return
-            data: bytes = message["data"]
             if data[:2] == b"P\n":
                 present, room, user, node = json.loads(data[2:])
                 if node != self.node:
@@ -430,6 +514,8 @@ class RedisEngine:
                 # A confirmation nobody asked for: redis-py resubscribed after a reconnect,
                 # and whatever was published in between is gone: read the room again.
                 listener.resubscribed(self._rooms[channel])
+            elif channel in self._documents:
+                listener.resubscribed_document(self._documents[channel])
 
 
 def _entries(raw: list[Any]) -> list[tuple[bytes, dict[bytes, bytes]]]:

@@ -111,23 +111,35 @@ end
 return {new, reaped}
 """
 
-# Documents, until they commit by compare-and-set with rebase (issue 15, step 4): a HASH
-# ``doc`` (``text`` and ``revision`` of the snapshot, ``head`` the last revision) and a LIST
-# ``ops`` of the edits after the snapshot. An edit must be the head's successor: a second node
-# editing the same document is refused (the runtime then cuts and reloads), never interleaved.
-# KEYS doc ops; ARGV revision edit snapshot has_snapshot(1/0)
-SAVE_EDIT = """
-local head = tonumber(redis.call('HGET', KEYS[1], 'head') or redis.call('HGET', KEYS[1], 'revision')
-  or '0')
-if tonumber(ARGV[1]) ~= head + 1 then
-  return redis.error_reply('CONFLICT the document is at revision ' .. head)
+# Documents (``notes/scale-out.md`` §7d): a HASH ``doc`` (``text`` and ``revision`` of the
+# snapshot, ``head`` the log's last revision), a STREAM ``ops`` (entry id ``<revision>-0``,
+# field ``e``: ``revision \n body``, body the JSON the node made) and a ZSET ``opids``
+# (``author\0op_id`` -> revision, of the kept revisions). An edit is appended only if it was
+# made on the head (compare-and-set: two nodes never make one revision), and a known op id is
+# answered with its revision instead (a re-send through another node is not applied twice).
+# With a snapshot, what is older than ``keep_from`` is forgotten (as ``SaveEdit`` says).
+# KEYS doc ops opids; ARGV expected key body keep_from channel snapshot has_snapshot(1/0)
+# -> {'OK', revision} | {'CONFLICT', head} | {'DUP', revision}
+COMMIT = """
+if ARGV[2] ~= '' then
+  local p = redis.call('ZSCORE', KEYS[3], ARGV[2])
+  if p then return {'DUP', tonumber(p)} end
 end
-if ARGV[4] == '1' then
-  redis.call('HSET', KEYS[1], 'text', ARGV[3], 'revision', ARGV[1], 'head', ARGV[1])
-  redis.call('DEL', KEYS[2])
-else
-  redis.call('RPUSH', KEYS[2], ARGV[2])
-  redis.call('HSET', KEYS[1], 'head', ARGV[1])
+local head = tonumber(redis.call('HGET', KEYS[1], 'head') or '0')
+if tonumber(ARGV[1]) ~= head then return {'CONFLICT', head} end
+local rev = head + 1
+local entry = rev .. '\\n' .. ARGV[3]
+redis.call('XADD', KEYS[2], rev .. '-0', 'e', entry)
+redis.call('HSET', KEYS[1], 'head', rev)
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[3], rev, ARGV[2]) end
+if ARGV[7] == '1' then
+  redis.call('HSET', KEYS[1], 'text', ARGV[6], 'revision', rev)
+  local keep_from = tonumber(ARGV[4])
+  if keep_from > 1 then
+    redis.call('XTRIM', KEYS[2], 'MINID', keep_from .. '-0')
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. keep_from)
+  end
 end
-return 1
+redis.call('PUBLISH', ARGV[5], entry)
+return {'OK', rev}
 """

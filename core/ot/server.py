@@ -306,6 +306,46 @@ class ServerDocument:
             )
         return self._rebase_and_apply(op, unseen, author, op_id, session)
 
+    def rebase_splice(
+        self, position: int, deleted: int, inserted: str, *, base: int, session: str = ""
+    ) -> tuple[TextOp, list[tuple[int, TextOp]]]:
+        """``splice``'s rebase without its apply: the splice as an op on the current text,
+        and the others' ops it was transformed over, each past it (``session``'s next bridge).
+        What a node proposes to the shared log (``apply_next`` once it is committed)."""
+        self.check_splice(position, deleted, base=base, session=session)
+        unseen = self._unseen(base, session)
+        length = unseen[0][1].base_length if unseen else len(self._text)
+        return self._rebase(splice_op(length, position, deleted, inserted), unseen)
+
+    def apply_next(
+        self,
+        op: TextOp,
+        *,
+        author: str,
+        op_id: str = "",
+        session: str = "",
+        rebased: list[tuple[int, TextOp]] | None = None,
+    ) -> Applied:
+        """Apply ``op``, made on the current text, as the next revision: an op the shared log
+        gave this revision (another node's, or this node's own from ``rebase_splice``)."""
+        if op.base_length != len(self._text):
+            raise InvalidArgument(
+                "position",
+                f"the edit spans {op.base_length} code points but the text has {len(self._text)}",
+            )
+        return self._apply(op, author, op_id, session, rebased or [])
+
+    @staticmethod
+    def _rebase(
+        op: TextOp, unseen: list[tuple[int, TextOp]]
+    ) -> tuple[TextOp, list[tuple[int, TextOp]]]:
+        """Transform ``op`` over what its sender had not seen (``_unseen``), one at a time."""
+        rebased = []
+        for revision, other in unseen:
+            op, other = TextOp.transform(op, other)
+            rebased.append((revision, other))
+        return op, rebased
+
     def _rebase_and_apply(
         self,
         op: TextOp,
@@ -314,12 +354,18 @@ class ServerDocument:
         op_id: str,
         session: str,
     ) -> Applied:
-        """Transform ``op`` over what its sender had not seen (``_unseen``), one at a time,
-        and apply it as the next revision."""
-        rebased = []
-        for revision, other in unseen:
-            op, other = TextOp.transform(op, other)
-            rebased.append((revision, other))
+        """Rebase ``op`` (``_rebase``) and apply it as the next revision."""
+        op, rebased = self._rebase(op, unseen)
+        return self._apply(op, author, op_id, session, rebased)
+
+    def _apply(
+        self,
+        op: TextOp,
+        author: str,
+        op_id: str,
+        session: str,
+        rebased: list[tuple[int, TextOp]],
+    ) -> Applied:
         length_before = len(self._text)
         removed = self._text.apply(op)
         self.revision += 1

@@ -7,6 +7,7 @@ wire library): what is checked is the node seam, the scripts and the merge.
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -17,7 +18,18 @@ from anyio.abc import TaskGroup
 from memory_transport import MemoryCall, RecordingCodec
 from redis_server import RedisServer, redis_server
 
-from interplay.backends.redis import RedisEngine
+from interplay.backends.redis import RedisEngine, scripts
+from interplay.core.documents import (
+    Acked,
+    CloseSession,
+    EditDocument,
+    EditProposal,
+    OpenDocument,
+    Remote,
+    Snapshot,
+)
+from interplay.core.effects import StoredEdit
+from interplay.core.ot import ClientDocument, Send, State, TextOp
 from interplay.core.rooms import Join, Kind, Post, RoomHub, RoomMessage
 from interplay.runtime import Runtime, Service, Settings
 from interplay.runtime.node import Node
@@ -383,36 +395,150 @@ async def test_a_node_that_stops_beating_has_its_members_leave_everywhere(
         assert presence(late) == [("JOIN", "ann")]
 
 
-async def test_documents_are_kept_in_redis_and_a_second_node_editing_one_is_refused(
-    redis: RedisServer,
-) -> None:
-    """Until documents commit by compare-and-set with rebase (issue 15, step 4), one node at
-    a time edits a document: another node's edit is refused whole (its sessions are cut and
-    resume), never interleaved into the revision log."""
-    from interplay.core.documents import Acked, EditDocument, OpenDocument, Snapshot
-    from interplay.runtime import StorageFailed
+class Editor:
+    """One editor over a ``MemoryCall``, with the client's state machine (``ClientDocument``):
+    what an editing client does, without a wire."""
 
-    async with nodes(redis) as ((one, two), tasks):
-        eve = MemoryCall(one, Service.EDIT, RecordingCodec()).start(tasks)
-        eve.put(OpenDocument(session="", document="doc", user="eve"))
-        eve.put(EditDocument(session="", document="doc", base=0, position=0, inserted="hi"))
-        await eve.wait_for(lambda: any(isinstance(e, Acked) for e in eve.events()))
-        # Node two loads it from Redis ...
-        bob = MemoryCall(two, Service.EDIT, RecordingCodec()).start(tasks)
-        bob.put(OpenDocument(session="", document="doc", user="bob"))
-        await bob.wait_for(
-            lambda: bob.done.is_set() or any(isinstance(e, Snapshot) for e in bob.events())
+    def __init__(self, runtime: Runtime, tasks: TaskGroup, user: str, document: str = "doc"):
+        self.call = MemoryCall(runtime, Service.EDIT, RecordingCodec()).start(tasks)
+        self.user, self.document = user, document
+        self.doc = ClientDocument()
+        self.seen = 0  # events handled
+        self.sent = 0
+
+    async def open(self) -> None:
+        self.call.put(OpenDocument(session="", document=self.document, user=self.user))
+        await self.call.wait_for(lambda: self._handle() or (self.doc.revision >= 0 and self.opened))
+
+    @property
+    def opened(self) -> bool:
+        return any(isinstance(e, Snapshot) for e in self.call.events())
+
+    def _handle(self) -> bool:
+        """Handle what arrived; False (so ``wait_for`` keeps waiting on its condition)."""
+        assert not self.call.done.is_set(), f"{self.user}'s call ended: {self.call.ended!r}"
+        events = self.call.events()
+        for event in events[self.seen :]:
+            if isinstance(event, Snapshot):
+                self.doc = ClientDocument(event.text, revision=event.revision)
+            elif isinstance(event, Acked):
+                assert event.op_id == f"{self.user}-{self.sent}", (event, self.sent)
+                self._send(self.doc.ack())
+            elif isinstance(event, Remote):
+                op = TextOp.identity(self.doc.server_length)
+                length = self.doc.server_length
+                for piece in event.pieces:
+                    splice = TextOp.splice(
+                        length, piece.position, len(piece.deleted), piece.inserted
+                    )
+                    op = op.compose(splice)
+                    length = splice.target_length
+                self.doc.receive(op, revision=event.revision)
+            else:
+                raise AssertionError(f"{self.user}: unexpected {event!r}")
+        self.seen = len(events)
+        return False
+
+    def _send(self, send: Send | None) -> None:
+        if send is None:
+            return
+        [(position, deleted, inserted)] = list(send.op.splices())
+        self.sent += 1
+        self.call.put(
+            EditDocument(
+                session="",
+                document=self.document,
+                base=send.base,
+                position=position,
+                deleted=deleted,
+                inserted=inserted,
+                op_id=f"{self.user}-{self.sent}",
+            )
         )
-        assert bob.ended is None, bob.ended
-        [snapshot] = [e for e in bob.events() if isinstance(e, Snapshot)]
-        assert (snapshot.text, snapshot.revision) == ("hi", 1)
-        # ... and both edit it: the second write of revision 2 is refused.
-        eve.put(EditDocument(session="", document="doc", base=1, position=2, inserted="!"))
-        await eve.wait_for(lambda: sum(isinstance(e, Acked) for e in eve.events()) == 2)
-        bob.put(EditDocument(session="", document="doc", base=1, position=0, inserted="?"))
-        assert isinstance(await bob.result(), StorageFailed)
-        again = MemoryCall(one, Service.EDIT, RecordingCodec()).start(tasks)
-        again.put(OpenDocument(session="", document="doc", user="ann"))
-        await again.wait_for(lambda: any(isinstance(e, Snapshot) for e in again.events()))
-        [text] = [e.text for e in again.events() if isinstance(e, Snapshot)]
-        assert text == "hi!"
+
+    async def type(self, edits: int, rng: random.Random) -> None:
+        """``edits`` random edits, each as soon as the one before is acked."""
+        for _ in range(edits):
+            await self.call.wait_for(lambda: self._handle() or self.doc.state is State.SYNCHRONIZED)
+            text = self.doc.text
+            position = rng.randint(0, len(text))
+            if text and rng.random() < 0.3:
+                position = min(position, len(text) - 1)
+                op = TextOp.splice(len(text), position, 1)
+            else:
+                op = TextOp.splice(len(text), position, 0, rng.choice(["a", "b", "😀", "é "]))
+            self._send(self.doc.edit(op))
+        await self.call.wait_for(lambda: self._handle() or self.doc.state is State.SYNCHRONIZED)
+
+
+async def test_four_editors_on_two_nodes_converge(redis: RedisServer) -> None:
+    edits = 15
+    async with nodes(redis) as (runtimes, tasks):
+        editors = [Editor(runtimes[n % 2], tasks, f"user{n}") for n in range(4)]
+        for editor in editors:
+            await editor.open()
+        async with anyio.create_task_group() as typing:
+            for n, editor in enumerate(editors):
+                typing.start_soon(editor.type, edits, random.Random(n))
+        total = edits * len(editors)
+        for editor in editors:  # every editor ends at the last revision, on one text
+            await editor.call.wait_for(
+                lambda e=editor: e._handle() or e.doc.revision == total  # type: ignore[misc]
+            )
+        texts = {editor.doc.text for editor in editors}
+        texts |= {runtime.documents.text("doc") for runtime in runtimes}  # the replicas
+        assert len(texts) == 1, texts
+        conflicts = sum(r.node.documents.conflicts for r in runtimes if r.node is not None)
+        assert conflicts > 0  # the nodes did race for revisions
+        late = Editor(runtimes[0], tasks, "late", "doc")  # and what Redis holds is that text
+        runtimes[0].documents.handle(CloseSession(session="nobody"))
+        await late.open()
+        assert late.doc.text in texts
+
+
+def _lost_commit(proposal: EditProposal) -> tuple[list[str], list[object]]:
+    """The COMMIT script's call for ``proposal`` as node ``n0`` makes it, published where
+    no node listens (as if pub/sub lost it)."""
+    keys, args = RedisEngine("redis://unused", node="n0")._edit_call(proposal)
+    args[4] = "nowhere"
+    return keys, args
+
+
+async def test_an_op_re_sent_through_the_other_node_is_applied_once(redis: RedisServer) -> None:
+    async with nodes(redis, head_check=0.2) as ((one, two), tasks):
+        ann, bob = Editor(one, tasks, "ann"), Editor(two, tasks, "bob")
+        await ann.open()
+        await bob.open()
+        await ann.type(1, random.Random(1))
+        await bob.call.wait_for(lambda: bob._handle() or bob.doc.revision == 1)
+        # Node one commits ann's next op, but its connection drops before the ack and node
+        # two never hears of it live: ann re-sends it through node two.
+        sent = EditDocument(
+            session="", document="doc", base=1, position=0, inserted="X", op_id="ann-9", user="ann"
+        )
+        op = TextOp.splice(len(ann.doc.text), 0, 0, "X")
+        proposal = EditProposal(
+            session="", document="doc", base=1, edit=StoredEdit(op=op, author="ann", op_id="ann-9")
+        )
+        engine = RedisEngine(redis.url)
+        try:
+            commit = engine._client.register_script(scripts.COMMIT)
+            keys, args = _lost_commit(proposal)
+            assert await commit(keys=keys, args=args) == [b"OK", 2]
+        finally:
+            await engine.aclose()
+        again = MemoryCall(two, Service.EDIT, RecordingCodec()).start(tasks)
+        again.put(OpenDocument(session="", document="doc", user="ann"), sent)
+        await again.wait_for(lambda: any(isinstance(e, Acked) for e in again.events()))
+        snapshot, ack = again.events()
+        assert isinstance(snapshot, Snapshot) and snapshot.revision == 1  # node two was behind
+        assert isinstance(ack, Acked) and (ack.revision, ack.op_id) == (2, "ann-9")  # not a Remote
+        await bob.call.wait_for(lambda: bob._handle() or bob.doc.revision == 2)
+        assert bob.doc.text.count("X") == 1
+        again.put(sent)  # and once more, now that node two knows it
+        await again.wait_for(lambda: sum(isinstance(e, Acked) for e in again.events()) == 2)
+        assert again.events()[-1] == ack
+        assert two.documents.text("doc") == bob.doc.text  # applied once
+        assert one.documents.text("doc") is not None
+        await ann.call.wait_for(lambda: ann._handle() or ann.doc.revision == 2)
+        assert ann.doc.text == bob.doc.text  # node one found it in its log (the head check)
