@@ -51,6 +51,11 @@ class NodesUnderTest(ServerUnderTest):
     def members(self, room: str) -> list[str]:
         return sorted({user for node in self.nodes for user in node.members(room)})
 
+    def document_text(self, document: str) -> str | None:
+        """The newest replica's text (the other may not have heard the last edit yet)."""
+        newest = max(self.nodes, key=lambda n: n.runtime.documents.revision(document) or -1)
+        return newest.runtime.documents.text(document)
+
 
 class TwoNodes:
     """See the module docstring."""
