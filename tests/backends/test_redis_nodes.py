@@ -19,9 +19,11 @@ from memory_transport import MemoryCall, RecordingCodec
 from redis_server import RedisServer, redis_server
 
 from interplay.backends.redis import RedisEngine, scripts
+from interplay.backends.redis.engine import document_keys
 from interplay.core.documents import (
     Acked,
     CloseSession,
+    DocumentHub,
     EditDocument,
     EditProposal,
     OpenDocument,
@@ -45,7 +47,11 @@ def redis(tmp_path: Path) -> AsyncIterator[RedisServer]:
 
 @asynccontextmanager
 async def nodes(
-    redis: RedisServer, count: int = 2, history: int = 100, **node_options: float
+    redis: RedisServer,
+    count: int = 2,
+    history: int = 100,
+    documents: dict[str, int] | None = None,
+    **node_options: float,
 ) -> AsyncIterator[tuple[list[Runtime], TaskGroup]]:
     """``count`` runtimes on one Redis, each a node; a task group for their calls."""
     with anyio.fail_after(30):
@@ -57,6 +63,7 @@ async def nodes(
                 runtime = Runtime(
                     engine,
                     rooms=RoomHub(history=history),
+                    documents=DocumentHub(**(documents or {})),
                     settings=Settings(rate=0),
                     node=Node(engine, **node_options),
                 )
@@ -542,3 +549,38 @@ async def test_an_op_re_sent_through_the_other_node_is_applied_once(redis: Redis
         assert one.documents.text("doc") is not None
         await ann.call.wait_for(lambda: ann._handle() or ann.doc.revision == 2)
         assert ann.doc.text == bob.doc.text  # node one found it in its log (the head check)
+
+
+async def test_snapshots_and_kept_op_ids_hold_across_nodes(redis: RedisServer) -> None:
+    """Every ``snapshot_every`` revisions the text is stored and what is older than ``keep``
+    forgotten, as alone: a node loading the document later gets the same text, and a re-send
+    of a kept op id through it is acknowledged with its revision, not applied."""
+    async with nodes(redis, documents={"keep": 4, "snapshot_every": 3}) as ((one, two), tasks):
+        ann = Editor(one, tasks, "ann")
+        await ann.open()
+        await ann.type(10, random.Random(3))
+        assert ann.doc.revision == 10
+        engine = RedisEngine(redis.url)
+        try:
+            doc, ops, opids = document_keys("doc")
+            snapshot = await engine._client.hmget(doc, ["text", "revision", "head"])
+            kept = [entry_id for entry_id, _ in await engine._client.xrange(ops)]
+            ids = await engine._client.zrange(opids, 0, -1)
+        finally:
+            await engine.aclose()
+        assert [int(snapshot[1]), int(snapshot[2])] == [9, 10]
+        assert kept == [f"{n}-0".encode() for n in range(6, 11)]  # keep_from 6 at revision 9
+        assert ids == [f"ann\0ann-{n}".encode() for n in range(6, 11)]
+        bob = Editor(two, tasks, "bob")  # node two loads snapshot 9 and revision 10
+        await bob.open()
+        assert (bob.doc.text, bob.doc.revision) == (ann.doc.text, 10)
+        again = MemoryCall(two, Service.EDIT, RecordingCodec()).start(tasks)
+        again.put(
+            OpenDocument(session="", document="doc", user="ann"),
+            EditDocument(
+                session="", document="doc", base=7, position=0, inserted="!", op_id="ann-8"
+            ),
+        )
+        await again.wait_for(lambda: any(isinstance(e, Acked) for e in again.events()))
+        assert again.events()[-1] == Acked(document="doc", revision=8, op_id="ann-8", user="ann")
+        assert two.documents.text("doc") == ann.doc.text  # not applied again

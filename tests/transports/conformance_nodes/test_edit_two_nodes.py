@@ -1,6 +1,7 @@
 """Every edit conformance check (``interplay.testing.transport.EditConformance``), the editors
-of each document split across two nodes on one Redis (``conformance/nodes.py``), over gRPC and
-WebSocket: each edit is committed to the shared log by compare-and-set (runtime/node_documents.py)."""
+of each document split across two nodes on one Redis (``conformance/nodes.py``), over gRPC
+and WebSocket: each edit committed to the shared log by compare-and-set
+(runtime/node_documents.py)."""
 
 from __future__ import annotations
 
