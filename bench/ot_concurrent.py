@@ -2,6 +2,7 @@
 
     python bench/ot_concurrent.py --editors 8 [--edits 4000] [--server HOST:PORT]
     python bench/ot_concurrent.py --documents 200 --editors 4 --rate 5 [--seconds 20]
+    python bench/ot_concurrent.py --editors 8 --nodes 2 [--edits 4000]
 
 Editor i takes patches i, i+N, i+2N, ... of a sequential trace (positions clamped to its own
 text, since the others are typing too), applies each through the core's ``ClientDocument``,
@@ -14,6 +15,11 @@ With ``--documents D`` (or ``--rate``), D documents of N editors each are typed 
 speed: every editor sends ``--rate`` edits per second (on a fixed schedule, from a random
 phase) for ``--seconds``; the N editors of a document share one connection (a client process
 per user would not fit the load generator on this machine), each on its own stream.
+
+With ``--nodes N``, the same run first against one server (the in-process store), then against
+N ``interplay serve --redis`` nodes on one redis-server (``appendfsync always``), editor i on
+node i mod N, so every edit is committed by compare-and-set against the others' (DESIGN §10):
+one JSON line with both reports, the nodes' CPU summed and Redis's apart.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _serve import cpu_seconds, interplay, started
+from _serve import cpu_seconds, interplay, nodes_started, started
 from grpclib.client import Channel
 from grpclib.const import Cardinality
 from grpclib.encoding.proto import ProtoCodec
@@ -173,7 +179,7 @@ async def final_text(channel: Channel, document: str) -> tuple[str, int]:
 
 async def run(
     host: str,
-    port: int,
+    ports: list[int],
     editors: int,
     edits: int,
     max_delay: float,
@@ -189,10 +195,11 @@ async def run(
     counts: dict[str, int] = {}
     start, all_done = asyncio.Event(), asyncio.Event()
     names = [f"doc{d}" for d in range(documents)] if documents > 1 else ["bench"]
-    # One connection per editor for one document; one per document for many (see above).
+    # One connection per editor for one document; one per document for many (see above);
+    # editor i (document i) on node i mod len(ports).
     channels = {
-        (name, i): Channel(host, port, codec=ProtoCodec())
-        for name in names
+        (name, i): Channel(host, ports[(i + d) % len(ports)], codec=ProtoCodec())
+        for d, name in enumerate(names)
         for i in range(editors if documents == 1 else 1)
     }
     tasks = [
@@ -268,18 +275,26 @@ def main() -> None:
     )
     parser.add_argument("--server", help="HOST:PORT of a running server (default: start one)")
     parser.add_argument(
+        "--nodes",
+        type=int,
+        default=0,
+        help="also run N 'interplay serve --redis' nodes on one redis-server, editors spread "
+        "over them, after one server in the same run",
+    )
+    parser.add_argument(
         "--interplay",
         help="the interplay executable to start (e.g. another checkout's, for a baseline)",
     )
     args = parser.parse_args()
     rate = args.rate if args.rate is not None else (5.0 if args.documents > 1 else 0.0)
 
-    def measure(host: str, port: int, pid: int | None) -> dict[str, Any]:
-        server_cpu, client_cpu = cpu_seconds(pid) if pid else 0.0, time.process_time()
+    def measure(host: str, ports: list[int], pids: list[int], redis: int = 0) -> dict[str, Any]:
+        server_cpu, client_cpu = sum(map(cpu_seconds, pids)), time.process_time()
+        redis_cpu = cpu_seconds(redis) if redis else 0.0
         report = asyncio.run(
             run(
                 host,
-                port,
+                ports,
                 args.editors,
                 args.edits,
                 args.max_delay_ms / 1000,
@@ -289,23 +304,37 @@ def main() -> None:
                 args.seconds,
             )
         )
-        if pid:
-            used = cpu_seconds(pid) - server_cpu
+        if pids:
+            used = sum(map(cpu_seconds, pids)) - server_cpu
             report["server_cpu_s"] = round(used, 2)
             report["server_cpu_us_per_op"] = round(used / max(1, report["edits"]) * 1e6, 1)
             report["server_cpu_percent"] = round(100 * used / report["wall_s"], 1)
+        if redis:
+            used = cpu_seconds(redis) - redis_cpu
+            report["nodes"] = len(ports)
+            report["redis_cpu_s"] = round(used, 2)
+            report["redis_cpu_us_per_op"] = round(used / max(1, report["edits"]) * 1e6, 1)
         report["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
         return report
 
     if args.server:
         host, _, port = args.server.rpartition(":")
-        print(json.dumps(measure(host, int(port), None)), flush=True)
+        print(json.dumps(measure(host, [int(port)], [])), flush=True)
         return
     argv = interplay()
     if args.interplay:  # a baseline build: only the flags every release knew (no WebSocket)
         argv = [args.interplay, "serve", "--port", "0", "--data", ":memory:", "--max-rate", "0"]
     with started(argv) as (port, pid):
-        print(json.dumps(measure("127.0.0.1", port, pid)), flush=True)
+        report = measure("127.0.0.1", [port], [pid])
+    if args.nodes:
+        with nodes_started(args.nodes) as (ports, pids, redis):
+            many = measure("127.0.0.1", ports, pids, redis)
+        report = {"bench": "ot_concurrent", "one_node": report, "nodes": many}
+        if report["one_node"]["ops_per_s"]:
+            report["ops_per_s_nodes_to_one"] = round(
+                many["ops_per_s"] / report["one_node"]["ops_per_s"], 2
+            )
+    print(json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":
