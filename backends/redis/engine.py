@@ -262,7 +262,7 @@ class RedisEngine:
         key = f"{proposal.sender}\0{proposal.id}" if proposal.id else ""
         return [
             key,
-            encode_body(proposal, self.node),
+            encode_body(proposal, self.node, proposal.kind),
             self.retain,
             _new_epoch(),
             proposal.epoch,

@@ -19,7 +19,7 @@ from redis_server import RedisServer, redis_server
 
 from interplay.backends.redis import RedisEngine
 from interplay.core.rooms import Join, Kind, Post, RoomHub, RoomMessage
-from interplay.runtime import Runtime, Service, Settings
+from interplay.runtime import NotAvailable, Runtime, Service, Settings
 from interplay.runtime.node import Node
 
 pytestmark = pytest.mark.anyio
@@ -416,3 +416,60 @@ async def test_documents_are_kept_in_redis_and_a_second_node_editing_one_is_refu
         await again.wait_for(lambda: any(isinstance(e, Snapshot) for e in again.events()))
         [text] = [e.text for e in again.events() if isinstance(e, Snapshot)]
         assert text == "hi!"
+
+
+async def test_the_admin_apis_publish_on_one_node_reaches_both_in_the_rooms_one_order(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        ann.put(post("before", id="a1"))
+        await bob.wait_texts(1)
+        published = await one.admin.publish("lobby", "maintenance at 6", sender="ops", id="n1")
+        assert (published.message.seq, published.duplicate) == (2, False)
+        notice = await two.admin.publish(
+            "lobby", "it is over", sender="system", kind=Kind.SYSTEM, id="n2"
+        )
+        bob.put(post("after", id="b1"))
+        for call in (ann, bob):
+            await call.wait_for(lambda c=call: [m.seq for m in c.texts()][-1:] == [4])
+            stored = (Kind.TEXT, Kind.SYSTEM)
+            seen = [
+                (m.seq, m.content)
+                for m in call.events()
+                if isinstance(m, RoomMessage) and m.kind in stored and m.seq
+            ]
+            assert seen == [
+                (1, "before"),
+                (2, "maintenance at 6"),
+                (3, "it is over"),
+                (4, "after"),
+            ]
+        assert notice.message.kind is Kind.SYSTEM
+        # Re-sent through the other node (an application's retry): the original, stored once.
+        again = await two.admin.publish("lobby", "maintenance at 6", sender="ops", id="n1")
+        assert (again.message.seq, again.duplicate) == (2, True)
+        # A room with no member on the publishing node: stored, and read by the next JOIN.
+        await one.admin.publish("quiet", "first", sender="ops", id="q1")
+        carl = chat(two, tasks)
+        carl.put(Join(session="", user="carl", room="quiet"))
+        [text] = await carl.wait_texts(1)
+        assert (text.seq, text.content) == (1, "first")
+        assert not ann.done.is_set() and not bob.done.is_set()  # nothing was cut
+
+
+async def test_delete_history_across_nodes_is_refused_and_deletes_nothing(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, _), tasks):
+        ann = chat(one, tasks)
+        await join(ann, "ann")
+        ann.put(post("kept", id="a1"))
+        await ann.wait_texts(1)
+        with pytest.raises(NotAvailable, match="not available across nodes yet"):
+            await one.admin.delete_history("lobby")
+        page = await one.admin.history("lobby")
+        assert [m.content for m in page.messages] == ["kept"]
+        assert not ann.done.is_set()
