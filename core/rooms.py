@@ -939,7 +939,7 @@ class RoomHub:
             budget -= stored
             cursor = age.room
             if room is None and age.first_kept is None:
-                self._writes.append(ForgetRoom(room=age.room))
+                self._writes.append(ForgetRoom(room=age.room, head=age.head))
                 self._drop(age.room)
                 messages += stored
                 forgotten += 1
