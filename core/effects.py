@@ -165,9 +165,12 @@ class TrimRoom:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ForgetRoom:
     """Forget the room: its record (epoch and head) and every message. A later JOIN starts it
-    afresh under a new epoch, so a client resuming the old one is told history was reset."""
+    afresh under a new epoch, so a client resuming the old one is told history was reset.
+    ``head``: the head retention saw (None: not told); a backend many nodes share forgets the
+    room only while it is still there and no node has anyone in it."""
 
     room: str
+    head: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -228,6 +228,7 @@ class Proposal:
     timestamp: int
     epoch: str
     seen: int
+    kind: Kind = Kind.TEXT  # SYSTEM: the admin API's publish
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -695,6 +696,32 @@ class RoomHub:
             seen=room.head,
         )
 
+    def propose_publish(self, cmd: Publish, *, now: float) -> Proposal | Published:
+        """``publish`` on many nodes (``needs(cmd)`` first): check ``cmd`` without sequencing
+        it: the ``Proposal`` for the shared stream (``session`` empty: no member sent it), or,
+        for an id the window holds, the original (``duplicate``)."""
+        self._check_backend_command(cmd)
+        room = self._loaded(cmd.room)
+        try:
+            original = self._original(room, cmd.sender, cmd.id, cmd.content)
+            if original is not None:
+                return Published(message=original, duplicate=True, deliveries=[])
+            return Proposal(
+                session="",
+                room=room.name,
+                sender=cmd.sender,
+                id=cmd.id,
+                content=cmd.content,
+                timestamp=max(_millis(now), room.stamp),
+                epoch=room.epoch,
+                seen=room.head,
+                kind=cmd.kind,
+            )
+        finally:
+            self._found.clear()
+            if not room.members:
+                self._drop(room.name)  # loaded for this only: the next JOIN reloads it
+
     def duplicate(self, proposal: Proposal, original: RoomMessage) -> list[Deliver[RoomMessage]]:
         """The shared stream already holds ``proposal``'s id (sent through another node, or
         retried): its sender gets the original back; another content under that id is refused
@@ -912,7 +939,7 @@ class RoomHub:
             budget -= stored
             cursor = age.room
             if room is None and age.first_kept is None:
-                self._writes.append(ForgetRoom(room=age.room))
+                self._writes.append(ForgetRoom(room=age.room, head=age.head))
                 self._drop(age.room)
                 messages += stored
                 forgotten += 1

@@ -11,6 +11,7 @@ from .backend import Backend, WriteConflict
 from .errors import (
     AdminDisconnect,
     AdminDisconnectResume,
+    NotAvailable,
     PeerGone,
     SessionError,
     ShuttingDown,
@@ -37,6 +38,7 @@ __all__ = [
     "JwksKeys",
     "KeySetUnavailable",
     "MatchInfo",
+    "NotAvailable",
     "PeerGone",
     "Runtime",
     "Service",

@@ -28,7 +28,7 @@ from interplay.core.errors import InvalidArgument, PermissionDenied
 from interplay.core.rooms import Deleted, DeleteHistory, Kind, Publish, Published, RoomMessage
 
 from .auth import AdminAuthenticator, bearer_token
-from .errors import AdminDisconnect, AdminDisconnectResume, Unauthenticated
+from .errors import AdminDisconnect, AdminDisconnectResume, NotAvailable, Unauthenticated
 from .outbox import Broadcast
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ class Admin:
         once it is durable. A re-sent ``id`` (same sender) returns the original, stored once."""
         runtime = self._runtime
         command = Publish(room=room, sender=sender, content=content, kind=kind, id=id)
+        if runtime.node is not None:
+            return await runtime.node.publish(command)
         await runtime.read_for_rooms(command)
         published = runtime.rooms.publish(command, now=runtime.wall_clock())
         deliveries = [(d.to, Broadcast(d.message, 0)) for d in published.deliveries]
@@ -142,6 +144,11 @@ class Admin:
         What is left is renumbered under a new epoch: a client resuming the old stream is
         told history was reset (members in the room now get a notice and resume at once)."""
         runtime = self._runtime
+        if runtime.node is not None:
+            raise NotAvailable(
+                "delete_history: not available across nodes yet (--redis): each node would "
+                "forget its own copy only; nothing was deleted"
+            )
         command = DeleteHistory(room=room, user=user)
         await runtime.read_for_rooms(command)
         deleted = runtime.rooms.delete_history(command, now=runtime.wall_clock())

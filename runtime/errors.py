@@ -43,5 +43,10 @@ class AdminDisconnectResume(SessionError):
     """The same, asking the client to reconnect and resume (the reason says why)."""
 
 
+class NotAvailable(SessionError):
+    """What this server cannot do as it is configured (an admin call not available across
+    nodes yet): nothing was changed."""
+
+
 class PeerGone(Exception):
     """Raised by a transport's ``send`` when the peer is gone: the writer stops quietly."""

@@ -33,7 +33,8 @@ import anyio
 
 from interplay.core.errors import CoreError
 from interplay.core.follow import Follower
-from interplay.core.rooms import Join, Kind, Post, Proposal, RoomMessage, Typing
+from interplay.core.rooms import Join, Kind, Post, Proposal, Publish, RoomMessage, Typing
+from interplay.core.rooms import Published as RoomPublished
 
 from .errors import StorageFailed
 from .node_documents import DocumentReplicas, SharedDocuments, SharedEdit
@@ -245,6 +246,24 @@ class Node:
         self._posting.append((proposed, message))
         self._pending[session] = self._pending.get(session, 0) + 1
         self._posting_wakeup.set()
+
+    async def publish(self, command: Publish) -> RoomPublished:
+        """The admin API's publish on many nodes: sequenced by the shared stream as a TEXT is,
+        and delivered to this node's members as it follows the stream (the other nodes' as
+        they follow it); returns once the stream holds it. A re-sent id (same sender) returns
+        the original."""
+        runtime = self._runtime
+        assert runtime is not None, "the node is not running"
+        await runtime.read_for_rooms(command)
+        proposed = runtime.rooms.propose_publish(command, now=runtime.wall_clock())
+        if isinstance(proposed, RoomPublished):
+            return proposed
+        [published] = await self.shared.publish_many([proposed])
+        if published.duplicate:
+            runtime.rooms.duplicate(proposed, published.message)  # another content: refused
+            return RoomPublished(message=published.message, duplicate=True, deliveries=[])
+        self.heard(published.message)
+        return RoomPublished(message=published.message, duplicate=False, deliveries=[])
 
     async def settled(self, session: str) -> None:
         """Until every TEXT ``session`` queued has its answer from the engine."""

@@ -42,6 +42,7 @@ from interplay.core.effects import (
     LoadRoom,
     Read,
     ReadHistory,
+    RoomAge,
     RoomAges,
     RoomRecord,
     SaveEdit,
@@ -63,6 +64,10 @@ log = logging.getLogger("interplay.redis")
 # answers (out of memory under noeviction, a read-only replica, ...).
 UNREACHABLE = (RedisError, OSError)
 _BURST = 32  # pub/sub messages handled before the reader lets the writers run
+
+
+ROOMS = "ip:rooms"  # every room some node loaded, in name order (retention's sweep)
+SCAN = 1000  # stream entries retention reads per room per step
 
 
 def room_keys(room: str) -> list[str]:
@@ -151,6 +156,8 @@ class RedisEngine:
         self._presence = self._client.register_script(scripts.PRESENCE)
         self._heartbeat = self._client.register_script(scripts.HEARTBEAT)
         self._commit = self._client.register_script(scripts.COMMIT)
+        self._trim = self._client.register_script(scripts.TRIM)
+        self._forget = self._client.register_script(scripts.FORGET)
         self._pubsub: Any = None
         self._listener: Listener | None = None
         self._confirming: dict[str, int] = {}  # channel -> confirmations awaited
@@ -169,7 +176,7 @@ class RedisEngine:
             if isinstance(read, LoadDocument):
                 return await self._document(read.document)
             if isinstance(read, RoomAges):
-                return []  # the streams' MAXLEN is the retention (no time-based sweep yet)
+                return await self._room_ages(read)
             if isinstance(read, FindMessage):
                 # Not looked up here: loads name no ids (``LoadedRoom.ids``), so a hub asks
                 # only by mistake; the PUBLISH script recognises a re-sent TEXT itself.
@@ -179,12 +186,19 @@ class RedisEngine:
         raise TypeError(f"not a read: {read!r}")
 
     async def write(self, writes: Sequence[Write]) -> None:
-        edits = []
+        edits, trims, forgets = [], [], []
         for write in writes:
             if isinstance(write, SaveEdit):
                 edits.append(write)
-            elif isinstance(write, CreateRoom | TrimRoom | ForgetRoom):
-                continue  # LOAD creates rooms; MAXLEN trims; forgetting needs the sweep
+            elif isinstance(write, TrimRoom):
+                trims.append((room_keys(write.room), [write.before_seq]))
+            elif isinstance(write, ForgetRoom) and write.head is not None:
+                keys = [*room_keys(write.room), presence_key(write.room), ROOMS]
+                forgets.append((keys, [write.room, write.head]))
+            elif isinstance(write, ForgetRoom):
+                continue  # (not from the sweep: nothing says it is still as it was seen)
+            elif isinstance(write, CreateRoom):
+                continue  # LOAD creates rooms
             elif isinstance(write, AppendMessage):
                 raise TypeError("in node mode a TEXT is sequenced by publish_many(), not written")
             else:
@@ -197,6 +211,47 @@ class RedisEngine:
                         f"document {write.document!r}: revision {write.revision} not stored "
                         f"({outcome.decode()} {revision})"
                     )
+        if trims:
+            await self._run(self._trim, trims)
+        if forgets:  # (one that someone joined meanwhile, on any node, is left alone)
+            await self._run(self._forget, forgets)
+
+    async def _room_ages(self, read: RoomAges) -> list[RoomAge]:
+        """Retention's step across nodes: the rooms some node loaded (``ip:rooms``), in name
+        order after ``read.after_room``, each with its head, its oldest seq and its first
+        seq stamped at or after ``read.before``. Every node sweeps them all: a trim done
+        twice is done once. At most ``SCAN`` entries of a room are read per step: if all of
+        them expired, it says the next is kept, and the next step trims on from there."""
+        start = f"({read.after_room}" if read.after_room else "-"
+        names = await self._client.zrangebylex(ROOMS, start, "+", start=0, num=read.limit)
+        pipe = self._client.pipeline(transaction=False)
+        for name in names:
+            meta, log_key, _ = room_keys(name.decode())
+            pipe.hmget(meta, "e", "s")
+            pipe.xrange(log_key, "-", "+", count=SCAN)
+            pipe.hlen(presence_key(name.decode()))
+        answers = await pipe.execute()
+        ages = []
+        rows = zip(names, answers[::3], answers[1::3], answers[2::3], strict=True)
+        for name, (epoch, head), entries, present in rows:
+            if epoch is None:
+                continue  # forgotten meanwhile
+            messages = [decode_entry(fields[b"m"]) for _, fields in entries]
+            kept = next((m.seq for m in messages if m.timestamp >= read.before), None)
+            if kept is None and (len(messages) == SCAN or present):
+                # The rest, the next step; or someone is in it on some node: it is trimmed
+                # (to the seq after its head), never forgotten.
+                kept = messages[-1].seq + 1 if messages else int(head) + 1
+            ages.append(
+                RoomAge(
+                    room=name.decode(),
+                    epoch=epoch.decode(),
+                    head=int(head),
+                    oldest=messages[0].seq if messages else None,
+                    first_kept=kept,
+                )
+            )
+        return ages
 
     async def _run(self, script: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """``script`` once per ``(keys, args)``, in order, in one pipeline; loaded first if
@@ -229,7 +284,8 @@ class RedisEngine:
 
     async def _load_room(self, read: LoadRoom) -> LoadedRoom:
         epoch, head, recent, first, present = await self._load(
-            keys=[*room_keys(read.room), presence_key(read.room)], args=[read.recent, _new_epoch()]
+            keys=[*room_keys(read.room), presence_key(read.room), ROOMS],
+            args=[read.recent, _new_epoch(), read.room],
         )
         mine = f"{self.node}\0".encode()
         elsewhere = tuple(
@@ -334,7 +390,7 @@ class RedisEngine:
         key = f"{proposal.sender}\0{proposal.id}" if proposal.id else ""
         return [
             key,
-            encode_body(proposal, self.node),
+            encode_body(proposal, self.node, proposal.kind),
             self.retain,
             _new_epoch(),
             proposal.epoch,

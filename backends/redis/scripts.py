@@ -4,7 +4,8 @@ Each runs atomically in Redis, so no two nodes ever give out one seq. Keys of a 
 hash tag ``{r:<room>}``: ``meta`` (HASH: ``e`` epoch, ``s`` head seq, ``t`` newest timestamp),
 ``log`` (STREAM: entry id ``<seq>-0``, field ``m``), ``ids`` (ZSET: ``sender\\0id`` -> seq, the
 idempotency keys of what the stream still holds). An entry (and a pub/sub message) is
-``seq \\n epoch \\n timestamp \\n body``, body the JSON the node made.
+``seq \\n epoch \\n timestamp \\n body``, body the JSON the node made. ``ip:rooms`` (ZSET, every
+score 0: name order) lists every room some node loaded, for retention's sweep.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ return {'OK', entry}
 """
 )
 
-# KEYS meta log ids pres; ARGV recent new_epoch -> {epoch, head, newest entries (newest
-# first), oldest retained seq or false, presence (HGETALL: node\0user, 1, ...)}
+# KEYS meta log ids pres rooms; ARGV recent new_epoch room -> {epoch, head, newest entries
+# (newest first), oldest retained seq or false, presence (HGETALL: node\0user, 1, ...)}
 LOAD = """
+redis.call('ZADD', KEYS[5], 0, ARGV[3])
 local e = redis.call('HGET', KEYS[1], 'e')
 if not e then
   e = ARGV[2]
@@ -66,6 +68,28 @@ local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 local first = false
 if oldest[1] then first = oldest[1][1] end
 return {e, s, recent, first, redis.call('HGETALL', KEYS[4])}
+"""
+
+# Retention: trim what expired (entry ids below ``before``, and their idempotency keys).
+# KEYS meta log ids; ARGV before
+TRIM = """
+redis.call('XTRIM', KEYS[2], 'MINID', ARGV[1] .. '-0')
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[1])
+return 0
+"""
+
+# Retention: forget a room whose messages have all expired, unless one was published since
+# the sweep read it (its head moved); a room someone is in, on any node, keeps its record (a
+# later LOAD of a forgotten one starts it afresh under a new epoch).
+# KEYS meta log ids pres rooms; ARGV room head -> 1 (forgotten) or 0
+FORGET = """
+if tonumber(redis.call('HGET', KEYS[1], 's') or -1) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('XTRIM', KEYS[2], 'MINID', (tonumber(ARGV[2]) + 1) .. '-0')
+redis.call('DEL', KEYS[3])
+if redis.call('HLEN', KEYS[4]) > 0 then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[5], ARGV[1])
+return 1
 """
 
 # Presence: a room's ``pres`` HASH holds ``node\0user`` for each user present through a node;

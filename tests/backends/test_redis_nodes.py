@@ -8,9 +8,11 @@ wire library): what is checked is the node seam, the scripts and the merge.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -33,7 +35,7 @@ from interplay.core.documents import (
 from interplay.core.effects import StoredEdit
 from interplay.core.ot import ClientDocument, Send, State, TextOp
 from interplay.core.rooms import Join, Kind, Post, RoomHub, RoomMessage
-from interplay.runtime import Runtime, Service, Settings
+from interplay.runtime import NotAvailable, Runtime, Service, Settings
 from interplay.runtime.node import Node
 
 pytestmark = pytest.mark.anyio
@@ -50,10 +52,15 @@ async def nodes(
     redis: RedisServer,
     count: int = 2,
     history: int = 100,
+    *,
     documents: dict[str, int] | None = None,
+    ttl: float | None = None,
+    clock: Callable[[], float] = time.time,
     **node_options: float,
 ) -> AsyncIterator[tuple[list[Runtime], TaskGroup]]:
-    """``count`` runtimes on one Redis, each a node; a task group for their calls."""
+    """``count`` runtimes on one Redis, each a node; a task group for their calls. With
+    ``ttl``, retention by age sweeps every 10 ms, on the wall ``clock`` given."""
+    settings = Settings(rate=0) if ttl is None else Settings(rate=0, retention_every=0.01)
     with anyio.fail_after(30):
         async with AsyncExitStack() as stack:
             runtimes = []
@@ -62,10 +69,11 @@ async def nodes(
                 stack.push_async_callback(engine.aclose)
                 runtime = Runtime(
                     engine,
-                    rooms=RoomHub(history=history),
+                    rooms=RoomHub(history=history, ttl=ttl),
                     documents=DocumentHub(**(documents or {})),
-                    settings=Settings(rate=0),
+                    settings=settings,
                     node=Node(engine, **node_options),
+                    clock=clock,
                 )
                 runtimes.append(await stack.enter_async_context(runtime))
             for runtime in runtimes:
@@ -400,6 +408,124 @@ async def test_a_node_that_stops_beating_has_its_members_leave_everywhere(
         late = chat(one, tasks)  # and a later joiner is not told of carl
         await join(late, "dan")
         assert presence(late) == [("JOIN", "ann")]
+
+
+async def test_the_admin_apis_publish_on_one_node_reaches_both_in_the_rooms_one_order(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        ann.put(post("before", id="a1"))
+        await bob.wait_texts(1)
+        published = await one.admin.publish("lobby", "maintenance at 6", sender="ops", id="n1")
+        assert (published.message.seq, published.duplicate) == (2, False)
+        notice = await two.admin.publish(
+            "lobby", "it is over", sender="system", kind=Kind.SYSTEM, id="n2"
+        )
+        bob.put(post("after", id="b1"))
+        for call in (ann, bob):
+            await call.wait_for(lambda c=call: [m.seq for m in c.texts()][-1:] == [4])
+            stored = (Kind.TEXT, Kind.SYSTEM)
+            seen = [
+                (m.seq, m.content)
+                for m in call.events()
+                if isinstance(m, RoomMessage) and m.kind in stored and m.seq
+            ]
+            assert seen == [
+                (1, "before"),
+                (2, "maintenance at 6"),
+                (3, "it is over"),
+                (4, "after"),
+            ]
+        assert notice.message.kind is Kind.SYSTEM
+        # Re-sent through the other node (an application's retry): the original, stored once.
+        again = await two.admin.publish("lobby", "maintenance at 6", sender="ops", id="n1")
+        assert (again.message.seq, again.duplicate) == (2, True)
+        # A room with no member on the publishing node: stored, and read by the next JOIN.
+        await one.admin.publish("quiet", "first", sender="ops", id="q1")
+        carl = chat(two, tasks)
+        carl.put(Join(session="", user="carl", room="quiet"))
+        [text] = await carl.wait_texts(1)
+        assert (text.seq, text.content) == (1, "first")
+        assert not ann.done.is_set() and not bob.done.is_set()  # nothing was cut
+
+
+async def test_delete_history_across_nodes_is_refused_and_deletes_nothing(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, _), tasks):
+        ann = chat(one, tasks)
+        await join(ann, "ann")
+        ann.put(post("kept", id="a1"))
+        await ann.wait_texts(1)
+        with pytest.raises(NotAvailable, match="not available across nodes yet"):
+            await one.admin.delete_history("lobby")
+        page = await one.admin.history("lobby")
+        assert [m.content for m in page.messages] == ["kept"]
+        assert not ann.done.is_set()
+
+
+async def test_retention_by_age_trims_the_shared_streams_and_forgets_rooms_no_one_is_in(
+    redis: RedisServer,
+) -> None:
+    now = [1_000_000.0]
+    async with nodes(redis, ttl=3600, clock=lambda: now[0]) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob", room="busy")  # a room with someone in it, on the other node
+        ann.put(post("old", id="a1"))
+        bob.put(post("old", id="b1", room="busy"))
+        await ann.wait_texts(1)
+        await bob.wait_texts(1)
+        await two.admin.publish("empty", "once", sender="bot", id="e1")
+        now[0] += 1800
+        ann.put(post("recent", id="a2"))
+        await ann.wait_texts(2)
+        now[0] += 1801  # "old" and "once" are now over an hour old
+        client = redis_client(redis)
+        try:
+            with anyio.fail_after(10):
+                while (  # noqa: ASYNC110 (Redis has no event for it)
+                    await client.xlen("ip:{r:lobby}:log") != 1
+                    or await client.xlen("ip:{r:busy}:log") != 0
+                    or await client.exists("ip:{r:empty}:meta")
+                ):
+                    await anyio.sleep(0.02)
+            assert await client.exists("ip:{r:busy}:meta")  # trimmed, never forgotten
+        finally:
+            await client.aclose()
+        page = await two.admin.history("lobby")
+        assert [(m.seq, m.content) for m in page.messages] == [(2, "recent")]
+
+        # Both nodes sweep every room (a trim done twice is done once): each counts what its
+        # own steps trimmed, and nothing is counted again on the laps after.
+        def counted() -> tuple[int, int]:
+            return (
+                sum(r.counters.messages_expired for r in (one, two)),
+                sum(r.counters.rooms_forgotten for r in (one, two)),
+            )
+
+        expired, forgotten = counted()
+        assert expired >= 3 and forgotten >= 1
+        laps = one.counters.retention_steps
+        while one.counters.retention_steps < laps + 5:  # noqa: ASYNC110
+            await anyio.sleep(0.02)
+        assert counted() == (expired, forgotten)
+        assert not ann.done.is_set() and not bob.done.is_set()
+        # A room forgotten everywhere starts afresh: seq 1, under a new epoch.
+        carl = chat(two, tasks)
+        await join(carl, "carl", room="empty")
+        carl.put(post("again", id="c1", room="empty"))
+        [text] = await carl.wait_texts(1)
+        assert text.seq == 1
+
+
+def redis_client(redis: RedisServer) -> Any:
+    import redis.asyncio as aioredis
+
+    return aioredis.Redis.from_url(redis.url)
 
 
 class Editor:
