@@ -97,8 +97,8 @@ class InRevisionOrder(Generic[T]):
     def offer(self, revision: int, item: T, head: int) -> tuple[list[tuple[int, T]], bool]:
         """``item`` is ``revision``; ``head`` the replica's revision: what is next, in order,
         and whether the log must be read after the head (a revision is missing)."""
-        if revision > head and len(self._ahead) < self._limit:
-            self._ahead[revision] = item
+        if revision > head:
+            self.hold(revision, item)
         return self.drain(head)
 
     def hold(self, revision: int, item: T) -> None:

@@ -496,7 +496,9 @@ class Runtime:
             # On many nodes a document is followed before it is loaded, and edits are committed
             # to its shared log (runtime/node_documents.py).
             replicas = self.node.documents if self.node is not None else None
-            watched = read.document if replicas and isinstance(read, LoadDocument) else None
+            watched = (
+                read.document if replicas is not None and isinstance(read, LoadDocument) else None
+            )
             if watched is not None:
                 assert replicas is not None
                 await replicas.watch(watched)

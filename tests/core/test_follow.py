@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from interplay.core.effects import LoadedRoom, RoomRecord
 from interplay.core.errors import InvalidArgument, NotJoined
-from interplay.core.follow import Follower
+from interplay.core.follow import Follower, InRevisionOrder
 from interplay.core.rooms import Join, Kind, Post, Proposal, RoomHub, RoomMessage
 
 
@@ -145,3 +145,27 @@ def test_duplicate_acks_the_original_or_refuses_another_content() -> None:
     assert isinstance(other, Proposal)
     with pytest.raises(InvalidArgument, match="already used"):
         hub.duplicate(other, text(1))
+
+
+@given(st.permutations(list(range(1, 30))), st.integers(0, 10))
+def test_revisions_in_any_order_come_out_once_each_in_order(arrivals: list[int], head: int) -> None:
+    order: InRevisionOrder[str] = InRevisionOrder()
+    out: list[int] = []
+    start = head
+    for revision in arrivals + arrivals[:5]:  # some twice
+        ready, behind = order.offer(revision, f"r{revision}", head)
+        for got, item in ready:
+            assert got == head + 1 and item == f"r{got}"
+            head = got
+            out.append(got)
+        assert behind == (len(order) > 0)
+    assert out == list(range(start + 1, 30))
+    assert len(order) == 0
+
+
+def test_revisions_held_before_a_load_are_drained_after_it() -> None:
+    order: InRevisionOrder[str] = InRevisionOrder(limit=2)
+    for revision in (4, 5, 6):  # the third is over the limit: read from the log instead
+        order.hold(revision, f"r{revision}")
+    assert order.drain(3) == ([(4, "r4"), (5, "r5")], False)
+    assert order.offer(8, "r8", 5) == ([], True)
