@@ -710,3 +710,33 @@ async def test_snapshots_and_kept_op_ids_hold_across_nodes(redis: RedisServer) -
         await again.wait_for(lambda: any(isinstance(e, Acked) for e in again.events()))
         assert again.events()[-1] == Acked(document="doc", revision=8, op_id="ann-8", user="ann")
         assert two.documents.text("doc") == ann.doc.text  # not applied again
+
+
+async def test_after_a_redis_restart_nodes_read_the_edits_pub_sub_lost_and_edit_on(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, two), tasks):  # head checks every 30 s: not in time
+        ann, bob = Editor(one, tasks, "ann"), Editor(two, tasks, "bob")
+        await ann.open()
+        await bob.open()
+        await ann.type(2, random.Random(5))
+        await bob.call.wait_for(lambda: bob._handle() or bob.doc.revision == 2)
+        op = TextOp.splice(len(ann.doc.text), 0, 0, "G")
+        ghost = StoredEdit(op=op, author="ghost", op_id="g1")
+        proposal = EditProposal(session="", document="doc", base=2, edit=ghost)
+        engine = RedisEngine(redis.url)
+        try:
+            commit = engine._client.register_script(scripts.COMMIT)
+            keys, args = _lost_commit(proposal)
+            assert await commit(keys=keys, args=args) == [b"OK", 3]
+        finally:
+            await engine.aclose()
+        redis.restart()  # the AOF is replayed; each node reads its documents again
+        await until_unhealthy(one)
+        for runtime in (one, two):
+            await until_healthy(runtime)
+        for editor in (ann, bob):
+            await editor.call.wait_for(lambda e=editor: e._handle() or e.doc.revision == 3)  # type: ignore[misc]
+        await bob.type(2, random.Random(6))
+        await ann.call.wait_for(lambda: ann._handle() or ann.doc.revision == 5)
+        assert ann.doc.text == bob.doc.text and ann.doc.text.count("G") == 1
