@@ -685,16 +685,7 @@ class RoomHub:
         original = self._original(room, session.user, cmd.id, cmd.content)
         if original is not None:
             return [Deliver(to=(cmd.session,), message=original)]
-        return Proposal(
-            session=cmd.session,
-            room=room.name,
-            sender=session.user,
-            id=cmd.id,
-            content=cmd.content,
-            timestamp=max(_millis(now), room.stamp),
-            epoch=room.epoch,
-            seen=room.head,
-        )
+        return _proposal(room, cmd.session, session.user, cmd.id, cmd.content, Kind.TEXT, now)
 
     def propose_publish(self, cmd: Publish, *, now: float) -> Proposal | Published:
         """``publish`` on many nodes (``needs(cmd)`` first): check ``cmd`` without sequencing
@@ -706,17 +697,7 @@ class RoomHub:
             original = self._original(room, cmd.sender, cmd.id, cmd.content)
             if original is not None:
                 return Published(message=original, duplicate=True, deliveries=[])
-            return Proposal(
-                session="",
-                room=room.name,
-                sender=cmd.sender,
-                id=cmd.id,
-                content=cmd.content,
-                timestamp=max(_millis(now), room.stamp),
-                epoch=room.epoch,
-                seen=room.head,
-                kind=cmd.kind,
-            )
+            return _proposal(room, "", cmd.sender, cmd.id, cmd.content, cmd.kind, now)
         finally:
             self._found.clear()
             if not room.members:
@@ -1080,6 +1061,23 @@ class RoomHub:
             raise InvalidArgument(name, f"must be at most {self.limits.max_id_length} characters")
         if name == "room" and not value:
             raise InvalidArgument(name, "must not be empty")
+
+
+def _proposal(
+    room: _Room, session: str, sender: str, id: str, content: str, kind: Kind, now: float
+) -> Proposal:
+    """What the shared stream is asked to sequence, with the room's head as this hub has it."""
+    return Proposal(
+        session=session,
+        room=room.name,
+        sender=sender,
+        id=id,
+        content=content,
+        timestamp=max(_millis(now), room.stamp),
+        epoch=room.epoch,
+        seen=room.head,
+        kind=kind,
+    )
 
 
 def _millis(now: float) -> int:

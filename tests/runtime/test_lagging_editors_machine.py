@@ -18,8 +18,9 @@ import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, rule
 from memory_transport import SlowCall, replayed, until
+from reader_rules import ReaderRules
 
 from interplay.backends import MemoryBackend
 from interplay.core.documents import Acked, EditDocument, MoveCursor, OpenDocument, Snapshot
@@ -34,7 +35,9 @@ def acked(call: SlowCall, revision: int) -> bool:
     return any(isinstance(e, Acked) and e.revision == revision for e in call.events())
 
 
-class LaggingEditors(RuleBasedStateMachine):
+class LaggingEditors(ReaderRules):
+    readers = READERS
+
     @initialize()
     def start(self) -> None:
         self.calls: dict[str, SlowCall] = {}
@@ -129,33 +132,6 @@ class LaggingEditors(RuleBasedStateMachine):
         self.revision += 1
         self.portal.call(lambda: self.calls[reader].put(edit))
         self.portal.call(self._applied)
-
-    @precondition(lambda self: set(READERS) - self.paused - self.stopped)
-    @rule(data=st.data())
-    def pause(self, data: st.DataObject) -> None:
-        user = data.draw(st.sampled_from(sorted(set(READERS) - self.paused - self.stopped)))
-        self.portal.call(self.calls[user].block)
-        self.paused.add(user)
-
-    @precondition(lambda self: self.paused)
-    @rule(data=st.data())
-    def resume(self, data: st.DataObject) -> None:
-        user = data.draw(st.sampled_from(sorted(self.paused)))
-        self.portal.call(self.calls[user].unblock)
-        self.paused.discard(user)
-
-    @precondition(lambda self: set(READERS) - self.stopped)
-    @rule(data=st.data())
-    def stop(self, data: st.DataObject) -> None:
-        """It never reads again."""
-        user = data.draw(st.sampled_from(sorted(set(READERS) - self.stopped)))
-        self.portal.call(self.calls[user].block)
-        self.paused.discard(user)
-        self.stopped.add(user)
-
-    @rule(reader=st.sampled_from(READERS), delay=st.sampled_from([0.0, 0.001, 0.004]))
-    def speed(self, reader: str, delay: float) -> None:
-        self.calls[reader].delay = delay
 
     @invariant()
     def each_reads_every_revision_once_in_order(self) -> None:

@@ -16,8 +16,9 @@ import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, rule
 from memory_transport import SlowCall, join, post
+from reader_rules import ReaderRules
 
 from interplay.backends import MemoryBackend
 from interplay.runtime import Runtime, Service, Settings
@@ -27,7 +28,9 @@ RECEIVERS = ("r0", "r1", "r2")
 SETTINGS = Settings(high_water=4, low_water=1, session_budget=1500, drain_timeout=60, rate=0)
 
 
-class LaggingReceivers(RuleBasedStateMachine):
+class LaggingReceivers(ReaderRules):
+    readers = RECEIVERS
+
     @initialize()
     def start(self) -> None:
         self.calls: dict[str, SlowCall] = {}
@@ -98,33 +101,6 @@ class LaggingReceivers(RuleBasedStateMachine):
                 lambda: sum(m.sender == sender for m in call.texts()) >= mine, timeout=5
             )
         )
-
-    @precondition(lambda self: set(RECEIVERS) - self.paused - self.stopped)
-    @rule(data=st.data())
-    def pause(self, data: st.DataObject) -> None:
-        user = data.draw(st.sampled_from(sorted(set(RECEIVERS) - self.paused - self.stopped)))
-        self.portal.call(self.calls[user].block)
-        self.paused.add(user)
-
-    @precondition(lambda self: self.paused)
-    @rule(data=st.data())
-    def resume(self, data: st.DataObject) -> None:
-        user = data.draw(st.sampled_from(sorted(self.paused)))
-        self.portal.call(self.calls[user].unblock)
-        self.paused.discard(user)
-
-    @precondition(lambda self: set(RECEIVERS) - self.stopped)
-    @rule(data=st.data())
-    def stop(self, data: st.DataObject) -> None:
-        """It never reads again."""
-        user = data.draw(st.sampled_from(sorted(set(RECEIVERS) - self.stopped)))
-        self.portal.call(self.calls[user].block)
-        self.paused.discard(user)
-        self.stopped.add(user)
-
-    @rule(receiver=st.sampled_from(RECEIVERS), delay=st.sampled_from([0.0, 0.001, 0.004]))
-    def speed(self, receiver: str, delay: float) -> None:
-        self.calls[receiver].delay = delay
 
     @invariant()
     def each_reads_in_order_once(self) -> None:
