@@ -219,6 +219,11 @@ class Outbox(_Waiting):
             await self._wait()  # a failure meanwhile is raised
         if not self.buffer:
             return None if self.closed else []
+        return self.take(codec)
+
+    def take(self, codec: Codec) -> list[bytes]:
+        """``next``'s batch, taken now: the frames of up to ``BATCH`` items, oldest first (a
+        writer that need not wait: ``Runtime._flush``)."""
         limit, budget = BATCH, self.batch_bytes
         if self.bytes > budget:  # big items: fewer of them per write
             limit, total = 0, 0

@@ -157,6 +157,7 @@ class Session:
     __slots__ = (
         "active",
         "bucket",
+        "carry",
         "codec",
         "connection",
         "deferred",
@@ -168,9 +169,11 @@ class Session:
         "lag",
         "outbox",
         "page",
+        "queued",
         "reading",
         "revisions",
         "send",
+        "send_now",
         "sending",
         "sent",
         "service",
@@ -188,6 +191,7 @@ class Session:
         outbox: Outbox | StateOutbox,
         bucket: TokenBucket | None,
         send: Callable[[list[bytes]], Awaitable[None]],
+        send_now: Callable[[list[bytes]], bool] | None = None,
     ) -> None:
         self.id = id
         self.service = service
@@ -196,6 +200,11 @@ class Session:
         self.outbox = outbox
         self.bucket = bucket
         self.send = send
+        # A write that need not wait (False: it would have to, and nothing was sent), which
+        # lets the runtime's flusher write for the session instead of waking its writer.
+        self.send_now = send_now
+        self.queued = False  # in the flusher's list for its next round
+        self.carry: list[bytes] | None = None  # frames the flusher took but could not write
         self.sent = 0  # writes completed: a slow-consumer deadline checks it moved
         self.sending = False  # a write is in flight (its frames are held)
         # Chat rooms this session reads from the log instead of live (DESIGN §5), in the
@@ -270,6 +279,9 @@ class Runtime:
         self._flush_wakeup = anyio.Event()
         self._flushed = anyio.Event()
         self._idle = anyio.Event()
+        # Sessions with something to write that the flusher writes for (``_run_flushes``).
+        self._dirty: list[Session] = []
+        self._flush_wanted = anyio.Event()
         self._tasks: TaskGroup | None = None
         self._stops: list[anyio.CancelScope] = []
         self._expiring = False  # a retention step runs
@@ -286,6 +298,7 @@ class Runtime:
         await self._tasks.__aenter__()
         self._tasks.start_soon(self._background, self._run_timers)
         self._tasks.start_soon(self._background, self._run_commits)
+        self._tasks.start_soon(self._background, self._run_flushes)
         if self.node is not None:
             node = self.node
             self._tasks.start_soon(self._background, lambda: node.run(self))
@@ -332,6 +345,7 @@ class Runtime:
         *,
         identity: Identity | None = None,
         connection: object = None,
+        send_now: Callable[[list[bytes]], bool] | None = None,
     ) -> None:
         """Run one session until the client ends it (return), or raise why it ended:
         ``WrongIdentity`` (a message claimed another identity), ``ShuttingDown`` after a
@@ -339,14 +353,17 @@ class Runtime:
         ``send`` raised (a refused message does not end it: ``_refuse``). The
         caller's task reads; the session's writer is the runtime's, and runs only while there
         is something to write. ``connection``: a key the sessions of one network connection
-        share (their queued bytes have a budget together); None: a connection of its own."""
+        share (their queued bytes have a budget together); None: a connection of its own.
+        ``send_now``: a write the transport can make without waiting, or not at all (False);
+        given, an editing session's deliveries are written by the runtime's flusher, one write
+        per session per round, without a wake-up of its writer (``_run_flushes``)."""
         if self._tasks is None:
             raise RuntimeError("the runtime is not running: serve inside 'async with Runtime(...)'")
         if self.shutting_down:
             raise ShuttingDown()
         if self.auth is not None and identity is None:
             raise Unauthenticated("authorization: a 'Bearer <token>' header is required")
-        session = self._open(service, codec, identity, send, connection)
+        session = self._open(service, codec, identity, send, connection, send_now)
         try:
             with anyio.CancelScope() as reading:  # shutdown() and a cut cancel it
                 session.reading = reading
@@ -380,6 +397,7 @@ class Runtime:
         identity: Identity | None,
         send: Callable[[list[bytes]], Awaitable[None]],
         connection: object = None,
+        send_now: Callable[[list[bytes]], bool] | None = None,
     ) -> Session:
         sid = str(next(self._ids))
         outbox: Outbox | StateOutbox
@@ -402,7 +420,10 @@ class Runtime:
         bucket = None
         if service is Service.CHAT and self.settings.rate:
             bucket = TokenBucket(self.settings.rate, self.settings.burst, now=self._now())
-        session = Session(sid, service, codec, identity, outbox, bucket, send)
+        # Only editing sessions are flushed: their deliveries come in small rounds, one per
+        # ack (a chat writer under load takes big batches of its own).
+        flushed = send_now if service is Service.EDIT else None
+        session = Session(sid, service, codec, identity, outbox, bucket, send, flushed)
         session.connection = tally
         self._sessions[sid] = session
         self._codecs.setdefault(id(codec), codec)
@@ -416,6 +437,7 @@ class Runtime:
         outbox = session.outbox
         outbox.close()
         session.gone = True  # the transport's call is over: nothing more goes out
+        session.carry = None
         if session.writer is not None:
             session.writer.cancel()
         self._end(session)
@@ -640,25 +662,31 @@ class Runtime:
             session.writer = scope
             try:
                 while True:
-                    if (session.lag or session.revisions) and len(outbox) <= low:
-                        if session.revisions:
-                            self._log.read_edits(session)
-                        else:
-                            await self._log.read_page(session)
-                        continue
-                    frames = await outbox.next(codec, settle)
-                    if frames is None:
-                        break
-                    if not frames:
-                        continue  # poked: there is the log to read
+                    frames: list[bytes] | None = session.carry
+                    if frames is not None:  # the flusher's, first: it was taken first
+                        session.carry = None
+                    else:
+                        if (session.lag or session.revisions) and len(outbox) <= low:
+                            if session.revisions:
+                                self._log.read_edits(session)
+                            else:
+                                await self._log.read_page(session)
+                            continue
+                        frames = await outbox.next(codec, settle)
+                        if frames is None:
+                            break
+                        if not frames:
+                            continue  # poked: there is the log to read
+                        counters.writes += 1
                     session.active = True
-                    counters.writes += 1
                     session.sending = True
                     await send(frames)
                     session.sending = False
                     session.sent += 1
                     if self._over_budget:
                         self._check_budget()
+                    if session.send_now is not None and not (outbox or session.revisions):
+                        break  # caught up: the flusher writes its next rounds (``_flush``)
             except PeerGone:
                 session.gone = True  # the transport lost the peer; its call is being ended
             except Exception as error:
@@ -684,6 +712,65 @@ class Runtime:
         await anyio.lowlevel.checkpoint()
         if self._pending or self._flushing:
             await self._wait_durable(self._queued)
+
+    def _want_flush(self, session: Session) -> None:
+        """Have the flusher write what is queued for ``session`` in its next round."""
+        if not session.queued:
+            session.queued = True
+            self._dirty.append(session)
+            if len(self._dirty) == 1:
+                self._flush_wanted.set()
+
+    async def _run_flushes(self) -> None:
+        """The editing sessions' writes, in rounds: once something is queued, settle
+        (``_settle``: the readers woken meanwhile and their commits join the round), then
+        write each session's queue with ``send_now``, one write per session. One task for
+        every session: a round costs one wake-up, not one per editor of the document (eight
+        editors: eight writer tasks, each woken, settling and waiting again)."""
+        while True:
+            if not self._dirty:
+                self._flush_wanted = anyio.Event()
+                await self._flush_wanted.wait()
+                continue
+            await self._settle()
+            dirty, self._dirty = self._dirty, []
+            for session in dirty:
+                session.queued = False
+                self._flush(session)
+
+    def _flush(self, session: Session) -> None:
+        """Write what is queued for ``session`` now, if its writer is not the one to: a writer
+        that runs sends it itself, and one is woken for what is not a plain write (a session
+        reading from the history, ending, or whose transport cannot write at once: the
+        frames taken are its ``carry``, written first)."""
+        outbox = session.outbox
+        send_now = session.send_now
+        if session.writing or session.gone or session.failure is not None or not outbox:
+            return
+        if send_now is None or session.revisions or outbox.closed or not isinstance(outbox, Outbox):
+            self._wake_writer(session)
+            return
+        frames = outbox.take(session.codec)
+        self.counters.writes += 1
+        session.active = True
+        try:
+            sent = send_now(frames)
+        except PeerGone:
+            session.gone = True  # the transport lost the peer; its call is being ended
+            return
+        except Exception as error:  # a transport's error while sending, as in ``_write``
+            self._cut(session, error)
+            return
+        if not sent:
+            session.carry = frames
+            session.sending = True  # held: a slow-consumer deadline sees it
+            self._wake_writer(session)
+            return
+        session.sent += 1
+        if outbox:  # more than one write's worth
+            self._want_flush(session)
+        if self._over_budget:
+            self._check_budget()
 
     def _sweep_idle_writers(self) -> None:
         """End the writers of sessions that wrote nothing since the last sweep."""
@@ -819,7 +906,10 @@ class Runtime:
                 ):
                     self._shed(session.connection)
                 if not session.writing:
-                    self._wake_writer(session)
+                    if session.send_now is not None:
+                        self._want_flush(session)
+                    else:
+                        self._wake_writer(session)
         self.counters.deliveries += delivered
         total = self._total.bytes
         if total > self._peak_bytes:

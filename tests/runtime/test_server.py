@@ -463,6 +463,72 @@ async def test_serving_needs_a_running_runtime() -> None:
     assert runtime.counters.streams_opened == 0
 
 
+async def test_editing_rounds_are_written_by_the_flusher_one_write_per_editor() -> None:
+    """With a transport that can write at once (``send_now``), an editing session's
+    deliveries need no writer task: the flusher settles (the edits read meanwhile join the
+    round) and writes each editor's queue in one write."""
+    backend = GatedBackend()
+    async with running(backend) as (runtime, tasks):
+        calls = [MemoryCall(runtime, Service.EDIT, at_once=True).start(tasks) for _ in range(3)]
+        watcher, ann, bob = calls
+        for call, user in zip(calls, ("wes", "ann", "bob"), strict=True):
+            call.put(OpenDocument(session="", document="d", user=user))
+            await call.wait_events(1)
+        before = watcher.writes
+        backend.close_gate()
+        entered = backend.entered
+        ann.put(
+            EditDocument(session="", document="d", base=0, position=0, inserted="a", op_id="a1")
+        )
+        await entered.wait()  # ann's edit is being written
+        backend.open_gate()
+        bob.put(
+            EditDocument(session="", document="d", base=0, position=0, inserted="b", op_id="b1")
+        )
+        events = await watcher.wait_events(3)
+        assert [type(e).__name__ for e in events] == ["Snapshot", "Remote", "Remote"]
+        assert watcher.writes == before + 1
+        await ann.wait_events(3)  # its snapshot, its ack, bob's edit
+        await bob.wait_events(3)
+        assert all(call.written_at_once == call.writes for call in calls)
+        assert runtime.statistics().writers == 0  # no session needed a task of its own
+        await finish(*calls)
+
+
+async def test_what_cannot_be_written_at_once_goes_through_the_writer_in_order() -> None:
+    """A peer that stops reading: the flusher's write is refused, the frames it took are the
+    writer's, sent first, then the rest in order once the peer reads again; caught up, the
+    writer ends and the flusher writes again."""
+    async with running(MemoryBackend()) as (runtime, tasks):
+        watcher, ann = (MemoryCall(runtime, Service.EDIT, at_once=True).start(tasks) for _ in "ab")
+        for call, user in ((watcher, "wes"), (ann, "ann")):
+            call.put(OpenDocument(session="", document="d", user=user))
+            await call.wait_events(1)
+        watcher.block()
+        for n in range(5):
+            ann.put(
+                EditDocument(
+                    session="", document="d", base=n, position=n, inserted="x", op_id=f"a{n}"
+                )
+            )
+            await ann.wait_events(2 + n)  # acked before the next (one in flight)
+        assert watcher.refused_at_once == 1
+        assert runtime.statistics().writers == 1  # waits in send for the blocked peer
+        assert len(watcher.frames) == 1  # its snapshot only
+        watcher.unblock()
+        events = await watcher.wait_events(6)
+        assert [e.revision for e in events[1:]] == [1, 2, 3, 4, 5]  # type: ignore[attr-defined]
+        await until(lambda: runtime.statistics().writers == 0)
+        at_once = watcher.written_at_once
+        ann.put(
+            EditDocument(session="", document="d", base=5, position=0, inserted="y", op_id="a5")
+        )
+        events = await watcher.wait_events(7)
+        assert events[6].revision == 6  # type: ignore[attr-defined]
+        assert watcher.written_at_once == at_once + 1
+        await finish(watcher, ann)
+
+
 async def test_an_editors_deliveries_of_consecutive_commits_leave_in_one_write() -> None:
     """Editors wait for each ack, so a document's edits come in small rounds; an edit session's
     writer lets the commands read with its wake-up join the write (``Runtime._settle``)."""

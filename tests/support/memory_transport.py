@@ -6,6 +6,9 @@ from an anyio memory stream the test feeds (``put``; ``end`` is the client's hal
 as a peer that stops reading would. Everything a test waits on is a condition checked on each
 change (``wait_for``), never a sleep.
 
+``MemoryCall(..., at_once=True)`` also offers ``send_now``: a write made at once unless the peer
+is blocked (then it refuses, and the runtime's writer waits in ``send`` instead).
+
 ``RecordingCodec`` is a tiny ``runtime.outbox.Codec``: ``decode`` takes a core command with
 any ``session`` and gives it the runtime's session id; ``encode`` frames an event as its
 ``repr`` (prefixed by the codec's name, so two codecs' frames differ) and counts how often each
@@ -80,8 +83,12 @@ class MemoryCall:
         *,
         identity: Identity | None = None,
         connection: object = None,
+        at_once: bool = False,
     ) -> None:
         self.runtime = runtime
+        self.at_once = at_once
+        self.written_at_once = 0  # of ``writes``: made by ``send_now``
+        self.refused_at_once = 0  # ``send_now`` calls that could not write (blocked)
         self.connection = connection  # shared by calls of one network connection
         self.service = service
         self.codec = codec if codec is not None else RecordingCodec()
@@ -115,6 +122,18 @@ class MemoryCall:
         self.writes += 1
         self._notify()
 
+    def send_now(self, frames: list[bytes]) -> bool:
+        if not self._open.is_set():
+            self.refused_at_once += 1
+            return False
+        if self.on_send is not None:
+            self.on_send(frames)
+        self.frames.extend(frames)
+        self.writes += 1
+        self.written_at_once += 1
+        self._notify()
+        return True
+
     # -- the test's side ---------------------------------------------------------------------
 
     def start(self, tasks: TaskGroup) -> MemoryCall:
@@ -130,6 +149,7 @@ class MemoryCall:
                 self.send,
                 identity=self.identity,
                 connection=self.connection,
+                send_now=self.send_now if self.at_once else None,
             )
         except Exception as error:  # what the adapter would map to a status
             self.ended = error

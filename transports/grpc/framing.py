@@ -63,6 +63,16 @@ async def send_many(stream: Stream[Any, Any], messages: list[bytes]) -> None:
     # by tracemalloc).
 
 
+def send_now(stream: Stream[Any, Any], messages: list[bytes]) -> bool:
+    """``send_many``'s write if it can be made at once, without waiting (the call's headers
+    sent, room in the flow-control windows and in the transport): True; else False, nothing
+    sent, and the caller sends them with ``send_many``. Synchronous: the runtime's flusher
+    writes many sessions' rounds in one turn of the loop with it."""
+    if not stream._send_initial_metadata_done:
+        return False
+    return _send_now(stream._stream, frame(messages))
+
+
 def _send_now(h2_stream: Any, data: bytes) -> bool:
     """Write ``data`` as one DATA frame built here, if it fits the flow-control windows and
     the peer's frame size and the connection can take a write now; False (nothing done) if

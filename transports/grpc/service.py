@@ -3,9 +3,9 @@
 Each call is one runtime session. This module maps the three RPCs to grpclib handlers
 (``__mapping__``), takes the bearer token from the call's metadata, reads messages with a size
 check on the length prefix (``framing.recv_message``), writes what the runtime hands it in one
-HTTP/2 write (``framing.send_many``), and ends the call with the status ``errors.py`` maps the
-session's end to. Everything else (outboxes, fan-out, backpressure, rate shaping, deadlines,
-ticks, drain) is the runtime's.
+HTTP/2 write (``framing.send_many``; ``framing.send_now`` when it need not wait), and ends the
+call with the status ``errors.py`` maps the session's end to. Everything else (outboxes,
+fan-out, backpressure, rate shaping, deadlines, ticks, drain) is the runtime's.
 
 A drain ends each call with UNAVAILABLE "server shutting down" *without* grpclib's RST_STREAM,
 after which a grpclib client would drop what it had not read yet (``framing.end_without_reset``).
@@ -30,7 +30,7 @@ from interplay.runtime.outbox import Codec
 from interplay.runtime.server import Counters, Runtime, Service
 
 from . import codec, errors
-from .framing import end_without_reset, read_ahead, recv_message, send_many
+from .framing import end_without_reset, read_ahead, recv_message, send_many, send_now
 from .generated import chat_pb2 as pb
 
 # Checked on the length prefix, before the body is read (framing.recv_message). Above the
@@ -106,6 +106,12 @@ class ChatService:
             except (StreamTerminatedError, StreamClosedError):
                 raise PeerGone() from None
 
+        def send_at_once(frames: list[bytes]) -> bool:
+            try:
+                return send_now(stream, frames)
+            except (StreamTerminatedError, StreamClosedError):
+                raise PeerGone() from None
+
         peer = _peer(stream)
         if log.isEnabledFor(logging.DEBUG):  # one line per call, never per message
             log.debug("%s call from %s", service.value, peer)
@@ -118,6 +124,7 @@ class ChatService:
                 send,
                 identity=identity,
                 connection=stream._stream.connection,  # one HTTP/2 connection: one budget
+                send_now=send_at_once,
             )
             log.debug("%s call from %s ended OK", service.value, peer)
         except BaseException as error:
