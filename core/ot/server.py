@@ -22,11 +22,16 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import Expired, InvalidArgument
 from .gaptext import GapText
-from .text import TextOp, splice_op
+from .text import TextOp, _splice_of, splice_op
+
+# An operation of a bridge: a ``TextOp``, or one splice as ``splice_op``'s arguments (length,
+# position, deleted, inserted), built into one only if the bridge is used (``_unseen``).
+Bridged = TextOp | tuple[int, int, int, str]
 
 # How many trimmed op ids ``was_applied`` still recognises: per author, and authors.
 RETIRED_PER_AUTHOR = 16
@@ -113,7 +118,7 @@ class Applied:
 @dataclass(slots=True)
 class _Bridge:
     last_own: int  # revision of the session's newest operation
-    others: list[tuple[int, TextOp]]  # (revision, op) of others' ops, as seen past its own
+    others: Sequence[tuple[int, Bridged]]  # (revision, op) of others' ops, past its own
 
 
 class ServerDocument:
@@ -239,7 +244,11 @@ class ServerDocument:
             start, unseen = base, []
         else:
             start = bridge.last_own
-            unseen = [(revision, op) for revision, op in bridge.others if revision > base]
+            unseen = [
+                (revision, op if isinstance(op, TextOp) else splice_op(*op))
+                for revision, op in bridge.others
+                if revision > base
+            ]
         log, oldest = self._log, self.oldest_base
         unseen.extend((r, log[r - 1 - oldest].op) for r in range(start + 1, self.revision + 1))
         return unseen
@@ -265,28 +274,91 @@ class ServerDocument:
             return duplicate
         if base != self.revision:
             self.length_at(base)  # refuses revisions not kept or to come
+            rebased = self._splice_over(position, deleted, inserted, base, session)
+            if rebased is not None:
+                position, others = rebased
+                return self._splice_now(position, deleted, inserted, author, op_id, session, others)
             unseen = self._unseen(base, session)
             length = unseen[0][1].base_length if unseen else len(self._text)
             if position < 0 or deleted < 0 or position + deleted > length:
                 raise _beyond(position, deleted, length, base)
             op = splice_op(length, position, deleted, inserted)
             return self._rebase_and_apply(op, unseen, author, op_id, session)
-        text = self._text
-        length = len(text)
+        length = len(self._text)
         if position < 0 or deleted < 0 or position + deleted > length:
             raise _beyond(position, deleted, length, base)
+        return self._splice_now(position, deleted, inserted, author, op_id, session, [])
+
+    def _splice_now(
+        self,
+        position: int,
+        deleted: int,
+        inserted: str,
+        author: str,
+        op_id: str,
+        session: str,
+        rebased: list[tuple[int, Bridged]],
+    ) -> Applied:
+        """Apply a splice that fits the current text as the next revision, and log the splice
+        itself (its general operation is built only if asked for: ``Applied.op``)."""
+        text = self._text
+        length = len(text)
         removed = text.splice(position, deleted, inserted)
-        self.revision = base + 1
+        self.revision += 1
         applied = Applied(
-            revision=base + 1,
+            revision=self.revision,
             author=author,
             op_id=op_id,
             removed=(removed,) if deleted or inserted else (),
             splice=(position, deleted, inserted),
             length_before=length,
         )
-        self._record(applied, session, [])
+        self._record(applied, session, rebased)
         return applied
+
+    def _splice_over(
+        self, position: int, deleted: int, inserted: str, base: int, session: str
+    ) -> tuple[int, list[tuple[int, Bridged]]] | None:
+        """A splice made against the kept revision ``base`` rebased as a splice: where it
+        lands on the current text, and the others' splices past it (its sender's bridge, as
+        splices). What ``TextOp.transform``'s fast path computes for two splices that neither
+        overlap nor touch, without building an operation for either side: the common case
+        of concurrent editors, each typing in its own place. None (nothing done) when that
+        does not hold for every revision since ``base``, or when the sender's own unacked
+        operations are in between (a pipelining session's bridge): the general path then."""
+        if not (deleted or inserted):
+            return None
+        bridge = self._bridges.get(session) if session else None
+        if bridge is not None and bridge.last_own > base:
+            return None
+        log = self._log
+        start = base - self.oldest_base
+        length = log[start].length_before
+        if position < 0 or deleted < 0 or position + deleted > length:
+            raise _beyond(position, deleted, length, base)
+        grown = len(inserted) - deleted
+        others: list[tuple[int, Bridged]] = []
+        for index in range(start, len(log)):
+            entry = log[index]
+            splice = entry._splice
+            if splice is None:
+                splice = _splice_of(entry.op)
+                if splice is None:
+                    return None
+            other, other_deleted, other_inserted = splice
+            if position + deleted < other:  # before it: it moves by what this one changes
+                others.append(
+                    (entry.revision, (length + grown, other + grown, other_deleted, other_inserted))
+                )
+            elif other + other_deleted < position:  # after it: this one moves
+                others.append(
+                    (entry.revision, (length + grown, other, other_deleted, other_inserted))
+                )
+                position += len(other_inserted) - other_deleted
+            else:
+                return None
+            length += len(other_inserted) - other_deleted
+        return position, others
 
     def receive(
         self, op: TextOp, *, base: int, author: str, op_id: str = "", session: str = ""
@@ -380,7 +452,9 @@ class ServerDocument:
         self._record(applied, session, rebased)
         return applied
 
-    def _record(self, applied: Applied, session: str, rebased: list[tuple[int, TextOp]]) -> None:
+    def _record(
+        self, applied: Applied, session: str, rebased: Sequence[tuple[int, Bridged]]
+    ) -> None:
         """Log ``applied`` (the newest revision), its op id and its sender's bridge."""
         log = self._log
         log.append(applied)

@@ -151,3 +151,22 @@ def test_an_empty_splice_is_one_retain_in_the_fast_paths_too() -> None:
     assert doc.splice(1, 0, "", base=0, author="a").op == TextOp.identity(3)
     identity, insert = TextOp.identity(3), TextOp.splice(3, 0, 0, "xy")
     assert TextOp.transform(identity, insert) == (TextOp.identity(5), insert)
+
+
+def test_a_stale_splice_past_splices_elsewhere_builds_no_operation() -> None:
+    """The common case of concurrent editors, each typing in its own place: an edit made
+    against an older revision is rebased over the others' splices as a splice
+    (``ServerDocument._splice_over``), and nothing general is built for either side."""
+    doc = ServerDocument("abcdef")
+    first = doc.splice(0, 0, "x", base=0, author="a", session="a")
+    second = doc.splice(5, 1, "", base=0, author="b", session="b")  # the "f", now at 6
+    third = doc.splice(3, 0, "y", base=0, author="c", session="c")  # before "d", now at 4
+    assert doc.text == "xabcyde"
+    assert [applied._op for applied in (first, second, third)] == [None, None, None]
+    assert second.pieces() == [(6, "f", "")]
+    assert third.pieces() == [(4, "", "y")]
+    # One that touches another's takes the general path (an insert at the same place goes
+    # left of the one applied before it).
+    touching = doc.splice(4, 0, "z", base=2, author="a", session="a")  # where "y" went in
+    assert touching._op is not None
+    assert doc.text == "xabczyde"
