@@ -1,7 +1,7 @@
 """Concurrent editing through the gRPC server: N editors type their share of a real trace.
 
     python bench/ot_concurrent.py --editors 8 [--edits 4000] [--server HOST:PORT]
-    python bench/ot_concurrent.py --documents 200 --editors 4 --rate 5 [--seconds 20]
+    python bench/ot_concurrent.py --documents 200 --editors 4 --rate 5 [--seconds 20] [--procs 2]
     python bench/ot_concurrent.py --editors 8 --nodes 2 [--edits 4000]
 
 Editor i takes patches i, i+N, i+2N, ... of a sequential trace (positions clamped to its own
@@ -15,6 +15,9 @@ With ``--documents D`` (or ``--rate``), D documents of N editors each are typed 
 speed: every editor sends ``--rate`` edits per second (on a fixed schedule, from a random
 phase) for ``--seconds``; the N editors of a document share one connection (a client process
 per user would not fit the load generator on this machine), each on its own stream.
+``--procs P`` spreads the documents over P client processes (document d in process d mod P),
+which start typing together, so that the load generator does not fall behind the schedule;
+their edits, latencies and CPU are summed and ``converged`` covers them all.
 
 With ``--nodes N``, the same run first against one server (the in-process store), then against
 N ``interplay serve --redis`` nodes on one redis-server (``appendfsync always``), editor i on
@@ -187,7 +190,12 @@ async def run(
     documents: int = 1,
     rate: float = 0.0,
     seconds: float = 20.0,
+    share: tuple[int, int] = (0, 1),
+    barriers: tuple[Any, Any] | None = None,
 ) -> dict[str, Any]:
+    """One load run; ``share`` (p, P): this process types documents p, p + P, ... of them
+    all, starting once every process has joined (``barriers``: two ``multiprocessing``
+    barriers, joined and started)."""
     trace = json.loads(gzip.decompress(TRACE.read_bytes()))
     patches = [tuple(p) for txn in trace["txns"] for p in txn["patches"]]
     patches = patches[: int(rate * seconds) * editors] if rate else patches[:edits]
@@ -195,6 +203,7 @@ async def run(
     counts: dict[str, int] = {}
     start, all_done = asyncio.Event(), asyncio.Event()
     names = [f"doc{d}" for d in range(documents)] if documents > 1 else ["bench"]
+    names = names[share[0] :: share[1]]
     # One connection per editor for one document; one per document for many (see above);
     # editor i (document i) on node i mod len(ports).
     channels = {
@@ -223,23 +232,24 @@ async def run(
         for i in range(editors)
     ]
     await asyncio.sleep(0.5 + len(tasks) / 1000)  # everyone joined
-    began = time.perf_counter()
+    if barriers is not None:  # ... in every process
+        loop = asyncio.get_running_loop()
+        for barrier in barriers:
+            await loop.run_in_executor(None, barrier.wait)
+    began = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process
     start.set()
     await all_done.wait()
-    elapsed = time.perf_counter() - began  # every edit acknowledged
+    ended = time.monotonic()
+    elapsed = ended - began  # every edit acknowledged
     await asyncio.gather(*tasks)
     finals = {name: await final_text(channels[(name, 0)], name) for name in names}
     for channel in channels.values():
         channel.close()
     texts = result.get("texts", {})
     latencies = sorted(result.get("latencies", []))
-
-    def pct(q: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
-
     return {
         "bench": "ot_concurrent",
-        "documents": documents,
+        "documents": len(names),
         "editors": editors,
         "rate": rate,
         "max_delay_ms": 0.0 if rate else max_delay * 1000,
@@ -247,13 +257,74 @@ async def run(
         "edits": result.get("edits", 0),
         "server_revisions": sum(revision for _, revision in finals.values()),
         "ops_per_s": round(result.get("edits", 0) / elapsed),
-        "ack_latency_ms": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
+        "ack_latency_ms": _percentiles(latencies),
         # every editor of every document holds its server's text and revision
         "converged": len(texts) == editors * len(names)
         and all(finals[document] == held for (document, _), held in texts.items()),
         "final_chars": sum(len(text) for text, _ in finals.values()),
         "wall_s": round(elapsed, 3),
+        "_span": (began, ended, latencies),  # for merging processes' reports (_merged)
     }
+
+
+def _percentiles(latencies: list[float]) -> dict[str, float]:
+    """p50, p99 and max of sorted ``latencies`` (seconds), in milliseconds."""
+
+    def pct(q: float) -> float:
+        if not latencies:
+            return 0.0
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000, 2)
+
+    return {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)}
+
+
+def _process(host: str, ports: list[int], args: tuple[Any, ...], share: Any, out: Any) -> None:
+    """One client process of ``run_procs``."""
+    barriers, *rest = share
+    cpu = time.process_time()
+    report = asyncio.run(run(host, ports, *args, share=tuple(rest), barriers=barriers))
+    report["client_cpu_s"] = time.process_time() - cpu
+    out.put(report)
+
+
+def run_procs(host: str, ports: list[int], args: tuple[Any, ...], procs: int) -> dict[str, Any]:
+    """``run`` with its documents spread over ``procs`` client processes, started together:
+    one report, with edits, latencies and client CPU summed, ops/s over the span from the
+    first start to the last process done, ``converged`` if every process converged."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    barriers = (ctx.Barrier(procs), ctx.Barrier(procs))
+    out = ctx.Queue()
+    processes = [
+        ctx.Process(target=_process, args=(host, ports, args, (barriers, p, procs), out))
+        for p in range(procs)
+    ]
+    for process in processes:
+        process.start()
+    reports = [out.get(timeout=600) for _ in processes]
+    for process in processes:
+        process.join()
+    spans = [report.pop("_span") for report in reports]
+    began, ended = min(span[0] for span in spans), max(span[1] for span in spans)
+    latencies = sorted(latency for span in spans for latency in span[2])
+    edits = sum(report["edits"] for report in reports)
+    merged = dict(reports[0])
+    merged.update(
+        {
+            "documents": sum(report["documents"] for report in reports),
+            "procs": procs,
+            "edits": edits,
+            "server_revisions": sum(report["server_revisions"] for report in reports),
+            "ops_per_s": round(edits / (ended - began)),
+            "ack_latency_ms": _percentiles(latencies),
+            "converged": all(report["converged"] for report in reports),
+            "final_chars": sum(report["final_chars"] for report in reports),
+            "wall_s": round(ended - began, 3),
+            "client_cpu_s": round(sum(report["client_cpu_s"] for report in reports), 2),
+        }
+    )
+    return merged
 
 
 def main() -> None:
@@ -285,25 +356,35 @@ def main() -> None:
         "--interplay",
         help="the interplay executable to start (e.g. another checkout's, for a baseline)",
     )
+    parser.add_argument(
+        "--procs",
+        type=int,
+        default=1,
+        help="client processes, the documents spread over them (with --documents)",
+    )
     args = parser.parse_args()
+    if args.procs > 1 and args.documents < args.procs:
+        parser.error("--procs: needs at least as many --documents (a document is typed by one)")
     rate = args.rate if args.rate is not None else (5.0 if args.documents > 1 else 0.0)
 
     def measure(host: str, ports: list[int], pids: list[int], redis: int = 0) -> dict[str, Any]:
         server_cpu, client_cpu = sum(map(cpu_seconds, pids)), time.process_time()
         redis_cpu = cpu_seconds(redis) if redis else 0.0
-        report = asyncio.run(
-            run(
-                host,
-                ports,
-                args.editors,
-                args.edits,
-                args.max_delay_ms / 1000,
-                args.in_flight,
-                args.documents,
-                rate,
-                args.seconds,
-            )
+        load = (
+            args.editors,
+            args.edits,
+            args.max_delay_ms / 1000,
+            args.in_flight,
+            args.documents,
+            rate,
+            args.seconds,
         )
+        if args.procs > 1:
+            report = run_procs(host, ports, load, args.procs)
+        else:
+            report = asyncio.run(run(host, ports, *load))
+            report.pop("_span")
+            report["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
         if pids:
             used = sum(map(cpu_seconds, pids)) - server_cpu
             report["server_cpu_s"] = round(used, 2)
@@ -314,7 +395,6 @@ def main() -> None:
             report["nodes"] = len(ports)
             report["redis_cpu_s"] = round(used, 2)
             report["redis_cpu_us_per_op"] = round(used / max(1, report["edits"]) * 1e6, 1)
-        report["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
         return report
 
     if args.server:
