@@ -182,3 +182,56 @@ async def test_received_bytes_are_acknowledged_in_bursts_never_held_while_waitin
         if buffer._unacked.empty():
             assert sum(acked) == total
     assert len(acked) <= max(1, len(chunks))
+
+
+@pytest.mark.anyio
+@given(st.lists(st.tuples(st.binary(max_size=40), st.integers(0, 30)), max_size=8))
+async def test_messages_are_read_whole_however_the_frames_cut_them(
+    pieces: list[tuple[bytes, int]],
+) -> None:
+    """``recv_message`` takes a DATA frame that holds one whole message at once (the common
+    case) and reads any other cut (several messages in a frame, one over several) through
+    grpclib's buffer: in order, every message once, every byte acknowledged, None at the
+    half-close."""
+    from types import SimpleNamespace
+
+    from grpclib.protocol import Buffer
+
+    from interplay.transports.grpc.framing import _Acks, frame, recv_message
+
+    acked: list[int] = []
+    buffer = Buffer(acked.append)
+    buffer._ack_callback = _Acks(buffer)
+    # A message with cut 0 comes in a DATA frame of its own; the others' bytes run together,
+    # cut every n bytes (n: the last one's cut), across messages.
+    frames: list[bytes] = []
+    pending, size = b"", 1
+    for message, cut in pieces:
+        if cut:
+            pending, size = pending + frame([message]), cut
+            continue
+        frames += [pending[i : i + size] for i in range(0, len(pending), size)]
+        frames.append(frame([message]))
+        pending = b""
+    frames += [pending[i : i + size] for i in range(0, len(pending), size)]
+    for chunk in frames:
+        buffer.add(chunk, len(chunk))
+
+    async def dispatched(message: bytes) -> tuple[bytes]:
+        return (message,)
+
+    connection = SimpleNamespace(messages_received=0, last_message_received=0.0)
+    stream: Any = SimpleNamespace(
+        _stream=SimpleNamespace(buffer=buffer, connection=connection, recv_data=buffer.read),
+        _codec=SimpleNamespace(decode=lambda data, _: bytes(data)),
+        _recv_type=None,
+        _dispatch=SimpleNamespace(recv_message=dispatched),
+        _messages_received=0,
+    )
+    received = [await recv_message(stream, 1 << 20) for _ in pieces]
+    assert received == [message for message, _ in pieces]
+    total = sum(len(chunk) for chunk in frames)
+    assert sum(acked) == total  # nothing is queued behind: all of it
+    buffer.eof()  # the client's half-close
+    assert await recv_message(stream, 1 << 20) is None
+    assert await recv_message(stream, 1 << 20) is None  # and again, once ended
