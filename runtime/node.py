@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,7 +36,7 @@ from interplay.core.follow import Follower
 from interplay.core.rooms import Join, Kind, Post, Proposal, Publish, RoomMessage, Typing
 from interplay.core.rooms import Published as RoomPublished
 
-from .errors import StorageFailed
+from .errors import StorageFailed, admin_disconnect
 from .node_documents import DocumentReplicas, SharedDocuments, SharedEdit
 from .outbox import Broadcast
 
@@ -74,6 +74,8 @@ class Listener(Protocol):
 
     def heard_edit(self, edit: SharedEdit) -> None: ...
 
+    def disconnect(self, user: str, reason: str, *, reconnect: bool) -> int: ...
+
     def resubscribed_document(self, document: str) -> None: ...
 
 
@@ -89,6 +91,10 @@ class SharedRooms(SharedDocuments, Protocol):
     async def typing(self, room: str, user: str, stamp: int) -> None: ...
 
     async def heartbeat(self, ttl: float) -> tuple[bool, int]: ...
+
+    async def disconnect(
+        self, user: str, reason: str, *, reconnect: bool, here: Callable[[], int], wait: float
+    ) -> int: ...
 
     async def publish_many(self, proposals: Sequence[Proposal]) -> list[Published]: ...
 
@@ -132,6 +138,7 @@ class Node:
         node_ttl: float = 6.0,
         max_queued: int = 1000,
         in_flight: int = 64,
+        answer_wait: float = 2.0,
     ) -> None:
         if not head_check > 0 or fill_delay < 0 or read_batch < 1:
             raise ValueError(
@@ -155,6 +162,7 @@ class Node:
         self.reaped = 0  # dead nodes this node reaped (their members left)
         self.max_queued = max_queued
         self.in_flight = in_flight
+        self.answer_wait = answer_wait
         self._posting: list[tuple[Proposal, Any]] = []  # TEXTs for the engine, and their wire
         self._posting_wakeup = anyio.Event()
         self._posted = anyio.Event()  # set (and replaced) after each round of answers
@@ -223,6 +231,33 @@ class Node:
         if runtime is not None:
             for change in runtime.rooms.take_presence():
                 self._tell(change)
+
+    # -- the admin API across nodes -------------------------------------------------------
+
+    async def disconnect_user(self, user: str, reason: str, *, reconnect: bool) -> int:
+        """The admin API's Disconnect on every node: the others are asked first (if the
+        engine is unreachable nothing is done: the call fails UNAVAILABLE and may be sent
+        again), then this node's sessions end, then each other node says how many of its
+        own it ended. A node that does not answer within ``answer_wait`` (it died: its
+        sessions went with it) is not waited for further."""
+        runtime = self._runtime
+        assert runtime is not None, "the node is not running"
+        error = admin_disconnect(reason, reconnect=reconnect)
+        return await self.shared.disconnect(
+            user,
+            reason,
+            reconnect=reconnect,
+            here=lambda: runtime.disconnect_user(user, error),
+            wait=self.answer_wait,
+        )
+
+    def disconnect(self, user: str, reason: str, *, reconnect: bool) -> int:
+        """Another node's admin API disconnects ``user`` (``Listener``): end the sessions
+        here; how many."""
+        runtime = self._runtime
+        if runtime is None:
+            return 0
+        return runtime.disconnect_user(user, admin_disconnect(reason, reconnect=reconnect))
 
     # -- posting ---------------------------------------------------------------------------
 

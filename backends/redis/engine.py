@@ -16,6 +16,9 @@ Chat writes from the hub itself are not expected here: in node mode a TEXT goes 
 the revisions since (kept ones before it too, for their op ids); a node commits an edit with
 ``commit_edit`` (the COMMIT script: compare-and-set on the revision, op ids deduplicated) and
 follows a document's log with ``subscribe_document``/``read_edits`` (runtime/node_documents.py).
+
+The admin API's calls that touch every node go on ``ip:admin``, which every node's reader
+subscribes to; a node answers on the asker's own channel ``ip:node:<id>`` (``disconnect``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -66,6 +70,7 @@ UNREACHABLE = (RedisError, OSError)
 _BURST = 32  # pub/sub messages handled before the reader lets the writers run
 
 
+ADMIN = "ip:admin"  # the admin API's calls to every node
 ROOMS = "ip:rooms"  # every room some node loaded, in name order (retention's sweep)
 SCAN = 1000  # stream entries retention reads per room per step
 
@@ -164,6 +169,9 @@ class RedisEngine:
         self._confirmed: dict[str, anyio.Event] = {}
         self._rooms: dict[str, str] = {}  # channel -> room
         self._documents: dict[str, str] = {}  # channel -> document
+        self._own = f"ip:node:{node}"  # this node's channel: the answers it asked for
+        self._asked: dict[str, _Answers] = {}  # admin question -> the answers so far
+        self._answering: list[tuple[str, str]] = []  # (channel, payload) to publish
 
     # -- the Backend protocol ------------------------------------------------------------
 
@@ -444,6 +452,29 @@ class RedisEngine:
             raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
         return bool(new), int(reaped)
 
+    async def disconnect(
+        self, user: str, reason: str, *, reconnect: bool, here: Callable[[], int], wait: float
+    ) -> int:
+        """Ask every other node to end ``user``'s sessions, then end this node's (``here``),
+        then add up the others' answers, waiting at most ``wait`` seconds for them: PUBLISH
+        says how many readers heard the question, so a node that died since is not waited
+        for longer than that."""
+        token = _new_epoch()
+        answers = self._asked[token] = _Answers()
+        question = json.dumps([token, user, reason, int(reconnect), self.node], ensure_ascii=False)
+        try:
+            try:
+                heard = await self._client.publish(ADMIN, "D\n" + question)
+            except UNREACHABLE as error:
+                raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+            cut = here()
+            answers.expect(heard - 1 if self.healthy else heard)  # (this node's reader heard it)
+            with anyio.move_on_after(wait):
+                await answers.all.wait()
+            return cut + answers.cut
+        finally:
+            del self._asked[token]
+
     async def read_after(self, room: str, after: int, limit: int) -> list[RoomMessage]:
         log_key = room_keys(room)[1]
         try:
@@ -517,7 +548,7 @@ class RedisEngine:
                 if not connected:
                     await self._client.ping()
                     # The node's own channel keeps the pub/sub connection subscribed.
-                    await self._pubsub.subscribe(f"ip:node:{self.node}")
+                    await self._pubsub.subscribe(self._own, ADMIN)
                     connected = True
                     self.healthy = True
                     delay = 0.1
@@ -528,6 +559,8 @@ class RedisEngine:
                     if message is None:
                         continue
                     self._handle(message, listener)
+                    while self._answering:
+                        await self._client.publish(*self._answering.pop(0))
                     burst += 1
                     if burst == _BURST:
                         # A burst is parsed without waiting on the socket: let the session
@@ -551,6 +584,9 @@ class RedisEngine:
         channel = message["channel"].decode()
         if kind == "message":
             data: bytes = message["data"]
+            if channel == ADMIN or channel == self._own:
+                self._admin(data, listener)
+                return
             document = self._documents.get(channel)
             if document is not None:
                 edit = decode_edit(document, data)
@@ -590,6 +626,42 @@ class RedisEngine:
                 listener.resubscribed(self._rooms[channel])
             elif channel in self._documents:
                 listener.resubscribed_document(self._documents[channel])
+
+    def _admin(self, data: bytes, listener: Listener) -> None:
+        """A question from another node's admin API, or an answer to this node's."""
+        if data[:2] == b"D\n":
+            token, user, reason, reconnect, node = json.loads(data[2:])
+            if node != self.node:
+                cut = listener.disconnect(user, reason, reconnect=bool(reconnect))
+                self._answering.append((f"ip:node:{node}", "A\n" + json.dumps([token, cut])))
+        elif data[:2] == b"A\n":
+            token, cut = json.loads(data[2:])
+            answers = self._asked.get(token)
+            if answers is not None:
+                answers.add(int(cut))
+
+
+@dataclass(slots=True)
+class _Answers:
+    """The other nodes' answers to one admin question: how many of their sessions ended."""
+
+    cut: int = 0
+    count: int = 0
+    expected: int | None = None
+    all: anyio.Event = field(default_factory=anyio.Event)
+
+    def add(self, cut: int) -> None:
+        self.cut += cut
+        self.count += 1
+        self._check()
+
+    def expect(self, count: int) -> None:
+        self.expected = count
+        self._check()
+
+    def _check(self) -> None:
+        if self.expected is not None and self.count >= self.expected:
+            self.all.set()
 
 
 def _entries(raw: list[Any]) -> list[tuple[bytes, dict[bytes, bytes]]]:

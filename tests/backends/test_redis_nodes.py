@@ -35,7 +35,15 @@ from interplay.core.documents import (
 from interplay.core.effects import StoredEdit
 from interplay.core.ot import ClientDocument, Send, State, TextOp
 from interplay.core.rooms import Join, Kind, Post, RoomHub, RoomMessage
-from interplay.runtime import NotAvailable, Runtime, Service, Settings
+from interplay.runtime import (
+    AdminDisconnect,
+    AdminDisconnectResume,
+    NotAvailable,
+    Runtime,
+    Service,
+    Settings,
+    StorageFailed,
+)
 from interplay.runtime.node import Node
 
 pytestmark = pytest.mark.anyio
@@ -450,6 +458,44 @@ async def test_the_admin_apis_publish_on_one_node_reaches_both_in_the_rooms_one_
         [text] = await carl.wait_texts(1)
         assert (text.seq, text.content) == (1, "first")
         assert not ann.done.is_set() and not bob.done.is_set()  # nothing was cut
+
+
+async def test_the_admin_apis_disconnect_on_one_node_ends_the_users_sessions_on_every_node(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis, count=3) as ((one, two, three), tasks):
+        ann_here, ann_there, bob = chat(one, tasks), chat(two, tasks), chat(three, tasks)
+        await join(ann_here, "ann")
+        await join(ann_there, "ann", room="dev")
+        await join(bob, "bob")
+        editor = Editor(three, tasks, "ann")  # an edit session of ann's on the third node
+        await editor.open()
+        assert await two.admin.disconnect("ann", "banned") == 3
+        for call in (ann_here, ann_there, editor.call):
+            ended = await call.result()
+            assert isinstance(ended, AdminDisconnect)
+            assert ended.message == "disconnected by the server: banned"
+        assert not bob.done.is_set()
+        carl = chat(one, tasks)
+        await join(carl, "carl")
+        assert await three.admin.disconnect("carl", "moving", reconnect=True) == 1
+        ended = await carl.result()
+        assert isinstance(ended, AdminDisconnectResume)
+        assert ended.message == "disconnected by the server: moving; reconnect and resume"
+        assert await one.admin.disconnect("nobody", "") == 0
+        assert not bob.done.is_set()
+
+
+async def test_the_admin_apis_disconnect_with_redis_unreachable_ends_nothing(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as ((one, two), tasks):
+        ann = chat(one, tasks)
+        await join(ann, "ann")
+        redis.stop()
+        with pytest.raises(StorageFailed, match="unreachable"):
+            await one.admin.disconnect("ann", "banned")
+        assert not ann.done.is_set()  # a retry once Redis is back can still say how many
 
 
 async def test_delete_history_across_nodes_is_refused_and_deletes_nothing(
