@@ -28,7 +28,7 @@ from interplay.core.errors import InvalidArgument, PermissionDenied
 from interplay.core.rooms import Deleted, DeleteHistory, Kind, Publish, Published, RoomMessage
 
 from .auth import AdminAuthenticator, bearer_token
-from .errors import NotAvailable, Unauthenticated, admin_disconnect
+from .errors import Unauthenticated, admin_disconnect
 from .outbox import Broadcast
 
 if TYPE_CHECKING:
@@ -145,12 +145,9 @@ class Admin:
         What is left is renumbered under a new epoch: a client resuming the old stream is
         told history was reset (members in the room now get a notice and resume at once)."""
         runtime = self._runtime
-        if runtime.node is not None:
-            raise NotAvailable(
-                "delete_history: not available across nodes yet (--redis): each node would "
-                "forget its own copy only; nothing was deleted"
-            )
         command = DeleteHistory(room=room, user=user)
+        if runtime.node is not None:
+            return await runtime.node.delete_history(command)
         await runtime.read_for_rooms(command)
         deleted = runtime.rooms.delete_history(command, now=runtime.wall_clock())
         deliveries = [(d.to, Broadcast(d.message, 0)) for d in deleted.deliveries]

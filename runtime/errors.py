@@ -51,10 +51,5 @@ def admin_disconnect(reason: str, *, reconnect: bool) -> SessionError:
     return AdminDisconnect(told)
 
 
-class NotAvailable(SessionError):
-    """What this server cannot do as it is configured (an admin call not available across
-    nodes yet): nothing was changed."""
-
-
 class PeerGone(Exception):
     """Raised by a transport's ``send`` when the peer is gone: the writer stops quietly."""

@@ -33,7 +33,17 @@ import anyio
 
 from interplay.core.errors import CoreError
 from interplay.core.follow import Follower
-from interplay.core.rooms import Join, Kind, Post, Proposal, Publish, RoomMessage, Typing
+from interplay.core.rooms import (
+    Deleted,
+    DeleteHistory,
+    Join,
+    Kind,
+    Post,
+    Proposal,
+    Publish,
+    RoomMessage,
+    Typing,
+)
 from interplay.core.rooms import Published as RoomPublished
 
 from .errors import StorageFailed, admin_disconnect
@@ -76,6 +86,8 @@ class Listener(Protocol):
 
     def disconnect(self, user: str, reason: str, *, reconnect: bool) -> int: ...
 
+    def deleted(self, room: str, epoch: str, head: int, user: str) -> None: ...
+
     def resubscribed_document(self, document: str) -> None: ...
 
 
@@ -91,6 +103,8 @@ class SharedRooms(SharedDocuments, Protocol):
     async def typing(self, room: str, user: str, stamp: int) -> None: ...
 
     async def heartbeat(self, ttl: float) -> tuple[bool, int]: ...
+
+    async def delete_history(self, room: str, user: str) -> tuple[int, str, int]: ...
 
     async def disconnect(
         self, user: str, reason: str, *, reconnect: bool, here: Callable[[], int], wait: float
@@ -250,6 +264,52 @@ class Node:
             here=lambda: runtime.disconnect_user(user, error),
             wait=self.answer_wait,
         )
+
+    async def delete_history(self, command: DeleteHistory) -> Deleted:
+        """The admin API's DeleteHistory on many nodes: done once, in the shared stream (one
+        script); every node following the room (this one too) hears of it and tells its
+        members (``deleted``)."""
+        runtime = self._runtime
+        assert runtime is not None, "the node is not running"
+        runtime.rooms.check(command)
+        removed, epoch, head = await self.shared.delete_history(command.room, command.user)
+        return Deleted(removed=removed, epoch=epoch, head=head, deliveries=[])
+
+    def deleted(self, room: str, epoch: str, head: int, user: str) -> None:
+        """Some node deleted ``room``'s history (``Listener``): once the kept messages are
+        read, the room here starts over under ``epoch``, its members told."""
+        watched, runtime = self._watched.get(room), self._runtime
+        if watched is None or runtime is None:
+            return
+        mine = runtime.rooms.head(room)
+        if mine is None:
+            if watched.joining:  # its load may have read the stream before the delete
+                self._fill_soon(room, watched, new_epoch=True)
+            return
+        if mine[0] != epoch:
+            runtime.start_soon(self._take_deleted, room, watched, epoch, head, user)
+
+    async def _take_deleted(
+        self, room: str, watched: _Watched, epoch: str, head: int, user: str
+    ) -> None:
+        runtime = self._runtime
+        assert runtime is not None
+        try:
+            found = await self.shared.read_after(room, 0, max(1, head)) if head else []
+        except StorageFailed as error:
+            log.warning("room %r: cannot read its stream (%s); the next check resyncs", room, error)
+            return
+        if self._watched.get(room) is not watched or runtime.rooms.head(room) is None:
+            return
+        kept = [m for m in found if m.epoch == epoch and m.seq <= head]
+        if len(kept) != head:
+            self._fill_soon(room, watched, new_epoch=True)  # changed again meanwhile
+            return
+        watched.follower.clear()
+        now = runtime.wall_clock()
+        events = runtime.rooms.observe_deleted(room, epoch=epoch, kept=kept, user=user, now=now)
+        self._deliver(events)
+        self._fill_soon(room, watched, force=True)  # what was posted since
 
     def disconnect(self, user: str, reason: str, *, reconnect: bool) -> int:
         """Another node's admin API disconnects ``user`` (``Listener``): end the sessions

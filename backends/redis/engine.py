@@ -163,6 +163,7 @@ class RedisEngine:
         self._commit = self._client.register_script(scripts.COMMIT)
         self._trim = self._client.register_script(scripts.TRIM)
         self._forget = self._client.register_script(scripts.FORGET)
+        self._delete = self._client.register_script(scripts.DELETE)
         self._pubsub: Any = None
         self._listener: Listener | None = None
         self._confirming: dict[str, int] = {}  # channel -> confirmations awaited
@@ -475,6 +476,14 @@ class RedisEngine:
         finally:
             del self._asked[token]
 
+    async def delete_history(self, room: str, user: str) -> tuple[int, str, int]:
+        """Forget ``room``'s messages (or ``user``'s) in the shared stream, renumbering what
+        is left under a new epoch, told to every node following it: (removed, epoch, head)."""
+        [(removed, epoch, head)] = await self._run(
+            self._delete, [(room_keys(room), [user, _new_epoch(), room_channel(room)])]
+        )
+        return int(removed), epoch.decode() if isinstance(epoch, bytes) else epoch, int(head)
+
     async def read_after(self, room: str, after: int, limit: int) -> list[RoomMessage]:
         log_key = room_keys(room)[1]
         try:
@@ -600,6 +609,9 @@ class RedisEngine:
                 present, room, user, node = json.loads(data[2:])
                 if node != self.node:
                     listener.presence(room, user, node, present=bool(present))
+            elif data[:2] == b"X\n":  # (this node's own too: its members are told the same way)
+                epoch, head, user = json.loads(data[2:])
+                listener.deleted(room, epoch, int(head), user)
             elif data[:2] == b"T\n":
                 room, user, node, stamp = json.loads(data[2:])
                 if node != self.node:

@@ -38,7 +38,6 @@ from interplay.core.rooms import Join, Kind, Post, RoomHub, RoomMessage
 from interplay.runtime import (
     AdminDisconnect,
     AdminDisconnectResume,
-    NotAvailable,
     Runtime,
     Service,
     Settings,
@@ -489,7 +488,7 @@ async def test_the_admin_apis_disconnect_on_one_node_ends_the_users_sessions_on_
 async def test_the_admin_apis_disconnect_with_redis_unreachable_ends_nothing(
     redis: RedisServer,
 ) -> None:
-    async with nodes(redis) as ((one, two), tasks):
+    async with nodes(redis) as ((one, _), tasks):
         ann = chat(one, tasks)
         await join(ann, "ann")
         redis.stop()
@@ -498,19 +497,55 @@ async def test_the_admin_apis_disconnect_with_redis_unreachable_ends_nothing(
         assert not ann.done.is_set()  # a retry once Redis is back can still say how many
 
 
-async def test_delete_history_across_nodes_is_refused_and_deletes_nothing(
+async def test_delete_history_on_one_node_renumbers_the_shared_stream_for_every_node(
     redis: RedisServer,
 ) -> None:
-    async with nodes(redis) as ((one, _), tasks):
-        ann = chat(one, tasks)
+    def notices(call: MemoryCall) -> list[str]:
+        return [
+            e.content
+            for e in call.events()
+            if isinstance(e, RoomMessage) and e.kind is Kind.SYSTEM and "deleted" in e.content
+        ]
+
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
         await join(ann, "ann")
-        ann.put(post("kept", id="a1"))
-        await ann.wait_texts(1)
-        with pytest.raises(NotAvailable, match="not available across nodes yet"):
-            await one.admin.delete_history("lobby")
-        page = await one.admin.history("lobby")
-        assert [m.content for m in page.messages] == ["kept"]
-        assert not ann.done.is_set()
+        await join(bob, "bob")
+        ann.put(post("a", id="a1"))
+        await bob.wait_texts(1)
+        bob.put(post("b", id="b1"))
+        await ann.wait_texts(2)
+        ann.put(post("c", id="a2"))
+        await bob.wait_texts(3)
+        deleted = await two.admin.delete_history("lobby", user="bob")
+        assert (deleted.removed, deleted.head) == (1, 2)
+        for call in (ann, bob):  # each node's members are told, once
+            await call.wait_for(lambda c=call: len(notices(c)) == 1)
+            assert f"epoch {deleted.epoch}, head seq 2" in notices(call)[0]
+        for runtime in (one, two):
+            page = await runtime.admin.history("lobby")
+            assert (page.epoch, page.head) == (deleted.epoch, 2)
+            assert [(m.seq, m.content) for m in page.messages] == [(1, "a"), (2, "c")]
+        bob.put(post("d", id="b2"))  # on from the new head, on both nodes
+        for call in (ann, bob):
+            await call.wait_for(lambda c=call: c.texts()[-1].content == "d")
+            assert (call.texts()[-1].seq, call.texts()[-1].epoch) == (3, deleted.epoch)
+        # A kept message re-sent through the other node: its new seq, stored once.
+        carl = chat(two, tasks)
+        await join(carl, "ann")
+        carl.put(post("c", id="a2"))
+        await carl.wait_for(lambda: any(m.content == "c" and m.seq == 2 for m in carl.texts()))
+        everything = await one.admin.delete_history("lobby")
+        assert (everything.removed, everything.head) == (3, 0)
+        for call in (ann, bob):
+            await call.wait_for(lambda c=call: len(notices(c)) == 2)
+        ann.put(post("fresh", id="a3"))
+        for call in (ann, bob):
+            await call.wait_for(lambda c=call: c.texts()[-1].content == "fresh")
+            assert (call.texts()[-1].seq, call.texts()[-1].epoch) == (1, everything.epoch)
+        nothing = await two.admin.delete_history("lobby", user="nobody")
+        assert (nothing.removed, nothing.epoch, nothing.head) == (0, everything.epoch, 1)
+        assert not ann.done.is_set() and not bob.done.is_set()
 
 
 async def test_retention_by_age_trims_the_shared_streams_and_forgets_rooms_no_one_is_in(
