@@ -17,7 +17,7 @@ and says when the stream must be read to fill a gap (after ``fill_delay``, in ca
 only late). A room is subscribed before it is loaded (``before`` a JOIN, the subscription
 confirmed), so nothing published after the load can be missed; what arrives while it loads is
 held and handed over after the JOIN (``after``). Every room is read again from its head after a
-reconnect, an unexpected subscribe confirmation, and every ``head_check`` seconds (a pub/sub
+reconnect (once every channel is subscribed again) and every ``head_check`` seconds (a pub/sub
 that silently delivers nothing is caught there). The core stays sans-I/O: all of this is here.
 """
 
@@ -78,8 +78,6 @@ class Listener(Protocol):
 
     def reconnected(self) -> None: ...
 
-    def resubscribed(self, room: str) -> None: ...
-
     def presence(self, room: str, user: str, node: str, *, present: bool) -> None: ...
 
     def heard_edit(self, edit: SharedEdit) -> None: ...
@@ -87,8 +85,6 @@ class Listener(Protocol):
     def disconnect(self, user: str, reason: str, *, reconnect: bool) -> int: ...
 
     def deleted(self, room: str, epoch: str, head: int, user: str) -> None: ...
-
-    def resubscribed_document(self, document: str) -> None: ...
 
 
 class SharedRooms(SharedDocuments, Protocol):
@@ -592,17 +588,9 @@ class Node:
     def reconnected(self) -> None:
         self._resync.set()
 
-    def resubscribed(self, room: str) -> None:
-        watched = self._watched.get(room)
-        if watched is not None:
-            self._fill_soon(room, watched, force=True)
-
     def heard_edit(self, edit: SharedEdit) -> None:
         """Another node's revision of a document (``Listener``)."""
         self.documents.heard(edit)
-
-    def resubscribed_document(self, document: str) -> None:
-        self.documents.resubscribed(document)
 
     async def _check_heads(self) -> None:
         while True:

@@ -7,9 +7,10 @@ sequences a TEXT (scripts.py), ``subscribe`` returns once Redis confirmed the ro
 ``read_after``/``recent``/``heads`` read the stream, and ``run`` reads pub/sub for the node.
 
 Connection loss is the node's to repair: ``run`` reports it (``listener.lost()``), retries
-with backoff, and once pub/sub is back (redis-py resubscribes by itself, and what was
-published meanwhile is gone) reports ``listener.reconnected()``, so the node reads every room
-from its head. Any command that cannot reach Redis raises ``EngineUnavailable``.
+with backoff, subscribes every channel it follows again (``pubsub.py``: the node's own
+pub/sub connection), and once Redis confirmed them all (what was published meanwhile is gone)
+reports ``listener.reconnected()``, so the node reads every room and document from its head.
+Any command that cannot reach Redis raises ``EngineUnavailable``.
 
 Chat writes from the hub itself are not expected here: in node mode a TEXT goes through
 ``publish_many``, and rooms are created by ``LOAD``. Documents are a snapshot and a stream of
@@ -61,6 +62,7 @@ from interplay.runtime.node import EngineUnavailable, Listener, Published
 from interplay.runtime.node_documents import Committed, Outcome, SharedEdit
 
 from . import scripts
+from .pubsub import PubSubConnection
 
 log = logging.getLogger("interplay.redis")
 
@@ -164,7 +166,10 @@ class RedisEngine:
         self._trim = self._client.register_script(scripts.TRIM)
         self._forget = self._client.register_script(scripts.FORGET)
         self._delete = self._client.register_script(scripts.DELETE)
-        self._pubsub: Any = None
+        self._sub = PubSubConnection(url)
+        self._up = anyio.Event()  # set while healthy
+        self._restoring: set[str] = set()  # channels a (re)connect awaits confirmations of
+        self._sent_here = b',"' + json.dumps(node, ensure_ascii=False).encode()[1:-1] + b'"]'
         self._listener: Listener | None = None
         self._confirming: dict[str, int] = {}  # channel -> confirmations awaited
         self._confirmed: dict[str, anyio.Event] = {}
@@ -290,8 +295,7 @@ class RedisEngine:
             raise EngineUnavailable(f"redis at {self.url}: {error}") from None
 
     async def aclose(self) -> None:
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
+        await self._sub.close()
         await self._client.aclose()
 
     async def _load_room(self, read: LoadRoom) -> LoadedRoom:
@@ -524,10 +528,14 @@ class RedisEngine:
         await self._subscribe(channel)
 
     async def _subscribe(self, channel: str) -> None:
+        with anyio.move_on_after(5):  # (starting, or reconnecting: a moment, not a failure)
+            await self._up.wait()
+        if not self.healthy:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable")
         event = self._confirmed.setdefault(channel, anyio.Event())
         self._confirming[channel] = self._confirming.get(channel, 0) + 1
         try:
-            await self._pubsub.subscribe(channel)
+            await self._sub.subscribe([channel])
         except UNREACHABLE as error:
             raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
         with anyio.move_on_after(10):
@@ -543,56 +551,60 @@ class RedisEngine:
     async def _unsubscribe(self, channel: str) -> None:
         self._confirmed.pop(channel, None)
         self._confirming.pop(channel, None)
-        with contextlib.suppress(*UNREACHABLE):  # gone with the connection, if it dropped
-            await self._pubsub.unsubscribe(channel)
+        if self._sub.connected:
+            with contextlib.suppress(*UNREACHABLE):  # gone with the connection, if it dropped
+                await self._sub.unsubscribe([channel])
 
     async def run(self, listener: Listener) -> None:
         """Read pub/sub for ``listener`` until cancelled (see the module docstring)."""
         self._listener = listener
-        self._pubsub = self._client.pubsub()
         delay = 0.1
         connected = False
         while True:
             try:
                 if not connected:
                     await self._client.ping()
-                    # The node's own channel keeps the pub/sub connection subscribed.
-                    await self._pubsub.subscribe(self._own, ADMIN)
+                    await self._sub.connect()
                     connected = True
-                    self.healthy = True
+                    # Everything followed, again (the node's own channel keeps the connection
+                    # subscribed); healthy once Redis confirmed it all (``_restored``).
+                    self._restoring = {self._own, ADMIN, *self._rooms, *self._documents}
+                    await self._sub.subscribe(sorted(self._restoring))
                     delay = 0.1
-                    listener.reconnected()
                 burst = 0
                 while True:
-                    message = await self._pubsub.get_message(timeout=1.0)
-                    if message is None:
-                        continue
-                    self._handle(message, listener)
+                    for reply in await self._sub.read():
+                        self._handle(reply, listener)
+                        burst += 1
+                        if burst >= _BURST:
+                            # A burst is parsed without waiting on the socket: let the session
+                            # writers drain what it delivered (a receiver is not slow for it),
+                            # a batch of frames each.
+                            burst = 0
+                            await anyio.lowlevel.checkpoint()
                     while self._answering:
                         await self._client.publish(*self._answering.pop(0))
-                    burst += 1
-                    if burst == _BURST:
-                        # A burst is parsed without waiting on the socket: let the session
-                        # writers drain what it delivered (a receiver is not slow for it),
-                        # a batch of frames each.
-                        burst = 0
-                        await anyio.lowlevel.checkpoint()
             except UNREACHABLE as error:
                 if connected or self.healthy:
                     log.warning("redis at %s: connection lost (%s); retrying", self.url, error)
                 connected = False
                 self.healthy = False
+                self._up = anyio.Event()
                 listener.lost()
+                await self._sub.close()
+                self._confirming.clear()
                 for event in self._confirmed.values():
                     event.set()  # a subscribe waiting for its confirmation gives up
+                self._confirmed.clear()
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    def _handle(self, message: dict[str, Any], listener: Listener) -> None:
-        kind = message["type"]
-        channel = message["channel"].decode()
-        if kind == "message":
-            data: bytes = message["data"]
+    def _handle(self, reply: Any, listener: Listener) -> None:
+        if not isinstance(reply, list) or len(reply) < 3:
+            return  # a PONG (the idle check's), or an error reply
+        kind, channel_name, data = reply[0], reply[1], reply[2]
+        channel = channel_name.decode()
+        if kind == b"message":
             if channel == ADMIN or channel == self._own:
                 self._admin(data, listener)
                 return
@@ -617,14 +629,20 @@ class RedisEngine:
                 if node != self.node:
                     typing = RoomMessage(kind=Kind.TYPING, room=room, sender=user, timestamp=stamp)
                     listener.heard(typing)
-            else:
+            elif not data.endswith(self._sent_here):
                 # This node's own TEXTs come from the answers to its pipeline, in the order
                 # its sessions sent them (a re-send's acknowledgement among them); the copy
-                # pub/sub brings, perhaps before the answers, would overtake those.
+                # pub/sub brings, perhaps before the answers, would overtake those (and is
+                # not even decoded: the entry's body ends with the node it was sent through).
                 message, node = decode_sent(data)
                 if node != self.node:
                     listener.heard(message)
-        elif kind == "subscribe":
+        elif kind == b"subscribe":
+            if channel in self._restoring:
+                self._restoring.discard(channel)
+                if not self._restoring:
+                    self._restored(listener)
+                return
             waiting = self._confirming.get(channel, 0)
             if waiting:
                 self._confirming[channel] = waiting - 1
@@ -632,12 +650,13 @@ class RedisEngine:
                 if event is not None:
                     event.set()
                     self._confirmed[channel] = anyio.Event()
-            elif channel in self._rooms:
-                # A confirmation nobody asked for: redis-py resubscribed after a reconnect,
-                # and whatever was published in between is gone: read the room again.
-                listener.resubscribed(self._rooms[channel])
-            elif channel in self._documents:
-                listener.resubscribed_document(self._documents[channel])
+
+    def _restored(self, listener: Listener) -> None:
+        """Every channel is subscribed again after a (re)connect: what was published while
+        it was down is gone, so the node reads every room and document again."""
+        self.healthy = True
+        self._up.set()
+        listener.reconnected()
 
     def _admin(self, data: bytes, listener: Listener) -> None:
         """A question from another node's admin API, or an answer to this node's."""

@@ -167,6 +167,18 @@ async def test_four_senders_on_two_nodes_racing_give_one_gapless_order_everywher
             assert mine == [f"{n}:{k}" for k in range(per_sender)]
 
 
+async def test_nodes_on_a_redis_with_a_password_share_a_room(tmp_path: Path) -> None:
+    with redis_server(tmp_path, password="s3cret") as server:
+        assert ":s3cret@" in server.url
+        async with nodes(server) as ((one, two), tasks):
+            ann, bob = chat(one, tasks), chat(two, tasks)
+            await join(ann, "ann")
+            await join(bob, "bob")
+            ann.put(post("through the password", id="a1"))
+            [text] = await bob.wait_texts(1)
+            assert (text.seq, text.content) == (1, "through the password")
+
+
 async def test_a_text_re_sent_through_the_other_node_is_acknowledged_with_the_original_seq(
     redis: RedisServer,
 ) -> None:
