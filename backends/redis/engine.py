@@ -7,7 +7,7 @@ sequences a TEXT (scripts.py), ``subscribe`` returns once Redis confirmed the ro
 ``read_after``/``recent``/``heads`` read the stream, and ``run`` reads pub/sub for the node.
 
 Connection loss is the node's to repair: ``run`` reports it (``listener.lost()``), retries
-with backoff, subscribes every channel it follows again (``pubsub.py``: the node's own
+with backoff, subscribes every channel it follows again (``wire.py``: the node's own
 pub/sub connection), and once Redis confirmed them all (what was published meanwhile is gone)
 reports ``listener.reconnected()``, so the node reads every room and document from its head.
 Any command that cannot reach Redis raises ``EngineUnavailable``.
@@ -33,7 +33,7 @@ from typing import Any
 
 import anyio
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from interplay.core.documents import EditProposal
 from interplay.core.effects import (
@@ -62,7 +62,7 @@ from interplay.runtime.node import EngineUnavailable, Listener, Published
 from interplay.runtime.node_documents import Committed, Outcome, SharedEdit
 
 from . import scripts
-from .pubsub import PubSubConnection
+from .wire import PubSubConnection, ScriptConnection
 
 log = logging.getLogger("interplay.redis")
 
@@ -167,6 +167,7 @@ class RedisEngine:
         self._forget = self._client.register_script(scripts.FORGET)
         self._delete = self._client.register_script(scripts.DELETE)
         self._sub = PubSubConnection(url)
+        self._scripting: list[ScriptConnection] = []  # idle connections for pipelines
         self._up = anyio.Event()  # set while healthy
         self._restoring: set[str] = set()  # channels a (re)connect awaits confirmations of
         self._sent_here = b',"' + json.dumps(node, ensure_ascii=False).encode()[1:-1] + b'"]'
@@ -272,30 +273,33 @@ class RedisEngine:
         Redis does not have it (never yet, or restarted): NOSCRIPT fails every call of the
         pipeline, so none of them ran."""
         for attempt in (1, 2):
-            pipe = self._client.pipeline(transaction=False)
-            for keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            try:
-                answers: list[Any] = await pipe.execute(raise_on_error=False)
-            except UNREACHABLE as error:
-                raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+            commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
+            answers = await self._execute(commands)
             failed = next((a for a in answers if isinstance(a, Exception)), None)
             if failed is None:
                 return answers
-            if isinstance(failed, NoScriptError) and attempt == 1:
-                await self._load_script(script)
+            if str(failed).startswith("NOSCRIPT") and attempt == 1:
+                [sha] = await self._execute([("SCRIPT", "LOAD", script.script)])
+                script.sha = sha.decode() if isinstance(sha, bytes) else sha
                 continue
             raise EngineUnavailable(f"redis at {self.url} refused a script ({failed})")
         raise AssertionError("unreachable")
 
-    async def _load_script(self, script: Any) -> None:
+    async def _execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """One pipeline on a connection of the engine's own (``wire.py``): one that is idle,
+        or a new one, so pipelines of different tasks do not wait for each other."""
+        connection = self._scripting.pop() if self._scripting else ScriptConnection(self.url)
         try:
-            script.sha = await self._client.script_load(script.script)
+            answers = await connection.execute(commands)
         except UNREACHABLE as error:
-            raise EngineUnavailable(f"redis at {self.url}: {error}") from None
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        self._scripting.append(connection)
+        return answers
 
     async def aclose(self) -> None:
         await self._sub.close()
+        for connection in self._scripting:
+            await connection.close()
         await self._client.aclose()
 
     async def _load_room(self, read: LoadRoom) -> LoadedRoom:
@@ -368,23 +372,9 @@ class RedisEngine:
     # -- the SharedDocuments protocol (runtime/node_documents.py) --------------------------
 
     async def commit_edit(self, proposal: EditProposal) -> Committed:
-        """One COMMIT, not pipelined: an editor waits for each, and redis-py's pipeline
-        costs a single call about half a millisecond of CPU more (bench/ot_concurrent.py)."""
-        keys, args = self._edit_call(proposal)
-        for attempt in (1, 2):
-            try:
-                outcome, revision = await self._client.evalsha(
-                    self._commit.sha, len(keys), *keys, *args
-                )
-            except NoScriptError:
-                if attempt == 2:
-                    raise EngineUnavailable(f"redis at {self.url} lost the COMMIT script") from None
-                await self._load_script(self._commit)
-                continue
-            except UNREACHABLE as error:
-                raise EngineUnavailable(f"redis at {self.url}: {error}") from None
-            return Committed(Outcome(outcome.decode()), int(revision))
-        raise AssertionError("unreachable")
+        """One COMMIT (an editor waits for each)."""
+        [(outcome, revision)] = await self._run(self._commit, [self._edit_call(proposal)])
+        return Committed(Outcome(outcome.decode()), int(revision))
 
     async def read_edits(self, document: str, after: int, limit: int) -> list[SharedEdit]:
         try:

@@ -1,4 +1,4 @@
-"""The nodes' own pub/sub connection (``backends/redis/pubsub.py``) against a real
+"""The nodes' own pub/sub connection (``backends/redis/wire.py``) against a real
 ``redis-server``: a password in the URL, a Redis that goes silent, many replies per read."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis_server import redis_server
 
-from interplay.backends.redis.pubsub import PubSubConnection
+from interplay.backends.redis.wire import PubSubConnection, ScriptConnection
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +80,18 @@ async def test_one_read_hands_over_every_message_the_socket_holds(tmp_path: Path
         assert got == [f"m{n}".encode() for n in range(200)]  # in order, each once
         assert reads < 200 / 2  # parsed many at a time
         await connection.close()
+
+
+async def test_a_pipeline_after_a_redis_restart_goes_to_the_new_redis(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as server:
+        connection = ScriptConnection(server.url)
+        assert await connection.execute([("SET", "k", "v"), ("GET", "k")]) == [b"OK", b"v"]
+        assert not connection.stale()
+        server.restart()  # the idle connection's peer is gone: found out before it is used
+        assert await connection.execute([("PING",), ("GET", "k")]) == [b"PONG", b"v"]
+        answers = await connection.execute([("GET", "k", "extra"), ("PING",)])
+        assert isinstance(answers[0], Exception) and answers[1] == b"PONG"  # each on its own
+        server.stop()
+        with pytest.raises(ConnectionError):
+            await connection.execute([("PING",)])
+        assert not connection.connected
