@@ -42,7 +42,8 @@ _COUNTERS = (
     (
         "writes",
         "interplay_writes_total",
-        "HTTP/2 writes by the stream writers; deliveries / writes is the batching.",
+        "Transport writes by the stream writers and the editing flusher; deliveries / writes "
+        "is the batching.",
     ),
     (
         "slow_consumer_disconnects",
