@@ -263,7 +263,7 @@ async def run(
         and all(finals[document] == held for (document, _), held in texts.items()),
         "final_chars": sum(len(text) for text, _ in finals.values()),
         "wall_s": round(elapsed, 3),
-        "_span": (began, ended, latencies),  # for merging processes' reports (_merged)
+        "_span": (began, ended, latencies),  # for merging processes' reports (run_procs)
     }
 
 
