@@ -157,6 +157,23 @@ class LoopStatistics:
     actions_ignored: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopSnapshot:
+    """Everything a loop needs to tick on as it would have (``GameLoop.snapshot``): the last
+    tick, the players, each player's highest accepted and applied sequence and action tokens,
+    and the inputs queued for the next tick (joins, every player's actions, leaves). Not the
+    schedule (a restored loop starts its own at ``start``) nor the counters."""
+
+    tick: int
+    players: tuple[PlayerState, ...]
+    sequences: tuple[tuple[str, int], ...]
+    applied_sequences: tuple[tuple[str, int], ...]
+    tokens: tuple[tuple[str, float], ...]
+    joins: tuple[Action, ...]
+    actions: tuple[Action, ...]
+    leaves: tuple[Action, ...]
+
+
 class GameLoop:
     """One match's simulation. Not thread-safe; one adapter task drives it."""
 
@@ -227,6 +244,66 @@ class GameLoop:
             actions_applied=self._applied,
             actions_ignored=self._ignored,
         )
+
+    # -- snapshots -----------------------------------------------------------------------
+
+    def snapshot(self) -> LoopSnapshot:
+        """The loop's state between ticks (pure: a match moving to another node takes it)."""
+        return LoopSnapshot(
+            tick=self._tick,
+            players=tuple(self._players.values()),
+            sequences=tuple(self._sequences.items()),
+            applied_sequences=tuple(self._applied_sequences.items()),
+            tokens=tuple(self._tokens.items()),
+            joins=tuple(self._joins.values()),
+            actions=tuple(action for queue in self._queues.values() for action, _ in queue),
+            leaves=tuple(self._leaves.values()),
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        rules: Rules,
+        snapshot: LoopSnapshot,
+        *,
+        start: float,
+        tick_hz: float = 30.0,
+        full_every: int = 30,
+        max_catch_up: int = 10,
+        actions_per_second: float = 60.0,
+    ) -> GameLoop:
+        """A loop that ticks on from ``snapshot`` exactly as the snapshotted one would, its
+        schedule restarted at ``start`` (tick numbers continue). Queued actions are parsed
+        again (rules are deterministic); a ``CoreError`` means the snapshot is not the rules'."""
+        loop = cls(
+            rules,
+            start=start,
+            tick_hz=tick_hz,
+            full_every=full_every,
+            max_catch_up=max_catch_up,
+            actions_per_second=actions_per_second,
+        )
+        loop._tick = snapshot.tick
+        loop.resume(start)
+        loop._players = {state.player: state for state in snapshot.players}
+        loop._sequences = dict(snapshot.sequences)
+        loop._applied_sequences = dict(snapshot.applied_sequences)
+        loop._tokens = dict(snapshot.tokens)
+        loop._joins = {action.player: action for action in snapshot.joins}
+        loop._leaves = {action.player: action for action in snapshot.leaves}
+        for action in snapshot.actions:
+            command = rules.parse(action.kind, action.params)
+            loop._queues.setdefault(action.player, []).append((action, command))
+        return loop
+
+    def skip_to(self, tick: int, now: float) -> None:
+        """Number the next tick ``tick + 1`` (counted as skipped), its schedule restarted at
+        ``now``: a match that moved on from an older snapshot never repeats a tick number
+        its players already saw. A tick at or below the current one changes nothing."""
+        if tick > self._tick:
+            self._ticks_skipped += tick - self._tick
+            self._tick = tick
+            self.resume(now)
 
     # -- input ---------------------------------------------------------------------------
 

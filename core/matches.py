@@ -30,7 +30,7 @@ from .errors import (
     PermissionDenied,
     WrongIdentity,
 )
-from .game import JOIN, LEAVE, Action, GameLoop, Rules, TickState
+from .game import JOIN, LEAVE, Action, GameLoop, LoopSnapshot, Rules, TickState
 from .limits import MAX_ID_LENGTH
 
 # Ticks per second a match may run at, at most (a faster loop would only burn the CPU).
@@ -130,6 +130,15 @@ class HubStatistics:
     actions_ignored: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatchSnapshot:
+    """A match between ticks: its loop's state and who plays whom (player, session), enough
+    for another hub to go on with it (``MatchHub.attach``)."""
+
+    loop: LoopSnapshot
+    seats: tuple[tuple[str, str], ...]
+
+
 @dataclass(slots=True)
 class _Match:
     loop: GameLoop
@@ -218,6 +227,49 @@ class MatchHub:
             elif match.empty_since is not None:
                 deadlines.append(match.empty_since + self.settings.grace)
         return min(deadlines, default=None)
+
+    # -- moving a match between hubs (many nodes: the one that holds its lease ticks it) --
+
+    def snapshot(self, match: str) -> MatchSnapshot:
+        """``match`` as it is now (``KeyError`` if it is not open here)."""
+        found = self._matches[match]
+        return MatchSnapshot(loop=found.loop.snapshot(), seats=tuple(found.seats.items()))
+
+    def detach(self, match: str) -> MatchSnapshot:
+        """Stop running ``match`` here (its sessions unseated, nothing counted as closed) and
+        return it as it was, for a hub that goes on with it."""
+        snapshot = self.snapshot(match)
+        for session in self._matches.pop(match).seats.values():
+            self._seats.pop(session, None)
+        return snapshot
+
+    def attach(self, match: str, snapshot: MatchSnapshot, *, now: float, tick: int = 0) -> None:
+        """Go on with ``match`` from ``snapshot``: its schedule restarts at ``now``, its next
+        tick is numbered above ``tick`` and the snapshot's, and every seated session gets a
+        full state next. ``ValueError`` if the match or one of its sessions is here already."""
+        if match in self._matches:
+            raise ValueError(f"match {match!r} is open here already")
+        taken = [session for _, session in snapshot.seats if session in self._seats]
+        if taken:
+            raise ValueError(f"sessions {taken!r} already play here")
+        settings = self.settings
+        loop = GameLoop.restore(
+            self.rules,
+            snapshot.loop,
+            start=now,
+            tick_hz=settings.tick_hz,
+            full_every=settings.full_every,
+            max_catch_up=settings.max_catch_up,
+            actions_per_second=self.limits.actions_per_second,
+        )
+        loop.skip_to(tick, now)
+        found = _Match(loop, seats=dict(snapshot.seats))
+        found.fresh.update(found.seats.values())
+        if not found.seats:
+            found.empty_since = now
+        self._matches[match] = found
+        for player, session in found.seats.items():
+            self._seats[session] = _Seat(match, player)
 
     # -- commands ------------------------------------------------------------------------
 
