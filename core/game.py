@@ -147,6 +147,17 @@ class Rules(Protocol):
         ...
 
 
+def check_action(rules: Rules, action: Action) -> object:
+    """A rules' action (not a join or leave) checked on its own, parsed; a ``CoreError``
+    names the field. (A node that forwards actions to another checks them first.)"""
+    if action.kind not in rules.kinds:
+        kinds = ", ".join((JOIN, LEAVE, *rules.kinds))
+        raise InvalidArgument("action_type", f"must be one of {kinds}, not {action.kind!r}")
+    if action.sequence <= 0:
+        raise InvalidArgument("sequence", "must be positive (1, 2, 3, ... per player)")
+    return rules.parse(action.kind, action.params)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoopStatistics:
     tick: int
@@ -319,12 +330,7 @@ class GameLoop:
             return True
         if not self._member(player):
             raise NotJoined("player_id", f"{player!r} has not joined this match")
-        if action.kind not in self.rules.kinds:
-            kinds = ", ".join((JOIN, LEAVE, *self.rules.kinds))
-            raise InvalidArgument("action_type", f"must be one of {kinds}, not {action.kind!r}")
-        if action.sequence <= 0:
-            raise InvalidArgument("sequence", "must be positive (1, 2, 3, ... per player)")
-        command = self.rules.parse(action.kind, action.params)
+        command = check_action(self.rules, action)
         if action.sequence <= self._sequences.get(player, 0):
             self._ignored += 1
             return False

@@ -38,6 +38,7 @@ from interplay.core.rooms import Published as RoomPublished
 
 from .errors import StorageFailed
 from .node_documents import DocumentReplicas, SharedDocuments, SharedEdit
+from .node_matches import NodeMatches, SharedMatches
 from .outbox import Broadcast
 
 if TYPE_CHECKING:
@@ -76,10 +77,15 @@ class Listener(Protocol):
 
     def resubscribed_document(self, document: str) -> None: ...
 
+    def heard_state(self, match: str, payload: bytes) -> None: ...
 
-class SharedRooms(SharedDocuments, Protocol):
+    def heard_notice(self, payload: bytes) -> None: ...
+
+
+class SharedRooms(SharedDocuments, SharedMatches, Protocol):
     """The engine many nodes share (``interplay.backends.redis.RedisEngine``): rooms here,
-    documents in ``SharedDocuments`` (runtime/node_documents.py)."""
+    documents in ``SharedDocuments`` (runtime/node_documents.py), matches in
+    ``SharedMatches`` (runtime/node_matches.py)."""
 
     healthy: bool
     node: str  # this node's id among them
@@ -132,6 +138,9 @@ class Node:
         node_ttl: float = 6.0,
         max_queued: int = 1000,
         in_flight: int = 64,
+        match_lease: float = 5.0,
+        match_renew: float = 1.0,
+        snapshot_every: int = 30,
     ) -> None:
         if not head_check > 0 or fill_delay < 0 or read_batch < 1:
             raise ValueError(
@@ -166,6 +175,10 @@ class Node:
         self.resyncs = 0
         # Replicas of the documents open here, in their shared logs' order.
         self.documents = DocumentReplicas(shared, fill_delay=fill_delay, read_batch=read_batch)
+        # Matches: one node ticks each (by lease); every node serves its players.
+        self.matches = NodeMatches(
+            shared, lease=match_lease, renew=match_renew, snapshot_every=snapshot_every
+        )
 
     @property
     def healthy(self) -> bool:
@@ -175,6 +188,7 @@ class Node:
         """The node's tasks, until cancelled: the engine's reader, the resync loop."""
         self._runtime = runtime
         self.documents.bind(runtime)
+        self.matches.bind(runtime)
         runtime.rooms.share_presence()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self.shared.run, self)
@@ -182,6 +196,7 @@ class Node:
             tasks.start_soon(self._tell_others)
             tasks.start_soon(self._beat)
             tasks.start_soon(self._publish_queued)
+            tasks.start_soon(self.matches.run)
 
     # -- the runtime's hooks ---------------------------------------------------------------
 
@@ -508,6 +523,14 @@ class Node:
 
     def resubscribed_document(self, document: str) -> None:
         self.documents.resubscribed(document)
+
+    def heard_state(self, match: str, payload: bytes) -> None:
+        """A match's state, published by its owner (``Listener``)."""
+        self.matches.heard_state(match, payload)
+
+    def heard_notice(self, payload: bytes) -> None:
+        """Something another node tells this one alone (``Listener``)."""
+        self.matches.heard_notice(payload)
 
     async def _check_heads(self) -> None:
         while True:

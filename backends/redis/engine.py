@@ -55,6 +55,7 @@ from interplay.core.rooms import Kind, Proposal, RoomMessage
 from interplay.runtime.backend import ReadResult, WriteConflict
 from interplay.runtime.node import EngineUnavailable, Listener, Published
 from interplay.runtime.node_documents import Committed, Outcome, SharedEdit
+from interplay.runtime.node_matches import StoredMatch
 
 from . import scripts
 
@@ -86,6 +87,21 @@ def room_channel(room: str) -> str:
 def document_keys(document: str) -> list[str]:
     tag = f"ip:{{d:{document}}}"
     return [f"{tag}:doc", f"{tag}:ops", f"{tag}:opids"]
+
+
+def match_keys(match: str) -> list[str]:
+    """owner, fence, snap, in (scripts.py, "Matches")."""
+    tag = f"ip:{{m:{match}}}"
+    return [f"{tag}:owner", f"{tag}:fence", f"{tag}:snap", f"{tag}:in"]
+
+
+def match_channel(match: str) -> str:
+    return f"ip:{{m:{match}}}:states"
+
+
+def node_channel(node: str) -> str:
+    """Each node's own channel: keeps its pub/sub subscribed, and carries notices to it."""
+    return f"ip:node:{node}"
 
 
 def document_channel(document: str) -> str:
@@ -158,12 +174,19 @@ class RedisEngine:
         self._commit = self._client.register_script(scripts.COMMIT)
         self._trim = self._client.register_script(scripts.TRIM)
         self._forget = self._client.register_script(scripts.FORGET)
+        self._acquire = self._client.register_script(scripts.ACQUIRE)
+        self._renew = self._client.register_script(scripts.RENEW)
+        self._save_match = self._client.register_script(scripts.SAVE_MATCH)
+        self._publish_state = self._client.register_script(scripts.PUBLISH_STATE)
+        self._close_match = self._client.register_script(scripts.CLOSE_MATCH)
+        self._nodes_alive = self._client.register_script(scripts.NODES_ALIVE)
         self._pubsub: Any = None
         self._listener: Listener | None = None
         self._confirming: dict[str, int] = {}  # channel -> confirmations awaited
         self._confirmed: dict[str, anyio.Event] = {}
         self._rooms: dict[str, str] = {}  # channel -> room
         self._documents: dict[str, str] = {}  # channel -> document
+        self._matches: dict[str, str] = {}  # channel -> match
 
     # -- the Backend protocol ------------------------------------------------------------
 
@@ -358,19 +381,20 @@ class RedisEngine:
         """One COMMIT, not pipelined: an editor waits for each, and redis-py's pipeline
         costs a single call about half a millisecond of CPU more (bench/ot_concurrent.py)."""
         keys, args = self._edit_call(proposal)
+        outcome, revision = await self._eval(self._commit, keys, args)
+        return Committed(Outcome(outcome.decode()), int(revision))
+
+    async def _eval(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """One EVALSHA of ``script``, loaded first if Redis lost it (NOSCRIPT: it did not run)."""
         for attempt in (1, 2):
             try:
-                outcome, revision = await self._client.evalsha(
-                    self._commit.sha, len(keys), *keys, *args
-                )
+                return await self._client.evalsha(script.sha, len(keys), *keys, *args)
             except NoScriptError:
                 if attempt == 2:
-                    raise EngineUnavailable(f"redis at {self.url} lost the COMMIT script") from None
-                await self._load_script(self._commit)
-                continue
+                    raise EngineUnavailable(f"redis at {self.url} lost a script") from None
+                await self._load_script(script)
             except UNREACHABLE as error:
                 raise EngineUnavailable(f"redis at {self.url}: {error}") from None
-            return Committed(Outcome(outcome.decode()), int(revision))
         raise AssertionError("unreachable")
 
     async def read_edits(self, document: str, after: int, limit: int) -> list[SharedEdit]:
@@ -390,6 +414,95 @@ class RedisEngine:
     async def unsubscribe_document(self, document: str) -> None:
         channel = document_channel(document)
         self._documents.pop(channel, None)
+        await self._unsubscribe(channel)
+
+    # -- the SharedMatches protocol (runtime/node_matches.py) -----------------------------
+
+    async def acquire_match(self, match: str, ttl: float) -> int | None:
+        """The match's lease for ``ttl`` seconds if no one else holds it: its fence, else None."""
+        owner, fence = match_keys(match)[:2]
+        answer = await self._eval(self._acquire, [owner, fence], [self.node, int(ttl * 1000)])
+        return int(answer[1]) if int(answer[0]) == 1 else None
+
+    async def renew_match(self, match: str, fence: int, ttl: float) -> bool:
+        owner = match_keys(match)[0]
+        held = f"{self.node}|{fence}"
+        return bool(await self._eval(self._renew, [owner], [held, int(ttl * 1000)]))
+
+    async def load_match(self, match: str) -> StoredMatch:
+        snap = match_keys(match)[2]
+        try:
+            data, fence, tick = await self._client.hmget(snap, ["data", "fence", "tick"])
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url}: {error}") from None
+        return StoredMatch(
+            data=data.decode() if data is not None else None,
+            fence=int(fence or 0),
+            tick=int(tick or 0),
+        )
+
+    async def save_match(self, match: str, fence: int, data: str, position: str) -> bool:
+        owner, _, snap, inputs = match_keys(match)
+        args = [f"{self.node}|{fence}", fence, data, position]
+        return bool(await self._eval(self._save_match, [owner, snap, inputs], args))
+
+    async def close_match(self, match: str, fence: int, position: str) -> bool:
+        owner, _, snap, inputs = match_keys(match)
+        args = [f"{self.node}|{fence}", position]
+        return bool(await self._eval(self._close_match, [owner, snap, inputs], args))
+
+    async def publish_states(self, states: Sequence[tuple[str, int, int, str]]) -> list[bool]:
+        """Each ``(match, fence, tick, payload)``, fenced (PUBLISH_STATE), in one pipeline."""
+        calls = []
+        for match, fence, tick, payload in states:
+            owner, _, snap, _ = match_keys(match)
+            calls.append(
+                ([owner, snap], [f"{self.node}|{fence}", tick, match_channel(match), payload])
+            )
+        return [bool(answer) for answer in await self._run(self._publish_state, calls)]
+
+    async def send_input(self, match: str, entry: str) -> str:
+        try:
+            found: bytes = await self._client.xadd(match_keys(match)[3], {"i": entry})
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url}: {error}") from None
+        return found.decode()
+
+    async def read_inputs(
+        self, positions: dict[str, str], block: float
+    ) -> list[tuple[str, str, str]]:
+        """``(match, entry id, entry)`` after each match's position, waiting up to ``block``
+        seconds for the first (a blocking XREAD: one pooled connection while it waits)."""
+        streams = {match_keys(match)[3]: position for match, position in positions.items()}
+        names = {match_keys(match)[3]: match for match in positions}
+        try:
+            found = await self._client.xread(streams, count=1000, block=int(block * 1000) or 1)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url}: {error}") from None
+        return [
+            (names[stream.decode()], entry_id.decode(), fields[b"i"].decode())
+            for stream, entries in found or ()
+            for entry_id, fields in entries
+        ]
+
+    async def notify_node(self, node: str, payload: str) -> None:
+        try:
+            await self._client.publish(node_channel(node), payload)
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url}: {error}") from None
+
+    async def nodes_alive(self, nodes: Sequence[str]) -> set[str]:
+        alive = await self._eval(self._nodes_alive, ["ip:nodes"], list(nodes))
+        return {node.decode() for node in alive}
+
+    async def subscribe_match(self, match: str) -> None:
+        channel = match_channel(match)
+        self._matches[channel] = match
+        await self._subscribe(channel)
+
+    async def unsubscribe_match(self, match: str) -> None:
+        channel = match_channel(match)
+        self._matches.pop(channel, None)
         await self._unsubscribe(channel)
 
     # -- the SharedRooms protocol (runtime/node.py) ----------------------------------------
@@ -517,7 +630,7 @@ class RedisEngine:
                 if not connected:
                     await self._client.ping()
                     # The node's own channel keeps the pub/sub connection subscribed.
-                    await self._pubsub.subscribe(f"ip:node:{self.node}")
+                    await self._pubsub.subscribe(node_channel(self.node))
                     connected = True
                     self.healthy = True
                     delay = 0.1
@@ -556,6 +669,13 @@ class RedisEngine:
                 edit = decode_edit(document, data)
                 if edit.node != self.node:  # this node's own come from its commits' answers
                     listener.heard_edit(edit)
+                return
+            match = self._matches.get(channel)
+            if match is not None:
+                listener.heard_state(match, data)
+                return
+            if channel == node_channel(self.node):
+                listener.heard_notice(data)
                 return
             room = self._rooms.get(channel)
             if room is None:
