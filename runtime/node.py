@@ -38,7 +38,7 @@ from interplay.core.rooms import Published as RoomPublished
 
 from .errors import StorageFailed
 from .node_documents import DocumentReplicas, SharedDocuments, SharedEdit
-from .node_matches import NodeMatches, SharedMatches
+from .node_matches import LEASE, NodeMatches, SharedMatches
 from .outbox import Broadcast
 
 if TYPE_CHECKING:
@@ -138,8 +138,8 @@ class Node:
         node_ttl: float = 6.0,
         max_queued: int = 1000,
         in_flight: int = 64,
-        match_lease: float = 5.0,
-        match_renew: float = 1.0,
+        match_lease: float = LEASE,
+        match_renew: float | None = None,
         snapshot_every: int = 30,
     ) -> None:
         if not head_check > 0 or fill_delay < 0 or read_batch < 1:

@@ -82,6 +82,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("interplay.node")
 
+LEASE = 5.0  # seconds a match's owner holds it without renewing (renewed every fifth of it)
 START = "0-0"  # the input position before the first entry
 KEPT_MESSAGES = 64  # a session's latest actions kept, to refuse one the owner refused
 
@@ -194,11 +195,12 @@ class NodeMatches:
         self,
         shared: SharedMatches,
         *,
-        lease: float = 5.0,
-        renew: float = 1.0,
+        lease: float = LEASE,
+        renew: float | None = None,
         snapshot_every: int = 30,
         input_wait: float = 0.05,
     ) -> None:
+        renew = lease / 5 if renew is None else renew
         if not 0 < renew < lease or snapshot_every < 1 or not input_wait > 0:
             raise ValueError(
                 "need 0 < renew < lease, snapshot_every >= 1, input_wait > 0; got "

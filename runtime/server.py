@@ -982,6 +982,7 @@ class Runtime:
             ready = matches.ticked(ready, stamp)  # published; the states of sessions here
         for tick in ready:
             self.offer_tick(tick.match, tick.state, tick.to, tick.restart, stamp)
+        self.counters.ticks += len(ready)
         if ready:
             self._forget_closed_matches()
             duration = time.perf_counter() - started
@@ -1015,7 +1016,6 @@ class Runtime:
                     self._wake_writer(session)
                 if restart:  # encode the full state now: the tick pays, not a writer
                     encoded.frame(session.codec, full=True)
-        counters.ticks += 1
 
     def _forget_closed_matches(self) -> None:
         for codec in self._codecs.values():

@@ -7,6 +7,7 @@ short (node settings), so a lapse takes a fraction of a second.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -104,7 +105,7 @@ def owner(runtimes: Sequence[Runtime], match: str = "m") -> int | None:
 
 def increasing(states: list[Seen]) -> bool:
     ticks = [s.tick for s in states]
-    return all(a < b for a, b in zip(ticks, ticks[1:], strict=False))
+    return all(a < b for a, b in itertools.pairwise(ticks))
 
 
 async def test_players_on_two_nodes_get_identical_states_and_a_forwarded_action_applies(

@@ -48,7 +48,9 @@ def feed(loop: GameLoop, step: tuple[object, ...], now: float, sequences: dict[s
             sequence = sequences.get(player, 0) + 1 - int(str(back)) % 3  # repeats too
             sequences[player] = max(sequences.get(player, 0), sequence)
             params = {"dx": str(dx), "dy": str(dy)}
-            return [loop.submit(Action(player=player, kind="move", params=params, sequence=sequence))]
+            return [
+                loop.submit(Action(player=player, kind="move", params=params, sequence=sequence))
+            ]
         sequences[player] = sequences.get(player, 0) + 1
         params = {"target": str(step[2])}
         action = Action(player=player, kind="attack", params=params, sequence=sequences[player])
