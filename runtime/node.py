@@ -501,6 +501,7 @@ class Node:
                 if unknown and beats and self._runtime is not None:
                     for room, user in self._runtime.rooms.present_here():
                         self._tell((room, user, True))
+                    self.matches.rejoin()
                 beats += 1
             await anyio.sleep(self.heartbeat)
 

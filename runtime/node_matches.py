@@ -185,6 +185,7 @@ class _Owned:
     deadline: float  # monotonic: stop ticking after this without a renewal
     floor: int = 0  # the last tick published before this node took it
     since_snapshot: int = 0
+    published: int = 0  # the tick of its last state this node published (0: none yet)
     opened: bool = False  # its hub has (had) the match
 
 
@@ -219,7 +220,8 @@ class NodeMatches:
         self._paused: dict[str, tuple[int, MatchSnapshot | None, str]] = {}
         self._publishing: deque[tuple[str, int, int, str]] = deque()
         self._saving: deque[tuple[str, int, str, str]] = deque()
-        self._leaving: deque[tuple[str, str]] = deque()  # (match, entry) of sessions that ended
+        # (match, entry): leaves of sessions that ended, joins told again; sent as Redis takes them
+        self._unsent: deque[tuple[str, str]] = deque()
         self._wakeup = anyio.Event()  # the writer: states, snapshots, leaves
         self._lease_wakeup = anyio.Event()
         self._owned_changed = anyio.Event()
@@ -317,7 +319,16 @@ class NodeMatches:
             return
         self._unseat(session)
         entry = json.dumps(["leave", self.node, session, seat.player])
-        self._leaving.append((seat.match, entry))
+        self._unsent.append((seat.match, entry))
+        self._wakeup.set()
+
+    def rejoin(self) -> None:
+        """The other nodes took this one for dead (it could not renew its liveness): its
+        players may have been let go, so their joins are sent again (a join the owner still
+        has is recognised and ignored)."""
+        for session, seat in self._seats.items():
+            entry = json.dumps(["join", self.node, session, seat.player])
+            self._unsent.append((seat.match, entry))
         self._wakeup.set()
 
     def _unseat(self, session: str) -> None:
@@ -384,7 +395,8 @@ class NodeMatches:
             if not state.periodic_full:  # the joiners' only; every seat in a full state
                 joined = [event.data for event in state.events if event.kind == JOIN]
                 seats = {name: seats[name] for name in joined if name in seats}
-            payload = encode_state(owned.fence, self.node, state, stamp, seats)
+            payload = encode_state(owned.fence, self.node, state, stamp, seats, owned.published)
+            owned.published = state.tick
             self._publishing.append((tick.match, owned.fence, state.tick, payload))
             owned.since_snapshot += 1
             relay = self._relays.get(tick.match)
@@ -423,8 +435,11 @@ class NodeMatches:
         if fence < relay.fence or tick <= relay.tick:
             self._count("stale_states")
             return
+        state, stamp, seats, prev = decode_state(payload, relay.cache)
+        if fence != relay.fence or prev != relay.tick:
+            # Another owner, or a state missed: a delta would not apply, so full states next.
+            relay.fresh.update(relay.sessions)
         relay.fence, relay.tick = fence, tick
-        state, stamp, seats = decode_state(payload, relay.cache)
         mine = f"{self.node}/"
         for name, seat in seats.items():
             sid = seat[len(mine) :] if seat.startswith(mine) else None
@@ -536,7 +551,7 @@ class NodeMatches:
                 await self._reap()
             except StorageFailed:
                 pass  # owned matches tick on until their deadline, then stop
-            self._let_go()
+            await self._let_go()
 
     async def _renew_all(self) -> None:
         runtime = self._runtime
@@ -561,6 +576,7 @@ class NodeMatches:
             sent = runtime._now()
             fence = await self.shared.acquire_match(match, self.lease)
             if fence is None:
+                self._paused.pop(match, None)  # another node goes on: this copy is old now
                 continue
             await self._adopt(match, fence, sent + self.lease)
 
@@ -570,14 +586,15 @@ class NodeMatches:
         runtime = self._runtime
         assert runtime is not None
         hub = runtime.games
-        paused = self._paused.pop(match, None)
         stored = await self.shared.load_match(match)
+        paused = self._paused.pop(match, None)
         if paused is not None and paused[0] >= fence - 1:
             _, snapshot, position = paused  # no one else held it: this copy is the newest
         else:
             snapshot = decode_snapshot(stored.data) if stored.data else None
             position = snapshot_position(stored.data) if stored.data else START
         owned = _Owned(fence=fence, position=position, deadline=deadline, floor=stored.tick)
+        owned.since_snapshot = self.snapshot_every  # its first tick is snapshotted
         if match in hub.matches:
             hub.detach(match)  # (a copy left from an earlier lease)
         if snapshot is not None:
@@ -616,25 +633,24 @@ class NodeMatches:
                 self._count("players_reaped")
         self._suspects = dead
 
-    def _let_go(self) -> None:
-        """Stop following matches with no players here, and forget paused copies of matches
-        no one here plays in any more (their next owner goes on from the snapshot)."""
-        runtime = self._runtime
-        if runtime is None:
-            return
+    async def _let_go(self) -> None:
+        """Stop following matches no session here plays in (and this node does not own); a
+        join meanwhile waits for the unsubscription, then subscribes again."""
         for match, relay in list(self._relays.items()):
-            if not relay.sessions and match not in self._owned and relay.ready.is_set():
+            if relay.sessions or match in self._owned or not relay.ready.is_set():
+                continue
+            relay.ready = leaving = anyio.Event()
+            try:
+                with contextlib.suppress(StorageFailed):  # gone with the connection
+                    await self.shared.unsubscribe_match(match)
+            finally:
                 del self._relays[match]
-                runtime.start_soon(self._unsubscribe, match)
-
-    async def _unsubscribe(self, match: str) -> None:
-        with contextlib.suppress(StorageFailed):  # gone with the connection
-            await self.shared.unsubscribe_match(match)
+                leaving.set()
 
     async def _write(self) -> None:
-        """Send the states, snapshots and leaves queued, in order."""
+        """Send the states, snapshots and inputs queued, in order."""
         while True:
-            if not (self._publishing or self._saving or self._leaving):
+            if not (self._publishing or self._saving or self._unsent):
                 self._wakeup = anyio.Event()
                 await self._wakeup.wait()
                 continue
@@ -652,14 +668,14 @@ class NodeMatches:
             while self._saving:
                 match, fence, data, position = self._saving.popleft()
                 await self._save(match, fence, data, position)
-            while self._leaving:
-                match, entry = self._leaving[0]
+            while self._unsent:
+                match, entry = self._unsent[0]
                 try:
                     await self.shared.send_input(match, entry)
                 except StorageFailed:
-                    await anyio.sleep(0.2)  # kept: a leave must reach the owner
+                    await anyio.sleep(0.2)  # kept: it must reach the owner
                     break
-                self._leaving.popleft()
+                self._unsent.popleft()
                 self._count("inputs_sent")
 
     async def _save(self, match: str, fence: int, data: str, position: str) -> None:
@@ -703,13 +719,14 @@ def _player_line(state: PlayerState) -> str:
 
 
 def encode_state(
-    fence: int, node: str, state: TickState, stamp: int, seats: Mapping[str, str]
+    fence: int, node: str, state: TickState, stamp: int, seats: Mapping[str, str], prev: int
 ) -> str:
     """One tick of a match for every node: a header line, then a line per player. ``seats``
-    (player -> ``node/session``) tells each node which of its sessions the owner seated."""
+    (player -> ``node/session``) tells each node which of its sessions the owner seated;
+    ``prev`` is the tick of the owner's state before (a delta is relative to it)."""
     changed = [player.player for player in state.changed]
     events = [[event.id, event.kind, event.data] for event in state.events]
-    head = [fence, node, state.tick, stamp, state.periodic_full, changed, events, seats]
+    head = [fence, node, state.tick, stamp, state.periodic_full, changed, events, seats, prev]
     lines = [json.dumps(head, ensure_ascii=False, separators=(",", ":"))]
     lines.extend(_player_line(player) for player in state.players)
     return "\n".join(lines)
@@ -724,11 +741,11 @@ def header(payload: bytes) -> tuple[int, str, int]:
 
 def decode_state(
     payload: bytes, cache: dict[str, PlayerState]
-) -> tuple[TickState, int, dict[str, str]]:
+) -> tuple[TickState, int, dict[str, str], int]:
     """The state and its stamp. A player whose line is as in the last state keeps its
     ``PlayerState`` object (``cache``: line -> state), so an encoder's per-player cache hits."""
     lines = payload.decode().split("\n")
-    _, _, tick, stamp, periodic_full, changed, events, seats = json.loads(lines[0])
+    _, _, tick, stamp, periodic_full, changed, events, seats, prev = json.loads(lines[0])
     players = []
     fresh: dict[str, PlayerState] = {}
     for line in lines[1:]:
@@ -751,6 +768,7 @@ def decode_state(
         ),
         int(stamp),
         seats,
+        int(prev),
     )
 
 

@@ -159,6 +159,7 @@ async def test_a_join_refused_by_the_owner_is_refused_to_its_sender_on_the_other
         assert runtimes[1].node.matches.statistics().refusals == 1  # type: ignore[union-attr]
 
 
+@pytest.mark.slow
 async def test_an_unreachable_redis_stops_the_match_at_the_lease_deadline_and_it_resumes(
     redis: RedisServer,
 ) -> None:
@@ -180,6 +181,11 @@ async def test_an_unreachable_redis_stops_the_match_at_the_lease_deadline_and_it
         await until(lambda: owner(runtimes) is not None, timeout=10)
         await ann.wait_for(lambda: len(seen(ann)) >= before[0] + 5, timeout=10)
         await bob.wait_for(lambda: len(seen(bob)) >= before[1] + 5, timeout=10)
+        for call in (ann, bob):  # one match again, both in it (a node taken for dead rejoins)
+            await call.wait_for(
+                lambda call=call: {p.player for p in seen(call)[-1].players} == {"ann", "bob"},
+                timeout=10,
+            )
         assert increasing(seen(ann)) and increasing(seen(bob))
         assert ann.ended is None and bob.ended is None  # no one was cut
 
