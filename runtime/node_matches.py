@@ -519,8 +519,7 @@ class NodeMatches:
             elif kind == "act":
                 action_kind, params, sequence = rest
                 action = Action(player=player, kind=action_kind, params=params, sequence=sequence)
-                if hub.match_of(seat) == match:
-                    hub.handle(Act(session=seat, action=action, match=match), now=now)
+                hub.handle(Act(session=seat, action=action, match=match), now=now)
             else:
                 hub.handle(EndSession(session=seat), now=now)
         except CoreError as error:

@@ -144,6 +144,11 @@ async def test_players_on_two_nodes_get_identical_states_and_a_forwarded_action_
         assert increasing(seen(ann)) and increasing(seen(bob))
         relayed = runtimes[1 - mine].node.matches.statistics()  # type: ignore[union-attr]
         assert relayed.states_relayed >= 10 and relayed.stale_states == 0
+        # The admin API's Matches: the owner lists the match with every player, wherever
+        # they play; the other node lists none.
+        [listed] = runtimes[mine].admin.matches()
+        assert (listed.match, listed.players) == ("m", ["ann", "bob"]) and listed.tick > 0
+        assert runtimes[1 - mine].admin.matches() == []
 
 
 async def test_a_join_refused_by_the_owner_is_refused_to_its_sender_on_the_other_node(
