@@ -224,3 +224,23 @@ async def test_the_lease_scripts_against_redis(redis: RedisServer) -> None:
         await client.aclose()
         await one.aclose()
         await two.aclose()
+
+
+async def test_a_slow_player_on_the_relaying_node_keeps_only_the_newest_state(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis) as (runtimes, tasks):
+        ann = player(runtimes[0], tasks, "ann")
+        await ann.wait_for(lambda: bool(seen(ann)))
+        assert owner(runtimes) == 0
+        bob = player(runtimes[1], tasks, "bob")  # relayed by node 1
+        await bob.wait_for(lambda: len(seen(bob)) >= 2)
+        bob.block()  # stops reading: the states the owner publishes meanwhile supersede
+        await until(lambda: runtimes[1].counters.states_superseded >= 5)
+        bob.unblock()
+        before = len(seen(bob))
+        await bob.wait_for(lambda: len(seen(bob)) >= before + 3)
+        after = seen(bob)[before:]
+        assert after[0].full or after[1].full  # it missed deltas: a full state next
+        assert increasing(seen(bob))
+        assert runtimes[0].counters.states_superseded == 0  # ann reads on
