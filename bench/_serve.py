@@ -75,13 +75,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    """The pids of a process's children (Linux /proc)."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 @contextmanager
 def nodes_started(
-    count: int, loop: str = "auto", rate_limit: str | None = "0"
+    count: int, loop: str = "auto", rate_limit: str | None = "0", *, workers: int = 0
 ) -> Iterator[tuple[list[int], list[int], int]]:
     """A ``redis-server`` (``appendonly yes``, ``appendfsync always``: every acknowledged
     message durable) in a temporary directory and ``count`` ``interplay serve --redis``
-    nodes on it; yields ``(ports, pids, redis pid)``."""
+    nodes on it; yields ``(ports, pids, redis pid)``. With ``workers``, one ``interplay serve
+    --redis --workers N`` instead: one port, and the pids of all its worker processes."""
     import tempfile
     import time
     from contextlib import ExitStack
@@ -120,8 +126,14 @@ def nodes_started(
                 time.sleep(0.05)
         url = f"redis://127.0.0.1:{redis_port}/0"
         ports, pids = [], []
+        argv = [*interplay(":memory:", loop, rate_limit=rate_limit), "--redis", url]
+        if workers:
+            # (a port of its own: each worker binding port 0 would get another)
+            argv += ["--workers", str(workers), "--port", str(free_port())]
+            port, pid = stack.enter_context(started(argv))
+            yield [port], [pid, *children(pid)], redis.pid
+            return
         for _ in range(count):
-            argv = [*interplay(":memory:", loop, rate_limit=rate_limit), "--redis", url]
             port, pid = stack.enter_context(started(argv))
             ports.append(port)
             pids.append(pid)

@@ -284,6 +284,13 @@ def main() -> None:
         help="also run N 'interplay serve --redis' nodes on one redis-server (clients spread "
         "over them), beside the one in-process node, in the same run",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="also run 'interplay serve --redis --workers 1' and '--workers N' (one port, "
+        "SO_REUSEPORT), each on its own redis-server, with the same clients, in the same run",
+    )
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     parser.add_argument(
         "--data", default=":memory:", help="the server store: :memory: or a SQLite file"
@@ -343,6 +350,19 @@ def main() -> None:
             )
             report["cpu_per_delivery_nodes_and_redis_to_one"] = round(
                 (many["server_cpu_us_per_delivery"] + many["redis_cpu_us_per_delivery"]) / one, 2
+            )
+    if args.workers:
+        for count in (1, args.workers):
+            with nodes_started(1, args.loop, args.rate_limit, workers=count) as started_nodes:
+                ports, pids, redis = started_nodes
+                report[f"interplay_workers_{count}"] = {
+                    "workers": len(pids),
+                    **run(ports, cfg, pids, redis),
+                }
+        one, many = report["interplay_workers_1"], report[f"interplay_workers_{args.workers}"]
+        if one["deliveries_per_s"]:
+            report["deliveries_per_s_workers_to_one"] = round(
+                many["deliveries_per_s"] / one["deliveries_per_s"], 2
             )
     if bare in report and report[bare]["deliveries_per_s"]:
         report["ratio_to_bare"] = round(

@@ -841,26 +841,49 @@ class RoomHub:
             renumbered = [replace(m, seq=seq, epoch=epoch) for seq, m in enumerate(kept, 1)]
             self._writes.append(CreateRoom(room=room.name, epoch=epoch))
             self._writes.extend(AppendMessage(message=m) for m in renumbered)
-            room.epoch, room.head, room.first_seq = epoch, len(renumbered), 1
-            room.window.clear()
-            room.by_id.clear()
-            room.ids = IdFilter(self._retain)
-            for message in renumbered:
-                room.ids.add(message.sender, message.id)
-            for message in renumbered[-self._history :] if self._history else ():
-                self._remember(room, message)
-            whose = f"{cmd.user!r}'s messages" if cmd.user else "every message"
-            notice = self._system(
-                room,
-                f"history was deleted ({whose}): the room is now at epoch {epoch}, head seq "
-                f"{room.head}",
-                _millis(now),
-            )
-            deliveries = [Deliver(to=room.recipients, message=notice)] if room.members else []
+            deliveries = self._renumbered(room, epoch, renumbered, cmd.user, _millis(now))
             return Deleted(removed=removed, epoch=epoch, head=room.head, deliveries=deliveries)
         finally:
             if not room.members:
                 self._drop(room.name)
+
+    def observe_deleted(
+        self, name: str, *, epoch: str, kept: list[RoomMessage], user: str, now: float
+    ) -> list[Deliver[RoomMessage]]:
+        """Many nodes: some node deleted the history of a room loaded here (its ``user``'s
+        messages, or all); the shared stream now holds ``kept``, renumbered from seq 1 under
+        ``epoch``. Members get the notice ``delete_history`` gives. Nothing is written (the
+        stream is the engine's); a room already at ``epoch`` is left as it is."""
+        room = self._loaded(name)
+        if room.epoch == epoch:
+            return []
+        return self._renumbered(room, epoch, kept, user, _millis(now))
+
+    def _renumbered(
+        self, room: _Room, epoch: str, kept: list[RoomMessage], user: str, stamp: int
+    ) -> list[Deliver[RoomMessage]]:
+        """The room starts over under ``epoch`` with ``kept`` (seq 1 on); the members' notice."""
+        room.epoch, room.head, room.first_seq = epoch, len(kept), 1
+        room.window.clear()
+        room.by_id.clear()
+        room.ids = IdFilter(self._retain)
+        for message in kept:
+            room.ids.add(message.sender, message.id)
+        for message in kept[-self._history :] if self._history else ():
+            self._remember(room, message)
+        whose = f"{user!r}'s messages" if user else "every message"
+        notice = self._system(
+            room,
+            f"history was deleted ({whose}): the room is now at epoch {epoch}, head seq "
+            f"{room.head}",
+            stamp,
+        )
+        return [Deliver(to=room.recipients, message=notice)] if room.members else []
+
+    def check(self, cmd: Publish | DeleteHistory) -> None:
+        """Raise the ``CoreError`` that ``publish`` or ``delete_history`` would refuse
+        ``cmd`` with (many nodes: before the engine is asked to do it)."""
+        self._check_backend_command(cmd)
 
     def _check_backend_command(self, cmd: Publish | DeleteHistory) -> None:
         self._check_id("room", cmd.room)

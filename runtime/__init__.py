@@ -11,7 +11,6 @@ from .backend import Backend, WriteConflict
 from .errors import (
     AdminDisconnect,
     AdminDisconnectResume,
-    NotAvailable,
     PeerGone,
     SessionError,
     ShuttingDown,
@@ -38,7 +37,6 @@ __all__ = [
     "JwksKeys",
     "KeySetUnavailable",
     "MatchInfo",
-    "NotAvailable",
     "PeerGone",
     "Runtime",
     "Service",

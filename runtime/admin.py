@@ -28,7 +28,7 @@ from interplay.core.errors import InvalidArgument, PermissionDenied
 from interplay.core.rooms import Deleted, DeleteHistory, Kind, Publish, Published, RoomMessage
 
 from .auth import AdminAuthenticator, bearer_token
-from .errors import AdminDisconnect, AdminDisconnectResume, NotAvailable, Unauthenticated
+from .errors import Unauthenticated, admin_disconnect
 from .outbox import Broadcast
 
 if TYPE_CHECKING:
@@ -127,29 +127,27 @@ class Admin:
         record = loaded.record
         return HistoryPage(room=room, epoch=record.epoch, head=record.head, messages=messages)
 
-    def disconnect(self, user: str, reason: str, *, reconnect: bool = False) -> int:
-        """End every session of ``user`` (chat, edit, game; on any transport), telling each
-        ``reason``; how many there were."""
+    async def disconnect(self, user: str, reason: str, *, reconnect: bool = False) -> int:
+        """End every session of ``user`` (chat, edit, game; on any transport, and with a
+        shared engine on every node), telling each ``reason``; how many there were."""
         self._check_name("user", user)
         if not user:
             raise InvalidArgument("user", "must not be empty")
         if len(reason) > MAX_REASON:
             raise InvalidArgument("reason", f"must be at most {MAX_REASON} characters")
-        told = f"disconnected by the server: {reason or 'no reason given'}"
-        error = AdminDisconnectResume(f"{told}; reconnect and resume") if reconnect else None
-        return self._runtime.disconnect_user(user, error or AdminDisconnect(told))
+        runtime = self._runtime
+        if runtime.node is not None:
+            return await runtime.node.disconnect_user(user, reason, reconnect=reconnect)
+        return runtime.disconnect_user(user, admin_disconnect(reason, reconnect=reconnect))
 
     async def delete_history(self, room: str, *, user: str = "") -> Deleted:
         """Forget ``room``'s messages, or only ``user``'s; returns once that is durable.
         What is left is renumbered under a new epoch: a client resuming the old stream is
         told history was reset (members in the room now get a notice and resume at once)."""
         runtime = self._runtime
-        if runtime.node is not None:
-            raise NotAvailable(
-                "delete_history: not available across nodes yet (--redis): each node would "
-                "forget its own copy only; nothing was deleted"
-            )
         command = DeleteHistory(room=room, user=user)
+        if runtime.node is not None:
+            return await runtime.node.delete_history(command)
         await runtime.read_for_rooms(command)
         deleted = runtime.rooms.delete_history(command, now=runtime.wall_clock())
         deliveries = [(d.to, Broadcast(d.message, 0)) for d in deleted.deliveries]

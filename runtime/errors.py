@@ -43,9 +43,12 @@ class AdminDisconnectResume(SessionError):
     """The same, asking the client to reconnect and resume (the reason says why)."""
 
 
-class NotAvailable(SessionError):
-    """What this server cannot do as it is configured (an admin call not available across
-    nodes yet): nothing was changed."""
+def admin_disconnect(reason: str, *, reconnect: bool) -> SessionError:
+    """The error the admin API's Disconnect ends a session with (on whichever node it is)."""
+    told = f"disconnected by the server: {reason or 'no reason given'}"
+    if reconnect:
+        return AdminDisconnectResume(f"{told}; reconnect and resume")
+    return AdminDisconnect(told)
 
 
 class PeerGone(Exception):

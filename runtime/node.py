@@ -17,7 +17,7 @@ and says when the stream must be read to fill a gap (after ``fill_delay``, in ca
 only late). A room is subscribed before it is loaded (``before`` a JOIN, the subscription
 confirmed), so nothing published after the load can be missed; what arrives while it loads is
 held and handed over after the JOIN (``after``). Every room is read again from its head after a
-reconnect, an unexpected subscribe confirmation, and every ``head_check`` seconds (a pub/sub
+reconnect (once every channel is subscribed again) and every ``head_check`` seconds (a pub/sub
 that silently delivers nothing is caught there). The core stays sans-I/O: all of this is here.
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,10 +33,20 @@ import anyio
 
 from interplay.core.errors import CoreError
 from interplay.core.follow import Follower
-from interplay.core.rooms import Join, Kind, Post, Proposal, Publish, RoomMessage, Typing
+from interplay.core.rooms import (
+    Deleted,
+    DeleteHistory,
+    Join,
+    Kind,
+    Post,
+    Proposal,
+    Publish,
+    RoomMessage,
+    Typing,
+)
 from interplay.core.rooms import Published as RoomPublished
 
-from .errors import StorageFailed
+from .errors import StorageFailed, admin_disconnect
 from .node_documents import DocumentReplicas, SharedDocuments, SharedEdit
 from .node_matches import LEASE, NodeMatches, SharedMatches
 from .outbox import Broadcast
@@ -69,13 +79,13 @@ class Listener(Protocol):
 
     def reconnected(self) -> None: ...
 
-    def resubscribed(self, room: str) -> None: ...
-
     def presence(self, room: str, user: str, node: str, *, present: bool) -> None: ...
 
     def heard_edit(self, edit: SharedEdit) -> None: ...
 
-    def resubscribed_document(self, document: str) -> None: ...
+    def disconnect(self, user: str, reason: str, *, reconnect: bool) -> int: ...
+
+    def deleted(self, room: str, epoch: str, head: int, user: str) -> None: ...
 
     def heard_state(self, match: str, payload: bytes) -> None: ...
 
@@ -95,6 +105,12 @@ class SharedRooms(SharedDocuments, SharedMatches, Protocol):
     async def typing(self, room: str, user: str, stamp: int) -> None: ...
 
     async def heartbeat(self, ttl: float) -> tuple[bool, int]: ...
+
+    async def delete_history(self, room: str, user: str) -> tuple[int, str, int]: ...
+
+    async def disconnect(
+        self, user: str, reason: str, *, reconnect: bool, here: Callable[[], int], wait: float
+    ) -> int: ...
 
     async def publish_many(self, proposals: Sequence[Proposal]) -> list[Published]: ...
 
@@ -138,6 +154,7 @@ class Node:
         node_ttl: float = 6.0,
         max_queued: int = 1000,
         in_flight: int = 64,
+        answer_wait: float = 2.0,
         match_lease: float = LEASE,
         match_renew: float | None = None,
         snapshot_every: int = 30,
@@ -164,6 +181,7 @@ class Node:
         self.reaped = 0  # dead nodes this node reaped (their members left)
         self.max_queued = max_queued
         self.in_flight = in_flight
+        self.answer_wait = answer_wait
         self._posting: list[tuple[Proposal, Any]] = []  # TEXTs for the engine, and their wire
         self._posting_wakeup = anyio.Event()
         self._posted = anyio.Event()  # set (and replaced) after each round of answers
@@ -238,6 +256,79 @@ class Node:
         if runtime is not None:
             for change in runtime.rooms.take_presence():
                 self._tell(change)
+
+    # -- the admin API across nodes -------------------------------------------------------
+
+    async def disconnect_user(self, user: str, reason: str, *, reconnect: bool) -> int:
+        """The admin API's Disconnect on every node: the others are asked first (if the
+        engine is unreachable nothing is done: the call fails UNAVAILABLE and may be sent
+        again), then this node's sessions end, then each other node says how many of its
+        own it ended. A node that does not answer within ``answer_wait`` (it died: its
+        sessions went with it) is not waited for further."""
+        runtime = self._runtime
+        assert runtime is not None, "the node is not running"
+        error = admin_disconnect(reason, reconnect=reconnect)
+        return await self.shared.disconnect(
+            user,
+            reason,
+            reconnect=reconnect,
+            here=lambda: runtime.disconnect_user(user, error),
+            wait=self.answer_wait,
+        )
+
+    async def delete_history(self, command: DeleteHistory) -> Deleted:
+        """The admin API's DeleteHistory on many nodes: done once, in the shared stream (one
+        script); every node following the room (this one too) hears of it and tells its
+        members (``deleted``)."""
+        runtime = self._runtime
+        assert runtime is not None, "the node is not running"
+        runtime.rooms.check(command)
+        removed, epoch, head = await self.shared.delete_history(command.room, command.user)
+        return Deleted(removed=removed, epoch=epoch, head=head, deliveries=[])
+
+    def deleted(self, room: str, epoch: str, head: int, user: str) -> None:
+        """Some node deleted ``room``'s history (``Listener``): once the kept messages are
+        read, the room here starts over under ``epoch``, its members told."""
+        watched, runtime = self._watched.get(room), self._runtime
+        if watched is None or runtime is None:
+            return
+        mine = runtime.rooms.head(room)
+        if mine is None:
+            if watched.joining:  # its load may have read the stream before the delete
+                self._fill_soon(room, watched, new_epoch=True)
+            return
+        if mine[0] != epoch:
+            runtime.start_soon(self._take_deleted, room, watched, epoch, head, user)
+
+    async def _take_deleted(
+        self, room: str, watched: _Watched, epoch: str, head: int, user: str
+    ) -> None:
+        runtime = self._runtime
+        assert runtime is not None
+        try:
+            found = await self.shared.read_after(room, 0, max(1, head)) if head else []
+        except StorageFailed as error:
+            log.warning("room %r: cannot read its stream (%s); the next check resyncs", room, error)
+            return
+        if self._watched.get(room) is not watched or runtime.rooms.head(room) is None:
+            return
+        kept = [m for m in found if m.epoch == epoch and m.seq <= head]
+        if len(kept) != head:
+            self._fill_soon(room, watched, new_epoch=True)  # changed again meanwhile
+            return
+        watched.follower.clear()
+        now = runtime.wall_clock()
+        events = runtime.rooms.observe_deleted(room, epoch=epoch, kept=kept, user=user, now=now)
+        self._deliver(events)
+        self._fill_soon(room, watched, force=True)  # what was posted since
+
+    def disconnect(self, user: str, reason: str, *, reconnect: bool) -> int:
+        """Another node's admin API disconnects ``user`` (``Listener``): end the sessions
+        here; how many."""
+        runtime = self._runtime
+        if runtime is None:
+            return 0
+        return runtime.disconnect_user(user, admin_disconnect(reason, reconnect=reconnect))
 
     # -- posting ---------------------------------------------------------------------------
 
@@ -513,17 +604,9 @@ class Node:
     def reconnected(self) -> None:
         self._resync.set()
 
-    def resubscribed(self, room: str) -> None:
-        watched = self._watched.get(room)
-        if watched is not None:
-            self._fill_soon(room, watched, force=True)
-
     def heard_edit(self, edit: SharedEdit) -> None:
         """Another node's revision of a document (``Listener``)."""
         self.documents.heard(edit)
-
-    def resubscribed_document(self, document: str) -> None:
-        self.documents.resubscribed(document)
 
     def heard_state(self, match: str, payload: bytes) -> None:
         """A match's state, published by its owner (``Listener``)."""

@@ -214,12 +214,6 @@ class DocumentReplicas:
         if behind:
             self._fill_soon(edit.document, replica)
 
-    def resubscribed(self, document: str) -> None:
-        """Pub/sub came back: what was published meanwhile is read from the log."""
-        replica = self._replicas.get(document)
-        if replica is not None:
-            self._fill_soon(document, replica)
-
     async def resync(self) -> None:
         """Read every open document's log after its head; let go of those closed here."""
         runtime = self._runtime

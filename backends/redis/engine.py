@@ -7,15 +7,19 @@ sequences a TEXT (scripts.py), ``subscribe`` returns once Redis confirmed the ro
 ``read_after``/``recent``/``heads`` read the stream, and ``run`` reads pub/sub for the node.
 
 Connection loss is the node's to repair: ``run`` reports it (``listener.lost()``), retries
-with backoff, and once pub/sub is back (redis-py resubscribes by itself, and what was
-published meanwhile is gone) reports ``listener.reconnected()``, so the node reads every room
-from its head. Any command that cannot reach Redis raises ``EngineUnavailable``.
+with backoff, subscribes every channel it follows again (``wire.py``: the node's own
+pub/sub connection), and once Redis confirmed them all (what was published meanwhile is gone)
+reports ``listener.reconnected()``, so the node reads every room and document from its head.
+Any command that cannot reach Redis raises ``EngineUnavailable``.
 
 Chat writes from the hub itself are not expected here: in node mode a TEXT goes through
 ``publish_many``, and rooms are created by ``LOAD``. Documents are a snapshot and a stream of
 the revisions since (kept ones before it too, for their op ids); a node commits an edit with
 ``commit_edit`` (the COMMIT script: compare-and-set on the revision, op ids deduplicated) and
 follows a document's log with ``subscribe_document``/``read_edits`` (runtime/node_documents.py).
+
+The admin API's calls that touch every node go on ``ip:admin``, which every node's reader
+subscribes to; a node answers on the asker's own channel ``ip:node:<id>`` (``disconnect``).
 """
 
 from __future__ import annotations
@@ -23,12 +27,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from interplay.core.documents import EditProposal
 from interplay.core.effects import (
@@ -58,6 +63,7 @@ from interplay.runtime.node_documents import Committed, Outcome, SharedEdit
 from interplay.runtime.node_matches import StoredMatch
 
 from . import scripts
+from .wire import PubSubConnection, ScriptConnection
 
 log = logging.getLogger("interplay.redis")
 
@@ -67,6 +73,7 @@ UNREACHABLE = (RedisError, OSError)
 _BURST = 32  # pub/sub messages handled before the reader lets the writers run
 
 
+ADMIN = "ip:admin"  # the admin API's calls to every node
 ROOMS = "ip:rooms"  # every room some node loaded, in name order (retention's sweep)
 SCAN = 1000  # stream entries retention reads per room per step
 
@@ -97,11 +104,6 @@ def match_keys(match: str) -> list[str]:
 
 def match_channel(match: str) -> str:
     return f"ip:{{m:{match}}}:states"
-
-
-def node_channel(node: str) -> str:
-    """Each node's own channel: keeps its pub/sub subscribed, and carries notices to it."""
-    return f"ip:node:{node}"
 
 
 def document_channel(document: str) -> str:
@@ -180,13 +182,21 @@ class RedisEngine:
         self._publish_state = self._client.register_script(scripts.PUBLISH_STATE)
         self._close_match = self._client.register_script(scripts.CLOSE_MATCH)
         self._nodes_alive = self._client.register_script(scripts.NODES_ALIVE)
-        self._pubsub: Any = None
+        self._delete = self._client.register_script(scripts.DELETE)
+        self._sub = PubSubConnection(url)
+        self._scripting: list[ScriptConnection] = []  # idle connections for pipelines
+        self._up = anyio.Event()  # set while healthy
+        self._restoring: set[str] = set()  # channels a (re)connect awaits confirmations of
+        self._sent_here = b',"' + json.dumps(node, ensure_ascii=False).encode()[1:-1] + b'"]'
         self._listener: Listener | None = None
         self._confirming: dict[str, int] = {}  # channel -> confirmations awaited
         self._confirmed: dict[str, anyio.Event] = {}
         self._rooms: dict[str, str] = {}  # channel -> room
         self._documents: dict[str, str] = {}  # channel -> document
         self._matches: dict[str, str] = {}  # channel -> match
+        self._own = f"ip:node:{node}"  # this node's channel: the answers it asked for
+        self._asked: dict[str, _Answers] = {}  # admin question -> the answers so far
+        self._answering: list[tuple[str, str]] = []  # (channel, payload) to publish
 
     # -- the Backend protocol ------------------------------------------------------------
 
@@ -281,31 +291,33 @@ class RedisEngine:
         Redis does not have it (never yet, or restarted): NOSCRIPT fails every call of the
         pipeline, so none of them ran."""
         for attempt in (1, 2):
-            pipe = self._client.pipeline(transaction=False)
-            for keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            try:
-                answers: list[Any] = await pipe.execute(raise_on_error=False)
-            except UNREACHABLE as error:
-                raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+            commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
+            answers = await self._execute(commands)
             failed = next((a for a in answers if isinstance(a, Exception)), None)
             if failed is None:
                 return answers
-            if isinstance(failed, NoScriptError) and attempt == 1:
-                await self._load_script(script)
+            if str(failed).startswith("NOSCRIPT") and attempt == 1:
+                [sha] = await self._execute([("SCRIPT", "LOAD", script.script)])
+                script.sha = sha.decode() if isinstance(sha, bytes) else sha
                 continue
             raise EngineUnavailable(f"redis at {self.url} refused a script ({failed})")
         raise AssertionError("unreachable")
 
-    async def _load_script(self, script: Any) -> None:
+    async def _execute(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """One pipeline on a connection of the engine's own (``wire.py``): one that is idle,
+        or a new one, so pipelines of different tasks do not wait for each other."""
+        connection = self._scripting.pop() if self._scripting else ScriptConnection(self.url)
         try:
-            script.sha = await self._client.script_load(script.script)
+            answers = await connection.execute(commands)
         except UNREACHABLE as error:
-            raise EngineUnavailable(f"redis at {self.url}: {error}") from None
+            raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+        self._scripting.append(connection)
+        return answers
 
     async def aclose(self) -> None:
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
+        await self._sub.close()
+        for connection in self._scripting:
+            await connection.close()
         await self._client.aclose()
 
     async def _load_room(self, read: LoadRoom) -> LoadedRoom:
@@ -378,24 +390,14 @@ class RedisEngine:
     # -- the SharedDocuments protocol (runtime/node_documents.py) --------------------------
 
     async def commit_edit(self, proposal: EditProposal) -> Committed:
-        """One COMMIT, not pipelined: an editor waits for each, and redis-py's pipeline
-        costs a single call about half a millisecond of CPU more (bench/ot_concurrent.py)."""
-        keys, args = self._edit_call(proposal)
-        outcome, revision = await self._eval(self._commit, keys, args)
+        """One COMMIT (an editor waits for each)."""
+        [(outcome, revision)] = await self._run(self._commit, [self._edit_call(proposal)])
         return Committed(Outcome(outcome.decode()), int(revision))
 
     async def _eval(self, script: Any, keys: list[str], args: list[Any]) -> Any:
-        """One EVALSHA of ``script``, loaded first if Redis lost it (NOSCRIPT: it did not run)."""
-        for attempt in (1, 2):
-            try:
-                return await self._client.evalsha(script.sha, len(keys), *keys, *args)
-            except NoScriptError:
-                if attempt == 2:
-                    raise EngineUnavailable(f"redis at {self.url} lost a script") from None
-                await self._load_script(script)
-            except UNREACHABLE as error:
-                raise EngineUnavailable(f"redis at {self.url}: {error}") from None
-        raise AssertionError("unreachable")
+        """One call of ``script`` (``_run``: loaded first if Redis lost it)."""
+        [answer] = await self._run(script, [(keys, args)])
+        return answer
 
     async def read_edits(self, document: str, after: int, limit: int) -> list[SharedEdit]:
         try:
@@ -487,7 +489,7 @@ class RedisEngine:
 
     async def notify_node(self, node: str, payload: str) -> None:
         try:
-            await self._client.publish(node_channel(node), payload)
+            await self._client.publish(f"ip:node:{node}", payload)
         except UNREACHABLE as error:
             raise EngineUnavailable(f"redis at {self.url}: {error}") from None
 
@@ -557,6 +559,37 @@ class RedisEngine:
             raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
         return bool(new), int(reaped)
 
+    async def disconnect(
+        self, user: str, reason: str, *, reconnect: bool, here: Callable[[], int], wait: float
+    ) -> int:
+        """Ask every other node to end ``user``'s sessions, then end this node's (``here``),
+        then add up the others' answers, waiting at most ``wait`` seconds for them: PUBLISH
+        says how many readers heard the question, so a node that died since is not waited
+        for longer than that."""
+        token = _new_epoch()
+        answers = self._asked[token] = _Answers()
+        question = json.dumps([token, user, reason, int(reconnect), self.node], ensure_ascii=False)
+        try:
+            try:
+                heard = await self._client.publish(ADMIN, "D\n" + question)
+            except UNREACHABLE as error:
+                raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
+            cut = here()
+            answers.expect(heard - 1 if self.healthy else heard)  # (this node's reader heard it)
+            with anyio.move_on_after(wait):
+                await answers.all.wait()
+            return cut + answers.cut
+        finally:
+            del self._asked[token]
+
+    async def delete_history(self, room: str, user: str) -> tuple[int, str, int]:
+        """Forget ``room``'s messages (or ``user``'s) in the shared stream, renumbering what
+        is left under a new epoch, told to every node following it: (removed, epoch, head)."""
+        [(removed, epoch, head)] = await self._run(
+            self._delete, [(room_keys(room), [user, _new_epoch(), room_channel(room)])]
+        )
+        return int(removed), epoch.decode() if isinstance(epoch, bytes) else epoch, int(head)
+
     async def read_after(self, room: str, after: int, limit: int) -> list[RoomMessage]:
         log_key = room_keys(room)[1]
         try:
@@ -597,10 +630,14 @@ class RedisEngine:
         await self._subscribe(channel)
 
     async def _subscribe(self, channel: str) -> None:
+        with anyio.move_on_after(5):  # (starting, or reconnecting: a moment, not a failure)
+            await self._up.wait()
+        if not self.healthy:
+            raise EngineUnavailable(f"redis at {self.url} is unreachable")
         event = self._confirmed.setdefault(channel, anyio.Event())
         self._confirming[channel] = self._confirming.get(channel, 0) + 1
         try:
-            await self._pubsub.subscribe(channel)
+            await self._sub.subscribe([channel])
         except UNREACHABLE as error:
             raise EngineUnavailable(f"redis at {self.url} is unreachable ({error})") from None
         with anyio.move_on_after(10):
@@ -616,54 +653,72 @@ class RedisEngine:
     async def _unsubscribe(self, channel: str) -> None:
         self._confirmed.pop(channel, None)
         self._confirming.pop(channel, None)
-        with contextlib.suppress(*UNREACHABLE):  # gone with the connection, if it dropped
-            await self._pubsub.unsubscribe(channel)
+        if self._sub.connected:
+            with contextlib.suppress(*UNREACHABLE):  # gone with the connection, if it dropped
+                await self._sub.unsubscribe([channel])
 
     async def run(self, listener: Listener) -> None:
         """Read pub/sub for ``listener`` until cancelled (see the module docstring)."""
         self._listener = listener
-        self._pubsub = self._client.pubsub()
         delay = 0.1
         connected = False
         while True:
             try:
                 if not connected:
                     await self._client.ping()
-                    # The node's own channel keeps the pub/sub connection subscribed.
-                    await self._pubsub.subscribe(node_channel(self.node))
+                    await self._sub.connect()
                     connected = True
-                    self.healthy = True
+                    # Everything followed, again (the node's own channel keeps the connection
+                    # subscribed); healthy once Redis confirmed it all (``_restored``).
+                    self._restoring = {
+                        self._own,
+                        ADMIN,
+                        *self._rooms,
+                        *self._documents,
+                        *self._matches,
+                    }
+                    await self._sub.subscribe(sorted(self._restoring))
                     delay = 0.1
-                    listener.reconnected()
                 burst = 0
                 while True:
-                    message = await self._pubsub.get_message(timeout=1.0)
-                    if message is None:
-                        continue
-                    self._handle(message, listener)
-                    burst += 1
-                    if burst == _BURST:
-                        # A burst is parsed without waiting on the socket: let the session
-                        # writers drain what it delivered (a receiver is not slow for it),
-                        # a batch of frames each.
-                        burst = 0
-                        await anyio.lowlevel.checkpoint()
+                    for reply in await self._sub.read():
+                        self._handle(reply, listener)
+                        burst += 1
+                        if burst >= _BURST:
+                            # A burst is parsed without waiting on the socket: let the session
+                            # writers drain what it delivered (a receiver is not slow for it),
+                            # a batch of frames each.
+                            burst = 0
+                            await anyio.lowlevel.checkpoint()
+                    while self._answering:
+                        await self._client.publish(*self._answering.pop(0))
             except UNREACHABLE as error:
                 if connected or self.healthy:
                     log.warning("redis at %s: connection lost (%s); retrying", self.url, error)
                 connected = False
                 self.healthy = False
+                self._up = anyio.Event()
                 listener.lost()
+                await self._sub.close()
+                self._confirming.clear()
                 for event in self._confirmed.values():
                     event.set()  # a subscribe waiting for its confirmation gives up
+                self._confirmed.clear()
                 await anyio.sleep(delay)
                 delay = min(delay * 2, 2.0)
 
-    def _handle(self, message: dict[str, Any], listener: Listener) -> None:
-        kind = message["type"]
-        channel = message["channel"].decode()
-        if kind == "message":
-            data: bytes = message["data"]
+    def _handle(self, reply: Any, listener: Listener) -> None:
+        if not isinstance(reply, list) or len(reply) < 3:
+            return  # a PONG (the idle check's), or an error reply
+        kind, channel_name, data = reply[0], reply[1], reply[2]
+        channel = channel_name.decode()
+        if kind == b"message":
+            if channel == self._own and data[:2] == b"G\n":
+                listener.heard_notice(data)  # an owner refused an input of a session here
+                return
+            if channel == ADMIN or channel == self._own:
+                self._admin(data, listener)
+                return
             document = self._documents.get(channel)
             if document is not None:
                 edit = decode_edit(document, data)
@@ -674,9 +729,6 @@ class RedisEngine:
             if match is not None:
                 listener.heard_state(match, data)
                 return
-            if channel == node_channel(self.node):
-                listener.heard_notice(data)
-                return
             room = self._rooms.get(channel)
             if room is None:
                 return
@@ -684,19 +736,28 @@ class RedisEngine:
                 present, room, user, node = json.loads(data[2:])
                 if node != self.node:
                     listener.presence(room, user, node, present=bool(present))
+            elif data[:2] == b"X\n":  # (this node's own too: its members are told the same way)
+                epoch, head, user = json.loads(data[2:])
+                listener.deleted(room, epoch, int(head), user)
             elif data[:2] == b"T\n":
                 room, user, node, stamp = json.loads(data[2:])
                 if node != self.node:
                     typing = RoomMessage(kind=Kind.TYPING, room=room, sender=user, timestamp=stamp)
                     listener.heard(typing)
-            else:
+            elif not data.endswith(self._sent_here):
                 # This node's own TEXTs come from the answers to its pipeline, in the order
                 # its sessions sent them (a re-send's acknowledgement among them); the copy
-                # pub/sub brings, perhaps before the answers, would overtake those.
+                # pub/sub brings, perhaps before the answers, would overtake those (and is
+                # not even decoded: the entry's body ends with the node it was sent through).
                 message, node = decode_sent(data)
                 if node != self.node:
                     listener.heard(message)
-        elif kind == "subscribe":
+        elif kind == b"subscribe":
+            if channel in self._restoring:
+                self._restoring.discard(channel)
+                if not self._restoring:
+                    self._restored(listener)
+                return
             waiting = self._confirming.get(channel, 0)
             if waiting:
                 self._confirming[channel] = waiting - 1
@@ -704,12 +765,49 @@ class RedisEngine:
                 if event is not None:
                     event.set()
                     self._confirmed[channel] = anyio.Event()
-            elif channel in self._rooms:
-                # A confirmation nobody asked for: redis-py resubscribed after a reconnect,
-                # and whatever was published in between is gone: read the room again.
-                listener.resubscribed(self._rooms[channel])
-            elif channel in self._documents:
-                listener.resubscribed_document(self._documents[channel])
+
+    def _restored(self, listener: Listener) -> None:
+        """Every channel is subscribed again after a (re)connect: what was published while
+        it was down is gone, so the node reads every room and document again."""
+        self.healthy = True
+        self._up.set()
+        listener.reconnected()
+
+    def _admin(self, data: bytes, listener: Listener) -> None:
+        """A question from another node's admin API, or an answer to this node's."""
+        if data[:2] == b"D\n":
+            token, user, reason, reconnect, node = json.loads(data[2:])
+            if node != self.node:
+                cut = listener.disconnect(user, reason, reconnect=bool(reconnect))
+                self._answering.append((f"ip:node:{node}", "A\n" + json.dumps([token, cut])))
+        elif data[:2] == b"A\n":
+            token, cut = json.loads(data[2:])
+            answers = self._asked.get(token)
+            if answers is not None:
+                answers.add(int(cut))
+
+
+@dataclass(slots=True)
+class _Answers:
+    """The other nodes' answers to one admin question: how many of their sessions ended."""
+
+    cut: int = 0
+    count: int = 0
+    expected: int | None = None
+    all: anyio.Event = field(default_factory=anyio.Event)
+
+    def add(self, cut: int) -> None:
+        self.cut += cut
+        self.count += 1
+        self._check()
+
+    def expect(self, count: int) -> None:
+        self.expected = count
+        self._check()
+
+    def _check(self) -> None:
+        if self.expected is not None and self.count >= self.expected:
+            self.all.set()
 
 
 def _entries(raw: list[Any]) -> list[tuple[bytes, dict[bytes, bytes]]]:

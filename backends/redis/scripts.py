@@ -92,6 +92,37 @@ redis.call('ZREM', KEYS[5], ARGV[1])
 return 1
 """
 
+# The admin API's DeleteHistory: forget the room's messages (``ARGV[1]`` empty) or only one
+# sender's; what is left is renumbered from seq 1 under a new epoch, its ids re-keyed, and
+# every node following the room is told (``X``), so its members get the notice and resume. A
+# room with nothing to remove is left as it is. Reads the whole stream (at most ``--retain``
+# entries): an admin call, not a hot path.
+# KEYS meta log ids; ARGV user new_epoch channel -> {removed, epoch, head}
+DELETE = """
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then return {0, '', 0} end
+local entries = redis.call('XRANGE', KEYS[2], '-', '+')
+local kept = {}
+if ARGV[1] ~= '' then
+  for _, entry in ipairs(entries) do
+    local t, body = string.match(entry[2][2], '^%d+\\n[^\\n]*\\n(%d+)\\n(.*)$')
+    if cjson.decode(body)[3] ~= ARGV[1] then kept[#kept + 1] = {t, body} end
+  end
+end
+local removed = #entries - #kept
+if removed == 0 then return {0, e, tonumber(redis.call('HGET', KEYS[1], 's'))} end
+e = ARGV[2]
+redis.call('DEL', KEYS[2], KEYS[3])
+for seq, m in ipairs(kept) do
+  redis.call('XADD', KEYS[2], seq .. '-0', 'm', seq .. '\\n' .. e .. '\\n' .. m[1] .. '\\n' .. m[2])
+  local message = cjson.decode(m[2])
+  if message[4] ~= '' then redis.call('ZADD', KEYS[3], seq, message[3] .. '\\0' .. message[4]) end
+end
+redis.call('HSET', KEYS[1], 'e', e, 's', #kept)
+redis.call('PUBLISH', ARGV[3], 'X\\n' .. cjson.encode({e, #kept, ARGV[1]}))
+return {removed, e, #kept}
+"""
+
 # Presence: a room's ``pres`` HASH holds ``node\0user`` for each user present through a node;
 # each node's ``ip:node:<id>:rooms`` SET names the rooms it has presence in, for the reaper.
 # KEYS pres node_rooms; ARGV field present(1/0) channel payload room
@@ -227,15 +258,14 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return 1
 """
 
-# Which of ARGV (node ids) are alive: renewed in ``ip:nodes`` and not past their expiry.
+# Which of ARGV (node ids) are alive: not reaped from ``ip:nodes`` (HEARTBEAT reaps a node
+# past its expiry, its chat members leave then; a node reaped while alive learns it at its
+# next beat and tells its members and players again, so "dead" means the same for both).
 # KEYS nodes -> the alive ones
 NODES_ALIVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local alive = {}
 for _, node in ipairs(ARGV) do
-  local expiry = redis.call('ZSCORE', KEYS[1], node)
-  if expiry and tonumber(expiry) > now then table.insert(alive, node) end
+  if redis.call('ZSCORE', KEYS[1], node) then table.insert(alive, node) end
 end
 return alive
 """

@@ -35,7 +35,14 @@ from interplay.core.documents import (
 from interplay.core.effects import StoredEdit
 from interplay.core.ot import ClientDocument, Send, State, TextOp
 from interplay.core.rooms import Join, Kind, Post, RoomHub, RoomMessage
-from interplay.runtime import NotAvailable, Runtime, Service, Settings
+from interplay.runtime import (
+    AdminDisconnect,
+    AdminDisconnectResume,
+    Runtime,
+    Service,
+    Settings,
+    StorageFailed,
+)
 from interplay.runtime.node import Node
 
 pytestmark = pytest.mark.anyio
@@ -158,6 +165,18 @@ async def test_four_senders_on_two_nodes_racing_give_one_gapless_order_everywher
         for n in range(len(calls)):  # each sender's own order kept
             mine = [m.content for m in listeners[0].texts() if m.sender == f"user{n}"]
             assert mine == [f"{n}:{k}" for k in range(per_sender)]
+
+
+async def test_nodes_on_a_redis_with_a_password_share_a_room(tmp_path: Path) -> None:
+    with redis_server(tmp_path, password="s3cret") as server:
+        assert ":s3cret@" in server.url
+        async with nodes(server) as ((one, two), tasks):
+            ann, bob = chat(one, tasks), chat(two, tasks)
+            await join(ann, "ann")
+            await join(bob, "bob")
+            ann.put(post("through the password", id="a1"))
+            [text] = await bob.wait_texts(1)
+            assert (text.seq, text.content) == (1, "through the password")
 
 
 async def test_a_text_re_sent_through_the_other_node_is_acknowledged_with_the_original_seq(
@@ -452,19 +471,93 @@ async def test_the_admin_apis_publish_on_one_node_reaches_both_in_the_rooms_one_
         assert not ann.done.is_set() and not bob.done.is_set()  # nothing was cut
 
 
-async def test_delete_history_across_nodes_is_refused_and_deletes_nothing(
+async def test_the_admin_apis_disconnect_on_one_node_ends_the_users_sessions_on_every_node(
+    redis: RedisServer,
+) -> None:
+    async with nodes(redis, count=3) as ((one, two, three), tasks):
+        ann_here, ann_there, bob = chat(one, tasks), chat(two, tasks), chat(three, tasks)
+        await join(ann_here, "ann")
+        await join(ann_there, "ann", room="dev")
+        await join(bob, "bob")
+        editor = Editor(three, tasks, "ann")  # an edit session of ann's on the third node
+        await editor.open()
+        assert await two.admin.disconnect("ann", "banned") == 3
+        for call in (ann_here, ann_there, editor.call):
+            ended = await call.result()
+            assert isinstance(ended, AdminDisconnect)
+            assert ended.message == "disconnected by the server: banned"
+        assert not bob.done.is_set()
+        carl = chat(one, tasks)
+        await join(carl, "carl")
+        assert await three.admin.disconnect("carl", "moving", reconnect=True) == 1
+        ended = await carl.result()
+        assert isinstance(ended, AdminDisconnectResume)
+        assert ended.message == "disconnected by the server: moving; reconnect and resume"
+        assert await one.admin.disconnect("nobody", "") == 0
+        assert not bob.done.is_set()
+
+
+async def test_the_admin_apis_disconnect_with_redis_unreachable_ends_nothing(
     redis: RedisServer,
 ) -> None:
     async with nodes(redis) as ((one, _), tasks):
         ann = chat(one, tasks)
         await join(ann, "ann")
-        ann.put(post("kept", id="a1"))
-        await ann.wait_texts(1)
-        with pytest.raises(NotAvailable, match="not available across nodes yet"):
-            await one.admin.delete_history("lobby")
-        page = await one.admin.history("lobby")
-        assert [m.content for m in page.messages] == ["kept"]
-        assert not ann.done.is_set()
+        redis.stop()
+        with pytest.raises(StorageFailed, match="unreachable"):
+            await one.admin.disconnect("ann", "banned")
+        assert not ann.done.is_set()  # a retry once Redis is back can still say how many
+
+
+async def test_delete_history_on_one_node_renumbers_the_shared_stream_for_every_node(
+    redis: RedisServer,
+) -> None:
+    def notices(call: MemoryCall) -> list[str]:
+        return [
+            e.content
+            for e in call.events()
+            if isinstance(e, RoomMessage) and e.kind is Kind.SYSTEM and "deleted" in e.content
+        ]
+
+    async with nodes(redis) as ((one, two), tasks):
+        ann, bob = chat(one, tasks), chat(two, tasks)
+        await join(ann, "ann")
+        await join(bob, "bob")
+        ann.put(post("a", id="a1"))
+        await bob.wait_texts(1)
+        bob.put(post("b", id="b1"))
+        await ann.wait_texts(2)
+        ann.put(post("c", id="a2"))
+        await bob.wait_texts(3)
+        deleted = await two.admin.delete_history("lobby", user="bob")
+        assert (deleted.removed, deleted.head) == (1, 2)
+        for call in (ann, bob):  # each node's members are told, once
+            await call.wait_for(lambda c=call: len(notices(c)) == 1)
+            assert f"epoch {deleted.epoch}, head seq 2" in notices(call)[0]
+        for runtime in (one, two):
+            page = await runtime.admin.history("lobby")
+            assert (page.epoch, page.head) == (deleted.epoch, 2)
+            assert [(m.seq, m.content) for m in page.messages] == [(1, "a"), (2, "c")]
+        bob.put(post("d", id="b2"))  # on from the new head, on both nodes
+        for call in (ann, bob):
+            await call.wait_for(lambda c=call: c.texts()[-1].content == "d")
+            assert (call.texts()[-1].seq, call.texts()[-1].epoch) == (3, deleted.epoch)
+        # A kept message re-sent through the other node: its new seq, stored once.
+        carl = chat(two, tasks)
+        await join(carl, "ann")
+        carl.put(post("c", id="a2"))
+        await carl.wait_for(lambda: any(m.content == "c" and m.seq == 2 for m in carl.texts()))
+        everything = await one.admin.delete_history("lobby")
+        assert (everything.removed, everything.head) == (3, 0)
+        for call in (ann, bob):
+            await call.wait_for(lambda c=call: len(notices(c)) == 2)
+        ann.put(post("fresh", id="a3"))
+        for call in (ann, bob):
+            await call.wait_for(lambda c=call: c.texts()[-1].content == "fresh")
+            assert (call.texts()[-1].seq, call.texts()[-1].epoch) == (1, everything.epoch)
+        nothing = await two.admin.delete_history("lobby", user="nobody")
+        assert (nothing.removed, nothing.epoch, nothing.head) == (0, everything.epoch, 1)
+        assert not ann.done.is_set() and not bob.done.is_set()
 
 
 async def test_retention_by_age_trims_the_shared_streams_and_forgets_rooms_no_one_is_in(

@@ -30,21 +30,28 @@ def free_port() -> int:
 class RedisServer:
     """One ``redis-server`` process (see the module docstring)."""
 
-    def __init__(self, directory: Path, settings: tuple[str, ...] = DURABLE) -> None:
+    def __init__(
+        self, directory: Path, settings: tuple[str, ...] = DURABLE, password: str = ""
+    ) -> None:
         self.directory = directory
         self.settings = settings
+        self.password = password
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--dir", str(self.directory), "--maxmemory-policy", "noeviction"]
         command += ["--protected-mode", "no", *self.settings]
+        if self.password:
+            command += ["--requirepass", self.password]
+        probe = f"AUTH {self.password}\r\nPING\r\n" if self.password else "PING\r\n"
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -54,9 +61,12 @@ class RedisServer:
                 raise RuntimeError(f"redis-server exited with {self.process.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
+                    conn.sendall(probe.encode())
+                    answer = b""
+                    while (chunk := conn.recv(64)) and b"+PONG" not in answer:
+                        answer += chunk
+                        if b"+PONG" in answer:
+                            return
             except OSError:
                 pass
             time.sleep(0.02)
@@ -75,8 +85,10 @@ class RedisServer:
 
 
 @contextmanager
-def redis_server(directory: Path, settings: tuple[str, ...] = DURABLE) -> Iterator[RedisServer]:
-    server = RedisServer(directory, settings)
+def redis_server(
+    directory: Path, settings: tuple[str, ...] = DURABLE, password: str = ""
+) -> Iterator[RedisServer]:
+    server = RedisServer(directory, settings, password)
     server.start()
     try:
         yield server

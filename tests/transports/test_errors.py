@@ -38,7 +38,6 @@ def test_every_runtime_error_maps_to_its_status_with_its_message() -> None:
         "StorageFailed": Status.UNAVAILABLE,
         "AdminDisconnect": Status.PERMISSION_DENIED,
         "AdminDisconnectResume": Status.UNAVAILABLE,
-        "NotAvailable": Status.UNIMPLEMENTED,
     }
     for cls in classes:
         mapped = status_of(cls("why"), {})

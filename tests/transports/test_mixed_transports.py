@@ -161,14 +161,14 @@ async def test_the_server_api_reaches_websocket_members_the_same_way() -> None:
                         "from the backend",
                     )
                     break
-        assert runtime.admin.disconnect("ann", "banned") == 1
+        assert await runtime.admin.disconnect("ann", "banned") == 1
         with pytest.raises(Exception) as caught, anyio.fail_after(5):
             async for _ in ann:
                 pass
         assert ann.failure is not None and ann.failure.status == "PERMISSION_DENIED"
         assert ann.state is ConnectionState.CLOSED and ann.reconnect_delays == []
         assert "disconnected by the server: banned" in str(caught.value)
-        assert runtime.admin.disconnect("bob", "moving", reconnect=True) == 1
+        assert await runtime.admin.disconnect("bob", "moving", reconnect=True) == 1
         with anyio.fail_after(5):
             await bob.wait_for(ConnectionState.RECONNECTING)
             await bob.wait_for(ConnectionState.CONNECTED)

@@ -102,7 +102,9 @@ class AdminService:
         )
 
     async def _disconnect(self, request: admin.DisconnectRequest) -> admin.DisconnectReply:
-        streams = self.admin.disconnect(request.user, request.reason, reconnect=request.reconnect)
+        streams = await self.admin.disconnect(
+            request.user, request.reason, reconnect=request.reconnect
+        )
         return admin.DisconnectReply(streams=streams)
 
     async def _delete_history(

@@ -19,7 +19,6 @@ from interplay.core.errors import (
 from interplay.runtime.errors import (
     AdminDisconnect,
     AdminDisconnectResume,
-    NotAvailable,
     SessionError,
     ShuttingDown,
     SlowConsumer,
@@ -38,7 +37,6 @@ STATUS_OF: dict[type[Exception], Status] = {
     ShuttingDown: Status.UNAVAILABLE,
     SlowConsumer: Status.RESOURCE_EXHAUSTED,
     StorageFailed: Status.UNAVAILABLE,
-    NotAvailable: Status.UNIMPLEMENTED,
     # The admin API's Disconnect: PERMISSION_DENIED is fatal to our clients (they surface it
     # and stop); UNAVAILABLE makes them reconnect and resume.
     AdminDisconnect: Status.PERMISSION_DENIED,
