@@ -466,6 +466,11 @@ class RoomHub:
         loaded = self._rooms.get(room)
         return (loaded.epoch, loaded.head) if loaded else None
 
+    def first_retained(self, room: str) -> int | None:
+        """The oldest seq a loaded room's log still holds, as far as this hub knows."""
+        loaded = self._rooms.get(room)
+        return loaded.first_seq if loaded else None
+
     def statistics(self) -> HubStatistics:
         return HubStatistics(
             sessions=len(self._sessions),

@@ -64,10 +64,11 @@ class LogReaders:
         self.heads: dict[str, tuple[str, int]] = {}
         # Per document, the last revision delivered live.
         self.revisions: dict[str, int] = {}
-        # The messages lately read from the log, by (room, epoch, seq), as the Broadcasts
-        # queued: laggards reading the same range (the common case: a flood that every slow
-        # receiver falls behind on) share one per message, encoded once per codec, not once
-        # per receiver. Oldest first, at most ``_shared_limit`` bytes.
+        # The messages lately delivered live or read from the log, by (room, epoch, seq), as
+        # the Broadcasts queued: a laggard close behind takes its page from here, not from
+        # the store, and laggards reading the same range (the common case: a flood that every
+        # slow receiver falls behind on) share one per message, encoded once per codec, not
+        # once per receiver. Oldest first, at most ``_shared_limit`` bytes.
         self._shared: dict[tuple[str, str, int], Broadcast] = {}
         self._shared_bytes = 0
         self._shared_limit = max(runtime.settings.session_budget * 4, 1 << 20)
@@ -79,9 +80,13 @@ class LogReaders:
 
     # -- the live path: called by the runtime's fan-out ------------------------------------
 
-    def seen(self, message: RoomMessage) -> None:
-        """A chat message about to be delivered: keep the room's head."""
+    def seen(self, message: RoomMessage, item: Broadcast) -> None:
+        """A chat message about to be delivered (durable already): keep the room's head, and
+        the message as its live Broadcast, which a laggard close behind reads instead of the
+        log (``_recent``)."""
         if message.seq:
+            if message.kind in _IN_THE_LOG:
+                self._keep((message.room, message.epoch, message.seq), item)
             if message.kind is Kind.JOIN:  # an echo: the head at that JOIN, all delivered
                 known = self.heads.get(message.room)
                 if known is None or known[0] != message.epoch or known[1] < message.seq:
@@ -192,10 +197,15 @@ class LogReaders:
         outbox = session.outbox
         assert isinstance(outbox, Outbox)
         limit = max(1, min(session.page, runtime.settings.log_page))
-        page = await runtime.backend.read(cursor.read(limit))
-        if lag.get(room) is not cursor or session.failure is not None:
-            return  # rejoined, left or cut meanwhile
-        assert isinstance(page, list)
+        page: list[RoomMessage] | None = self._recent(cursor, limit)
+        from_memory = page is not None
+        if page is None:
+            read = await runtime.backend.read(cursor.read(limit))
+            if lag.get(room) is not cursor or session.failure is not None:
+                return  # rejoined, left or cut meanwhile
+            assert isinstance(read, list)
+            page = read  # type: ignore[assignment]
+            runtime.counters.log_reads += 1
         ttl = runtime.rooms.ttl
         cutoff = int((runtime.wall_clock() - ttl) * 1000) if ttl is not None else 0
         try:
@@ -205,8 +215,9 @@ class LogReaders:
             runtime.counters.behind_retention += 1
             runtime.cut_slow(session, str(behind))
             return
-        runtime.counters.log_reads += 1
         runtime.counters.log_messages += len(taken)
+        if from_memory:
+            runtime.counters.log_from_memory += len(taken)
         size = 0
         for message in taken:
             item = self._broadcast(message)
@@ -217,19 +228,42 @@ class LogReaders:
         if cursor.after >= self._upto(session, room):
             self._back_to_live(session, cursor)
 
+    def _recent(self, cursor: LogCursor, limit: int) -> list[RoomMessage] | None:
+        """The next page for ``cursor`` from the messages kept in memory (``_shared``), if
+        they hold it from its very next seq on and the log still does (else the store is
+        read, and says where it starts)."""
+        first = self._runtime.rooms.first_retained(cursor.room)
+        after = cursor.after
+        if first is None or after + 1 < first:
+            return None
+        shared, room, epoch = self._shared, cursor.room, cursor.epoch
+        page = []
+        for seq in range(after + 1, after + 1 + limit):
+            item = shared.get((room, epoch, seq))
+            if item is None:
+                break
+            page.append(item.event)
+        return page or None  # type: ignore[return-value]
+
     def _broadcast(self, message: RoomMessage) -> Broadcast:
-        """The Broadcast of a message read from the log: the one another laggard was given,
-        while it is among the latest read (``_shared``)."""
-        shared = self._shared
+        """The Broadcast of a message read from the log: the one delivered live or given to
+        another laggard, while it is among the latest (``_shared``)."""
         key = (message.room, message.epoch, message.seq)
-        item = shared.get(key)
+        item = self._shared.get(key)
         if item is None:
-            item = shared[key] = Broadcast(message, 0)
-            self._shared_bytes += item.size
-            while self._shared_bytes > self._shared_limit and len(shared) > 1:
-                oldest = next(iter(shared))
-                self._shared_bytes -= shared.pop(oldest).size
+            item = Broadcast(message, 0)
+            self._keep(key, item)
         return item
+
+    def _keep(self, key: tuple[str, str, int], item: Broadcast) -> None:
+        shared = self._shared
+        if key in shared:
+            return
+        shared[key] = item
+        self._shared_bytes += item.size
+        while self._shared_bytes > self._shared_limit and len(shared) > 1:
+            oldest = next(iter(shared))
+            self._shared_bytes -= shared.pop(oldest).size
 
     def _upto(self, session: Session, room: str) -> int:
         """Where ``session`` is caught up in ``room``: its head now (when it ends: then)."""

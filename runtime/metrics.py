@@ -67,6 +67,12 @@ _COUNTERS = (
         "Messages streams read from the log (history on JOIN and resume, and laggards).",
     ),
     (
+        "log_from_memory",
+        "interplay_log_from_memory_total",
+        "Of those, messages a stream close behind was given from memory (the latest delivered, "
+        "already encoded) instead of reading the store.",
+    ),
+    (
         "typing_dropped",
         "interplay_typing_dropped_total",
         "TYPING indicators a stream reading from the log missed (they are not in the log).",

@@ -121,8 +121,9 @@ class Counters:
     slow_consumer_disconnects: int = 0
     switches_to_log: int = 0  # a session left live delivery to read from the log
     back_to_live: int = 0  # ... and came back, caught up
-    log_reads: int = 0  # pages read from the log for sessions (history and laggards)
-    log_messages: int = 0  # messages those pages delivered
+    log_reads: int = 0  # pages read from the store for sessions (history and laggards)
+    log_messages: int = 0  # messages they were given from the log (store or memory)
+    log_from_memory: int = 0  # ... of those, messages still in memory (no store read)
     typing_dropped: int = 0  # TYPING a session reading from the log missed (not in the log)
     carets_dropped: int = 0  # caret moves an editor reading from the history missed
     behind_retention: int = 0  # sessions cut: the log no longer held what they were to read
@@ -794,7 +795,7 @@ class Runtime:
             event = item.event
             message = event if type(event) is RoomMessage else None
             if message is not None:
-                log.seen(message)
+                log.seen(message, item)
             elif type(event) is Replay:
                 for sid in to:
                     session = sessions.get(sid)

@@ -184,6 +184,7 @@ class RedisEngine:
         self._nodes_alive = self._client.register_script(scripts.NODES_ALIVE)
         self._delete = self._client.register_script(scripts.DELETE)
         self._sub = PubSubConnection(url)
+        self._spare_epoch = _new_epoch()  # offered to every PUBLISH; replaced once taken
         self._scripting: list[ScriptConnection] = []  # idle connections for pipelines
         self._up = anyio.Event()  # set while healthy
         self._restoring: set[str] = set()  # channels a (re)connect awaits confirmations of
@@ -514,10 +515,27 @@ class RedisEngine:
         one read for them all); Redis runs each script whole: as if sent one by one."""
         calls = [(room_keys(p.room), self._publish_args(p)) for p in proposals]
         answers = await self._run(self._publish, calls)
-        return [
-            Published(message=decode_entry(entry), duplicate=outcome == b"DUP")
-            for outcome, entry in answers
-        ]
+        published = []
+        for proposal, (outcome, entry) in zip(proposals, answers, strict=True):
+            if outcome == b"DUP":  # the original's entry: another sender's body, perhaps
+                published.append(Published(message=decode_entry(entry), duplicate=True))
+                continue
+            # Stored as proposed: only the stream's seq, epoch and stamp are news.
+            seq, epoch, stamp, _ = entry.split(b"\n", 3)
+            if epoch == self._spare_epoch.encode():
+                self._spare_epoch = _new_epoch()  # it started a room: never offer it again
+            message = RoomMessage(
+                kind=proposal.kind,
+                room=proposal.room,
+                sender=proposal.sender,
+                id=proposal.id or f"{epoch.decode()}-{int(seq)}",
+                content=proposal.content,
+                timestamp=int(stamp),
+                seq=int(seq),
+                epoch=epoch.decode(),
+            )
+            published.append(Published(message=message, duplicate=False))
+        return published
 
     def _publish_args(self, proposal: Proposal) -> list[Any]:
         key = f"{proposal.sender}\0{proposal.id}" if proposal.id else ""
@@ -525,7 +543,7 @@ class RedisEngine:
             key,
             encode_body(proposal, self.node, proposal.kind),
             self.retain,
-            _new_epoch(),
+            self._spare_epoch,  # (the epoch a room starts under, if this TEXT starts it)
             proposal.epoch,
             proposal.seen,
             proposal.timestamp,

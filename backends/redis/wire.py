@@ -18,25 +18,27 @@ which the connection is closed.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import ssl
 from collections.abc import Sequence
 from typing import Any
 
 import anyio
-import anyio.abc
 import hiredis
-from anyio.abc import ByteStream
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 
 READ_SIZE = 1 << 16
-_TCP_ESTABLISHED = 1  # (linux/tcp_states.h; a peer's FIN makes it CLOSE_WAIT, a reset CLOSE)
-_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
+_OPEN = 1  # TCP_ESTABLISHED (linux/tcp_states.h): a peer's FIN makes it CLOSE_WAIT
 
 
 class RespConnection:
     """One connection to the Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``):
-    send commands, read every reply one read completes."""
+    send commands, read every reply one read completes. On asyncio streams, as redis-py's
+    own asyncio client is: a write is buffered by the transport and returns at once (no trip
+    through the event loop per pipeline), and waits only while the transport's buffer is over
+    its high water mark."""
 
     def __init__(self, url: str, *, connect_timeout: float = 2.0) -> None:
         options = parse_url(url)
@@ -49,41 +51,49 @@ class RespConnection:
         self._username: str | None = options.get("username")
         self._password: str | None = options.get("password")
         self._connect_timeout = connect_timeout
-        self._stream: ByteStream | None = None
-        self._reader = hiredis.Reader()
-        self._sending = anyio.Lock()
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._parser = hiredis.Reader()
 
     @property
     def connected(self) -> bool:
-        return self._stream is not None
+        return self._streams is not None
 
     def stale(self) -> bool:
-        """Whether an idle connection is no good any more: Redis closed it (restarted, or a
-        timeout) or reset it. One ``getsockopt`` (Linux's TCP_INFO: the socket's TCP state),
-        so a pipeline never goes to a Redis that is gone when a live one is there; elsewhere,
-        and on a Unix socket, it is found out by the pipeline itself."""
-        stream = self._stream
-        if stream is None:
+        """Whether an idle connection is no good any more: Redis closed it (restarted, or
+        timed it out) or reset it, as the transport saw or (TCP on Linux: one getsockopt of
+        TCP_INFO, the socket's state) the kernel knows. So a pipeline never goes to a Redis
+        that is gone when a live one is there."""
+        if self._streams is None:
             return True
-        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
-        if raw is None or raw.family == socket.AF_UNIX or not hasattr(socket, "TCP_INFO"):
+        reader, writer = self._streams
+        if reader.at_eof() or reader.exception() is not None or writer.is_closing():
+            return True
+        sock = writer.get_extra_info("socket")
+        if sock is None or sock.family == socket.AF_UNIX or not hasattr(socket, "TCP_INFO"):
             return False
         try:
-            state = raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+            return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != _OPEN)
         except OSError:
             return True
-        return bool(state != _TCP_ESTABLISHED)
 
     async def connect(self) -> None:
-        """Open the connection (and authenticate); ``OSError`` if Redis cannot be reached."""
+        """Open the connection (and authenticate); ``ConnectionError`` if Redis cannot be
+        reached or refuses the password."""
         await self.close()
         try:
             with anyio.fail_after(self._connect_timeout):
-                stream = await self._open()
+                if self._unix:
+                    assert self._path is not None
+                    streams = await asyncio.open_unix_connection(self._path, limit=READ_SIZE)
+                else:
+                    context = ssl.create_default_context() if self._tls else None
+                    streams = await asyncio.open_connection(
+                        self._host, self._port, ssl=context, limit=READ_SIZE
+                    )
         except OSError as error:  # (refused, unreachable, timed out)
             raise ConnectionError(f"cannot connect to redis ({error})") from None
-        self._stream = stream
-        self._reader = hiredis.Reader()
+        self._streams = streams
+        self._parser = hiredis.Reader()
         if self._password is not None:
             auth = [self._username, self._password] if self._username else [self._password]
             await self.send([("AUTH", *auth)])
@@ -93,41 +103,38 @@ class RespConnection:
                 await self.close()
                 raise ConnectionError(f"redis refused AUTH: {reply}")
 
-    async def _open(self) -> ByteStream:
-        if self._unix:
-            assert self._path is not None
-            return await anyio.connect_unix(self._path)
-        if self._tls:
-            context = ssl.create_default_context()
-            return await anyio.connect_tcp(self._host, self._port, ssl_context=context)
-        return await anyio.connect_tcp(self._host, self._port)
-
     async def send(self, commands: Sequence[Sequence[Any]]) -> None:
         """Write ``commands`` in one go (``str``, ``bytes``, ``int`` or ``float`` args)."""
-        stream = self._stream
-        if stream is None:
+        if self._streams is None:
             raise ConnectionError("not connected")
-        packed = b"".join(hiredis.pack_command(tuple(command)) for command in commands)
-        try:
-            async with self._sending:
-                await stream.send(packed)
-        except _GONE as error:
+        writer = self._streams[1]
+        if writer.is_closing():
             await self.close()
-            raise ConnectionError(f"cannot write to redis ({error!r})") from None
+            raise ConnectionError("redis closed the connection")
+        writer.write(b"".join(hiredis.pack_command(tuple(command)) for command in commands))
+        transport = writer.transport
+        if transport.get_write_buffer_size() > transport.get_write_buffer_limits()[1]:
+            try:
+                await writer.drain()
+            except OSError as error:
+                await self.close()
+                raise ConnectionError(f"cannot write to redis ({error!r})") from None
 
     async def receive(self) -> list[Any]:
         """Wait for data; every reply it completes (none if it completes none)."""
-        stream = self._stream
-        if stream is None:
+        if self._streams is None:
             raise ConnectionError("not connected")
         try:
-            data = await stream.receive(READ_SIZE)
-        except _GONE:
+            data = await self._streams[0].read(READ_SIZE)
+        except OSError as error:
             await self.close()
-            raise ConnectionError("redis closed the connection") from None
-        self._reader.feed(data)
+            raise ConnectionError(f"redis connection lost ({error!r})") from None
+        if not data:
+            await self.close()
+            raise ConnectionError("redis closed the connection")
+        self._parser.feed(data)
         replies = []
-        while (reply := self._reader.gets()) is not False:
+        while (reply := self._parser.gets()) is not False:
             replies.append(reply)
         return replies
 
@@ -138,10 +145,12 @@ class RespConnection:
         return replies
 
     async def close(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
+        streams, self._streams = self._streams, None
+        if streams is not None:
+            writer = streams[1]
+            writer.close()
+            with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                await writer.wait_closed()
 
 
 class PubSubConnection(RespConnection):

@@ -104,6 +104,39 @@ async def test_a_receiver_over_its_byte_budget_reads_from_the_log_and_holds_litt
         await finish(receiver, sender)
 
 
+async def test_a_receiver_close_behind_is_given_the_latest_from_memory_not_the_store() -> None:
+    """What was delivered live lately is kept (byte-bounded) as its encoded Broadcast: a
+    laggard within it reads no store page; one further behind reads the store, and both
+    get every TEXT once, in order."""
+    settings = Settings(high_water=20, low_water=4, rate=0)
+    async with running(settings=settings) as (runtime, tasks):
+        near, far, sender = chat(runtime, tasks), chat(runtime, tasks), chat(runtime, tasks)
+        for call, user in ((near, "near"), (far, "far"), (sender, "sam")):
+            await join(call, user)
+        await sender.wait_events(3)
+        near.block()
+        sender.put(*(post(f"m{n}", id=f"m{n}") for n in range(100)))
+        await sender.wait_texts(100)
+        assert runtime.counters.switches_to_log >= 1
+        before = runtime.counters.log_reads
+        near.unblock()
+        await near.wait_texts(100)
+        assert [m.seq for m in near.texts()] == list(range(1, 101))
+        assert runtime.counters.log_reads == before  # no store read: all from memory
+        assert runtime.counters.log_from_memory >= 100 - 2 * settings.high_water
+        # Behind what memory keeps (its first seqs were let go): the store serves it.
+        runtime._log._shared.clear()  # as if a flood of other rooms had pushed them out
+        far.block()
+        sender.put(*(post(f"n{n}", id=f"n{n}") for n in range(100)))
+        await sender.wait_texts(200)
+        runtime._log._shared.clear()
+        far.unblock()
+        await far.wait_texts(200)
+        assert [m.seq for m in far.texts()] == list(range(1, 201))
+        assert runtime.counters.log_reads > before
+        await finish(near, far, sender)
+
+
 async def test_over_the_connection_budget_its_fullest_session_reads_from_the_log() -> None:
     settings = Settings(high_water=10_000, connection_budget=32 * 1024, rate=0)
     async with running(settings=settings) as (runtime, tasks):
