@@ -186,6 +186,7 @@ class _Owned:
     floor: int = 0  # the last tick published before this node took it
     since_snapshot: int = 0
     published: int = 0  # the tick of its last state this node published (0: none yet)
+    lines: dict[str, tuple[PlayerState, str]] = field(default_factory=dict)  # encoded players
     opened: bool = False  # its hub has (had) the match
 
 
@@ -395,7 +396,9 @@ class NodeMatches:
             if not state.periodic_full:  # the joiners' only; every seat in a full state
                 joined = [event.data for event in state.events if event.kind == JOIN]
                 seats = {name: seats[name] for name in joined if name in seats}
-            payload = encode_state(owned.fence, self.node, state, stamp, seats, owned.published)
+            payload = encode_state(
+                owned.fence, self.node, state, stamp, seats, owned.published, owned.lines
+            )
             owned.published = state.tick
             self._publishing.append((tick.match, owned.fence, state.tick, payload))
             owned.since_snapshot += 1
@@ -718,16 +721,30 @@ def _player_line(state: PlayerState) -> str:
 
 
 def encode_state(
-    fence: int, node: str, state: TickState, stamp: int, seats: Mapping[str, str], prev: int
+    fence: int,
+    node: str,
+    state: TickState,
+    stamp: int,
+    seats: Mapping[str, str],
+    prev: int,
+    cache: dict[str, tuple[PlayerState, str]],
 ) -> str:
     """One tick of a match for every node: a header line, then a line per player. ``seats``
     (player -> ``node/session``) tells each node which of its sessions the owner seated;
-    ``prev`` is the tick of the owner's state before (a delta is relative to it)."""
+    ``prev`` is the tick of the owner's state before (a delta is relative to it). A player's
+    line is kept in ``cache`` until its state object is replaced (the core never mutates)."""
     changed = [player.player for player in state.changed]
     events = [[event.id, event.kind, event.data] for event in state.events]
     head = [fence, node, state.tick, stamp, state.periodic_full, changed, events, seats, prev]
     lines = [json.dumps(head, ensure_ascii=False, separators=(",", ":"))]
-    lines.extend(_player_line(player) for player in state.players)
+    fresh = {}
+    for player in state.players:
+        cached = cache.get(player.player)
+        line = cached[1] if cached is not None and cached[0] is player else _player_line(player)
+        fresh[player.player] = (player, line)
+        lines.append(line)
+    cache.clear()
+    cache.update(fresh)
     return "\n".join(lines)
 
 

@@ -465,34 +465,34 @@ class RedisEngine:
         return [bool(answer) for answer in await self._run(self._publish_state, calls)]
 
     async def send_input(self, match: str, entry: str) -> str:
-        try:
-            found: bytes = await self._client.xadd(match_keys(match)[3], {"i": entry})
-        except UNREACHABLE as error:
-            raise EngineUnavailable(f"redis at {self.url}: {error}") from None
-        return found.decode()
+        [found] = await self._execute([("XADD", match_keys(match)[3], "*", "i", entry)])
+        if isinstance(found, Exception):
+            raise EngineUnavailable(f"redis at {self.url} refused an input ({found})")
+        return found.decode() if isinstance(found, bytes) else str(found)
 
     async def read_inputs(
         self, positions: dict[str, str], block: float
     ) -> list[tuple[str, str, str]]:
         """``(match, entry id, entry)`` after each match's position, waiting up to ``block``
-        seconds for the first (a blocking XREAD: one pooled connection while it waits)."""
-        streams = {match_keys(match)[3]: position for match, position in positions.items()}
+        seconds for the first (a blocking XREAD: one of the engine's connections meanwhile)."""
         names = {match_keys(match)[3]: match for match in positions}
-        try:
-            found = await self._client.xread(streams, count=1000, block=int(block * 1000) or 1)
-        except UNREACHABLE as error:
-            raise EngineUnavailable(f"redis at {self.url}: {error}") from None
-        return [
-            (names[stream.decode()], entry_id.decode(), fields[b"i"].decode())
-            for stream, entries in found or ()
-            for entry_id, fields in entries
-        ]
+        command = ["XREAD", "COUNT", 1000, "BLOCK", max(1, int(block * 1000)), "STREAMS"]
+        command += [*names, *positions.values()]
+        [found] = await self._execute([tuple(command)])
+        if isinstance(found, Exception):
+            raise EngineUnavailable(f"redis at {self.url} refused a read ({found})")
+        out = []
+        for stream, entries in found or ():
+            match = names[stream.decode()]
+            for entry_id, flat in entries:
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                out.append((match, entry_id.decode(), fields[b"i"].decode()))
+        return out
 
     async def notify_node(self, node: str, payload: str) -> None:
-        try:
-            await self._client.publish(f"ip:node:{node}", payload)
-        except UNREACHABLE as error:
-            raise EngineUnavailable(f"redis at {self.url}: {error}") from None
+        [answer] = await self._execute([("PUBLISH", f"ip:node:{node}", payload)])
+        if isinstance(answer, Exception):
+            raise EngineUnavailable(f"redis at {self.url} refused a notice ({answer})")
 
     async def nodes_alive(self, nodes: Sequence[str]) -> set[str]:
         alive = await self._eval(self._nodes_alive, ["ip:nodes"], list(nodes))
