@@ -142,6 +142,7 @@ class MatchStatistics:
     states_relayed: int  # other nodes' states delivered to players here
     stale_states: int  # states dropped: a fence below the highest seen, or an old tick
     inputs_sent: int
+    actions_ignored: int  # repeats (a sequence not above the last sent): ignored, as alone
     inputs_applied: int  # inputs this node, as owner, read and handed to its hub
     inputs_refused: int  # ... that the hub refused (told back to their node)
     refusals: int  # refusals of the owner told to this node's players
@@ -273,7 +274,8 @@ class NodeMatches:
             check_action(hub.rules, command.action)
             sequence = command.action.sequence
             if sequence <= seat.sequence:
-                return  # a repeat or late: ignored, as alone
+                self._count("actions_ignored")  # a repeat or late: ignored, as alone
+                return
             while (delay := seat.bucket.delay(runtime._now())) > 0:
                 runtime.counters.shaped += 1
                 await anyio.sleep(delay)
@@ -469,8 +471,10 @@ class NodeMatches:
         if seat is not None:
             message = seat.join if not sequence else seat.messages.pop(sequence, None)
         error_type = getattr(core_errors, error_name, None)
-        if message is None or not (
-            isinstance(error_type, type) and issubclass(error_type, CoreError)
+        if (
+            message is None
+            or not (isinstance(error_type, type) and issubclass(error_type, CoreError))
+            or error_type is core_errors.Refused  # (not a game rule's: another signature)
         ):
             self._count("refusals_unsent")
             return
