@@ -1,4 +1,5 @@
-"""Redis as the engine many nodes share (DESIGN §10): rooms' streams, pub/sub, documents.
+"""Redis as the engine many nodes share (DESIGN §10): rooms' streams, pub/sub, documents,
+matches.
 
 ``RedisEngine`` is two things to the runtime: its ``Backend`` (reads for the hubs: a room's
 record and window, older history, documents; writes: documents) and the ``SharedRooms`` a
@@ -20,6 +21,12 @@ follows a document's log with ``subscribe_document``/``read_edits`` (runtime/nod
 
 The admin API's calls that touch every node go on ``ip:admin``, which every node's reader
 subscribes to; a node answers on the asker's own channel ``ip:node:<id>`` (``disconnect``).
+
+Matches (runtime/node_matches.py): a lease per match with a fencing token (ACQUIRE, RENEW),
+fenced snapshot writes and state publishes (SAVE_MATCH, PUBLISH_STATE, CLOSE_MATCH), the
+players' inputs in a stream per match (``send_input``, ``read_inputs``: a blocking XREAD on
+one of the engine's own connections), states on a channel per match, and an owner's refusal
+of an input on the player's node's own channel (``G`` notices, beside the admin answers).
 """
 
 from __future__ import annotations
