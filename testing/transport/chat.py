@@ -280,8 +280,10 @@ class ChatConformance(Transport):
         # One connection per client: on a shared connection (HTTP/2's connection window) a stream
         # that never reads starves the others, whatever the server does.
         # A stream whose peer stops reading is cut only while it holds the server's memory: its
-        # socket's buffers take a few MiB first, so it takes 8 MB of TEXTs.
-        settings = Settings(high_water=8, low_water=2, drain_timeout=0.3, rate=0)
+        # socket's buffers take a few MiB first, so it takes 8 MB of TEXTs. The drain timeout
+        # leaves the readers that do read room for a loaded machine (client and server share
+        # one process here): 0.3 s cut them now and then when two test suites ran at once.
+        settings = Settings(high_water=8, low_water=2, drain_timeout=1.5, rate=0)
         total, body = 400, "x" * 20_000
         async with (
             self.serve(settings=settings, one_connection_per_call=True) as server,
@@ -312,10 +314,14 @@ class ChatConformance(Transport):
                     for n in range(total):
                         await ann.text(body, id=f"m{n}")
                 assert got == {"ann": list(range(1, total + 1)), "bob": list(range(1, total + 1))}
-                # The slow stream read nothing meanwhile; it was cut with a reason it can act on.
+                # The slow stream read nothing meanwhile; it is cut with a reason it can act on
+                # (once its deadline passes: reading before that, it would catch up instead).
+                with anyio.fail_after(10):
+                    while server.counters.slow_consumer_disconnects < 1:  # noqa: ASYNC110
+                        await anyio.sleep(0.02)
                 seen = 0
                 with pytest.raises(CallEnded) as caught:
-                    while (m := await slow.recv()) is not None:
+                    while (m := await slow.recv(timeout=15)) is not None:
                         seen = max(seen, m.seq)
                 assert caught.value.ended.code == "RESOURCE_EXHAUSTED"
                 assert "slow consumer" in caught.value.ended.message
