@@ -351,6 +351,45 @@ def test_a_split_edit_is_resent_as_it_first_went_out_once_then_rebased(
     assert module_page.evaluate(EDIT, steps) == expected
 
 
+@given(data=st.data(), size=st.integers(0, 12))
+def test_the_page_rebase_keeps_every_local_insert_and_what_of_the_snapshot_they_did_not_delete(
+    module_page: Page, data: st.DataObject, size: int
+) -> None:
+    """The property of tests/core/test_edit_client.py, on the page's editor: every character
+    unique (the base's; the editor's own, astral, unacknowledged: in flight and buffered; the
+    server's, in a snapshot that deleted some of the base), the editor reconnects and gets the
+    snapshot. Its text is then exactly the snapshot without the base characters the editor
+    deleted, plus every character it inserted and still holds, each once and in order; and
+    the same as the core's."""
+    base = "".join(chr(0x100 + i) for i in range(size))
+    snapshot = {"operation": "snapshot", "content": base, "version": "1"}
+    steps: list[list[Any]] = [["receive", snapshot]]
+    local = base
+    for n in range(data.draw(st.integers(1, 5))):
+        position = data.draw(st.integers(0, len(local)))
+        deleted = data.draw(st.integers(0, len(local) - position))
+        inserted = "".join(chr(0x1F600 + 8 * n + i) for i in range(data.draw(st.integers(0, 3))))
+        if deleted or inserted:
+            steps.append(["edit", [position, deleted, inserted]])
+            local = local[:position] + inserted + local[position + deleted :]
+    kept = data.draw(st.lists(st.booleans(), min_size=size, max_size=size))
+    server = [c for c, keep in zip(base, kept, strict=True) if keep]
+    for n in range(data.draw(st.integers(0, 4))):
+        server.insert(data.draw(st.integers(0, len(server))), chr(0x3040 + n))
+    server_text = "".join(server)
+    steps.append(["connected", None])
+    steps.append(["receive", {"operation": "snapshot", "content": server_text, "version": "9"}])
+    got = module_page.evaluate(EDIT, steps)
+    assert got == _core_run(steps)
+    text = got[-1]["text"]
+    deleted_by_editor = set(base) - set(local)
+    mine = [c for c in local if c not in base]
+    expected_server = [c for c in server_text if c not in deleted_by_editor]
+    assert sorted(text) == sorted(expected_server + mine)  # each exactly once
+    assert [c for c in text if c in server_text] == expected_server  # in order
+    assert [c for c in text if c in mine] == mine
+
+
 GAME = """async (steps) => {
   const { ClientPlayer } = await import("/js/game-client.js");
   const rules = new ClientPlayer("me", "m");
