@@ -401,7 +401,7 @@ function matchingBlocks(a, b) {
   const queue = [[0, a.length, 0, b.length]];
   while (queue.length) {
     const [alo, ahi, blo, bhi] = queue.pop();
-    const [i, j, k] = longestMatch(a, b, indices, alo, ahi, blo, bhi);
+    const [i, j, k] = longestMatch(a, indices, alo, ahi, blo, bhi);
     if (!k) continue;
     blocks.push([i, j, k]);
     if (alo < i && blo < j) queue.push([alo, i, blo, j]);
@@ -426,7 +426,7 @@ function matchingBlocks(a, b) {
 /** difflib's `find_longest_match` with no junk: the longest block of `a[alo:ahi]` equal to one
  * of `b[blo:bhi]`, the earliest in `a` on a tie, then the earliest in `b`. (With no junk the
  * extension loops difflib runs after this never extend a block, so they are left out.) */
-function longestMatch(a, b, indices, alo, ahi, blo, bhi) {
+function longestMatch(a, indices, alo, ahi, blo, bhi) {
   let [besti, bestj, bestsize] = [alo, blo, 0];
   let lengths = new Map(); // j -> length of the match ending at a[i - 1], b[j]
   for (let i = alo; i < ahi; i++) {
