@@ -165,6 +165,7 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
     from interplay.core.documents import DocumentLimits
     from interplay.core.matches import GameLimits, GameSettings
     from interplay.core.rooms import ChatLimits, RoomHub
+    from interplay.runtime.node_matches import LEASE as MATCH_LEASE
     from interplay.runtime.settings import Settings
     from interplay.transports.grpc.server import ServerSettings
     from interplay.transports.websocket.server import WebSocketSettings
@@ -357,6 +358,13 @@ def _serve_flags(serve: argparse.ArgumentParser) -> None:
         type=float,
         default=games.grace,
         help="seconds an empty match is kept",
+    )
+    game.add_argument(
+        "--match-lease",
+        type=float,
+        default=MATCH_LEASE,
+        help="with --redis: seconds a match's owner holds it unrenewed; once they pass, "
+        "another node takes it over",
     )
     game.add_argument(
         "--max-matches", type=int, default=players.max_matches, help="matches per server"
@@ -731,6 +739,8 @@ def _serve(args: argparse.Namespace) -> int:
             )
     if args.workers < 1:
         _usage_error(f"interplay serve: --workers must be at least 1, got {args.workers}")
+    if not args.match_lease > 0:  # NaN fails too
+        _usage_error(f"interplay serve: --match-lease must be positive, got {args.match_lease}")
     if args.workers > 1 and not args.redis:
         _usage_error(
             "interplay serve: --workers needs --redis: separate processes share rooms only "
@@ -817,7 +827,7 @@ def _serve(args: argparse.Namespace) -> int:
             settings = replace(settings, metrics_port=args.metrics_port + workers.index)
         engine = RedisEngine(args.redis, retain=args.retain, node=secrets.token_hex(4))
         backend: Backend = engine
-        node = Node(engine)
+        node = Node(engine, match_lease=args.match_lease)
         lock = None
     else:
         workers = Workers(1)

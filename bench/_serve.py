@@ -81,19 +81,14 @@ def children(pid: int) -> list[int]:
 
 
 @contextmanager
-def nodes_started(
-    count: int, loop: str = "auto", rate_limit: str | None = "0", *, workers: int = 0
-) -> Iterator[tuple[list[int], list[int], int]]:
+def redis_started() -> Iterator[tuple[str, int]]:
     """A ``redis-server`` (``appendonly yes``, ``appendfsync always``: every acknowledged
-    message durable) in a temporary directory and ``count`` ``interplay serve --redis``
-    nodes on it; yields ``(ports, pids, redis pid)``. With ``workers``, one ``interplay serve
-    --redis --workers N`` instead: one port, and the pids of all its worker processes."""
+    message durable) on a free port in a temporary directory; yields ``(url, pid)``."""
     import tempfile
     import time
-    from contextlib import ExitStack
 
     redis_port = free_port()
-    with tempfile.TemporaryDirectory() as directory, ExitStack() as stack:
+    with tempfile.TemporaryDirectory() as directory:
         redis = subprocess.Popen(
             [
                 shutil.which("redis-server") or "/usr/bin/redis-server",
@@ -113,28 +108,44 @@ def nodes_started(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        stack.callback(redis.wait)
-        stack.callback(redis.kill)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", redis_port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("redis-server did not start") from None
-                time.sleep(0.05)
-        url = f"redis://127.0.0.1:{redis_port}/0"
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", redis_port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("redis-server did not start") from None
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{redis_port}/0", redis.pid
+        finally:
+            redis.kill()
+            redis.wait()
+
+
+@contextmanager
+def nodes_started(
+    count: int, loop: str = "auto", rate_limit: str | None = "0", *, workers: int = 0
+) -> Iterator[tuple[list[int], list[int], int]]:
+    """A ``redis-server`` (``appendonly yes``, ``appendfsync always``: every acknowledged
+    message durable) in a temporary directory and ``count`` ``interplay serve --redis``
+    nodes on it; yields ``(ports, pids, redis pid)``. With ``workers``, one ``interplay serve
+    --redis --workers N`` instead: one port, and the pids of all its worker processes."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        url, redis_pid = stack.enter_context(redis_started())
         ports, pids = [], []
         argv = [*interplay(":memory:", loop, rate_limit=rate_limit), "--redis", url]
         if workers:
             # (a port of its own: each worker binding port 0 would get another)
             argv += ["--workers", str(workers), "--port", str(free_port())]
             port, pid = stack.enter_context(started(argv))
-            yield [port], [pid, *children(pid)], redis.pid
+            yield [port], [pid, *children(pid)], redis_pid
             return
         for _ in range(count):
             port, pid = stack.enter_context(started(argv))
             ports.append(port)
             pids.append(pid)
-        yield ports, pids, redis.pid
+        yield ports, pids, redis_pid

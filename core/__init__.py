@@ -52,7 +52,17 @@ from .errors import (
     WrongIdentity,
 )
 from .events import Deliver
-from .game import Action, GameEvent, GameLoop, GameMirror, PlayerState, Rules, TickState, World
+from .game import (
+    Action,
+    GameEvent,
+    GameLoop,
+    GameMirror,
+    LoopSnapshot,
+    PlayerState,
+    Rules,
+    TickState,
+    World,
+)
 from .game_client import ClientPlayer
 from .latest import LatestState
 from .matches import (
@@ -63,6 +73,7 @@ from .matches import (
     JoinMatch,
     LeaveMatch,
     MatchHub,
+    MatchSnapshot,
     TickReady,
 )
 from .rate import TokenBucket
@@ -121,7 +132,9 @@ __all__ = [
     "LoadDocument",
     "LoadRoom",
     "LoadedRoom",
+    "LoopSnapshot",
     "MatchHub",
+    "MatchSnapshot",
     "MoveCursor",
     "NotJoined",
     "OpenDocument",

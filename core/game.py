@@ -147,6 +147,17 @@ class Rules(Protocol):
         ...
 
 
+def check_action(rules: Rules, action: Action) -> object:
+    """A rules' action (not a join or leave) checked on its own, parsed; a ``CoreError``
+    names the field. (A node that forwards actions to another checks them first.)"""
+    if action.kind not in rules.kinds:
+        kinds = ", ".join((JOIN, LEAVE, *rules.kinds))
+        raise InvalidArgument("action_type", f"must be one of {kinds}, not {action.kind!r}")
+    if action.sequence <= 0:
+        raise InvalidArgument("sequence", "must be positive (1, 2, 3, ... per player)")
+    return rules.parse(action.kind, action.params)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoopStatistics:
     tick: int
@@ -155,6 +166,23 @@ class LoopStatistics:
     ticks_skipped: int
     actions_applied: int
     actions_ignored: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopSnapshot:
+    """Everything a loop needs to tick on as it would have (``GameLoop.snapshot``): the last
+    tick, the players, each player's highest accepted and applied sequence and action tokens,
+    and the inputs queued for the next tick (joins, every player's actions, leaves). Not the
+    schedule (a restored loop starts its own at ``start``) nor the counters."""
+
+    tick: int
+    players: tuple[PlayerState, ...]
+    sequences: tuple[tuple[str, int], ...]
+    applied_sequences: tuple[tuple[str, int], ...]
+    tokens: tuple[tuple[str, float], ...]
+    joins: tuple[Action, ...]
+    actions: tuple[Action, ...]
+    leaves: tuple[Action, ...]
 
 
 class GameLoop:
@@ -228,6 +256,66 @@ class GameLoop:
             actions_ignored=self._ignored,
         )
 
+    # -- snapshots -----------------------------------------------------------------------
+
+    def snapshot(self) -> LoopSnapshot:
+        """The loop's state between ticks (pure: a match moving to another node takes it)."""
+        return LoopSnapshot(
+            tick=self._tick,
+            players=tuple(self._players.values()),
+            sequences=tuple(self._sequences.items()),
+            applied_sequences=tuple(self._applied_sequences.items()),
+            tokens=tuple(self._tokens.items()),
+            joins=tuple(self._joins.values()),
+            actions=tuple(action for queue in self._queues.values() for action, _ in queue),
+            leaves=tuple(self._leaves.values()),
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        rules: Rules,
+        snapshot: LoopSnapshot,
+        *,
+        start: float,
+        tick_hz: float = 30.0,
+        full_every: int = 30,
+        max_catch_up: int = 10,
+        actions_per_second: float = 60.0,
+    ) -> GameLoop:
+        """A loop that ticks on from ``snapshot`` exactly as the snapshotted one would, its
+        schedule restarted at ``start`` (tick numbers continue). Queued actions are parsed
+        again (rules are deterministic); a ``CoreError`` means the snapshot is not the rules'."""
+        loop = cls(
+            rules,
+            start=start,
+            tick_hz=tick_hz,
+            full_every=full_every,
+            max_catch_up=max_catch_up,
+            actions_per_second=actions_per_second,
+        )
+        loop._tick = snapshot.tick
+        loop.resume(start)
+        loop._players = {state.player: state for state in snapshot.players}
+        loop._sequences = dict(snapshot.sequences)
+        loop._applied_sequences = dict(snapshot.applied_sequences)
+        loop._tokens = dict(snapshot.tokens)
+        loop._joins = {action.player: action for action in snapshot.joins}
+        loop._leaves = {action.player: action for action in snapshot.leaves}
+        for action in snapshot.actions:
+            command = rules.parse(action.kind, action.params)
+            loop._queues.setdefault(action.player, []).append((action, command))
+        return loop
+
+    def skip_to(self, tick: int, now: float) -> None:
+        """Number the next tick ``tick + 1`` (counted as skipped), its schedule restarted at
+        ``now``: a match that moved on from an older snapshot never repeats a tick number
+        its players already saw. A tick at or below the current one changes nothing."""
+        if tick > self._tick:
+            self._ticks_skipped += tick - self._tick
+            self._tick = tick
+            self.resume(now)
+
     # -- input ---------------------------------------------------------------------------
 
     def submit(self, action: Action) -> bool:
@@ -242,12 +330,7 @@ class GameLoop:
             return True
         if not self._member(player):
             raise NotJoined("player_id", f"{player!r} has not joined this match")
-        if action.kind not in self.rules.kinds:
-            kinds = ", ".join((JOIN, LEAVE, *self.rules.kinds))
-            raise InvalidArgument("action_type", f"must be one of {kinds}, not {action.kind!r}")
-        if action.sequence <= 0:
-            raise InvalidArgument("sequence", "must be positive (1, 2, 3, ... per player)")
-        command = self.rules.parse(action.kind, action.params)
+        command = check_action(self.rules, action)
         if action.sequence <= self._sequences.get(player, 0):
             self._ignored += 1
             return False

@@ -30,7 +30,7 @@ from .errors import (
     PermissionDenied,
     WrongIdentity,
 )
-from .game import JOIN, LEAVE, Action, GameLoop, Rules, TickState
+from .game import JOIN, LEAVE, Action, GameLoop, LoopSnapshot, Rules, TickState
 from .limits import MAX_ID_LENGTH
 
 # Ticks per second a match may run at, at most (a faster loop would only burn the CPU).
@@ -130,6 +130,15 @@ class HubStatistics:
     actions_ignored: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatchSnapshot:
+    """A match between ticks: its loop's state and who plays whom (player, session), enough
+    for another hub to go on with it (``MatchHub.attach``)."""
+
+    loop: LoopSnapshot
+    seats: tuple[tuple[str, str], ...]
+
+
 @dataclass(slots=True)
 class _Match:
     loop: GameLoop
@@ -180,6 +189,11 @@ class MatchHub:
         found = self._matches.get(match)
         return sorted(found.seats) if found else []
 
+    def seats(self, match: str) -> Mapping[str, str]:
+        """Who plays whom in ``match``: player -> session (empty for a match not open)."""
+        found = self._matches.get(match)
+        return found.seats if found else {}
+
     def loop(self, match: str) -> GameLoop | None:
         found = self._matches.get(match)
         return found.loop if found else None
@@ -219,6 +233,49 @@ class MatchHub:
                 deadlines.append(match.empty_since + self.settings.grace)
         return min(deadlines, default=None)
 
+    # -- moving a match between hubs (many nodes: the one that holds its lease ticks it) --
+
+    def snapshot(self, match: str) -> MatchSnapshot:
+        """``match`` as it is now (``KeyError`` if it is not open here)."""
+        found = self._matches[match]
+        return MatchSnapshot(loop=found.loop.snapshot(), seats=tuple(found.seats.items()))
+
+    def detach(self, match: str) -> MatchSnapshot:
+        """Stop running ``match`` here (its sessions unseated, nothing counted as closed) and
+        return it as it was, for a hub that goes on with it."""
+        snapshot = self.snapshot(match)
+        for session in self._matches.pop(match).seats.values():
+            self._seats.pop(session, None)
+        return snapshot
+
+    def attach(self, match: str, snapshot: MatchSnapshot, *, now: float, tick: int = 0) -> None:
+        """Go on with ``match`` from ``snapshot``: its schedule restarts at ``now``, its next
+        tick is numbered above ``tick`` and the snapshot's, and every seated session gets a
+        full state next. ``ValueError`` if the match or one of its sessions is here already."""
+        if match in self._matches:
+            raise ValueError(f"match {match!r} is open here already")
+        taken = [session for _, session in snapshot.seats if session in self._seats]
+        if taken:
+            raise ValueError(f"sessions {taken!r} already play here")
+        settings = self.settings
+        loop = GameLoop.restore(
+            self.rules,
+            snapshot.loop,
+            start=now,
+            tick_hz=settings.tick_hz,
+            full_every=settings.full_every,
+            max_catch_up=settings.max_catch_up,
+            actions_per_second=self.limits.actions_per_second,
+        )
+        loop.skip_to(tick, now)
+        found = _Match(loop, seats=dict(snapshot.seats))
+        found.fresh.update(found.seats.values())
+        if not found.seats:
+            found.empty_since = now
+        self._matches[match] = found
+        for player, session in found.seats.items():
+            self._seats[session] = _Seat(match, player)
+
     # -- commands ------------------------------------------------------------------------
 
     def handle(self, command: Command, *, now: float) -> bool:
@@ -235,17 +292,8 @@ class MatchHub:
         return True
 
     def _join(self, cmd: JoinMatch, now: float) -> None:
-        limit = self.limits.max_id_length
-        if not cmd.player or len(cmd.player) > limit:
-            raise InvalidArgument("player_id", f"a player id of 1 to {limit} characters")
-        if len(cmd.match) > limit:
-            raise InvalidArgument("match_id", f"must be at most {limit} characters")
         seat = self._seats.get(cmd.session)
-        if seat is not None:
-            raise AlreadyExists(
-                "match_id",
-                f"this stream already plays {seat.player!r} in match {seat.match!r}; leave first",
-            )
+        check_join(cmd, self.limits, None if seat is None else (seat.match, seat.player))
         match = self._matches.get(cmd.match)
         if match is not None and self._expired(match, now):
             self._close(cmd.match)
@@ -271,10 +319,7 @@ class MatchHub:
         self._seats[cmd.session] = _Seat(cmd.match, cmd.player)
 
     def _act(self, cmd: Act) -> bool:
-        if cmd.action.kind == LEAVE:
-            raise InvalidArgument("action_type", "leave is a command of its own (LeaveMatch)")
-        if cmd.action.kind == JOIN:
-            raise InvalidArgument("action_type", "join is a command of its own (JoinMatch)")
+        check_kind(cmd.action)
         seat = self._seat(cmd.session, cmd.action.player, cmd.match, "action_type")
         match = self._matches[seat.match]
         return match.loop.submit(replace(cmd.action, player=seat.player))
@@ -282,12 +327,8 @@ class MatchHub:
     def _seat(self, session: str, player: str, match: str, field: str) -> _Seat:
         """The session's seat, checked against what the command claims."""
         seat = self._seats.get(session)
-        if seat is None:
-            raise NotJoined(field, "join a match first (action_type join)")
-        if player and player != seat.player:
-            raise WrongIdentity("player_id", f"this stream plays {seat.player!r}")
-        if match and match != seat.match:
-            raise PermissionDenied("match_id", f"this stream plays in match {seat.match!r}")
+        check_claim(None if seat is None else (seat.match, seat.player), player, match, field)
+        assert seat is not None
         return seat
 
     def _leave(self, session: str, seat: _Seat, now: float) -> None:
@@ -351,6 +392,39 @@ class MatchHub:
             max_catch_up=settings.max_catch_up,
             actions_per_second=self.limits.actions_per_second,
         )
+
+
+def check_join(cmd: JoinMatch, limits: GameLimits, seat: tuple[str, str] | None) -> None:
+    """A join's ids within ``limits``, from a stream that plays nowhere yet (``seat``: the
+    (match, player) it plays). Shared with a node that forwards joins to a match's owner."""
+    limit = limits.max_id_length
+    if not cmd.player or len(cmd.player) > limit:
+        raise InvalidArgument("player_id", f"a player id of 1 to {limit} characters")
+    if len(cmd.match) > limit:
+        raise InvalidArgument("match_id", f"must be at most {limit} characters")
+    if seat is not None:
+        raise AlreadyExists(
+            "match_id", f"this stream already plays {seat[1]!r} in match {seat[0]!r}; leave first"
+        )
+
+
+def check_claim(seat: tuple[str, str] | None, player: str, match: str, field: str) -> None:
+    """What a command claims (``player``, ``match``; empty: whatever) against the stream's
+    ``seat`` (match, player)."""
+    if seat is None:
+        raise NotJoined(field, "join a match first (action_type join)")
+    if player and player != seat[1]:
+        raise WrongIdentity("player_id", f"this stream plays {seat[1]!r}")
+    if match and match != seat[0]:
+        raise PermissionDenied("match_id", f"this stream plays in match {seat[0]!r}")
+
+
+def check_kind(action: Action) -> None:
+    """Joins and leaves are commands of their own, never an ``Act``."""
+    if action.kind == LEAVE:
+        raise InvalidArgument("action_type", "leave is a command of its own (LeaveMatch)")
+    if action.kind == JOIN:
+        raise InvalidArgument("action_type", "join is a command of its own (JoinMatch)")
 
 
 def _active(match: _Match) -> bool:

@@ -138,6 +138,39 @@ _COUNTERS = (
 )
 
 
+# A node's part in matches (runtime/node_matches.py ``MatchStatistics``), with --redis only.
+_MATCH_COUNTERS = (
+    ("leases_acquired", "interplay_match_leases_acquired_total", "Match leases this node took."),
+    (
+        "leases_lapsed",
+        "interplay_match_leases_lapsed_total",
+        "Owned matches stopped: the lease deadline passed without a renewal.",
+    ),
+    ("states_published", "interplay_match_states_published_total", "Owned match states sent."),
+    ("states_relayed", "interplay_match_states_relayed_total", "Other nodes' states delivered."),
+    (
+        "stale_states",
+        "interplay_match_states_stale_total",
+        "States dropped: a fence below the highest seen, or a tick not above the last.",
+    ),
+    (
+        "states_refused",
+        "interplay_match_states_refused_total",
+        "State publishes Redis refused (a stale fence).",
+    ),
+    (
+        "snapshots_refused",
+        "interplay_match_snapshots_refused_total",
+        "Snapshot writes Redis refused (a stale fence).",
+    ),
+    (
+        "inputs_refused",
+        "interplay_match_inputs_refused_total",
+        "Players' inputs this node's matches refused (told back to their node).",
+    ),
+)
+
+
 class MetricsCollector(Collector):
     """The runtime's counters and histograms as Prometheus metrics, read at scrape time."""
 
@@ -148,6 +181,15 @@ class MetricsCollector(Collector):
         counters = self.runtime.counters
         for attribute, name, help_text in _COUNTERS:
             yield CounterMetricFamily(name, help_text, value=getattr(counters, attribute))
+
+        node = self.runtime.node
+        if node is not None:
+            matches = node.matches.statistics()
+            for attribute, name, help_text in _MATCH_COUNTERS:
+                yield CounterMetricFamily(name, help_text, value=getattr(matches, attribute))
+            yield GaugeMetricFamily(
+                "interplay_matches_owned", "Matches this node ticks now.", value=matches.owned
+            )
 
         open_by_rpc = GaugeMetricFamily(
             "interplay_streams_open",

@@ -48,6 +48,7 @@ from interplay.core.rooms import Published as RoomPublished
 
 from .errors import StorageFailed, admin_disconnect
 from .node_documents import DocumentReplicas, SharedDocuments, SharedEdit
+from .node_matches import LEASE, NodeMatches, SharedMatches
 from .outbox import Broadcast
 
 if TYPE_CHECKING:
@@ -86,10 +87,15 @@ class Listener(Protocol):
 
     def deleted(self, room: str, epoch: str, head: int, user: str) -> None: ...
 
+    def heard_state(self, match: str, payload: bytes) -> None: ...
 
-class SharedRooms(SharedDocuments, Protocol):
+    def heard_notice(self, payload: bytes) -> None: ...
+
+
+class SharedRooms(SharedDocuments, SharedMatches, Protocol):
     """The engine many nodes share (``interplay.backends.redis.RedisEngine``): rooms here,
-    documents in ``SharedDocuments`` (runtime/node_documents.py)."""
+    documents in ``SharedDocuments`` (runtime/node_documents.py), matches in
+    ``SharedMatches`` (runtime/node_matches.py)."""
 
     healthy: bool
     node: str  # this node's id among them
@@ -149,6 +155,9 @@ class Node:
         max_queued: int = 1000,
         in_flight: int = 64,
         answer_wait: float = 2.0,
+        match_lease: float = LEASE,
+        match_renew: float | None = None,
+        snapshot_every: int = 30,
     ) -> None:
         if not head_check > 0 or fill_delay < 0 or read_batch < 1:
             raise ValueError(
@@ -184,6 +193,10 @@ class Node:
         self.resyncs = 0
         # Replicas of the documents open here, in their shared logs' order.
         self.documents = DocumentReplicas(shared, fill_delay=fill_delay, read_batch=read_batch)
+        # Matches: one node ticks each (by lease); every node serves its players.
+        self.matches = NodeMatches(
+            shared, lease=match_lease, renew=match_renew, snapshot_every=snapshot_every
+        )
 
     @property
     def healthy(self) -> bool:
@@ -193,6 +206,7 @@ class Node:
         """The node's tasks, until cancelled: the engine's reader, the resync loop."""
         self._runtime = runtime
         self.documents.bind(runtime)
+        self.matches.bind(runtime)
         runtime.rooms.share_presence()
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self.shared.run, self)
@@ -200,6 +214,7 @@ class Node:
             tasks.start_soon(self._tell_others)
             tasks.start_soon(self._beat)
             tasks.start_soon(self._publish_queued)
+            tasks.start_soon(self.matches.run)
 
     # -- the runtime's hooks ---------------------------------------------------------------
 
@@ -577,6 +592,7 @@ class Node:
                 if unknown and beats and self._runtime is not None:
                     for room, user in self._runtime.rooms.present_here():
                         self._tell((room, user, True))
+                    self.matches.rejoin()
                 beats += 1
             await anyio.sleep(self.heartbeat)
 
@@ -591,6 +607,14 @@ class Node:
     def heard_edit(self, edit: SharedEdit) -> None:
         """Another node's revision of a document (``Listener``)."""
         self.documents.heard(edit)
+
+    def heard_state(self, match: str, payload: bytes) -> None:
+        """A match's state, published by its owner (``Listener``)."""
+        self.matches.heard_state(match, payload)
+
+    def heard_notice(self, payload: bytes) -> None:
+        """Something another node tells this one alone (``Listener``)."""
+        self.matches.heard_notice(payload)
 
     async def _check_heads(self) -> None:
         while True:

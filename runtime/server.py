@@ -61,6 +61,7 @@ from interplay.core.buffer import Signal
 from interplay.core.documents import CloseSession, DocumentHub, EditDocument
 from interplay.core.effects import LoadDocument, Read, Write
 from interplay.core.errors import CoreError
+from interplay.core.game import TickState
 from interplay.core.histogram import Histogram
 from interplay.core.log_cursor import LogCursor, RevisionCursor
 from interplay.core.matches import Act, EndSession, JoinMatch, MatchHub
@@ -519,6 +520,8 @@ class Runtime:
             finally:
                 if replicas is not None and watched is not None:
                     replicas.loaded(watched)
+        elif self.node is not None:  # the match's owner may be another node
+            await self.node.matches.handle(session.id, command, message)
         else:
             games = self.games
             if isinstance(command, Act):
@@ -594,6 +597,8 @@ class Runtime:
             return self.rooms.user_of(sid)
         if session.service is Service.EDIT:
             return self.documents.user_of(sid)
+        if self.node is not None:
+            return self.node.matches.player_of(sid)
         return self.games.player_of(sid)
 
     async def _shape(self, session: Session) -> None:
@@ -620,6 +625,8 @@ class Runtime:
                 self.node.after(None)  # its users left: the other nodes are told
         elif session.service is Service.EDIT:
             self.documents.handle(CloseSession(session=sid))
+        elif self.node is not None:
+            self.node.matches.end(sid)
         else:
             self.games.handle(EndSession(session=sid), now=self._now())
 
@@ -967,25 +974,16 @@ class Runtime:
     def _run_ticks(self, deadline: float) -> None:
         started = time.perf_counter()
         now = self._now()
+        matches = self.node.matches if self.node is not None else None
+        if matches is not None:
+            matches.before_ticks(now)  # a match whose lease lapsed stops here
         ready = self.games.advance(now)
         stamp = int(self._clock() * 1000)
-        counters, sessions = self.counters, self._sessions
+        if matches is not None:
+            ready = matches.ticked(ready, stamp)  # published; the states of sessions here
         for tick in ready:
-            encoded = EncodedTick(tick.match, tick.state, stamp)
-            for sid in tick.restart:
-                session = sessions.get(sid)
-                if session is not None:
-                    session.outbox.slot.restart()  # type: ignore[union-attr]
-            for sid in tick.to:
-                session = sessions.get(sid)
-                if session is not None:
-                    if session.outbox.offer(encoded):  # type: ignore[union-attr]
-                        counters.states_superseded += 1
-                    if not session.writing:
-                        self._wake_writer(session)
-                    if tick.restart:  # encode the full state now: the tick pays, not a writer
-                        encoded.frame(session.codec, full=True)
-            counters.ticks += 1
+            self.offer_tick(tick.match, tick.state, tick.to, tick.restart, stamp)
+        self.counters.ticks += len(ready)
         if ready:
             self._forget_closed_matches()
             duration = time.perf_counter() - started
@@ -993,6 +991,32 @@ class Runtime:
             self.tick_lags.append(now - deadline)
             self.tick_duration.observe(duration)
             self.tick_lag.observe(now - deadline)
+
+    def offer_tick(
+        self,
+        match: str,
+        state: TickState,
+        to: tuple[str, ...],
+        restart: tuple[str, ...],
+        stamp: int,
+    ) -> None:
+        """One tick's state for the sessions ``to`` (``restart``: those whose next state
+        must be full), in each one's newest-state slot, encoded once per codec."""
+        counters, sessions = self.counters, self._sessions
+        encoded = EncodedTick(match, state, stamp)
+        for sid in restart:
+            session = sessions.get(sid)
+            if session is not None:
+                session.outbox.slot.restart()  # type: ignore[union-attr]
+        for sid in to:
+            session = sessions.get(sid)
+            if session is not None:
+                if session.outbox.offer(encoded):  # type: ignore[union-attr]
+                    counters.states_superseded += 1
+                if not session.writing:
+                    self._wake_writer(session)
+                if restart:  # encode the full state now: the tick pays, not a writer
+                    encoded.frame(session.codec, full=True)
 
     def _forget_closed_matches(self) -> None:
         for codec in self._codecs.values():

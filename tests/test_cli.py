@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import re
 import shutil
@@ -126,6 +127,10 @@ def test_the_defaults_are_the_settings_defaults(monkeypatch: pytest.MonkeyPatch)
         games.max_catch_up,
         games.grace,
     )
+    from interplay.runtime.node import Node
+
+    lease = inspect.signature(Node).parameters["match_lease"].default
+    assert args.match_lease == lease
     assert (args.max_matches, args.max_players, args.max_actions) == (
         limits.max_matches,
         limits.max_players,

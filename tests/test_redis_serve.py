@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -12,11 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
+from game_client import game_call
 from grpclib.client import Channel
 from redis_server import redis_server
 
 from helpers import T, chat_call, free_port, interplay_process
+from interplay.backends.redis.engine import match_keys
 from interplay.cli import main
+from interplay.testing.transport import GameClient
 
 pytestmark = pytest.mark.anyio
 
@@ -206,3 +212,105 @@ def test_workers_drain_and_exit_when_the_first_process_is_killed(tmp_path: Path)
                 break
             assert time.monotonic() < deadline, "a worker outlived its first process"
             time.sleep(0.1)
+
+
+MATCH_FLAGS = ("--match-lease", "1", "--tick-hz", "20")  # a lapse takes a second, not five
+
+
+def ticks_increase(client: GameClient) -> bool:
+    ticks = [state.tick for state in client.states]
+    return all(a < b for a, b in itertools.pairwise(ticks))
+
+
+@pytest.mark.slow
+async def test_the_owner_of_a_match_sigkilled_its_match_goes_on_from_the_other_node(
+    tmp_path: Path,
+) -> None:
+    with (
+        redis_server(tmp_path / "redis") as redis,
+        interplay_process(tmp_path / "a.db", "--redis", redis.url, *MATCH_FLAGS, killed=True) as (
+            a,
+            node_a,
+        ),
+        interplay_process(tmp_path / "b.db", "--redis", redis.url, *MATCH_FLAGS) as (b, _),
+    ):
+        async with (
+            Channel("127.0.0.1", a) as to_a,
+            Channel("127.0.0.1", b) as to_b,
+            game_call(to_b, "bob") as bob,
+        ):
+            async with game_call(to_a, "ann") as ann:
+                await ann.join("m")
+                await ann.until(lambda c: bool(c.states))  # node a owns it: only it had players
+                await bob.join("m")
+                await bob.until(lambda c: set(c.mirror.players) == {"ann", "bob"})
+                node_a.kill()
+                killed, seen = time.monotonic(), len(bob.states)
+            # Node b takes the lease over and ticks on: a second of its states within 5 s.
+            await bob.until(lambda c: len(c.states) >= seen + 20, timeout=5)
+            assert time.monotonic() - killed < 5
+            assert ticks_increase(bob)
+            # Ann's node is dead: she leaves the match within 10 s.
+            await bob.until(lambda c: "ann" not in c.mirror.players, timeout=10)
+            assert time.monotonic() - killed < 10
+            assert ticks_increase(bob)
+
+
+async def scraped(port: int, name: str) -> float:
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    [value] = [line.split()[-1] for line in text.splitlines() if line.startswith(f"{name} ")]
+    return float(value)
+
+
+@pytest.mark.slow
+async def test_an_owner_sigstopped_past_its_lease_loses_the_match_and_wakes_harmless(
+    tmp_path: Path,
+) -> None:
+    metrics = free_port()
+    with (
+        redis_server(tmp_path / "redis") as redis,
+        interplay_process(
+            tmp_path / "a.db", "--redis", redis.url, *MATCH_FLAGS, "--metrics-port", str(metrics)
+        ) as (a, node_a),
+        interplay_process(tmp_path / "b.db", "--redis", redis.url, *MATCH_FLAGS) as (b, _),
+    ):
+        client = aioredis.Redis.from_url(redis.url)
+        owner, snap = match_keys("m")[0], match_keys("m")[2]
+        try:
+            async with (
+                Channel("127.0.0.1", a) as to_a,
+                Channel("127.0.0.1", b) as to_b,
+                game_call(to_a, "ann") as ann,
+                game_call(to_b, "bob") as bob,
+            ):
+                await ann.join("m")
+                await ann.until(lambda c: bool(c.states))  # node a owns it
+                assert (await client.get(owner) or b"").endswith(b"|1")
+                await bob.join("m")
+                await bob.until(lambda c: set(c.mirror.players) == {"ann", "bob"})
+                os.kill(node_a.pid, signal.SIGSTOP)
+                try:
+                    seen = len(bob.states)
+                    # The match moves to node b (fence + 1) and goes on there.
+                    await bob.until(lambda c: len(c.states) >= seen + 40, timeout=8)
+                    assert (await client.get(owner) or b"").endswith(b"|2")
+                    assert await client.hget(snap, "fence") == b"2"  # b's snapshots
+                finally:
+                    os.kill(node_a.pid, signal.SIGCONT)
+                # Awake, node a ticks no more: what it publishes or saves late is refused, and
+                # its player is served the new owner's states, ticks still increasing.
+                seen = len(ann.states)
+                await ann.until(lambda c: len(c.states) >= seen + 20, timeout=5)
+                ticks, seen = await scraped(metrics, "interplay_ticks_total"), len(bob.states)
+                await bob.until(lambda c: len(c.states) >= seen + 20, timeout=5)
+                assert await scraped(metrics, "interplay_ticks_total") == ticks
+                assert await scraped(metrics, "interplay_match_leases_lapsed_total") == 1
+                assert await scraped(metrics, "interplay_matches_owned") == 0
+                assert (await client.get(owner) or b"").endswith(b"|2")
+                assert await client.hget(snap, "fence") == b"2"
+                assert ticks_increase(ann) and ticks_increase(bob)
+                # Both nodes' players see one match.
+                assert set(ann.mirror.players) == set(bob.mirror.players) == {"ann", "bob"}
+        finally:
+            await client.aclose()

@@ -1,4 +1,5 @@
-"""Redis as the engine many nodes share (DESIGN §10): rooms' streams, pub/sub, documents.
+"""Redis as the engine many nodes share (DESIGN §10): rooms' streams, pub/sub, documents,
+matches.
 
 ``RedisEngine`` is two things to the runtime: its ``Backend`` (reads for the hubs: a room's
 record and window, older history, documents; writes: documents) and the ``SharedRooms`` a
@@ -20,6 +21,12 @@ follows a document's log with ``subscribe_document``/``read_edits`` (runtime/nod
 
 The admin API's calls that touch every node go on ``ip:admin``, which every node's reader
 subscribes to; a node answers on the asker's own channel ``ip:node:<id>`` (``disconnect``).
+
+Matches (runtime/node_matches.py): a lease per match with a fencing token (ACQUIRE, RENEW),
+fenced snapshot writes and state publishes (SAVE_MATCH, PUBLISH_STATE, CLOSE_MATCH), the
+players' inputs in a stream per match (``send_input``, ``read_inputs``: a blocking XREAD on
+one of the engine's own connections), states on a channel per match, and an owner's refusal
+of an input on the player's node's own channel (``G`` notices, beside the admin answers).
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ from interplay.core.rooms import Kind, Proposal, RoomMessage
 from interplay.runtime.backend import ReadResult, WriteConflict
 from interplay.runtime.node import EngineUnavailable, Listener, Published
 from interplay.runtime.node_documents import Committed, Outcome, SharedEdit
+from interplay.runtime.node_matches import StoredMatch
 
 from . import scripts
 from .wire import PubSubConnection, ScriptConnection
@@ -93,6 +101,16 @@ def room_channel(room: str) -> str:
 def document_keys(document: str) -> list[str]:
     tag = f"ip:{{d:{document}}}"
     return [f"{tag}:doc", f"{tag}:ops", f"{tag}:opids"]
+
+
+def match_keys(match: str) -> list[str]:
+    """owner, fence, snap, in (scripts.py, "Matches")."""
+    tag = f"ip:{{m:{match}}}"
+    return [f"{tag}:owner", f"{tag}:fence", f"{tag}:snap", f"{tag}:in"]
+
+
+def match_channel(match: str) -> str:
+    return f"ip:{{m:{match}}}:states"
 
 
 def document_channel(document: str) -> str:
@@ -165,6 +183,12 @@ class RedisEngine:
         self._commit = self._client.register_script(scripts.COMMIT)
         self._trim = self._client.register_script(scripts.TRIM)
         self._forget = self._client.register_script(scripts.FORGET)
+        self._acquire = self._client.register_script(scripts.ACQUIRE)
+        self._renew = self._client.register_script(scripts.RENEW)
+        self._save_match = self._client.register_script(scripts.SAVE_MATCH)
+        self._publish_state = self._client.register_script(scripts.PUBLISH_STATE)
+        self._close_match = self._client.register_script(scripts.CLOSE_MATCH)
+        self._nodes_alive = self._client.register_script(scripts.NODES_ALIVE)
         self._delete = self._client.register_script(scripts.DELETE)
         self._sub = PubSubConnection(url)
         self._spare_epoch = _new_epoch()  # offered to every PUBLISH; replaced once taken
@@ -177,6 +201,7 @@ class RedisEngine:
         self._confirmed: dict[str, anyio.Event] = {}
         self._rooms: dict[str, str] = {}  # channel -> room
         self._documents: dict[str, str] = {}  # channel -> document
+        self._matches: dict[str, str] = {}  # channel -> match
         self._own = f"ip:node:{node}"  # this node's channel: the answers it asked for
         self._asked: dict[str, _Answers] = {}  # admin question -> the answers so far
         self._answering: list[tuple[str, str]] = []  # (channel, payload) to publish
@@ -377,6 +402,11 @@ class RedisEngine:
         [(outcome, revision)] = await self._run(self._commit, [self._edit_call(proposal)])
         return Committed(Outcome(outcome.decode()), int(revision))
 
+    async def _eval(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """One call of ``script`` (``_run``: loaded first if Redis lost it)."""
+        [answer] = await self._run(script, [(keys, args)])
+        return answer
+
     async def read_edits(self, document: str, after: int, limit: int) -> list[SharedEdit]:
         try:
             found = await self._client.xrange(
@@ -394,6 +424,95 @@ class RedisEngine:
     async def unsubscribe_document(self, document: str) -> None:
         channel = document_channel(document)
         self._documents.pop(channel, None)
+        await self._unsubscribe(channel)
+
+    # -- the SharedMatches protocol (runtime/node_matches.py) -----------------------------
+
+    async def acquire_match(self, match: str, ttl: float) -> int | None:
+        """The match's lease for ``ttl`` seconds if no one else holds it: its fence, else None."""
+        owner, fence = match_keys(match)[:2]
+        answer = await self._eval(self._acquire, [owner, fence], [self.node, int(ttl * 1000)])
+        return int(answer[1]) if int(answer[0]) == 1 else None
+
+    async def renew_match(self, match: str, fence: int, ttl: float) -> bool:
+        owner = match_keys(match)[0]
+        held = f"{self.node}|{fence}"
+        return bool(await self._eval(self._renew, [owner], [held, int(ttl * 1000)]))
+
+    async def load_match(self, match: str) -> StoredMatch:
+        snap = match_keys(match)[2]
+        try:
+            data, fence, tick = await self._client.hmget(snap, ["data", "fence", "tick"])
+        except UNREACHABLE as error:
+            raise EngineUnavailable(f"redis at {self.url}: {error}") from None
+        return StoredMatch(
+            data=data.decode() if data is not None else None,
+            fence=int(fence or 0),
+            tick=int(tick or 0),
+        )
+
+    async def save_match(self, match: str, fence: int, data: str, position: str) -> bool:
+        owner, _, snap, inputs = match_keys(match)
+        args = [f"{self.node}|{fence}", fence, data, position]
+        return bool(await self._eval(self._save_match, [owner, snap, inputs], args))
+
+    async def close_match(self, match: str, fence: int, position: str) -> bool:
+        owner, _, snap, inputs = match_keys(match)
+        args = [f"{self.node}|{fence}", position]
+        return bool(await self._eval(self._close_match, [owner, snap, inputs], args))
+
+    async def publish_states(self, states: Sequence[tuple[str, int, int, str]]) -> list[bool]:
+        """Each ``(match, fence, tick, payload)``, fenced (PUBLISH_STATE), in one pipeline."""
+        calls = []
+        for match, fence, tick, payload in states:
+            owner, _, snap, _ = match_keys(match)
+            calls.append(
+                ([owner, snap], [f"{self.node}|{fence}", tick, match_channel(match), payload])
+            )
+        return [bool(answer) for answer in await self._run(self._publish_state, calls)]
+
+    async def send_input(self, match: str, entry: str) -> str:
+        [found] = await self._execute([("XADD", match_keys(match)[3], "*", "i", entry)])
+        if isinstance(found, Exception):
+            raise EngineUnavailable(f"redis at {self.url} refused an input ({found})")
+        return found.decode() if isinstance(found, bytes) else str(found)
+
+    async def read_inputs(
+        self, positions: dict[str, str], block: float
+    ) -> list[tuple[str, str, str]]:
+        """``(match, entry id, entry)`` after each match's position, waiting up to ``block``
+        seconds for the first (a blocking XREAD: one of the engine's connections meanwhile)."""
+        names = {match_keys(match)[3]: match for match in positions}
+        command = ["XREAD", "COUNT", 1000, "BLOCK", max(1, int(block * 1000)), "STREAMS"]
+        command += [*names, *positions.values()]
+        [found] = await self._execute([tuple(command)])
+        if isinstance(found, Exception):
+            raise EngineUnavailable(f"redis at {self.url} refused a read ({found})")
+        out = []
+        for stream, entries in found or ():
+            match = names[stream.decode()]
+            for entry_id, flat in entries:
+                fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                out.append((match, entry_id.decode(), fields[b"i"].decode()))
+        return out
+
+    async def notify_node(self, node: str, payload: str) -> None:
+        [answer] = await self._execute([("PUBLISH", f"ip:node:{node}", payload)])
+        if isinstance(answer, Exception):
+            raise EngineUnavailable(f"redis at {self.url} refused a notice ({answer})")
+
+    async def nodes_alive(self, nodes: Sequence[str]) -> set[str]:
+        alive = await self._eval(self._nodes_alive, ["ip:nodes"], list(nodes))
+        return {node.decode() for node in alive}
+
+    async def subscribe_match(self, match: str) -> None:
+        channel = match_channel(match)
+        self._matches[channel] = match
+        await self._subscribe(channel)
+
+    async def unsubscribe_match(self, match: str) -> None:
+        channel = match_channel(match)
+        self._matches.pop(channel, None)
         await self._unsubscribe(channel)
 
     # -- the SharedRooms protocol (runtime/node.py) ----------------------------------------
@@ -576,7 +695,13 @@ class RedisEngine:
                     connected = True
                     # Everything followed, again (the node's own channel keeps the connection
                     # subscribed); healthy once Redis confirmed it all (``_restored``).
-                    self._restoring = {self._own, ADMIN, *self._rooms, *self._documents}
+                    self._restoring = {
+                        self._own,
+                        ADMIN,
+                        *self._rooms,
+                        *self._documents,
+                        *self._matches,
+                    }
                     await self._sub.subscribe(sorted(self._restoring))
                     delay = 0.1
                 burst = 0
@@ -613,6 +738,9 @@ class RedisEngine:
         kind, channel_name, data = reply[0], reply[1], reply[2]
         channel = channel_name.decode()
         if kind == b"message":
+            if channel == self._own and data[:2] == b"G\n":
+                listener.heard_notice(data)  # an owner refused an input of a session here
+                return
             if channel == ADMIN or channel == self._own:
                 self._admin(data, listener)
                 return
@@ -621,6 +749,10 @@ class RedisEngine:
                 edit = decode_edit(document, data)
                 if edit.node != self.node:  # this node's own come from its commits' answers
                     listener.heard_edit(edit)
+                return
+            match = self._matches.get(channel)
+            if match is not None:
+                listener.heard_state(match, data)
                 return
             room = self._rooms.get(channel)
             if room is None:

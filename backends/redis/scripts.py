@@ -198,3 +198,74 @@ end
 redis.call('PUBLISH', ARGV[5], entry)
 return {'OK', rev}
 """
+
+# Matches (``notes/scale-out.md`` §7f): one owner per match by lease with a fencing token.
+# Keys of a match share the hash tag ``{m:<match>}``: ``owner`` (STRING ``node|fence``, with a
+# PX expiry: the lease), ``fence`` (the counter every acquisition increments, never deleted, so
+# a fence is never given out twice), ``snap`` (HASH: ``data`` the owner's last snapshot, its
+# ``fence``, and ``tick`` the last tick published), ``in`` (STREAM of the players' inputs, which
+# the owner reads). Every write of an owner names its ``node|fence``; a script that finds
+# another value in ``owner`` refuses it: a stale owner (paused past its lease) changes nothing.
+
+# KEYS owner fence; ARGV node ttl_ms -> {1, fence} (held now) or {0, owner, pttl}
+ACQUIRE = """
+local held = redis.call('GET', KEYS[1])
+if held then
+  local node, fence = string.match(held, '^(.*)|(%d+)$')
+  if node == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return {1, tonumber(fence)}
+  end
+  return {0, held, redis.call('PTTL', KEYS[1])}
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. fence, 'PX', ARGV[2])
+return {1, fence}
+"""
+
+# KEYS owner; ARGV node|fence ttl_ms -> 1 (renewed) or 0 (not the holder: the lease is lost)
+RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS owner snap in; ARGV node|fence fence data position -> 1 (saved) or 0 (stale: refused).
+# The inputs the snapshot holds (up to ``position``) are trimmed from the stream.
+SAVE_MATCH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], 'data', ARGV[3], 'fence', ARGV[2])
+if ARGV[4] ~= '0-0' then redis.call('XTRIM', KEYS[3], 'MINID', ARGV[4]) end
+return 1
+"""
+
+# KEYS owner snap; ARGV node|fence tick channel payload -> 1 (published) or 0 (stale: refused)
+PUBLISH_STATE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], 'tick', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+
+# A match that closed (empty past its grace) is forgotten, unless an input arrived after the
+# last one its owner read (someone joined meanwhile: the owner reads on).
+# KEYS owner snap in; ARGV node|fence position -> 1 (forgotten) or 0
+CLOSE_MATCH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+if last[1] and last[1][1] ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return 1
+"""
+
+# Which of ARGV (node ids) are alive: not reaped from ``ip:nodes`` (HEARTBEAT reaps a node
+# past its expiry, its chat members leave then; a node reaped while alive learns it at its
+# next beat and tells its members and players again, so "dead" means the same for both).
+# KEYS nodes -> the alive ones
+NODES_ALIVE = """
+local alive = {}
+for _, node in ipairs(ARGV) do
+  if redis.call('ZSCORE', KEYS[1], node) then table.insert(alive, node) end
+end
+return alive
+"""

@@ -20,6 +20,7 @@ from redis_server import redis_server
 
 from interplay.backends.redis import RedisEngine
 from interplay.core import RoomHub
+from interplay.core.game import PlayerState
 from interplay.core.matches import MatchHub
 from interplay.runtime import Counters, Runtime, Settings
 from interplay.runtime.node import Node
@@ -51,6 +52,24 @@ class NodesUnderTest(ServerUnderTest):
     def members(self, room: str) -> list[str]:
         return sorted({user for node in self.nodes for user in node.members(room)})
 
+    def matches(self) -> set[str]:
+        """Each match is open on the node that owns it."""
+        return {match for node in self.nodes for match in node.matches()}
+
+    def _owner(self, match: str) -> ServerUnderTest:
+        owners = [node for node in self.nodes if match in node.matches()]
+        assert len(owners) == 1, f"match {match!r} is open on {len(owners)} nodes"
+        return owners[0]
+
+    def match_tick(self, match: str) -> int:
+        return self._owner(match).match_tick(match)
+
+    def match_players(self, match: str) -> dict[str, PlayerState]:
+        return self._owner(match).match_players(match)
+
+    def game_sessions(self) -> int:
+        return sum(node.game_sessions() for node in self.nodes)
+
     def document_text(self, document: str) -> str | None:
         """The newest replica's text (the other may not have heard the last edit yet)."""
         newest = max(self.nodes, key=lambda n: n.runtime.documents.revision(document) or -1)
@@ -66,6 +85,11 @@ class TwoNodes:
     ) -> AsyncIterator[ServerUnderTest]:
         limits = options.pop("limits", None)
         settings = options.pop("settings", None) or Settings(rate=0)
+        games = {
+            "rules": options.pop("arena", None),
+            "settings": options.pop("game_settings", None),
+            "limits": options.pop("game_limits", None),
+        }
         assert not options, f"not for two nodes yet: {sorted(options)}"
         with (
             tempfile.TemporaryDirectory() as directory,
@@ -80,7 +104,7 @@ class TwoNodes:
                         Runtime(
                             engine,
                             rooms=RoomHub(limits=limits),
-                            games=MatchHub(),
+                            games=MatchHub(**games),
                             settings=settings,
                             node=Node(engine),
                         )
