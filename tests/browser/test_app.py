@@ -3,25 +3,28 @@ chat, co-edit with a gRPC editor, play against a gRPC player, and ride out a ser
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from browser_support import Pages, WebServer, web_serve
-from helpers import eventually, free_port, uvicorn_serving
+from helpers import eventually, free_port, tcp_server, uvicorn_serving, websocket_server
 from interplay.backends import MemoryBackend
 from interplay.core import Kind
 from interplay.core.backoff import BackoffPolicy
+from interplay.core.documents import DocumentHub
 from interplay.runtime import Runtime, Settings
 from interplay.runtime.auth import Authenticator
 from interplay.transports.asgi import InterplayASGI
 from interplay.transports.grpc.client import ChatClient, EditClient, GameClient
-from interplay.transports.websocket.server import default_web_root
+from interplay.transports.websocket.server import WebSocketSettings, default_web_root
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -170,6 +173,72 @@ async def test_two_pages_and_a_grpc_editor_type_at_once_and_converge(
             assert await converged([ann, bob], cat) == text
             for _, log in pages.opened:
                 assert log.errors == []
+
+
+async def test_a_page_typing_while_cut_off_keeps_its_typing_after_a_snapshot(
+    pages: Pages,
+) -> None:
+    """The server keeps 2 revisions. ann's page loses its connection (its calls are cut and
+    refused for a while: the route below), types, and cat (gRPC) types 6 edits meanwhile, so
+    the revision ann holds is gone: her rejoin is answered by a snapshot. Her typing is
+    rebased onto it, not lost: it reaches cat, and both end with the same text, each one's
+    characters once and in order."""
+    up = True
+    live: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+    from_server: list[dict[str, Any]] = []
+
+    async def route(ws: WebSocketRoute) -> None:
+        if not up:
+            await ws.close(code=1012, reason="cut off by the test")
+            return
+        server = ws.connect_to_server()
+
+        def deliver(message: str | bytes) -> None:
+            from_server.append(json.loads(message))
+            ws.send(message)
+
+        server.on_message(deliver)  # recorded, then on to the page; the page's go on as is
+        live.append((ws, server))
+
+    async def prepare(page: Page) -> None:
+        await page.route_web_socket(re.compile(r"/edit(\?|$)"), route)
+
+    settings = WebSocketSettings(port=0, web_root=default_web_root())
+    async with (
+        tcp_server(documents=DocumentHub(keep=2)) as grpc_served,
+        websocket_server(settings, runtime=grpc_served.service.runtime) as ws_served,
+        EditClient("127.0.0.1", grpc_served.port, user="cat", document="notes") as cat,
+    ):
+        await cat.wait_synced()
+        await cat.insert(0, "[]")
+        url = f"http://127.0.0.1:{ws_served.port}/?user=ann&doc=notes#editor"
+        ann = await pages.open(url, prepare)
+        status = ann.locator("#edit-status")
+        await expect(ann.locator("#doc-text")).to_have_value("[]")
+        await expect(ann.locator("#doc-meta")).to_have_attribute("data-settled", "true")
+
+        up = False
+        for page_side, server_side in live:
+            await page_side.close(code=1012, reason="cut off by the test")
+            await server_side.close()
+        await expect(status).to_have_attribute("data-state", "reconnecting")
+        await ann.locator("#doc-text").press("Control+End")
+        await ann.locator("#doc-text").press_sequentially("abc𝄞de", delay=10)
+        for digit in "012345":  # one revision each
+            await cat.insert(len(cat.text), digit)
+            await cat.wait_settled()
+        from_server.clear()
+        up = True
+
+        await expect(status).to_have_text("connected", timeout=20_000)
+        text = await converged([ann], cat)
+        snapshots = [f for f in from_server if f.get("operation") == "snapshot"]
+        assert snapshots and snapshots[0]["content"] == "[]012345"  # no catch-up: trimmed
+        assert "".join(c for c in text if c in "abc𝄞de") == "abc𝄞de"
+        assert "".join(c for c in text if c.isdigit()) == "012345"
+        assert sorted(text) == sorted("[]abc𝄞de012345")
+        for _, log in pages.opened:
+            assert log.errors == []
 
 
 async def test_a_page_survives_a_server_kill_and_restart(pages: Pages, tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The page's client rules (web/js/chat-client.js, edit-client.js, game-client.js) against
 the core's (``ClientRooms``, ``ClientEditor``, ``ClientPlayer``), in chromium, on random runs:
 the person's calls, reconnects and what a server may send, with echoes, duplicates, gaps,
-stale acks, rebased pieces, full and delta states among it. After every step both must ask to
-send the same frames and show the same."""
+stale acks, rebased pieces, later snapshots (the editor rebasing onto them), refusals, full and
+delta states among it. After every step both must ask to send the same frames and show the
+same."""
 
 from __future__ import annotations
 
@@ -26,11 +27,13 @@ from interplay.core.edit_client import (
     ClientEditor,
     DocumentSnapshot,
     EditAck,
+    EditRejected,
     EditRequest,
     JoinDocument,
     SendEdit,
     ServerEdit,
 )
+from interplay.core.errors import Rejection
 from interplay.core.game import GameEvent, PlayerState
 from interplay.core.game_client import ClientPlayer, JoinGame, StateUpdate
 from interplay.core.rooms import RoomMessage
@@ -151,7 +154,7 @@ def test_chat_rules_agree_with_the_core(module_page: Page, data: st.DataObject) 
 EDIT = """async (steps) => {
   const { ClientEditor } = await import("/js/edit-client.js");
   const rules = new ClientEditor("me", "doc", "p");
-  const frame = (f) => f.operation === "join" ? ["join", Number(f.version)]
+  const frame = (f) => f.operation === "join" ? ["join", Number(f.version), f.opId]
     : [f.position, f.length, f.content, Number(f.version), f.opId];
   const out = [];
   for (const [call, arg] of steps) {
@@ -174,26 +177,48 @@ EDIT = """async (steps) => {
 
 def _edit_frame(request: EditRequest) -> list[Any]:
     if isinstance(request, JoinDocument):
-        return ["join", request.revision]
+        return ["join", request.revision, request.pending]
     assert isinstance(request, SendEdit)
     return [request.position, request.deleted, request.inserted, request.base, request.op_id]
 
 
+def _edit_state(rules: ClientEditor, sent: list[EditRequest], change: Any) -> dict[str, Any]:
+    """What the EDIT script reports after a step."""
+    return {
+        "sent": [_edit_frame(r) for r in sent],
+        "change": change,
+        "text": rules.text,
+        "revision": rules.revision,
+        "synced": rules.synced,
+        "inFlight": rules.in_flight,
+    }
+
+
 @st.composite
 def _edit_reply(draw: st.DrawFn, rules: ClientEditor) -> tuple[Any, dict[str, Any]]:
-    """A snapshot, an ack (of what is in flight, or stale), or someone's edit (or ours, from
-    a catch-up) that fits the server's text as the client knows it. Only the first snapshot:
-    on a later one the core rebases the unacknowledged edits (issue 16) while the page's
-    client still starts over (a "reset"), until web/js/edit-client.js has the rebase too."""
-    kind = draw(st.sampled_from(["ack", "edit", "edit", "edit"]))
+    """A snapshot (the first, or a later one that holds our op in flight or not: the editor
+    rebases onto it), an ack (of what is in flight, or stale), a refusal, or someone's edit (or
+    ours, from a catch-up) that fits the server's text as the client knows it."""
+    kind = draw(st.sampled_from(["ack", "edit", "edit", "edit", "snapshot", "reject"]))
     revision = rules.revision
-    if not rules.synced:
+    if not rules.synced or kind == "snapshot":
         text = draw(texts)
         at = draw(st.sampled_from([revision, revision, revision + 3]))
-        return DocumentSnapshot(text=text, revision=at), {
+        op_id = draw(st.sampled_from([rules.in_flight or "", ""]))
+        return DocumentSnapshot(text=text, revision=at, op_id=op_id), {
             "operation": "snapshot",
             "content": text,
             "version": str(at),
+            "opId": op_id,
+        }
+    if kind == "reject":
+        op_id = draw(st.sampled_from([rules.in_flight or "p-0", "p-0"]))
+        rejection = Rejection(code="INVALID_ARGUMENT", field="position", rule="out of range")
+        return EditRejected(op_id=op_id, rejection=rejection), {
+            "operation": "reject",
+            "opId": op_id,
+            "version": str(revision),
+            "rejection": {"code": 3, "field": "position", "message": "out of range"},
         }
     if kind == "ack":
         op_id = draw(st.sampled_from([rules.in_flight or "p-0", "p-0"]))
@@ -236,15 +261,8 @@ def test_edit_rules_agree_with_the_core(module_page: Page, data: st.DataObject) 
     rules = ClientEditor("me", "doc", id_prefix="p")
     steps: list[list[Any]] = []
     expected = []
-    first_sent: dict[str, SendEdit] = {}  # op id -> the edit as it first went out
     for _ in range(data.draw(st.integers(1, 25))):
-        # A reconnect at revision 0 asks for a snapshot, a later one (see _edit_reply). Nor a
-        # second reconnect with the op in flight re-sent as it first went out and unanswered:
-        # the core then asks for a snapshot to rebase onto, the page re-sends it again, until
-        # web/js/edit-client.js has the rebase (test_edit_client_resend.py).
-        again = rules.in_flight is not None and rules._resent_first == rules.in_flight
-        calls = ["connected"] if (not rules.synced or rules.revision > 0) and not again else []
-        calls += ["receive", "receive"]
+        calls = ["connected", "receive", "receive"]
         calls += ["edit", "edit", "undo", "redo"] if rules.synced else []
         call = data.draw(st.sampled_from(calls))
         change = None
@@ -257,14 +275,7 @@ def test_edit_rules_agree_with_the_core(module_page: Page, data: st.DataObject) 
             sent = rules.edit(position, deleted, inserted)
         elif call == "connected":
             steps.append([call, None])
-            try:
-                sent = rules.connected()
-            except ValueError:
-                # The core cannot re-send an in-flight op that remote edits split or emptied
-                # (test_edit_client_resend.py); the page sends it as it first went out.
-                assert rules.in_flight is not None
-                join = JoinDocument(document="doc", user="me", revision=rules.revision)
-                sent = [join, first_sent[rules.in_flight]]
+            sent = rules.connected()
         elif call in ("undo", "redo"):
             steps.append([call, None])
             sent = rules.undo() if call == "undo" else rules.redo()
@@ -273,20 +284,110 @@ def test_edit_rules_agree_with_the_core(module_page: Page, data: st.DataObject) 
             steps.append([call, wire])
             changes, sent = rules.receive(reply)
             change = [changes[0].kind, changes[0].lost] if changes else None
-        for request in sent:
-            if isinstance(request, SendEdit):
-                first_sent.setdefault(request.op_id, request)
-        expected.append(
-            {
-                "sent": [_edit_frame(r) for r in sent],
-                "change": change,
-                "text": rules.text,
-                "revision": rules.revision,
-                "synced": rules.synced,
-                "inFlight": rules.in_flight,
-            }
-        )
+        expected.append(_edit_state(rules, sent, change))
     assert module_page.evaluate(EDIT, steps) == expected
+
+
+def _core_run(steps: list[list[Any]]) -> list[dict[str, Any]]:
+    """The EDIT script's steps on the core's ``ClientEditor``, each server frame decoded from
+    its JSON as the Python transports decode it (proto3 JSON -> EditOperation -> reply)."""
+    from google.protobuf import json_format
+
+    from interplay.transports.grpc import codec
+    from interplay.transports.grpc.generated import chat_pb2 as pb
+
+    rules = ClientEditor("me", "doc", id_prefix="p")
+    out = []
+    for call, arg in steps:
+        change = None
+        if call == "edit":
+            sent = rules.edit(*arg)
+        elif call == "connected":
+            sent = rules.connected()
+        elif call in ("undo", "redo"):
+            sent = rules.undo() if call == "undo" else rules.redo()
+        else:
+            reply = codec.edit_reply(json_format.ParseDict(arg, pb.EditOperation()))
+            assert reply is not None
+            changes, sent = rules.receive(reply)
+            change = [changes[0].kind, changes[0].lost] if changes else None
+        out.append(_edit_state(rules, sent, change))
+    return out
+
+
+def test_a_split_edit_is_resent_as_it_first_went_out_once_then_rebased(
+    module_page: Page,
+) -> None:
+    """An edit in flight that a remote insert split goes again as it first went out on the
+    first reconnect; if that connection ends too before its ack, the next reconnect asks for a
+    snapshot naming it (re-sending it at a base the server no longer keeps would loop), and the
+    snapshot's rebase sends what it did not hold (tests/core/test_edit_client_resend.py)."""
+    steps: list[list[Any]] = [
+        ["receive", {"operation": "snapshot", "content": "abcdef", "version": "1"}],
+        ["edit", [1, 4, ""]],  # delete "bcde": in flight as p-1 at base 1
+        [
+            "receive",
+            {
+                "operation": "insert",
+                "userId": "bob",
+                "opId": "b-1",
+                "version": "2",
+                "position": 3,
+                "content": "X",
+            },
+        ],
+        ["connected", None],
+        ["connected", None],
+        ["edit", [0, 0, "Z"]],  # local until the snapshot
+        ["receive", {"operation": "snapshot", "content": "aXf!", "version": "5", "opId": "p-1"}],
+    ]
+    expected = _core_run(steps)
+    first_sent = [1, 4, "", 1, "p-1"]
+    assert expected[3]["sent"] == [["join", 2, "p-1"], first_sent]
+    assert expected[4]["sent"] == [["join", 0, "p-1"]]
+    assert expected[5]["sent"] == []
+    assert expected[6]["sent"] == [[0, 0, "Z", 5, "p-2"]]
+    assert expected[6]["text"] == "ZaXf!" and expected[6]["change"] == ["rebase", False]
+    assert module_page.evaluate(EDIT, steps) == expected
+
+
+@given(data=st.data(), size=st.integers(0, 12))
+def test_the_page_rebase_keeps_every_local_insert_and_what_of_the_snapshot_they_did_not_delete(
+    module_page: Page, data: st.DataObject, size: int
+) -> None:
+    """The property of tests/core/test_edit_client.py, on the page's editor: every character
+    unique (the base's; the editor's own, astral, unacknowledged: in flight and buffered; the
+    server's, in a snapshot that deleted some of the base), the editor reconnects and gets the
+    snapshot. Its text is then exactly the snapshot without the base characters the editor
+    deleted, plus every character it inserted and still holds, each once and in order; and
+    the same as the core's."""
+    base = "".join(chr(0x100 + i) for i in range(size))
+    snapshot = {"operation": "snapshot", "content": base, "version": "1"}
+    steps: list[list[Any]] = [["receive", snapshot]]
+    local = base
+    for n in range(data.draw(st.integers(1, 5))):
+        position = data.draw(st.integers(0, len(local)))
+        deleted = data.draw(st.integers(0, len(local) - position))
+        inserted = "".join(chr(0x1F600 + 8 * n + i) for i in range(data.draw(st.integers(0, 3))))
+        if deleted or inserted:
+            steps.append(["edit", [position, deleted, inserted]])
+            local = local[:position] + inserted + local[position + deleted :]
+    kept = data.draw(st.lists(st.booleans(), min_size=size, max_size=size))
+    server = [c for c, keep in zip(base, kept, strict=True) if keep]
+    for n in range(data.draw(st.integers(0, 4))):
+        server.insert(data.draw(st.integers(0, len(server))), chr(0x3040 + n))
+    server_text = "".join(server)
+    steps.append(["connected", None])
+    steps.append(["receive", {"operation": "snapshot", "content": server_text, "version": "9"}])
+    got = module_page.evaluate(EDIT, steps)
+    assert got == _core_run(steps)
+    text = got[-1]["text"]
+    deleted_by_editor = set(base) - set(local)
+    mine = [c for c in local if c not in base]
+    expected_server = [c for c in server_text if c not in deleted_by_editor]
+    assert sorted(text) == sorted(expected_server + mine)  # each exactly once
+    assert [c for c in text if c in server_text] == expected_server  # in order
+    assert [c for c in text if c in mine] == mine
 
 
 GAME = """async (steps) => {

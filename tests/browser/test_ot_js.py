@@ -1,6 +1,6 @@
 """The browser's OT (web/js/ot/) against the core's (interplay.core.ot), run in chromium on
 random documents and operations: same components from apply, transform, compose, invert,
-splices and caret moves, and the same client state machine step by step."""
+splices, caret moves and character diffs, and the same client state machine step by step."""
 
 from __future__ import annotations
 
@@ -55,6 +55,31 @@ def test_text_operations_agree_with_the_core(module_page: Page, data: st.DataObj
     }
 
 
+DIFF = """async (pairs) => {
+  const { TextOp } = await import("/js/ot/text.js");
+  return pairs.map(([before, after]) => TextOp.diff(before, after).ops);
+}"""
+
+
+@given(st.data())
+def test_character_diffs_agree_with_the_core(module_page: Page, data: st.DataObject) -> None:
+    """``TextOp.diff`` (difflib's matching blocks between the common ends) gives the same
+    operation in JS, on unrelated texts, on a text and an edit of it, and on repetitive ones
+    (where which block difflib picks first matters)."""
+    pairs = []
+    for _ in range(data.draw(st.integers(1, 8))):
+        before = data.draw(texts | st.text("ab𝄞", max_size=30))
+        if data.draw(st.booleans()):
+            after = data.draw(ops_for(before)).apply(before)
+        else:
+            after = data.draw(texts | st.text("ab𝄞", max_size=30))
+        pairs.append([before, after])
+    got = module_page.evaluate(DIFF, pairs)
+    assert got == [components(TextOp.diff(before, after)) for before, after in pairs]
+    for (before, after), ops in zip(pairs, got, strict=True):
+        assert TextOp.from_components(ops).apply(before) == after
+
+
 CLIENT = """async (steps) => {
   const { TextOp } = await import("/js/ot/text.js");
   const { ClientDocument } = await import("/js/ot/client.js");
@@ -67,6 +92,10 @@ CLIENT = """async (steps) => {
     else if (kind === "ack") sent = doc.ack();
     else if (kind === "undo") sent = doc.undo();
     else if (kind === "redo") sent = doc.redo();
+    else if (kind === "rebase") {
+      const [text, revision, change, landed] = arg;
+      sent = doc.rebase(text, revision, TextOp.fromComponents(change), landed);
+    }
     out.push({
       text: doc.text, revision: doc.revision, state: doc.state,
       outstanding: doc.outstanding && doc.outstanding.ops,
@@ -91,15 +120,16 @@ def _snapshot(doc: ClientDocument, sent: Any) -> dict[str, Any]:
 
 @given(st.data())
 def test_client_state_machine_agrees_with_the_core(module_page: Page, data: st.DataObject) -> None:
-    """Local edits, someone else's edits, acks, undo and redo in a random order: the JS client
-    ends every step in the core client's state and sends what it sends."""
+    """Local edits, someone else's edits, acks, undo, redo and rebases onto a later snapshot
+    (with the operation in flight landed in it or not) in a random order: the JS client ends
+    every step in the core client's state and sends what it sends."""
     start = data.draw(texts)
     doc = ClientDocument(start)
     server = start  # the server's text at the client's revision, for valid remote ops
     steps: list[list[Any]] = [["start", start]]
     expected = []
     for _ in range(data.draw(st.integers(1, 12))):
-        kinds = ["edit", "remote", "undo", "redo"] + (["ack"] if doc.outstanding else [])
+        kinds = ["edit", "remote", "undo", "redo", "rebase"] + (["ack"] if doc.outstanding else [])
         kind = data.draw(st.sampled_from(kinds))
         sent: Any = None
         if kind == "edit":
@@ -116,6 +146,15 @@ def test_client_state_machine_agrees_with_the_core(module_page: Page, data: st.D
             server = doc.outstanding.apply(server)
             steps.append([kind, None])
             sent = doc.ack()
+        elif kind == "rebase":
+            landed = doc.outstanding is not None and data.draw(st.booleans())
+            known = doc.outstanding.apply(server) if landed and doc.outstanding else server
+            text = data.draw(ops_for(known)).apply(known)
+            change = TextOp.diff(known, text)
+            revision = doc.revision + data.draw(st.integers(0, 3))
+            steps.append([kind, [text, revision, components(change), landed]])
+            sent = doc.rebase(text, revision=revision, change=change, landed=int(landed))
+            server = text
         else:
             steps.append([kind, None])
             sent = doc.undo() if kind == "undo" else doc.redo()

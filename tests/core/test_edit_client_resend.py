@@ -5,7 +5,7 @@ it (found by the browser client's differential test, tests/browser/test_clients_
 delete with a remote insert inside its range is two splices (a remote delete of the same range:
 none), which no single wire edit carries (``connected()`` raised ValueError). It re-sends the
 op as it first went out (its original base) instead: one splice, which the server rebases over
-the same edits the client did, as the page does (web/js/ot/client.js ``resend``).
+the same edits the client did, as the page does (web/js/edit-client.js ``connected``).
 """
 
 from __future__ import annotations

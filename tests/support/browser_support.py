@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +56,17 @@ class Pages:
         self.browser = browser
         self.opened: list[tuple[Page, PageLog]] = []
 
-    async def open(self, url: str) -> Page:
+    async def open(
+        self, url: str, prepare: Callable[[Page], Awaitable[None]] | None = None
+    ) -> Page:
+        """A new page at ``url``; ``prepare`` runs before it loads (e.g. to route its calls)."""
         context = await self.browser.new_context(viewport={"width": 1280, "height": 800})
         page = await context.new_page()
         log = PageLog(f"page{len(self.opened) + 1}")
         log.attach(page)
         self.opened.append((page, log))
+        if prepare is not None:
+            await prepare(page)
         await page.goto(url)
         return page
 

@@ -4,11 +4,18 @@
 //
 // - Every operation sent carries an op id (`<prefix>-<n>`); the one in flight (one at a time)
 //   keeps its id across connections, so the server applies a re-send at most once.
-// - `connected()` joins at the revision held (0 before the first snapshot: a snapshot), then
-//   re-sends the operation in flight under its op id. The edits missed arrive first; our own
-//   in-flight operation among them is its ack, and its further pieces are skipped.
-// - A snapshot at another revision than ours starts over from it (a "reset"; `lost` if local
-//   edits were never acknowledged).
+// - `connected()` joins at the revision held (0 before the first snapshot: a snapshot), naming
+//   the operation in flight (`opId`), then re-sends it under its op id. The edits missed arrive
+//   first; our own in-flight operation among them is its ack, and its further pieces are
+//   skipped. An operation in flight that remote edits split or emptied (no single splice
+//   carries it) goes as it first went out, once; after that it waits for a snapshot.
+// - A snapshot after the first (the server no longer kept what we missed) says, in `opId`,
+//   whether our operation in flight landed. Every local edit that is not in it is *rebased*
+//   onto it: the server's change since our base (a character diff of the server's text as we
+//   knew it, with the landed operation applied, against the snapshot) is transformed against
+//   them, and they go out again under new op ids: a "rebase", nothing typed is lost.
+// - An operation the server refused ("reject") is never re-sent: a "refused" change, then the
+//   editor starts over from a new snapshot (a "reset", `lost` if edits were made on top of it).
 // - Carets: the server relays `cursor` (position, length) at its revision; we move each one
 //   through what we hold unacknowledged, then through every edit applied here. Ours is sent
 //   only while synchronized (nothing in flight: its position is then the server's too).
@@ -24,10 +31,16 @@ export class ClientEditor {
     this.idPrefix = idPrefix;
     this.doc = new ClientDocument();
     this.synced = false; // a snapshot has arrived
+    // The server's text at our revision, as we know it: what a later snapshot is diffed
+    // against to rebase our unacknowledged edits.
+    this.confirmed = "";
     this.inFlight = null; // the op id of the operation awaiting its ack
     this.counter = 0;
     this.skip = null; // [revision, op id] of ours, acked by the catch-up
-    this.resendAfterSnapshot = false;
+    this.awaitingSnapshot = false; // see connected()
+    this.startOver = false; // an op was refused: the next snapshot is a reset
+    this.firstSent = null; // the frame the operation in flight first went out as
+    this.resentFirst = ""; // the op id of the first-sent frame re-sent on a reconnect
     this.carets = new Map(); // user -> {position, length, seen}, in local code points
     this.selection = [0, 0]; // ours, local code points
     this.sentSelection = null; // [position, length] last sent, moved as the server moves it
@@ -71,18 +84,31 @@ export class ClientEditor {
 
   // -- the connection's --------------------------------------------------------------------
 
+  /** What a new connection sends first: a join at the revision held, naming the operation in
+   * flight, then that operation under its op id (see the notes at the top). */
   connected() {
-    const revision = this.synced ? this.doc.revision : 0;
-    const join = {
-      operation: "join",
-      documentId: this.document,
-      userId: this.user,
-      version: String(revision),
-    };
-    const resend = this.synced ? this.doc.resend() : null;
-    this.resendAfterSnapshot = resend !== null && revision === 0;
     this.sentSelection = null;
-    if (resend === null || this.resendAfterSnapshot) return [join];
+    if (this.startOver) return [this.join(0, "")]; // a snapshot to start over from
+    const revision = this.synced ? this.doc.revision : 0;
+    const resend = this.synced ? this.doc.resend() : null;
+    const join = this.join(revision, resend !== null ? this.inFlight : "");
+    // At revision 0 the join asks for a snapshot: until it comes, edits stay local (sent
+    // against revision 0 they would be applied after it, and rebased onto it as well).
+    this.awaitingSnapshot = revision === 0;
+    if (resend === null || this.awaitingSnapshot) return [join];
+    if (resend.op.splices().length !== 1) {
+      // Remote edits split it or emptied it: no single wire edit carries it rebased, so it
+      // goes as it first went out, at its first base, and the server rebases it over the same
+      // edits we did. Once: if that connection ends too before the ack (its base no longer
+      // kept), sending it so again would loop; a snapshot to rebase onto instead.
+      const first = this.firstSent;
+      if (first !== null && first.opId === this.inFlight && this.inFlight !== this.resentFirst) {
+        this.resentFirst = first.opId;
+        return [join, first];
+      }
+      this.awaitingSnapshot = true;
+      return [this.join(0, this.inFlight)];
+    }
     return [join, this.request(resend, this.inFlight)];
   }
 
@@ -90,7 +116,8 @@ export class ClientEditor {
   receive(frame) {
     const kind = frame.operation;
     const version = Number(frame.version ?? 0);
-    if (kind === "snapshot") return this.snapshot(frame.content ?? "", version);
+    if (kind === "snapshot") return this.snapshot(frame.content ?? "", version, frame.opId ?? "");
+    if (kind === "reject") return this.refused(frame);
     if (kind === "ack") {
       if (this.inFlight !== null && frame.opId === this.inFlight) return [null, this.acked()];
       return [null, []]; // a second ack for an op the catch-up already acknowledged
@@ -115,6 +142,7 @@ export class ClientEditor {
       deleted || inserted
         ? TextOp.splice(size, position, deleted, inserted)
         : TextOp.identity(size);
+    this.confirmed = op.apply(this.confirmed);
     const applied = this.doc.receive(op, version);
     this.moveCarets(applied);
     const caret = this.carets.get(user);
@@ -138,31 +166,62 @@ export class ClientEditor {
     return this.sent(send);
   }
 
-  snapshot(text, revision) {
-    const resend = this.resendAfterSnapshot;
-    this.resendAfterSnapshot = false;
-    if (this.synced && this.doc.revision === revision) {
-      const send = resend ? this.doc.resend() : null; // a rejoin with nothing missed
-      return [null, [...(send ? [this.request(send, this.inFlight)] : []), ...this.cursorFrames()]];
-    }
-    const unsent = this.inFlight !== null || this.doc.buffer !== null;
-    const lost = this.synced && unsent;
-    const kind = this.synced ? "reset" : "snapshot";
-    this.doc = new ClientDocument(text, { revision });
-    this.inFlight = null;
+  snapshot(text, revision, opId) {
     this.skip = null;
-    this.synced = true;
-    this.carets.clear();
-    this.selection = [0, 0];
-    this.sentSelection = null;
-    return [{ kind, lost }, this.cursorFrames()];
+    this.awaitingSnapshot = false;
+    if (this.startOver || !this.synced) {
+      const kind = this.startOver ? "reset" : "snapshot";
+      const lost = this.startOver && (this.inFlight !== null || this.doc.buffer !== null);
+      this.startOver = false;
+      this.confirmed = text;
+      this.doc = new ClientDocument(text, { revision });
+      this.inFlight = null;
+      this.synced = true;
+      this.carets.clear();
+      this.selection = [0, 0];
+      this.sentSelection = null;
+      return [{ kind, lost }, this.cursorFrames()];
+    }
+    const doc = this.doc;
+    const [before, beforeRevision] = [doc.text, doc.revision];
+    const landed = this.inFlight !== null && opId === this.inFlight;
+    const base = landed ? doc.outstanding.apply(this.confirmed) : this.confirmed;
+    const send = doc.rebase(text, revision, TextOp.diff(base, text), landed);
+    this.confirmed = text;
+    this.inFlight = null;
+    const requests = this.sent(send);
+    if (doc.text === before && doc.revision === beforeRevision) return [null, requests];
+    // The other editors' carets were at positions of the old text: moved by what changed here.
+    if (doc.text !== before) this.moveCarets(diffOp(before, doc.text));
+    return [{ kind: "rebase", lost: false }, [...requests, ...this.cursorFrames()]];
+  }
+
+  refused(frame) {
+    const change = { kind: "refused", user: this.user, rejection: frame.rejection ?? null };
+    if (this.inFlight === null || frame.opId !== this.inFlight || this.startOver) {
+      return [change, []]; // not the op in flight (or already starting over)
+    }
+    this.startOver = true;
+    return [change, [this.join(0, "")]];
+  }
+
+  join(revision, pending) {
+    return {
+      operation: "join",
+      documentId: this.document,
+      userId: this.user,
+      version: String(revision),
+      opId: pending,
+    };
   }
 
   sent(send) {
     if (send === null) return [];
     this.counter++;
     this.inFlight = `${this.idPrefix}-${this.counter}`;
-    return [this.request(send, this.inFlight)];
+    if (this.awaitingSnapshot) return []; // in flight here; the snapshot's rebase sends it
+    this.firstSent = this.request(send, this.inFlight);
+    return [this.firstSent];
   }
 
   request(send, opId) {
@@ -184,6 +243,7 @@ export class ClientEditor {
 
   acked() {
     this.inFlight = null;
+    this.confirmed = this.doc.outstanding.apply(this.confirmed);
     const next = this.sent(this.doc.ack());
     return next.length ? next : this.cursorFrames();
   }

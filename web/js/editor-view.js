@@ -58,11 +58,14 @@ export class EditorView {
   receive(frame) {
     this.takeInput(); // anything typed since the last input event goes first
     const [change, replies] = this.rules.receive(frame);
-    if (change?.kind === "snapshot" || change?.kind === "reset" || change?.kind === "edit") {
+    if (["snapshot", "rebase", "reset", "edit"].includes(change?.kind)) {
       this.showText();
       if (change.kind === "reset" && change.lost) {
-        toast("The server no longer had your last edits: they were lost");
+        toast("The server refused an edit: the edits made on top of it were lost");
       }
+    } else if (change?.kind === "refused") {
+      const reason = change.rejection?.message ?? "";
+      toast(`The server refused an edit${reason ? `: ${reason}` : ""}`);
     }
     this.render();
     return replies;

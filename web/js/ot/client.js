@@ -26,7 +26,6 @@ export class ClientDocument {
     this.revision = revision;
     this.undoLimit = undoLimit; // every remote op is transformed through both stacks: bounded
     this.outstanding = null; // the operation in flight, rebased over what arrived since
-    this.sent = null; // ... and as it went out: {op, base}
     this.buffer = null; // local edits made while it flies
     this.undoStack = [];
     this.redoStack = [];
@@ -95,14 +94,28 @@ export class ClientDocument {
     if (this.buffer !== null) [this.buffer, op] = TextOp.transform(this.buffer, op);
     this.text = op.apply(this.text);
     this.revision = revision === null ? this.revision + 1 : revision;
-    for (const stack of [this.undoStack, this.redoStack]) {
-      let remote = op;
-      for (let index = stack.length - 1; index >= 0; index--) {
-        [stack[index], remote] = TextOp.transform(stack[index], remote);
-      }
-    }
-    this.lastSplice = null;
+    this.rebaseSteps(op);
     return op;
+  }
+
+  /** Start over from the server's `text` at `revision`, keeping every local edit not in it.
+   * `change` turns the server's text as this client knows it (after the operation in flight,
+   * if `landed`: `text` holds it already) into `text`. The operation in flight (unless landed)
+   * and the buffer are transformed over it as one operation (the server's change goes right of
+   * a local insert at the same position, as a remote op does) and become the buffer; undo steps
+   * move past `change` as past a remote op. Returns the first splice to send. */
+  rebase(text, revision, change, landed = false) {
+    let mine = TextOp.identity(change.baseLength);
+    if (this.outstanding !== null && !landed) mine = mine.compose(this.outstanding);
+    if (this.buffer !== null) mine = mine.compose(this.buffer);
+    let theirs;
+    [mine, theirs] = TextOp.transform(mine, change);
+    this.text = mine.apply(text);
+    this.revision = revision;
+    this.outstanding = null;
+    this.buffer = mine;
+    this.rebaseSteps(theirs);
+    return this.sendBuffered();
   }
 
   /** The server applied our operation in flight; return the buffered one to send next. */
@@ -110,22 +123,28 @@ export class ClientDocument {
     if (this.outstanding === null) throw new Error("ack: nothing is awaiting confirmation");
     this.revision += 1;
     this.outstanding = null;
-    this.sent = null;
     return this.sendBuffered();
   }
 
-  /** After a reconnect: the operation in flight again (its op id makes it idempotent), rebased
-   * to our revision while that is still one splice, else as it first went out. A remote insert
-   * inside a range it deletes splits it in two, a remote delete of that range empties it, and
-   * the position-based wire carries neither; the server rebases the old base over the same
-   * edits we did. */
+  /** After a reconnect: the operation in flight again, at our revision (its op id makes it
+   * idempotent; the editor decides what to do when it is no longer one splice). */
   resend() {
     if (this.outstanding === null) return null;
-    if (this.outstanding.splices().length === 1) return { op: this.outstanding, base: this.revision };
-    return this.sent;
+    return { op: this.outstanding, base: this.revision };
   }
 
   // -- internals ---------------------------------------------------------------------------
+
+  /** The undo and redo steps, moved past `op` (applied after the local text). */
+  rebaseSteps(op) {
+    for (const stack of [this.undoStack, this.redoStack]) {
+      let remote = op;
+      for (let index = stack.length - 1; index >= 0; index--) {
+        [stack[index], remote] = TextOp.transform(stack[index], remote);
+      }
+    }
+    this.lastSplice = null;
+  }
 
   push(stack, step) {
     stack.push(step);
@@ -148,8 +167,7 @@ export class ClientDocument {
     this.buffer = rest;
     if (head === null) return null;
     this.outstanding = head;
-    this.sent = { op: head, base: this.revision };
-    return this.sent;
+    return { op: head, base: this.revision };
   }
 }
 

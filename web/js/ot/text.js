@@ -180,6 +180,36 @@ export class TextOp {
     return builder.build();
   }
 
+  /** An operation that turns `before` into `after`, keeping what they share: the common ends,
+   * then the matching blocks of Python's `difflib.SequenceMatcher` (no junk, no autojunk) in
+   * between, found the same way, so the page rebases onto a snapshot exactly as
+   * `interplay.core.ot.text.TextOp.diff` does (any correct character diff converges; the same
+   * one gives the same text as the Python client). Code points, not UTF-16 units. */
+  static diff(before, after) {
+    const a = Array.from(before);
+    const b = Array.from(after);
+    let start = 0;
+    const stop = Math.min(a.length, b.length);
+    while (start < stop && a[start] === b[start]) start++;
+    let end = 0;
+    while (end < stop - start && a[a.length - 1 - end] === b[b.length - 1 - end]) end++;
+    const builder = new Builder();
+    builder.retain(start);
+    const old = a.slice(start, a.length - end);
+    const now = b.slice(start, b.length - end);
+    let i = 0;
+    let j = 0;
+    for (const [ai, bj, size] of matchingBlocks(old, now)) {
+      builder.insert(now.slice(j, bj).join(""));
+      builder.delete(ai - i);
+      builder.retain(size);
+      i = ai + size;
+      j = bj + size;
+    }
+    builder.retain(end);
+    return builder.build();
+  }
+
   // -- queries -----------------------------------------------------------------------------
 
   get isIdentity() {
@@ -356,4 +386,59 @@ export class TextOp {
     }
     return [aOut.build(), bOut.build()];
   }
+}
+
+/** `difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks()` for arrays of
+ * code points: `[i, j, size]` triples, increasing, not adjacent, ending with `[len a, len b, 0]`. */
+function matchingBlocks(a, b) {
+  const indices = new Map(); // code point -> its indices in b, ascending (difflib's b2j)
+  b.forEach((char, j) => {
+    const list = indices.get(char);
+    if (list === undefined) indices.set(char, [j]);
+    else list.push(j);
+  });
+  const blocks = [];
+  const queue = [[0, a.length, 0, b.length]];
+  while (queue.length) {
+    const [alo, ahi, blo, bhi] = queue.pop();
+    const [i, j, k] = longestMatch(a, indices, alo, ahi, blo, bhi);
+    if (!k) continue;
+    blocks.push([i, j, k]);
+    if (alo < i && blo < j) queue.push([alo, i, blo, j]);
+    if (i + k < ahi && j + k < bhi) queue.push([i + k, ahi, j + k, bhi]);
+  }
+  blocks.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  const out = [];
+  let [i1, j1, k1] = [0, 0, 0];
+  for (const [i2, j2, k2] of blocks) {
+    if (i1 + k1 === i2 && j1 + k1 === j2) {
+      k1 += k2; // adjacent: one block
+    } else {
+      if (k1) out.push([i1, j1, k1]);
+      [i1, j1, k1] = [i2, j2, k2];
+    }
+  }
+  if (k1) out.push([i1, j1, k1]);
+  out.push([a.length, b.length, 0]);
+  return out;
+}
+
+/** difflib's `find_longest_match` with no junk: the longest block of `a[alo:ahi]` equal to one
+ * of `b[blo:bhi]`, the earliest in `a` on a tie, then the earliest in `b`. (With no junk the
+ * extension loops difflib runs after this never extend a block, so they are left out.) */
+function longestMatch(a, indices, alo, ahi, blo, bhi) {
+  let [besti, bestj, bestsize] = [alo, blo, 0];
+  let lengths = new Map(); // j -> length of the match ending at a[i - 1], b[j]
+  for (let i = alo; i < ahi; i++) {
+    const next = new Map();
+    for (const j of indices.get(a[i]) ?? []) {
+      if (j < blo) continue;
+      if (j >= bhi) break;
+      const k = (lengths.get(j - 1) ?? 0) + 1;
+      next.set(j, k);
+      if (k > bestsize) [besti, bestj, bestsize] = [i - k + 1, j - k + 1, k];
+    }
+    lengths = next;
+  }
+  return [besti, bestj, bestsize];
 }
