@@ -173,7 +173,7 @@ class LoopSnapshot:
     """Everything a loop needs to tick on as it would have (``GameLoop.snapshot``): the last
     tick, the players, each player's highest accepted and applied sequence and action tokens,
     and the inputs queued for the next tick (joins, every player's actions, leaves). Not the
-    schedule (a restored loop starts its own at ``start``) nor the counters."""
+    schedule (a restored loop starts its own where it is restored) nor the counters."""
 
     tick: int
     players: tuple[PlayerState, ...]
@@ -271,41 +271,23 @@ class GameLoop:
             leaves=tuple(self._leaves.values()),
         )
 
-    @classmethod
-    def restore(
-        cls,
-        rules: Rules,
-        snapshot: LoopSnapshot,
-        *,
-        start: float,
-        tick_hz: float = 30.0,
-        full_every: int = 30,
-        max_catch_up: int = 10,
-        actions_per_second: float = 60.0,
-    ) -> GameLoop:
-        """A loop that ticks on from ``snapshot`` exactly as the snapshotted one would, its
-        schedule restarted at ``start`` (tick numbers continue). Queued actions are parsed
-        again (rules are deterministic); a ``CoreError`` means the snapshot is not the rules'."""
-        loop = cls(
-            rules,
-            start=start,
-            tick_hz=tick_hz,
-            full_every=full_every,
-            max_catch_up=max_catch_up,
-            actions_per_second=actions_per_second,
-        )
-        loop._tick = snapshot.tick
-        loop.resume(start)
-        loop._players = {state.player: state for state in snapshot.players}
-        loop._sequences = dict(snapshot.sequences)
-        loop._applied_sequences = dict(snapshot.applied_sequences)
-        loop._tokens = dict(snapshot.tokens)
-        loop._joins = {action.player: action for action in snapshot.joins}
-        loop._leaves = {action.player: action for action in snapshot.leaves}
+    def restore(self, snapshot: LoopSnapshot, now: float) -> None:
+        """Go on from ``snapshot`` exactly as the snapshotted loop would (called on a new
+        loop, with the match's settings): its schedule restarts at ``now``, tick numbers
+        continue. Queued actions are parsed again (rules are deterministic); a ``CoreError``
+        means the snapshot is not the rules'."""
+        self._tick = snapshot.tick
+        self.resume(now)
+        self._players = {state.player: state for state in snapshot.players}
+        self._sequences = dict(snapshot.sequences)
+        self._applied_sequences = dict(snapshot.applied_sequences)
+        self._tokens = dict(snapshot.tokens)
+        self._joins = {action.player: action for action in snapshot.joins}
+        self._leaves = {action.player: action for action in snapshot.leaves}
+        self._queues = {}
         for action in snapshot.actions:
-            command = rules.parse(action.kind, action.params)
-            loop._queues.setdefault(action.player, []).append((action, command))
-        return loop
+            command = self.rules.parse(action.kind, action.params)
+            self._queues.setdefault(action.player, []).append((action, command))
 
     def skip_to(self, tick: int, now: float) -> None:
         """Number the next tick ``tick + 1`` (counted as skipped), its schedule restarted at

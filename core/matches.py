@@ -257,16 +257,8 @@ class MatchHub:
         taken = [session for _, session in snapshot.seats if session in self._seats]
         if taken:
             raise ValueError(f"sessions {taken!r} already play here")
-        settings = self.settings
-        loop = GameLoop.restore(
-            self.rules,
-            snapshot.loop,
-            start=now,
-            tick_hz=settings.tick_hz,
-            full_every=settings.full_every,
-            max_catch_up=settings.max_catch_up,
-            actions_per_second=self.limits.actions_per_second,
-        )
+        loop = self._new_loop(now)
+        loop.restore(snapshot.loop, now)
         loop.skip_to(tick, now)
         found = _Match(loop, seats=dict(snapshot.seats))
         found.fresh.update(found.seats.values())

@@ -73,14 +73,8 @@ def test_a_restored_loop_ticks_on_exactly_as_the_original(
         feed(original, step, now, sequences)
     # The copy's schedule starts elsewhere (another process's clock): ticks are relative.
     offset = 1024.0
-    copy = GameLoop.restore(
-        rules,
-        original.snapshot(),
-        start=now + offset,
-        tick_hz=HZ,
-        full_every=4,
-        actions_per_second=20.0,
-    )
+    copy = GameLoop(rules, start=now + offset, tick_hz=HZ, full_every=4, actions_per_second=20.0)
+    copy.restore(original.snapshot(), now + offset)
     assert copy.snapshot() == original.snapshot()
     copy_sequences = dict(sequences)
     for step in after:
