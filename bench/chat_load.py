@@ -293,6 +293,10 @@ def main() -> None:
     )
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     parser.add_argument(
+        "--interplay",
+        help="the interplay executable to start (e.g. another checkout's, for a baseline)",
+    )
+    parser.add_argument(
         "--data", default=":memory:", help="the server store: :memory: or a SQLite file"
     )
     parser.add_argument(
@@ -327,7 +331,9 @@ def main() -> None:
         "config": vars(cfg),
         "server_rate_limit": args.rate_limit,
     }
-    served = interplay(args.data, args.loop, rate_limit=args.rate_limit)
+    served = interplay(
+        args.data, args.loop, rate_limit=args.rate_limit, executable=args.interplay
+    )
     bare, baseline = (
         ("bare_websockets", BARE_WS) if cfg.transport == "websocket" else ("bare_grpclib", BARE)
     )

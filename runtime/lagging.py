@@ -27,6 +27,7 @@ caret comes live). Behind the kept history it is cut, and its reconnect gets a s
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from interplay.core.documents import Acked, CursorMoved, Remote, Snapshot
@@ -70,6 +71,10 @@ class LogReaders:
         # slow receiver falls behind on) share one per message, encoded once per codec, not
         # once per receiver. Oldest first, at most ``_shared_limit`` bytes.
         self._shared: dict[tuple[str, str, int], Broadcast] = {}
+        # Its keys, oldest first: evicting the oldest is a popleft. (``next(iter(dict))`` is
+        # not O(1): it steps over the slots of every key popped since the dict last resized,
+        # tens of thousands here, and cost ~30 us per message once the map was full.)
+        self._shared_order: deque[tuple[str, str, int]] = deque()
         self._shared_bytes = 0
         self._shared_limit = max(runtime.settings.session_budget * 4, 1 << 20)
 
@@ -260,10 +265,11 @@ class LogReaders:
         if key in shared:
             return
         shared[key] = item
+        order = self._shared_order
+        order.append(key)
         self._shared_bytes += item.size
-        while self._shared_bytes > self._shared_limit and len(shared) > 1:
-            oldest = next(iter(shared))
-            self._shared_bytes -= shared.pop(oldest).size
+        while self._shared_bytes > self._shared_limit and len(order) > 1:
+            self._shared_bytes -= shared.pop(order.popleft()).size
 
     def _upto(self, session: Session, room: str) -> int:
         """Where ``session`` is caught up in ``room``: its head now (when it ends: then)."""
