@@ -8,59 +8,58 @@ bytes (its bits rounded up to a power of two): two Bloom filters, each for ``cap
 whatever has been trimmed). "Not in" is certain: a new message is stored with no read.
 "Maybe" (a re-send, or about 1 in 100 new messages) is answered by the store's index
 (``FindMessage``).
+
+Each filter is *blocked*: an id's bits all fall in one 64-bit word, so a check is one hash,
+one word read and a mask compare, and an add one word write (a probe per bit, in Python, cost
+~9 us per TEXT on the 2-core bench machine; this ~2). The mask is two lookups in a fixed
+table of 4-bit masks: ~8 bits per id, about the same false positives as 7 scattered probes
+at this size (tests/core/test_id_filter.py measures them).
 """
 
 from __future__ import annotations
 
-_BITS_PER_ID = 10  # with 7 probes: about 1 % false positives at capacity
-_PROBES = 7
+import random
+from array import array
+
+_BITS_PER_ID = 10  # rounded up to a power of two words: about 1 % false positives at capacity
+_MASK_BITS = 4  # bits set by each of an id's two table lookups
+_TABLE_INDEX = 12  # bits of the hash that pick one lookup
+# 4 096 masks of 4 distinct bits each, the same in every process (a fixed seed).
+_RANDOM = random.Random(0x1D5)
+_MASKS = tuple(
+    sum(1 << bit for bit in _RANDOM.sample(range(64), _MASK_BITS))
+    for _ in range(1 << _TABLE_INDEX)
+)
+_PICK = (1 << _TABLE_INDEX) - 1
 
 
 class IdFilter:
-    """A two-generation Bloom filter of ``(sender, id)`` keys (see the module docstring)."""
+    """A two-generation blocked Bloom filter of ``(sender, id)`` keys (the module docstring)."""
 
-    __slots__ = ("_bits", "_capacity", "_count", "_older", "_size")
+    __slots__ = ("_capacity", "_count", "_older", "_slot", "_words")
 
     def __init__(self, capacity: int) -> None:
         self._capacity = max(capacity, 1)
-        # A power of two (up to twice the bits asked for): a probe's position is a mask away.
-        self._size = 1 << (self._capacity * _BITS_PER_ID - 1).bit_length()
-        self._bits = bytearray((self._size + 7) // 8)
-        self._older: bytearray | None = None
+        words = 1 << max(self._capacity * _BITS_PER_ID // 64 - 1, 0).bit_length()
+        self._slot = words - 1  # a word's index is a mask away
+        self._words = array("Q", bytes(8 * words))
+        self._older: array[int] | None = None
         self._count = 0
 
     def add(self, sender: str, id: str) -> None:
         if self._count >= self._capacity:  # a new generation; the one before it stays
-            self._older, self._bits = self._bits, bytearray(len(self._bits))
+            self._older, self._words = self._words, array("Q", bytes(len(self._words) * 8))
             self._count = 0
-        bits, mask = self._bits, self._size - 1
-        position, step = self._start((sender, id))
-        for _ in range(_PROBES):
-            bits[position >> 3] |= 1 << (position & 7)
-            position = (position + step) & mask
+        h = hash((sender, id))
+        self._words[h & self._slot] |= _MASKS[(h >> 40) & _PICK] | _MASKS[(h >> 52) & _PICK]
         self._count += 1
 
     def __contains__(self, key: tuple[str, str]) -> bool:
-        # Per TEXT, on the hot path: one hash, and the probes stop at the first clear bit
-        # (a new id, the common case, is told apart in a probe or two).
-        start, step = self._start(key)
-        if _all_set(self._bits, start, step, self._size):
+        # Per TEXT, on the hot path: one hash, one word (two with the older generation).
+        h = hash(key)
+        mask = _MASKS[(h >> 40) & _PICK] | _MASKS[(h >> 52) & _PICK]
+        slot = h & self._slot
+        if self._words[slot] & mask == mask:
             return True
         older = self._older
-        return older is not None and _all_set(older, start, step, self._size)
-
-    def _start(self, key: tuple[str, str]) -> tuple[int, int]:
-        """The first probe and the step between probes (double hashing: the two halves of
-        one 64-bit hash, Kirsch and Mitzenmacher's construction)."""
-        h = hash(key)
-        mask = self._size - 1
-        return h & mask, ((h >> 32) | 1) & mask  # (odd: every probe differs)
-
-
-def _all_set(bits: bytearray, position: int, step: int, size: int) -> bool:
-    mask = size - 1
-    for _ in range(_PROBES):
-        if not bits[position >> 3] & (1 << (position & 7)):
-            return False
-        position = (position + step) & mask
-    return True
+        return older is not None and older[slot] & mask == mask

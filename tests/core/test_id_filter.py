@@ -27,5 +27,5 @@ def test_ids_never_added_are_maybe_about_one_in_a_hundred_at_capacity() -> None:
     for n in range(10_000):
         ids.add("sender", f"id-{n}")
     false = sum(("sender", f"new-{n}") in ids for n in range(20_000))
-    assert false < 20_000 * 0.03  # ~1 % by design (10 bits and 7 probes per id)
+    assert false < 20_000 * 0.03  # ~1 % by design (a word of 64 bits per ~5 ids, ~8 bits each)
     assert all(("sender", f"id-{n}") in ids for n in range(10_000))
