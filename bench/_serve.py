@@ -26,9 +26,7 @@ def interplay(
     """``interplay serve`` on a free port; the per-stream rate limit off unless ``rate_limit``
     is given ("default": the server's own default, which shapes a fast sender). ``executable``:
     another build's ``interplay`` (a baseline checkout's venv) instead of this one's."""
-    exe = (
-        executable or shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
-    )
+    exe = executable or shutil.which("interplay") or str(Path(sys.executable).parent / "interplay")
     argv = [exe, "serve", "--port", "0", "--ws-port", "0", "--data", data, "--loop", loop]
     if rate_limit not in (None, "default"):
         argv += ["--max-rate", rate_limit]

@@ -331,9 +331,7 @@ def main() -> None:
         "config": vars(cfg),
         "server_rate_limit": args.rate_limit,
     }
-    served = interplay(
-        args.data, args.loop, rate_limit=args.rate_limit, executable=args.interplay
-    )
+    served = interplay(args.data, args.loop, rate_limit=args.rate_limit, executable=args.interplay)
     bare, baseline = (
         ("bare_websockets", BARE_WS) if cfg.transport == "websocket" else ("bare_grpclib", BARE)
     )

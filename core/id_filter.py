@@ -27,8 +27,7 @@ _TABLE_INDEX = 12  # bits of the hash that pick one lookup
 # 4 096 masks of 4 distinct bits each, the same in every process (a fixed seed).
 _RANDOM = random.Random(0x1D5)
 _MASKS = tuple(
-    sum(1 << bit for bit in _RANDOM.sample(range(64), _MASK_BITS))
-    for _ in range(1 << _TABLE_INDEX)
+    sum(1 << bit for bit in _RANDOM.sample(range(64), _MASK_BITS)) for _ in range(1 << _TABLE_INDEX)
 )
 _PICK = (1 << _TABLE_INDEX) - 1
 
