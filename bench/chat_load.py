@@ -25,8 +25,11 @@ import argparse
 import asyncio
 import json
 import multiprocessing as mp
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from _calls import TRANSPORTS, chat_call
@@ -297,6 +300,11 @@ def main() -> None:
         help="the interplay executable to start (e.g. another checkout's, for a baseline)",
     )
     parser.add_argument(
+        "--gc",
+        action="store_true",
+        help="report the seconds the server spent in the cyclic GC (bench/_gc_serve.py)",
+    )
+    parser.add_argument(
         "--data", default=":memory:", help="the server store: :memory: or a SQLite file"
     )
     parser.add_argument(
@@ -338,11 +346,25 @@ def main() -> None:
     ws_port = free_port() if cfg.transport == "websocket" else 0
     if ws_port:
         served = [*served, "--ws-port", str(ws_port)]  # the last --ws-port wins
+    gc_report = None
+    if args.gc:  # the same build's Python runs the server through the GC's stopwatch
+        descriptor, gc_report = tempfile.mkstemp(suffix=".json")
+        os.close(descriptor)
+        os.environ["INTERPLAY_GC_REPORT"] = gc_report
+        python = Path(served[0]).with_name("python")
+        served = [str(python), str(Path(__file__).with_name("_gc_serve.py")), *served[1:]]
     for name, argv in (("interplay", served), (bare, baseline)):
         if name == bare and args.no_baseline:
             continue
         with started(argv) as (port, pid):
             report[name] = run(ws_port if name == "interplay" and ws_port else port, cfg, pid)
+    if gc_report is not None:
+        os.environ.pop("INTERPLAY_GC_REPORT")
+        spent = json.loads(Path(gc_report).read_text())
+        os.unlink(gc_report)
+        ours = report["interplay"]
+        ours["server_gc_s"] = round(spent["seconds"], 3)  # start-up included
+        ours["server_gc_collections"] = spent["collections"]
     if args.nodes:
         with nodes_started(args.nodes, args.loop, args.rate_limit) as (ports, pids, redis):
             report["interplay_nodes"] = run(ports, cfg, pids, redis)
