@@ -59,7 +59,7 @@ from anyio.abc import TaskGroup
 
 from interplay.core.buffer import Signal
 from interplay.core.documents import CloseSession, DocumentHub, EditDocument
-from interplay.core.effects import LoadDocument, Read, Write
+from interplay.core.effects import AppendMessage, FindMessage, LoadDocument, Read, SaveEdit, Write
 from interplay.core.errors import CoreError
 from interplay.core.game import TickState
 from interplay.core.histogram import Histogram
@@ -274,6 +274,7 @@ class Runtime:
         self._timer_wakeup = anyio.Event()
         # Group commit: (writes, deliveries) waiting for the backend, in handling order.
         self._pending: deque[tuple[list[Write], Deliveries]] = deque()
+        self._writing: list[Write] = []  # the batch being written (``_run_commits``)
         self._pending_writes = 0
         self._flushing = False
         self._queued = 0  # commits queued so far ...
@@ -562,9 +563,38 @@ class Runtime:
         rooms = self.rooms
         read = rooms.needs(command)
         while read is not None:
-            await self._wait_durable(self._queued)
-            rooms.provide(read, await self.backend.read(read), session=session)
+            if isinstance(read, FindMessage):
+                result: ReadResult = await self._find_message(read)
+            else:
+                await self._wait_durable(self._queued)
+                result = await self.backend.read(read)
+            rooms.provide(read, result, session=session)
             read = rooms.needs(command)
+
+    async def _find_message(self, read: FindMessage) -> RoomMessage | None:
+        """A "maybe" of a room's id filter (about one TEXT in a hundred), answered without
+        waiting for the group commit where it can be: a wait per maybe cut the batch short
+        (a transaction, and a write to every member, each time; bench/README.md, issue 13).
+        The original, if any, is among the writes not yet durable (found there) or stored
+        (read now). Only if those writes also trim, reset or forget the room does the read
+        wait until they are durable, as every other read does."""
+        found: RoomMessage | None = None
+        room, changed = read.room, False
+        for writes in (self._writing, *(entry[0] for entry in self._pending)):
+            for write in writes:
+                if isinstance(write, AppendMessage):
+                    message = write.message
+                    if message.id == read.id and message.sender == read.sender:
+                        found = message if message.room == room else found
+                elif not isinstance(write, SaveEdit) and write.room == room:
+                    changed = True
+        if changed:
+            await self._wait_durable(self._queued)
+        elif found is not None:
+            return found
+        stored = await self.backend.read(read)
+        assert stored is None or isinstance(stored, RoomMessage)
+        return stored
 
     async def read_durably(self, read: Read) -> ReadResult:
         """``read`` on the backend once every write queued before it is durable."""
@@ -822,6 +852,7 @@ class Runtime:
             batch, self._pending = self._pending, deque()
             writes = [write for entry in batch for write in entry[0]]
             self._flushing = True
+            self._writing = writes
             started = time.perf_counter()
             try:
                 if writes:
@@ -841,6 +872,7 @@ class Runtime:
                     self._deliver(deliveries)
             finally:
                 self._flushing = False
+                self._writing = []
                 self._pending_writes -= len(writes)
                 self._durable += len(batch)
                 self._flushed.set()
