@@ -10,10 +10,11 @@ whatever has been trimmed). "Not in" is certain: a new message is stored with no
 (``FindMessage``).
 
 Each filter is *blocked*: an id's bits all fall in one 64-bit word, so a check is one hash,
-one word read and a mask compare, and an add one word write (a probe per bit, in Python, cost
-~9 us per TEXT on the 2-core bench machine; this ~2). The mask is two lookups in a fixed
-table of 4-bit masks: ~8 bits per id, about the same false positives as 7 scattered probes
-at this size (tests/core/test_id_filter.py measures them).
+one word read and a mask compare, and an add one word write (seven scattered probes, in
+Python, cost twice as much per TEXT: bench/README.md, issue 13). The mask is two lookups in a
+fixed table of 4-bit masks, ~8 bits per id. The price is more false positives for the same
+memory (~1 % at capacity, tests/core/test_id_filter.py, against ~0.3 % scattered), each an
+index seek in the store that no longer holds up the group commit (``Runtime._find_message``).
 """
 
 from __future__ import annotations
