@@ -7,6 +7,7 @@ import struct
 from typing import Any
 
 import pytest
+from grpclib.client import Channel
 from grpclib.config import Configuration
 from grpclib.protocol import AbstractHandler, H2Protocol
 from h2.config import H2Configuration
@@ -14,6 +15,8 @@ from h2.connection import H2Connection
 from hypothesis import given
 from hypothesis import strategies as st
 
+from helpers import chat_call, tcp_server
+from interplay.runtime import Settings
 from interplay.transports.grpc import data_frames
 
 WINDOW = 65_535  # small windows, so a run of frames can overrun them; by default the
@@ -80,10 +83,10 @@ def _server(
         _keepalive_time=None,  # no timer: these protocols run without an event loop
     ).__for_server__()
     protocol = H2Protocol(handler, config, h2_config)
-    transport = _Transport()
-    protocol.connection_made(transport)  # type: ignore[arg-type]
     if fast:
         data_frames.install(protocol)
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
     return protocol, transport, handler
 
 
@@ -269,3 +272,36 @@ def test_plain_data_frames_do_not_reach_h2s_frame_parser(monkeypatch: pytest.Mon
     # stream 3: its ten, then the END_STREAM frame's empty DATA and grpclib's end marker
     assert [len(items) for items in state["received"].values()] == [10, 12]
     assert parsed == [3]  # the END_STREAM frame only
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", [("asyncio", {"use_uvloop": True}), "asyncio"])
+async def test_the_server_takes_a_clients_data_frames_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over a real connection, under uvloop too (its transport binds ``data_received`` when
+    the protocol is made): a call's messages reach the room, and h2 parses none of them."""
+    parsed: list[int] = []
+    receive = H2Connection._receive_data_frame
+
+    def counting(self: H2Connection, frame: Any) -> Any:
+        if not self.config.client_side:
+            parsed.append(frame.stream_id)
+        return receive(self, frame)
+
+    monkeypatch.setattr(H2Connection, "_receive_data_frame", counting)
+    async with tcp_server(settings=Settings()) as served:
+        channel = Channel("127.0.0.1", served.port)
+        try:
+            async with chat_call(channel) as ann, chat_call(channel) as bob:
+                await bob.join("bob")
+                await ann.join("ann")
+                for i in range(30):
+                    await ann.text(f"m{i}")
+                got = await bob.recv_until(lambda m: m.content == "m29")
+                assert [m.content for m in got if m.content] == [f"m{i}" for i in range(30)]
+                assert parsed == []
+                await ann.stream.end()
+                await bob.stream.end()
+        finally:
+            channel.close()

@@ -36,8 +36,8 @@ _RECEIVING = (StreamState.OPEN, StreamState.HALF_CLOSED_LOCAL)
 
 
 def install(protocol: H2Protocol) -> None:
-    """Route ``protocol``'s received bytes through ``receive`` (after ``connection_made``: it
-    needs the protocol's connection and processor)."""
+    """Route ``protocol``'s received bytes through ``receive``. Before ``connection_made``:
+    uvloop's transport looks ``data_received`` up once, when it is given the protocol."""
     slow = protocol.data_received
 
     def data_received(data: bytes) -> None:
