@@ -147,6 +147,7 @@ class _Server(Server):
 
     def _protocol_factory(self) -> H2Protocol:
         protocol = super()._protocol_factory()
+        data_frames.install(protocol)  # before the transport exists: uvloop binds the method
         made = protocol.connection_made
         lost = protocol.connection_lost
 
@@ -160,7 +161,6 @@ class _Server(Server):
 
         def connection_made(transport: BaseTransport) -> None:
             made(transport)
-            data_frames.install(protocol)
             self.connections.add(protocol)
             connection = protocol.connection
             settings = {SettingCodes.MAX_CONCURRENT_STREAMS: self.max_streams}
