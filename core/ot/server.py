@@ -341,10 +341,8 @@ class ServerDocument:
         for index in range(start, len(log)):
             entry = log[index]
             splice = entry._splice
-            if splice is None:
-                splice = _splice_of(entry.op)
-                if splice is None:
-                    return None
+            if splice is None:  # an operation of several splices (``_apply`` saw)
+                return None
             other, other_deleted, other_inserted = splice
             if position + deleted < other:  # before it: it moves by what this one changes
                 others.append(
@@ -447,6 +445,7 @@ class ServerDocument:
             author=author,
             op_id=op_id,
             removed=removed,
+            splice=_splice_of(op),  # once, not each time a later splice is moved past it
             length_before=length_before,
         )
         self._record(applied, session, rebased)
