@@ -42,8 +42,9 @@ class Applied:
     keeps the splice and builds its general ``op`` only when something asks for it (a late
     operation rebased over it, a catch-up, the store): a document edited in turn never builds
     one. One applied as an ``op`` keeps its splice too when it is one, found once, so that
-    later splices are moved past it by arithmetic (``_splice_over``). Written as a plain slotted class, not a frozen dataclass, because one is made per edit
-    on the hot path and a frozen dataclass costs about a microsecond more to construct.
+    later splices are moved past it by arithmetic (``_splice_over``). Written as a plain
+    slotted class, not a frozen dataclass, because one is made per edit on the hot path and a
+    frozen dataclass costs about a microsecond more to construct.
     """
 
     __slots__ = (
