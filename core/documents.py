@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from .effects import DocumentRecord, LoadDocument, Read, SaveEdit, StoredEdit, Write
 from .errors import InvalidArgument, LimitExceeded, WrongIdentity
 from .events import Deliver
+from .frozen import maker
 from .limits import MAX_ID_LENGTH
 from .ot import ServerDocument, TextOp
 from .ot.server import Applied
@@ -189,6 +190,23 @@ class _Editor:
 class _Open:
     document: ServerDocument
     editors: dict[str, _Editor] = field(default_factory=dict)  # session -> editor
+    # Per sending session: who gets its ack (itself, if an editor) and who the op; built
+    # once per change of the editors, not once per edit.
+    recipients: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    carets: bool = False  # an editor has shared a caret: edits move carets
+
+    def recipients_of(self, session: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``((session,), the other editors)``; ``()`` first if ``session`` is not one."""
+        found = self.recipients.get(session)
+        if found is None:
+            editors = self.editors
+            own = (session,) if session in editors else ()
+            found = self.recipients[session] = (own, tuple(s for s in editors if s != session))
+        return found
+
+    def changed(self) -> None:
+        """The editors changed: the recipients are built again."""
+        self.recipients.clear()
 
 
 @dataclass(slots=True)
@@ -380,6 +398,7 @@ class DocumentHub:
         session = self._sessions.get(name) or self._sessions.setdefault(name, _Session(user=user))
         session.documents.add(document)
         editor = opened.editors[name] = _Editor(user=user)
+        opened.changed()
         events.extend(self._catch_up(name, document, opened, editor, since, pending))
         return editor
 
@@ -444,16 +463,18 @@ class DocumentHub:
             session=cmd.session,
         )
         self._edits_rebased += not current
+        revision = applied.revision
         self._writes.append(
-            SaveEdit(
-                document=cmd.document,
-                revision=applied.revision,
-                edit=StoredEdit(op=applied.op, author=editor.user, op_id=cmd.op_id),
-                snapshot=doc.text if applied.revision % self._snapshot_every == 0 else None,
-                keep_from=applied.revision - self._keep + 1,
+            _save_edit(
+                cmd.document,
+                revision,
+                _stored_edit(applied.op, editor.user, cmd.op_id),
+                doc.text if revision % self._snapshot_every == 0 else None,
+                revision - self._keep + 1,
             )
         )
-        return events + self._applied(cmd.document, opened, applied, cmd.session)
+        self._applied(cmd.document, opened, applied, cmd.session, events)
+        return events
 
     def _prepare(
         self, cmd: EditDocument, events: list[Deliver[DocumentEvent]]
@@ -499,29 +520,29 @@ class DocumentHub:
         return opened, editor
 
     def _applied(
-        self, document: str, opened: _Open, applied: Applied, session: str
+        self,
+        document: str,
+        opened: _Open,
+        applied: Applied,
+        session: str,
+        events: list[Deliver[DocumentEvent]],
     ) -> list[Deliver[DocumentEvent]]:
-        """What a new revision tells the editors: the ack to its sender's ``session`` (if it
-        is one here), the op to every other; carets move past it."""
+        """What a new revision tells the editors, into ``events``: the ack to its sender's
+        ``session`` (if it is one here), the op to every other; carets move past it."""
         self._edits_applied += 1
-        for other in opened.editors.values():
-            if other.cursor is not None:
-                start, size = other.cursor
-                end = applied.op.transform_index(start + size)
-                start = applied.op.transform_index(start)
-                other.cursor = (start, max(0, end - start))
-        events: list[Deliver[DocumentEvent]] = []
-        if session in opened.editors:
-            ack = Acked(
-                document=document,
-                revision=applied.revision,
-                op_id=applied.op_id,
-                user=applied.author,
-            )
-            events.append(Deliver(to=(session,), message=ack))
-        others = tuple(s for s in opened.editors if s != session)
+        if opened.carets:
+            for other in opened.editors.values():
+                if other.cursor is not None:
+                    start, size = other.cursor
+                    end = applied.op.transform_index(start + size)
+                    start = applied.op.transform_index(start)
+                    other.cursor = (start, max(0, end - start))
+        own, others = opened.recipients_of(session)
+        if own:
+            ack = _acked(document, applied.revision, applied.op_id, applied.author)
+            events.append(_deliver(own, ack))
         if others:
-            events.append(Deliver(to=others, message=_remote(document, applied)))
+            events.append(_deliver(others, _remote(document, applied)))
         return events
 
     # -- many nodes: edits proposed to a shared log, observed in its order ----------------
@@ -578,7 +599,7 @@ class DocumentHub:
         applied = doc.apply_next(
             edit.op, author=edit.author, op_id=edit.op_id, session=session, rebased=rebased
         )
-        return self._applied(document, opened, applied, session)
+        return self._applied(document, opened, applied, session, [])
 
     def editors_of(self, document: str) -> tuple[str, ...]:
         """The sessions editing ``document`` here."""
@@ -607,7 +628,8 @@ class DocumentHub:
         for op in doc.ops_since(cmd.base):
             start, end = op.transform_index(start), op.transform_index(end)
         editor.cursor = (start, end - start)
-        others = tuple(s for s in opened.editors if s != cmd.session)
+        opened.carets = True
+        others = opened.recipients_of(cmd.session)[1]
         if others:
             moved = CursorMoved(
                 document=cmd.document,
@@ -626,21 +648,27 @@ class DocumentHub:
         for document in session.documents:
             opened = self._docs[document]
             del opened.editors[name]
+            opened.changed()
             opened.document.forget(name)
             if not opened.editors:
                 del self._docs[document]  # stored; the next open reloads it
 
 
+# The events and writes every edit makes, built without the dataclasses' keyword ``__init__``
+# (core/frozen.py): positional, every field, in declaration order.
+_acked = maker(Acked)
+_remote_event = maker(Remote)
+_piece = maker(Piece)
+_deliver = maker(Deliver)
+_save_edit = maker(SaveEdit)
+_stored_edit = maker(StoredEdit)
+
+
 def _remote(document: str, applied: Applied) -> Remote:
     """An applied op as the other editors receive it: its splices, each with what it removed."""
-    pieces = tuple(
-        Piece(position=position, deleted=removed, inserted=inserted)
-        for position, removed, inserted in applied.pieces()
-    )
-    return Remote(
-        document=document,
-        revision=applied.revision,
-        user=applied.author,
-        op_id=applied.op_id,
-        pieces=pieces,
-    )
+    splices = applied.pieces()
+    if len(splices) == 1:  # the common case: one splice, without a generator
+        pieces: tuple[Piece, ...] = (_piece(*splices[0]),)
+    else:
+        pieces = tuple(_piece(*splice) for splice in splices)
+    return _remote_event(document, applied.revision, applied.author, applied.op_id, pieces)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from interplay.core.buffer import BackpressureBuffer, Signal
+from interplay.core.buffer import BackpressureBuffer
 from interplay.core.documents import Remote, Snapshot
 from interplay.core.game import TickState
 from interplay.core.latest import LatestState
@@ -35,7 +35,9 @@ def event_size(event: object) -> int:
     if isinstance(event, RoomMessage):
         return OVERHEAD + len(event.content) + len(event.id) + len(event.sender) + len(event.room)
     if isinstance(event, Remote):
-        text = sum(len(piece.inserted) + len(piece.deleted) for piece in event.pieces)
+        text = 0
+        for piece in event.pieces:  # mostly one: a loop, not a generator
+            text += len(piece.inserted) + len(piece.deleted)
         return OVERHEAD + text + len(event.op_id) + len(event.user) + len(event.document)
     if isinstance(event, Snapshot):
         return OVERHEAD + len(event.text) + len(event.document)
@@ -158,9 +160,10 @@ class _Waiting:
 
 class Outbox(_Waiting):
     """What is queued for one session, with water marks in messages (``BackpressureBuffer``)
-    and a count of its bytes, added into ``tallies`` too."""
+    and a count of its bytes, added into ``tallies`` too; over ``high`` messages or ``budget``
+    bytes its session should read from the log instead (``push`` says so)."""
 
-    __slots__ = ("batch_bytes", "buffer", "tallies")
+    __slots__ = ("batch_bytes", "budget", "buffer", "high", "tallies")
 
     def __init__(
         self,
@@ -168,25 +171,31 @@ class Outbox(_Waiting):
         low: int,
         *,
         tallies: tuple[Tally, ...] = (),
+        budget: int = 1 << 62,
         batch_bytes: int = 1 << 62,
     ) -> None:
         super().__init__()
         self.buffer: BackpressureBuffer[Broadcast] = BackpressureBuffer(high=high, low=low)
+        self.high = high
         self.tallies = tallies
+        self.budget = budget
         self.batch_bytes = batch_bytes  # one write takes at least one item, and about this
 
     def __len__(self) -> int:
         return len(self.buffer)
 
-    def push(self, item: Broadcast) -> Signal | None:
-        signal = self.buffer.push(item)
+    def push(self, item: Broadcast) -> bool:
+        """Queue ``item``; True when the outbox is then over its high water mark or its byte
+        budget (the buffer's PAUSE is the first such push)."""
+        buffer = self.buffer
+        buffer.push(item)
         size = item.size
         self.bytes += size
         for tally in self.tallies:
             tally.bytes += size
         if self._ready is not None:
             self._wake()
-        return signal
+        return len(buffer) > self.high or self.bytes > self.budget
 
     def release(self, predicate: Callable[[Broadcast], bool]) -> list[Broadcast]:
         """Take out the items ``predicate`` picks (what the session will read from the log
@@ -196,7 +205,9 @@ class Outbox(_Waiting):
         return items
 
     def _uncount(self, items: list[Broadcast]) -> None:
-        size = sum(item.size for item in items)
+        self._uncount_bytes(sum(item.size for item in items))
+
+    def _uncount_bytes(self, size: int) -> None:
         self.bytes -= size
         for tally in self.tallies:
             tally.bytes -= size
@@ -233,10 +244,12 @@ class Outbox(_Waiting):
                 if total >= budget or limit == BATCH:
                     break
         items, _ = self.buffer.pop_many(limit)
-        self._uncount(items)
         frames: list[bytes] = []
+        size = 0
         for item in items:
+            size += item.size
             frames.extend(item.frames(codec))
+        self._uncount_bytes(size)
         return frames
 
 
@@ -279,11 +292,12 @@ class StateOutbox(_Waiting):
     def __len__(self) -> int:
         return len(self.notices) + (1 if self.slot else 0)
 
-    def push(self, item: Broadcast) -> Signal | None:
-        """A notice for this player (its sender bounds how many: see ``Runtime``)."""
+    def push(self, item: Broadcast) -> bool:
+        """A notice for this player (its sender bounds how many: see ``Runtime``); never
+        over a limit (False)."""
         self.notices.append(item)
         self._wake()
-        return None
+        return False
 
     def offer(self, tick: EncodedTick) -> bool:
         """True when it superseded a state this session never got."""

@@ -57,7 +57,6 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from interplay.core.buffer import Signal
 from interplay.core.documents import CloseSession, DocumentHub, EditDocument
 from interplay.core.effects import AppendMessage, FindMessage, LoadDocument, Read, SaveEdit, Write
 from interplay.core.errors import CoreError
@@ -279,6 +278,10 @@ class Runtime:
         self._flushing = False
         self._queued = 0  # commits queued so far ...
         self._durable = 0  # ... and how many of them are written
+        # anyio's Event of the running backend, made directly: ``anyio.Event()`` asks sniffio
+        # which loop runs (3 µs here), and the commit task and the flusher make one or two a
+        # round. Set once the runtime runs (``__aenter__``).
+        self._event: Callable[[], anyio.Event] = anyio.Event
         self._flush_wakeup = anyio.Event()
         self._flushed = anyio.Event()
         self._idle = anyio.Event()
@@ -297,6 +300,7 @@ class Runtime:
         self._below_budget = anyio.Event()
 
     async def __aenter__(self) -> Runtime:
+        self._event = type(anyio.Event())
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
         self._tasks.start_soon(self._background, self._run_timers)
@@ -418,6 +422,7 @@ class Runtime:
                 settings.high_water,
                 settings.low_water,
                 tallies=(self._total,) if tally is None else (self._total, tally),
+                budget=settings.session_budget,
                 batch_bytes=max(settings.session_budget // 4, 1),
             )
         bucket = None
@@ -767,7 +772,7 @@ class Runtime:
         editors: eight writer tasks, each woken, settling and waiting again)."""
         while True:
             if not self._dirty:
-                self._flush_wanted = anyio.Event()
+                self._flush_wanted = self._event()
                 await self._flush_wanted.wait()
                 continue
             await self._settle()
@@ -846,7 +851,7 @@ class Runtime:
         backend, counters = self.backend, self.counters
         while True:
             if not self._pending:
-                self._flush_wakeup = anyio.Event()
+                self._flush_wakeup = self._event()
                 await self._flush_wakeup.wait()
                 continue
             batch, self._pending = self._pending, deque()
@@ -876,7 +881,7 @@ class Runtime:
                 self._pending_writes -= len(writes)
                 self._durable += len(batch)
                 self._flushed.set()
-                self._flushed = anyio.Event()
+                self._flushed = self._event()
 
     def _storage_failed(self, error: Exception) -> None:
         """A write failed: nothing of its batch is delivered, and since the hubs' memory is now
@@ -907,9 +912,11 @@ class Runtime:
         """Queue each item for its recipients (in order, after its writes are durable): the
         one path into sessions. A chat session reading a room from the log skips that room's
         live messages; one that goes over its limits switches to the log (or, editing,
-        reads its documents' history)."""
+        reads its documents' history). Every edit passes here once per editor of its
+        document: what is done per recipient is kept to a few attribute reads."""
         sessions, log, delivered = self._sessions, self._log, 0
-        high, budget = self.settings.high_water, self.settings.session_budget
+        connection_budget = self.settings.connection_budget
+        dirty = self._dirty
         for to, item in deliveries:
             event = item.event
             message = event if type(event) is RoomMessage else None
@@ -937,19 +944,20 @@ class Runtime:
                 if session.revisions and log.skips_edit(session, item):
                     continue
                 delivered += 1
-                outbox = session.outbox
-                signal = outbox.push(item)
-                if signal is Signal.PAUSE or (len(outbox) > high or outbox.bytes > budget):
+                if session.outbox.push(item):  # over its high water mark or byte budget
                     self._overflow(session)
-                elif session.connection is not None and (
-                    session.connection.bytes > self.settings.connection_budget
-                ):
-                    self._shed(session.connection)
+                else:
+                    connection = session.connection
+                    if connection is not None and connection.bytes > connection_budget:
+                        self._shed(connection)
                 if not session.writing:
-                    if session.send_now is not None:
-                        self._want_flush(session)
-                    else:
+                    if session.send_now is None:
                         self._wake_writer(session)
+                    elif not session.queued:  # ``_want_flush``, without the call
+                        session.queued = True
+                        dirty.append(session)
+                        if len(dirty) == 1:
+                            self._flush_wanted.set()
         self.counters.deliveries += delivered
         total = self._total.bytes
         if total > self._peak_bytes:

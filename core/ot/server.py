@@ -29,10 +29,6 @@ from ..errors import Expired, InvalidArgument
 from .gaptext import GapText
 from .text import TextOp, _splice_of, splice_op
 
-# An operation of a bridge: a ``TextOp``, or one splice as ``splice_op``'s arguments (length,
-# position, deleted, inserted), built into one only if the bridge is used (``_unseen``).
-Bridged = TextOp | tuple[int, int, int, str]
-
 # How many trimmed op ids ``was_applied`` still recognises: per author, and authors.
 RETIRED_PER_AUTHOR = 16
 RETIRED_AUTHORS = 10_000
@@ -45,8 +41,10 @@ class Applied:
     Also the server's log entry. One applied from a single splice (``ServerDocument.splice``)
     keeps the splice and builds its general ``op`` only when something asks for it (a late
     operation rebased over it, a catch-up, the store): a document edited in turn never builds
-    one. Written as a plain slotted class, not a frozen dataclass, because one is made per edit
-    on the hot path and a frozen dataclass costs about a microsecond more to construct.
+    one. One applied as an ``op`` keeps its splice too when it is one, found once, so that
+    later splices are moved past it by arithmetic (``_splice_over``). Written as a plain
+    slotted class, not a frozen dataclass, because one is made per edit on the hot path and a
+    frozen dataclass costs about a microsecond more to construct.
     """
 
     __slots__ = (
@@ -118,7 +116,11 @@ class Applied:
 @dataclass(slots=True)
 class _Bridge:
     last_own: int  # revision of the session's newest operation
-    others: Sequence[tuple[int, Bridged]]  # (revision, op) of others' ops, past its own
+    others: Sequence[tuple[int, TextOp]]  # (revision, op) of others' ops, past its own
+    # Or, when that operation was a splice moved past the others' splices (``_splice_over``):
+    # the splice as applied (position, deleted, inserted) and its base. ``others`` is then
+    # worked out from the log, and only if a pipelined operation uses it (``_moved_past``).
+    moved: tuple[int, int, str, int] | None = None
 
 
 class ServerDocument:
@@ -244,11 +246,10 @@ class ServerDocument:
             start, unseen = base, []
         else:
             start = bridge.last_own
-            unseen = [
-                (revision, op if isinstance(op, TextOp) else splice_op(*op))
-                for revision, op in bridge.others
-                if revision > base
-            ]
+            if bridge.moved is not None:
+                unseen = self._moved_past(bridge, base)
+            else:
+                unseen = [(revision, op) for revision, op in bridge.others if revision > base]
         log, oldest = self._log, self.oldest_base
         unseen.extend((r, log[r - 1 - oldest].op) for r in range(start + 1, self.revision + 1))
         return unseen
@@ -274,10 +275,17 @@ class ServerDocument:
             return duplicate
         if base != self.revision:
             self.length_at(base)  # refuses revisions not kept or to come
-            rebased = self._splice_over(position, deleted, inserted, base, session)
-            if rebased is not None:
-                position, others = rebased
-                return self._splice_now(position, deleted, inserted, author, op_id, session, others)
+            moved = self._splice_over(position, deleted, inserted, base, session)
+            if moved is not None:
+                return self._splice_now(
+                    moved,
+                    deleted,
+                    inserted,
+                    author,
+                    op_id,
+                    session,
+                    (moved, deleted, inserted, base),
+                )
             unseen = self._unseen(base, session)
             length = unseen[0][1].base_length if unseen else len(self._text)
             if position < 0 or deleted < 0 or position + deleted > length:
@@ -287,7 +295,7 @@ class ServerDocument:
         length = len(self._text)
         if position < 0 or deleted < 0 or position + deleted > length:
             raise _beyond(position, deleted, length, base)
-        return self._splice_now(position, deleted, inserted, author, op_id, session, [])
+        return self._splice_now(position, deleted, inserted, author, op_id, session, None)
 
     def _splice_now(
         self,
@@ -297,10 +305,11 @@ class ServerDocument:
         author: str,
         op_id: str,
         session: str,
-        rebased: list[tuple[int, Bridged]],
+        moved: tuple[int, int, str, int] | None,
     ) -> Applied:
         """Apply a splice that fits the current text as the next revision, and log the splice
-        itself (its general operation is built only if asked for: ``Applied.op``)."""
+        itself (its general operation is built only if asked for: ``Applied.op``); ``moved``:
+        it was moved past the others' splices since its base (``_Bridge.moved``)."""
         text = self._text
         length = len(text)
         removed = text.splice(position, deleted, inserted)
@@ -313,19 +322,20 @@ class ServerDocument:
             splice=(position, deleted, inserted),
             length_before=length,
         )
-        self._record(applied, session, rebased)
+        self._record(applied, session, (), moved)
         return applied
 
     def _splice_over(
         self, position: int, deleted: int, inserted: str, base: int, session: str
-    ) -> tuple[int, list[tuple[int, Bridged]]] | None:
+    ) -> int | None:
         """A splice made against the kept revision ``base`` rebased as a splice: where it
-        lands on the current text, and the others' splices past it (its sender's bridge, as
-        splices). What ``TextOp.transform``'s fast path computes for two splices that neither
-        overlap nor touch, without building an operation for either side: the common case
-        of concurrent editors, each typing in its own place. None (nothing done) when that
-        does not hold for every revision since ``base``, or when the sender's own unacked
-        operations are in between (a pipelining session's bridge): the general path then."""
+        lands on the current text (the others' splices past it, its sender's bridge, are
+        worked out later if ever needed: ``_moved_past``). What ``TextOp.transform``'s fast
+        path computes for two splices that neither overlap nor touch, without building an
+        operation for either side: the common case of concurrent editors, each typing in its
+        own place. None (nothing done) when that does not hold for every revision since
+        ``base``, or when the sender's own unacked operations are in between (a pipelining
+        session's bridge): the general path then."""
         if not (deleted or inserted):
             return None
         bridge = self._bridges.get(session) if session else None
@@ -336,29 +346,44 @@ class ServerDocument:
         length = log[start].length_before
         if position < 0 or deleted < 0 or position + deleted > length:
             raise _beyond(position, deleted, length, base)
-        grown = len(inserted) - deleted
-        others: list[tuple[int, Bridged]] = []
         for index in range(start, len(log)):
-            entry = log[index]
-            splice = entry._splice
-            if splice is None:
-                splice = _splice_of(entry.op)
-                if splice is None:
-                    return None
+            splice = log[index]._splice
+            if splice is None:  # an operation of several splices (``_apply`` saw)
+                return None
             other, other_deleted, other_inserted = splice
             if position + deleted < other:  # before it: it moves by what this one changes
-                others.append(
-                    (entry.revision, (length + grown, other + grown, other_deleted, other_inserted))
-                )
-            elif other + other_deleted < position:  # after it: this one moves
-                others.append(
-                    (entry.revision, (length + grown, other, other_deleted, other_inserted))
-                )
+                continue
+            if other + other_deleted < position:  # after it: this one moves
                 position += len(other_inserted) - other_deleted
             else:
                 return None
-            length += len(other_inserted) - other_deleted
-        return position, others
+        return position
+
+    def _moved_past(self, bridge: _Bridge, base: int) -> list[tuple[int, TextOp]]:
+        """The others' splices that the bridge's splice was moved past (``_splice_over``)
+        and that came after revision ``base`` (kept), each past it, oldest first: read back
+        from the log, newest first, from where the splice landed. Each was either after it
+        (it moved by what the splice changed) or before it (the splice moved by what it
+        changed); which one shows in where the splice was after it, since the two never
+        touch: before it exactly when that position is below the other's."""
+        assert bridge.moved is not None
+        position, deleted, inserted, moved_base = bridge.moved
+        grown = len(inserted) - deleted
+        log, oldest = self._log, self.oldest_base
+        others = []
+        for revision in range(bridge.last_own - 1, max(base, moved_base), -1):
+            entry = log[revision - 1 - oldest]
+            assert entry._splice is not None  # _splice_over moved it past splices only
+            other, other_deleted, other_inserted = entry._splice
+            length = entry.length_before + grown
+            if position < other:  # the splice was before this one, which moved
+                op = splice_op(length, other + grown, other_deleted, other_inserted)
+            else:  # after it: the splice had moved by what this one changed
+                position -= len(other_inserted) - other_deleted
+                op = splice_op(length, other, other_deleted, other_inserted)
+            others.append((revision, op))
+        others.reverse()
+        return others
 
     def receive(
         self, op: TextOp, *, base: int, author: str, op_id: str = "", session: str = ""
@@ -447,15 +472,21 @@ class ServerDocument:
             author=author,
             op_id=op_id,
             removed=removed,
+            splice=_splice_of(op),  # once, not each time a later splice is moved past it
             length_before=length_before,
         )
         self._record(applied, session, rebased)
         return applied
 
     def _record(
-        self, applied: Applied, session: str, rebased: Sequence[tuple[int, Bridged]]
+        self,
+        applied: Applied,
+        session: str,
+        rebased: Sequence[tuple[int, TextOp]],
+        moved: tuple[int, int, str, int] | None = None,
     ) -> None:
-        """Log ``applied`` (the newest revision), its op id and its sender's bridge."""
+        """Log ``applied`` (the newest revision), its op id and its sender's bridge (the
+        others' ops ``rebased`` past it, or how it was ``moved`` past their splices)."""
         log = self._log
         log.append(applied)
         if applied.op_id:
@@ -463,9 +494,9 @@ class ServerDocument:
         if session:
             bridge = self._bridges.get(session)
             if bridge is None:
-                self._bridges[session] = _Bridge(applied.revision, rebased)
+                self._bridges[session] = _Bridge(applied.revision, rebased, moved)
             else:
-                bridge.last_own, bridge.others = applied.revision, rebased
+                bridge.last_own, bridge.others, bridge.moved = applied.revision, rebased, moved
         earlier = self._earlier
         while earlier and next(iter(earlier.values())) <= applied.revision - self._keep:
             del earlier[next(iter(earlier))]

@@ -16,6 +16,8 @@ import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ..frozen import maker
+
 Component = int | str
 
 
@@ -75,7 +77,7 @@ class _Builder:
             self.delete(-component)
 
     def build(self) -> TextOp:
-        return TextOp(tuple(self.ops), self.base, self.target)
+        return _text_op(tuple(self.ops), self.base, self.target)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +349,11 @@ class _Cursor:
         return piece
 
 
+# ``TextOp(ops, base_length, target_length)`` for the builders above, which keep the normal
+# form themselves: without the dataclass's ``__init__`` (core/frozen.py).
+_text_op = maker(TextOp)
+
+
 def _splice_of(op: TextOp) -> tuple[int, int, str] | None:
     """``(position, deleted, inserted)`` if ``op`` is one splice (or nothing), else None."""
     ops, index, count = op.ops, 0, len(op.ops)
@@ -368,7 +375,7 @@ def _splice_of(op: TextOp) -> tuple[int, int, str] | None:
 def splice_op(length: int, position: int, deleted: int, inserted: str) -> TextOp:
     """``TextOp.splice`` for arguments known to fit, without the builder (the hot paths)."""
     if not (inserted or deleted):  # nothing: one retain, as the normal form has it
-        return TextOp((length,) if length else (), length, length)
+        return _text_op((length,) if length else (), length, length)
     ops: list[Component] = []
     if position:
         ops.append(position)
@@ -378,4 +385,4 @@ def splice_op(length: int, position: int, deleted: int, inserted: str) -> TextOp
         ops.append(-deleted)
     if length - position - deleted:
         ops.append(length - position - deleted)
-    return TextOp(tuple(ops), length, length - deleted + len(inserted))
+    return _text_op(tuple(ops), length, length - deleted + len(inserted))

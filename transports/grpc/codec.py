@@ -40,6 +40,7 @@ from interplay.core.edit_client import (
     ServerEdit,
 )
 from interplay.core.errors import CoreError, InvalidArgument, Rejection
+from interplay.core.frozen import maker
 from interplay.core.game import JOIN, LEAVE, Action, GameEvent, PlayerState, TickState
 from interplay.core.game_client import ActionRejected, GameRequest, JoinGame, StateUpdate
 from interplay.core.matches import Act, JoinMatch, LeaveMatch
@@ -234,6 +235,11 @@ def room_message(message: Any) -> RoomMessage:
     )
 
 
+# EditDocument(session, document, base, position, deleted, inserted, op_id, user)
+_edit_document = maker(EditDocument)
+_SPLICES = frozenset(("insert", "delete", "replace"))
+
+
 def edit_command(message: Any, session: str) -> DocumentCommand:
     """The core command a client's EditOperation (upb) asks for.
 
@@ -241,18 +247,19 @@ def edit_command(message: Any, session: str) -> DocumentCommand:
     original clients meant (they sent no ``length``; ``replace`` overwrote as many as it wrote).
     """
     operation = message.operation
-    common = {"session": session, "document": message.document_id, "user": message.user_id}
-    if operation in ("insert", "delete", "replace"):
+    if operation in _SPLICES:  # every edit: without a dict or keywords (core/frozen.py)
         content = message.content
-        removed = message.length or len(content)
-        return EditDocument(
-            **common,
-            base=message.version,
-            position=message.position,
-            deleted=0 if operation == "insert" else removed,
-            inserted="" if operation == "delete" else content,
-            op_id=message.op_id,
+        return _edit_document(
+            session,
+            message.document_id,
+            message.version,
+            message.position,
+            0 if operation == "insert" else message.length or len(content),
+            "" if operation == "delete" else content,
+            message.op_id,
+            message.user_id,
         )
+    common = {"session": session, "document": message.document_id, "user": message.user_id}
     if operation == "join":  # version > 0: "I hold this revision, catch me up"
         # op_id: the edit the client has in flight, if any (a snapshot says whether it landed)
         return OpenDocument(**common, since=message.version or None, pending=message.op_id)
