@@ -44,6 +44,12 @@ STREAMS_PER_CONNECTION = 100
 # Calls opening at once per process: a server refuses handshakes it cannot finish within its
 # open timeout (websockets: 10 s), and 5 000 at once on one core is a reconnect storm.
 CONNECTING = 200
+# The join storm is the clients' work more than the server's: two Python processes read the
+# 1.9 M presence messages of the full run, and on a loaded 2-core machine a stream of theirs
+# can go 5 s (the server's default drain timeout) without reading while its connection's other
+# streams are read; the server then rightly cuts it as a slow consumer, and the run ends. The
+# server's queues stay bounded meanwhile (over high water a stream reads from the log), so a
+# longer timeout changes nothing idle memory is made of; it only lets slow clients catch up.
 
 
 def rss_mib(pid: int) -> float:
@@ -126,6 +132,9 @@ async def until_joined(
     )
     if everyone not in done:
         everyone.cancel()
+        for task in members:
+            task.cancel()
+        await asyncio.gather(everyone, *members, return_exceptions=True)  # (each one's end seen)
         failed = [task.exception() for task in done if task.exception() is not None]
         if failed:
             raise RuntimeError(f"a member's call ended early: {failed[0]!r}")
@@ -211,6 +220,12 @@ def main() -> None:
     parser.add_argument("--room-size", type=int, default=100, help="members of the others")
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60.0,
+        help="the server's slow-consumer timeout (its default: 5 s); see DRAIN_TIMEOUT",
+    )
     parser.add_argument("--transport", default="grpc", choices=TRANSPORTS)
     args = parser.parse_args()
 
@@ -226,7 +241,7 @@ def main() -> None:
     parties = args.procs + 1
     barriers = (ctx.Barrier(parties), ctx.Barrier(parties), ctx.Barrier(args.procs))
     queue = ctx.Queue()
-    argv, ws_port = interplay(), 0
+    argv, ws_port = [*interplay(), "--drain-timeout", str(args.drain_timeout)], 0
     if args.transport == "websocket":
         ws_port = free_port()
         argv += ["--ws-port", str(ws_port)]  # the last --ws-port wins
