@@ -8,8 +8,11 @@ two coroutines: ``receive()`` (the next wire message, None at the client's end) 
   event a ``Broadcast`` pushed into every recipient's outbox, after the writes it depends on
   are durable (group commit: every write queued while the backend works goes in its next
   call, and deliveries keep the order in which commands were handled);
-* a writer (the runtime's task, started by the first delivery and ended by an idle sweep, so an
-  idle session holds none) drains the session's outbox into ``send``, many frames per write;
+* what a delivery queues is written by the runtime's flusher (one task for every session, a
+  round of writes per turn of the loop) when the transport can write it at once
+  (``send_now``); else by the session's writer (the runtime's task, started when needed and
+  ended once caught up, or by an idle sweep), many frames per write. An idle session holds
+  no task of its own;
 * on the client's end: the session ends in its hub, its outbox is flushed, ``serve`` returns;
   on a drain: the same, then ``ShuttingDown``; a cut session raises ``SlowConsumer`` or
   ``StorageFailed``; a message claiming another identity than the stream's ``WrongIdentity``:
@@ -358,8 +361,8 @@ class Runtime:
         is something to write. ``connection``: a key the sessions of one network connection
         share (their queued bytes have a budget together); None: a connection of its own.
         ``send_now``: a write the transport can make without waiting, or not at all (False);
-        given, an editing session's deliveries are written by the runtime's flusher, one write
-        per session per round, without a wake-up of its writer (``_run_flushes``)."""
+        given, a chat or editing session's deliveries are written by the runtime's flusher, one
+        write per session per round, without a writer task (``_run_flushes``)."""
         if self._tasks is None:
             raise RuntimeError("the runtime is not running: serve inside 'async with Runtime(...)'")
         if self.shutting_down:
