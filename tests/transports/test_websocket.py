@@ -382,6 +382,29 @@ async def test_the_python_clients_chat_edit_and_play_over_websocket(subprotocol:
             await eventually(lambda: "ann" in player.mirror.players)
 
 
+@pytest.mark.parametrize("subprotocol", [PROTO, JSON])
+async def test_editing_over_websocket_is_written_by_the_flusher(subprotocol: str) -> None:
+    """The editing sessions' rounds go out through the runtime's flusher, as over gRPC:
+    no session needs a writer task of its own, and every editor converges."""
+    async with websocket_server() as served:
+        options = {"subprotocol": subprotocol, "document": "d"}
+        async with (
+            EditClient("127.0.0.1", served.port, user="ann", **options) as ann,
+            EditClient("127.0.0.1", served.port, user="bob", **options) as bob,
+        ):
+            await ann.wait_synced()
+            await bob.wait_synced()
+            before = served.runtime.counters.writes
+            for i in range(20):
+                await ann.insert(i, "a")
+                await bob.insert(0, "b")
+            await ann.wait_settled()
+            await bob.wait_settled()
+            await eventually(lambda: ann.text == bob.text == served.runtime.documents.text("d"))
+            assert served.runtime.counters.writes > before
+            assert served.runtime.statistics().writers == 0
+
+
 async def test_a_fatal_close_surfaces_to_the_caller_as_its_status() -> None:
     auth = Authenticator("a-websocket-test-secret-of-32-bytes-or-more")
     expired = auth.mint("ann", ttl=60, now=0)

@@ -20,6 +20,7 @@ from h2.settings import SettingCodes
 
 from interplay.runtime.server import Runtime
 
+from . import data_frames
 from .admin import AdminService
 from .codec import WireCodec
 from .service import MAX_MESSAGE_BYTES, ChatService
@@ -121,7 +122,8 @@ class _KeepaliveConnection(Connection):
 
 class _Server(Server):
     """grpclib's server, announcing ``max_streams`` in its HTTP/2 settings, dropping peers that
-    miss a keepalive ping at once, and knowing its open connections (for ``drain``)."""
+    miss a keepalive ping at once, taking plain DATA frames without h2's frame objects
+    (``data_frames``), and knowing its open connections (for ``drain``)."""
 
     def __init__(self, *args: Any, max_streams: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -145,6 +147,7 @@ class _Server(Server):
 
     def _protocol_factory(self) -> H2Protocol:
         protocol = super()._protocol_factory()
+        data_frames.install(protocol)  # before the transport exists: uvloop binds the method
         made = protocol.connection_made
         lost = protocol.connection_lost
 

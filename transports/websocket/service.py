@@ -7,8 +7,8 @@ carries the socket: it takes the bearer token (the ``Authorization`` header, or 
 write as one batch, and closes with the code ``errors.py`` maps the session's end to. Two
 carriers give it their socket: ``handle`` for the ``websockets`` server (``server.py``: frames
 size-checked before they are buffered, one socket write per batch, the write limit as
-backpressure) and the ASGI app (``interplay.transports.asgi``). Everything else is the
-runtime's.
+backpressure, and the write the editing flusher makes without waiting) and the ASGI app
+(``interplay.transports.asgi``). Everything else is the runtime's.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from interplay.runtime.errors import PeerGone
 from interplay.runtime.outbox import Codec
@@ -68,10 +69,12 @@ class WebSocketService:
         recv: Callable[[], Awaitable[str | bytes]],
         send: Callable[[list[bytes], bool], Awaitable[None]],
         close: Callable[[int, str], Awaitable[None]],
+        send_now: Callable[[list[bytes], bool], bool] | None = None,
     ) -> None:
         """One call. ``recv`` gives the next frame (``Disconnected`` when the socket is gone);
         ``send(frames, text)`` writes a batch (``Disconnected`` too); ``close(code, reason)``
-        ends the socket."""
+        ends the socket; ``send_now(frames, text)``, if given, writes a batch only if it can
+        without waiting (False: nothing written), for the runtime's editing flusher."""
         request_type = REQUEST[service]
         ended = False
 
@@ -91,11 +94,23 @@ class WebSocketService:
             except Disconnected:
                 raise PeerGone() from None
 
+        write_now: Callable[[list[bytes]], bool] | None = None
+        if send_now is not None:
+            at_once = send_now
+
+            def write_now(frames: list[bytes]) -> bool:
+                return at_once(frames, text)
+
         runtime = self.runtime
         try:
             identity = await runtime.authenticate(authorization)
             await runtime.serve(
-                service, self._codecs[service, subprotocol], receive, write, identity=identity
+                service,
+                self._codecs[service, subprotocol],
+                receive,
+                write,
+                identity=identity,
+                send_now=write_now,
             )
         except Disconnected:
             return  # nothing to tell a client that is gone
@@ -140,6 +155,14 @@ class WebSocketService:
             except ConnectionClosed:
                 raise Disconnected() from None
 
+        def send_at_once(frames: list[bytes], text: bool) -> bool:
+            # What ``send`` does when it need not wait: the connection open, its transport
+            # not paused (``send_context`` would wait in ``drain``), no extension to apply.
+            if not plain or ws.paused or ws.protocol.state is not State.OPEN:
+                return False
+            ws.transport.write(framed(frames, OP_TEXT if text else OP_BINARY))
+            return True
+
         async def close(code: int, reason: str) -> None:
             await ws.close(code, reason)
 
@@ -151,6 +174,7 @@ class WebSocketService:
             recv,
             send,
             close,
+            send_at_once,
         )
 
     # -- drain: the server's part; the runtime does the rest -----------------------------
