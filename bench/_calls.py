@@ -14,11 +14,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from _pb import chat_pb2
-from grpclib.client import Channel
 from grpclib.const import Cardinality
 from grpclib.encoding.proto import ProtoCodec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedOK, InvalidHandshake
+
+from interplay.transports.grpc.data_frames import Channel
 
 pb = chat_pb2()
 TRANSPORTS = ("grpc", "websocket")

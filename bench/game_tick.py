@@ -39,9 +39,10 @@ from typing import Any
 
 from _pb import chat_pb2
 from _serve import cpu_seconds, redis_started
-from grpclib.client import Channel
 from grpclib.const import Cardinality
 from grpclib.encoding.proto import ProtoCodec
+
+from interplay.transports.grpc.data_frames import Channel
 
 STREAMS_PER_CONNECTION = 50
 

@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from _serve import cpu_seconds, interplay, nodes_started, started
-from grpclib.client import Channel
 from grpclib.const import Cardinality
 from grpclib.encoding.proto import ProtoCodec
 
 from interplay.core.ot import ClientDocument, TextOp
+from interplay.transports.grpc.data_frames import Channel
 from interplay.transports.grpc.generated import chat_pb2 as pb
 
 TRACE = (

@@ -31,6 +31,9 @@ REQUEST = [
 ]
 
 
+RESPONSE = [(":status", "200"), ("content-type", "application/grpc")]
+
+
 class _Transport:
     def __init__(self) -> None:
         self.written: list[bytes] = []
@@ -87,6 +90,29 @@ def _server(
         data_frames.install(protocol)
     transport = _Transport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport, handler
+
+
+def _client(
+    fast: bool, calls: int, connection_window: int = CONNECTION_WINDOW, stream_window: int = WINDOW
+) -> tuple[H2Protocol, _Transport, _Handler]:
+    """A client protocol (as a ``Channel`` makes one) that has sent ``calls`` requests."""
+    handler = _Handler()
+    h2_config = H2Configuration(client_side=True, header_encoding="ascii")
+    config = Configuration(
+        http2_connection_window_size=connection_window,
+        http2_stream_window_size=stream_window,
+        _keepalive_time=None,
+    ).__for_client__()
+    protocol = H2Protocol(handler, config, h2_config)
+    if fast:
+        data_frames.install(protocol)
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    for stream_id in range(1, 2 * calls, 2):
+        protocol.connection._connection.send_headers(stream_id, REQUEST)
+        protocol.processor.register(protocol.connection.create_stream(stream_id=stream_id))
+    protocol.connection.flush()
     return protocol, transport, handler
 
 
@@ -178,33 +204,92 @@ def _client_bytes(draw: st.DrawFn) -> bytes:
             client.reset_stream(stream_id)
             open_ids.remove(stream_id)
             ended.append(stream_id)
-        elif kind == "flood":  # past the stream's window, not the connection's
-            out.append(client.data_to_send())
-            target = draw(st.sampled_from(open_ids))
-            out.extend(_data_frame(target, b"f" * 16_000) for _ in range(draw(st.integers(1, 6))))
-        elif kind == "too-large":  # over the 16 384 bytes a frame may have by default
-            out.append(client.data_to_send())
-            out.append(_data_frame(draw(st.sampled_from(open_ids)), b"b" * 16_385))
-        elif kind == "open-block":  # a HEADERS frame without END_HEADERS, then DATA: refused
-            out.append(client.data_to_send())
-            block = struct.pack(">HBBBL", 0, 3, 1, 0, 2001) + b"\x82\x86\x84"
-            out.append(block + _data_frame(draw(st.sampled_from(open_ids)), b"d"))
         else:
             out.append(client.data_to_send())
-            target = draw(st.sampled_from([0, 1001, *ended, *open_ids]))
-            flags = draw(st.sampled_from([0, 0x1, 0x20]))
-            out.append(_data_frame(target, draw(st.binary(max_size=200)), flags))
+            out.append(_hostile(draw, kind, open_ids, [0, 1001, *ended, *open_ids]))
         out.append(client.data_to_send())
     return b"".join(out)
 
 
-@given(_client_bytes(), st.data())
-def test_the_same_bytes_leave_the_same_state_with_and_without_the_fast_path(
-    sent: bytes, data: st.DataObject
+SERVER_KINDS = ["respond", "data", "data", "data", "data", "ping", "settings", "window"]
+SERVER_KINDS += ["trailers", "reset", "raw", "flood", "open-block", "too-large"]
+
+
+@st.composite
+def _server_bytes(draw: st.DrawFn, opening: bytes, calls: int) -> bytes:
+    """What a server sends a client that opened ``calls`` calls (``opening``): its
+    settings, response headers, DATA of every shape, trailers, PINGs, SETTINGS, resets, and
+    frames h2 must refuse."""
+    server = H2Connection(H2Configuration(client_side=False, header_encoding="ascii"))
+    server.initiate_connection()
+    server.receive_data(opening)
+    out = [server.data_to_send()]
+    waiting = list(range(1, 2 * calls, 2))
+    responded: list[int] = []
+    ended: list[int] = []
+    for _ in range(draw(st.integers(1, 25))):
+        kind = draw(st.sampled_from(SERVER_KINDS))
+        if (kind == "respond" or not responded) and waiting:
+            stream_id = draw(st.sampled_from(waiting))
+            server.send_headers(
+                stream_id, [(":status", "200"), ("content-type", "application/grpc")]
+            )
+            waiting.remove(stream_id)
+            responded.append(stream_id)
+        elif not responded:
+            break  # every call ended
+        elif kind == "data":
+            stream_id = draw(st.sampled_from(responded))
+            room = min(server.local_flow_control_window(stream_id), 3000)
+            payload = draw(st.binary(max_size=room))
+            pad = draw(st.none() | st.integers(0, 20))
+            if pad is not None and len(payload) + pad + 1 > room:
+                pad = None
+            server.send_data(stream_id, payload, pad_length=pad)
+        elif kind in ("trailers", "reset"):
+            stream_id = draw(st.sampled_from(responded))
+            if kind == "trailers":
+                server.send_headers(stream_id, [("grpc-status", "0")], end_stream=True)
+            else:
+                server.reset_stream(stream_id)
+            responded.remove(stream_id)
+            ended.append(stream_id)
+        elif kind == "ping":
+            server.ping(draw(st.binary(min_size=8, max_size=8)))
+        elif kind == "settings":
+            server.update_settings({4: draw(st.integers(0, 2**20))})  # INITIAL_WINDOW_SIZE
+        elif kind == "window":
+            server.increment_flow_control_window(draw(st.integers(1, 1000)))
+        else:
+            out.append(server.data_to_send())
+            out.append(_hostile(draw, kind, responded, [0, 1001, *ended, *waiting, *responded]))
+        out.append(server.data_to_send())
+    return b"".join(out)
+
+
+def _hostile(draw: st.DrawFn, kind: str, open_ids: list[int], any_ids: list[int]) -> bytes:
+    """Frames written by hand that h2 must refuse, or take as h2 would."""
+    if kind == "flood":  # past the stream's window, not the connection's
+        target = draw(st.sampled_from(open_ids))
+        return b"".join(_data_frame(target, b"f" * 16_000) for _ in range(draw(st.integers(1, 6))))
+    if kind == "too-large":  # over the 16 384 bytes a frame may have by default
+        return _data_frame(draw(st.sampled_from(open_ids)), b"b" * 16_385)
+    if kind == "open-block":  # a HEADERS frame without END_HEADERS, then DATA: refused
+        block = struct.pack(">HBBBL", 0, 3, 1, 0, 2001) + b"\x82\x86\x84"
+        return block + _data_frame(draw(st.sampled_from(open_ids)), b"d")
+    target = draw(st.sampled_from(any_ids))
+    flags = draw(st.sampled_from([0, 0x1, 0x20]))
+    return _data_frame(target, draw(st.binary(max_size=200)), flags)
+
+
+def _feed_alike(
+    fast: tuple[H2Protocol, _Transport, _Handler],
+    plain: tuple[H2Protocol, _Transport, _Handler],
+    sent: bytes,
+    data: st.DataObject,
 ) -> None:
+    """Feed both protocols ``sent``, cut where drawn, and compare them after every read."""
     cuts = sorted(set(data.draw(st.lists(st.integers(0, len(sent)), max_size=12))))
-    windows = data.draw(st.sampled_from([(CONNECTION_WINDOW, WINDOW), (WINDOW, CONNECTION_WINDOW)]))
-    fast, plain = _server(True, *windows), _server(False, *windows)
     start = 0
     for end in [*cuts, len(sent)]:
         chunk = sent[start:end]
@@ -214,15 +299,43 @@ def test_the_same_bytes_leave_the_same_state_with_and_without_the_fast_path(
         for protocol, _, _ in (fast, plain):
             protocol.data_received(chunk)
         ack = data.draw(st.booleans())
-        got, expected = _state(*fast, ack=ack), _state(*plain, ack=ack)
-        if expected["closed"]:  # a protocol error: closed too. grpclib closes without a flush,
-            # so without the fast path the answers to the frames before the error in that read
-            # (a SETTINGS ack) are never written, with it they may be (they went to h2 in a call
-            # of their own); calls opened in that read may have been accepted before the close.
-            assert got["closed"]
-            assert got["written"].startswith(expected["written"])
+        if _assert_alike(_state(*fast, ack=ack), _state(*plain, ack=ack)):
             return
-        assert got == expected
+
+
+def _assert_alike(got: dict[str, Any], expected: dict[str, Any]) -> bool:
+    """The states are the same, or both connections closed on a protocol error (True)."""
+    if expected["closed"]:  # a protocol error: closed too. grpclib closes without a flush, so
+        # without the fast path the answers to the frames before the error in that read (a
+        # SETTINGS ack) are never written, with it they may be (they went to h2 in a call of
+        # their own); calls opened in that read may have been accepted before the close.
+        assert got["closed"]
+        assert got["written"].startswith(expected["written"])
+        return True
+    assert got == expected
+    return False
+
+
+WINDOWS = st.sampled_from([(CONNECTION_WINDOW, WINDOW), (WINDOW, CONNECTION_WINDOW)])
+
+
+@given(st.integers(1, 4), WINDOWS, st.data())
+def test_a_client_is_left_as_without_the_fast_path_by_what_a_server_sends(
+    calls: int, windows: tuple[int, int], data: st.DataObject
+) -> None:
+    fast, plain = _client(True, calls, *windows), _client(False, calls, *windows)
+    opening = b"".join(fast[1].written)
+    assert opening == b"".join(plain[1].written)
+    sent = data.draw(_server_bytes(opening, calls))
+    _feed_alike(fast, plain, sent, data)
+
+
+@given(_client_bytes(), st.data())
+def test_the_same_bytes_leave_the_same_state_with_and_without_the_fast_path(
+    sent: bytes, data: st.DataObject
+) -> None:
+    windows = data.draw(WINDOWS)
+    _feed_alike(_server(True, *windows), _server(False, *windows), sent, data)
 
 
 @pytest.mark.parametrize(
@@ -244,8 +357,8 @@ def test_a_run_past_a_window_is_refused_by_h2_as_without_the_fast_path(
     for protocol, _, _ in (fast, plain):
         protocol.data_received(sent)
     got, expected = _state(*fast, ack=False), _state(*plain, ack=False)
-    assert got["closed"] and expected["closed"]  # FLOW_CONTROL_ERROR: the connection closed
-    assert got["written"].startswith(expected["written"])
+    assert expected["closed"]  # FLOW_CONTROL_ERROR: the connection closed
+    assert _assert_alike(got, expected)
     assert got["data_received"] == taken  # what the windows let in, no more
 
 
@@ -305,3 +418,18 @@ async def test_the_server_takes_a_clients_data_frames_itself(
                 await bob.stream.end()
         finally:
             channel.close()
+
+
+@pytest.mark.parametrize("when", ["before the response headers", "after the trailers"])
+def test_data_a_call_cannot_take_goes_to_h2_on_the_client(when: str) -> None:
+    fast, plain = _client(True, 1), _client(False, 1)
+    server = H2Connection(H2Configuration(client_side=False, header_encoding="ascii"))
+    server.initiate_connection()
+    server.receive_data(b"".join(fast[1].written))
+    if when == "after the trailers":
+        server.send_headers(1, RESPONSE)
+        server.send_headers(1, [("grpc-status", "0")], end_stream=True)
+    sent = server.data_to_send() + _data_frame(1, b"\0\0\0\0\x01x")
+    for protocol, _, _ in (fast, plain):
+        protocol.data_received(sent)
+    _assert_alike(_state(*fast), _state(*plain))

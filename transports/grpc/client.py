@@ -30,7 +30,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from grpclib.client import Channel, Stream
+from grpclib.client import Stream
 from grpclib.const import Cardinality, Status
 from grpclib.exceptions import GRPCError, StreamTerminatedError
 
@@ -39,6 +39,7 @@ from interplay.runtime.clients import ReconnectingChat, ReconnectingEditor, Reco
 from interplay.runtime.reconnect import CallError, ConnectionState, unrecoverable
 
 from . import codec
+from .data_frames import Channel
 from .generated import chat_pb2 as pb
 
 __all__ = ["ChatClient", "ConnectionState", "DocumentChange", "EditClient", "GameClient"]
