@@ -76,10 +76,11 @@ def _server_streams() -> list[Any]:
 async def test_an_idle_chat_stream_holds_no_deque_and_no_event() -> None:
     """Joined and read up, a Chat stream's server side waits with its queue and its events
     empty (no deque, no asyncio.Event: 760 bytes each), and still works after."""
+    earlier = {id(o) for o in _server_streams()}  # other tests' streams not collected yet
     async with channel_for() as (_, channel), chat_call(channel) as ann:
         await ann.join("ann")
         await ann.recv_n(1)
-        [stream] = _server_streams()
+        [stream] = [o for o in _server_streams() if id(o) not in earlier]
         queue = stream.buffer._unacked
         assert queue._items is None and queue._waiter is not None  # its reader waits
         events = (stream.window_updated, stream.headers_received, stream.trailers_received)
