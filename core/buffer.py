@@ -5,12 +5,17 @@ stop producing (``Signal.PAUSE``, once, when the size rises above ``high``) and 
 again (``Signal.RESUME``, once, when the size falls back to ``low``). The hysteresis between the
 marks keeps a producer from flapping. What to do with the signals (stop reading a socket,
 disconnect a slow consumer) is the owner's policy.
+
+The items are a list, not a deque: an empty deque holds a 64-slot block (760 bytes), and one
+that has grown keeps up to 16 freed blocks for reuse, so every idle outbox of a server with
+10 000 streams would keep one or more; an emptied list frees its storage. Taking a whole
+batch hands the list over without a copy; taking part of it moves the rest, which a
+buffer kept near its water marks (its owner's job) makes cheap.
 """
 
 from __future__ import annotations
 
 import enum
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -44,7 +49,7 @@ class BackpressureBuffer(Generic[T]):
             raise ValueError(f"water marks: need 0 <= low <= high, got low={low}, high={high}")
         self.high = high
         self.low = low
-        self._items: deque[T] = deque()
+        self._items: list[T] = []
         self._paused = False
         self._peak = 0
         self._pauses = 0
@@ -79,24 +84,24 @@ class BackpressureBuffer(Generic[T]):
 
         Raises IndexError when empty.
         """
-        item = self._items.popleft()
+        item = self._items.pop(0)
         return item, self._after_pop()
 
     def pop_many(self, limit: int) -> tuple[list[T], Signal | None]:
         """Remove up to ``limit`` items, oldest first (a writer sends them in one write)."""
         items = self._items
         if limit >= len(items):
-            batch = list(items)
-            items.clear()
+            batch, self._items = items, []
         else:
-            batch = [items.popleft() for _ in range(limit)]
+            batch = items[:limit]
+            del items[:limit]
         return batch, self._after_pop()
 
     def remove_if(self, predicate: Callable[[T], bool]) -> tuple[list[T], Signal | None]:
         """Take out every item ``predicate`` picks, keeping the others' order (an owner that
         can fetch them again elsewhere lets them go); RESUME as ``pop`` would."""
         removed: list[T] = []
-        kept: deque[T] = deque()
+        kept: list[T] = []
         for item in self._items:
             (removed if predicate(item) else kept).append(item)
         self._items = kept

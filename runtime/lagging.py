@@ -112,6 +112,7 @@ class LogReaders:
         kind = message.kind
         if kind is Kind.JOIN and message.epoch:  # its own JOIN again: a Replay follows
             del session.lag[room]
+            self._flush_deferred(session)  # refusals of what it sent before, first
             return False
         if message.seq:
             return True
@@ -121,6 +122,7 @@ class LogReaders:
         if kind in (Kind.JOIN, Kind.LEAVE):
             if room not in self._runtime.rooms.rooms_of(session.id):  # it left: its own LEAVE
                 del session.lag[room]
+                self._flush_deferred(session)  # refusals of what it sent before, first
                 return False
             cursor.stale = True
             return True

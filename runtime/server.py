@@ -8,8 +8,11 @@ two coroutines: ``receive()`` (the next wire message, None at the client's end) 
   event a ``Broadcast`` pushed into every recipient's outbox, after the writes it depends on
   are durable (group commit: every write queued while the backend works goes in its next
   call, and deliveries keep the order in which commands were handled);
-* a writer (the runtime's task, started by the first delivery and ended by an idle sweep, so an
-  idle session holds none) drains the session's outbox into ``send``, many frames per write;
+* what a delivery queues is written by the runtime's flusher (one task for every session, a
+  round of writes per turn of the loop) when the transport can write it at once
+  (``send_now``); else by the session's writer (the runtime's task, started when needed and
+  ended once caught up, or by an idle sweep), many frames per write. An idle session holds
+  no task of its own;
 * on the client's end: the session ends in its hub, its outbox is flushed, ``serve`` returns;
   on a drain: the same, then ``ShuttingDown``; a cut session raises ``SlowConsumer`` or
   ``StorageFailed``; a message claiming another identity than the stream's ``WrongIdentity``:
@@ -287,6 +290,7 @@ class Runtime:
         self._idle = anyio.Event()
         # Sessions with something to write that the flusher writes for (``_run_flushes``).
         self._dirty: list[Session] = []
+        self._dirty_edits = False  # an editing session among them: the round settles
         self._flush_wanted = anyio.Event()
         self._tasks: TaskGroup | None = None
         self._stops: list[anyio.CancelScope] = []
@@ -362,8 +366,8 @@ class Runtime:
         is something to write. ``connection``: a key the sessions of one network connection
         share (their queued bytes have a budget together); None: a connection of its own.
         ``send_now``: a write the transport can make without waiting, or not at all (False);
-        given, an editing session's deliveries are written by the runtime's flusher, one write
-        per session per round, without a wake-up of its writer (``_run_flushes``)."""
+        given, a chat or editing session's deliveries are written by the runtime's flusher, one
+        write per session per round, without a writer task (``_run_flushes``)."""
         if self._tasks is None:
             raise RuntimeError("the runtime is not running: serve inside 'async with Runtime(...)'")
         if self.shutting_down:
@@ -428,9 +432,10 @@ class Runtime:
         bucket = None
         if service is Service.CHAT and self.settings.rate:
             bucket = TokenBucket(self.settings.rate, self.settings.burst, now=self._now())
-        # Only editing sessions are flushed: their deliveries come in small rounds, one per
-        # ack (a chat writer under load takes big batches of its own).
-        flushed = send_now if service is Service.EDIT else None
+        # Chat and editing sessions are flushed: a caught-up session holds no writer task (an
+        # idle stream costs no task, no coroutine frames), and a round writes many sessions in
+        # one turn of the loop. A newest-state slot has its writer (``_flush``).
+        flushed = send_now if service is not Service.GAME else None
         session = Session(sid, service, codec, identity, outbox, bucket, send, flushed)
         session.connection = tally
         self._sessions[sid] = session
@@ -728,7 +733,9 @@ class Runtime:
                     session.sent += 1
                     if self._over_budget:
                         self._check_budget()
-                    if session.send_now is not None and not (outbox or session.revisions):
+                    if session.send_now is not None and not (
+                        outbox or session.lag or session.revisions
+                    ):
                         break  # caught up: the flusher writes its next rounds (``_flush``)
             except PeerGone:
                 session.gone = True  # the transport lost the peer; its call is being ended
@@ -761,21 +768,29 @@ class Runtime:
         if not session.queued:
             session.queued = True
             self._dirty.append(session)
+            if session.service is Service.EDIT:
+                self._dirty_edits = True
             if len(self._dirty) == 1:
                 self._flush_wanted.set()
 
     async def _run_flushes(self) -> None:
-        """The editing sessions' writes, in rounds: once something is queued, settle
-        (``_settle``: the readers woken meanwhile and their commits join the round), then
-        write each session's queue with ``send_now``, one write per session. One task for
-        every session: a round costs one wake-up, not one per editor of the document (eight
-        editors: eight writer tasks, each woken, settling and waiting again)."""
+        """The chat and editing sessions' writes, in rounds: once something is queued,
+        yield once (the readers woken meanwhile join the round) and, if an editor is in it,
+        settle (``_settle``: their commits join it too), then write each session's queue with
+        ``send_now``, one write per session. One task for every session: a round costs one
+        wake-up, not one per member of the room (a hundred members: a hundred writer tasks,
+        each woken and waiting again, and each kept, frames and all, while the stream idles).
+        Chat rounds do not wait for commits: what they write is durable already."""
         while True:
             if not self._dirty:
                 self._flush_wanted = self._event()
                 await self._flush_wanted.wait()
                 continue
-            await self._settle()
+            if self._dirty_edits:
+                await self._settle()
+            else:
+                await anyio.lowlevel.checkpoint()
+            self._dirty_edits = False
             dirty, self._dirty = self._dirty, []
             for session in dirty:
                 session.queued = False
@@ -788,9 +803,17 @@ class Runtime:
         frames taken are its ``carry``, written first)."""
         outbox = session.outbox
         send_now = session.send_now
-        if session.writing or session.gone or session.failure is not None or not outbox:
+        if session.writing or session.gone or session.failure is not None:
             return
-        if send_now is None or session.revisions or outbox.closed or not isinstance(outbox, Outbox):
+        if not (outbox or session.lag or session.revisions):
+            return
+        if (
+            send_now is None
+            or session.lag
+            or session.revisions
+            or outbox.closed
+            or not isinstance(outbox, Outbox)
+        ):
             self._wake_writer(session)
             return
         frames = outbox.take(session.codec)
@@ -971,6 +994,7 @@ class Runtime:
             self._log.to_log(session)
         else:
             self._log.edits_to_log(session)
+        self._wake_writer(session)  # it reads the log: a writer's work, not the flusher's
         self._arm_deadline(session)
 
     def _shed(self, tally: Tally) -> None:

@@ -495,6 +495,55 @@ async def test_editing_rounds_are_written_by_the_flusher_one_write_per_editor() 
         await finish(*calls)
 
 
+async def test_idle_chat_sessions_hold_no_writer_task() -> None:
+    """A chat session whose transport can write at once is written by the flusher: presence
+    and TEXTs reach everyone with no writer task started, so an idle stream costs its
+    transport's reader and nothing more (``bench/chat_idle.py``: ~2 KiB of task and frames
+    each, kept until the idle sweep, before)."""
+    async with running(MemoryBackend()) as (runtime, tasks):
+        calls = [MemoryCall(runtime, Service.CHAT, at_once=True).start(tasks) for _ in range(3)]
+        for call, user in zip(calls, ("ann", "bob", "cy"), strict=True):
+            await join(call, user)
+        calls[0].put(post("hi", id="m1"))
+        for call in calls:
+            await call.wait_for(
+                lambda call=call: any(
+                    isinstance(e, RoomMessage) and e.kind is Kind.TEXT for e in call.events()
+                )
+            )
+        assert all(call.writes and call.written_at_once == call.writes for call in calls)
+        assert runtime.statistics().writers == 0
+        await finish(*calls)
+
+
+async def test_a_chat_session_over_high_water_reads_the_log_with_a_writer() -> None:
+    """A flushed chat session that goes over high water switches to the log: reading it is
+    its writer's work (the flusher writes only what is queued), so it gets one at once and
+    misses nothing, in order; caught up, the writer ends again."""
+    settings = Settings(high_water=4, low_water=1, rate=0)
+    async with running(MemoryBackend(), settings=settings) as (runtime, tasks):
+        ann, bob = (MemoryCall(runtime, Service.CHAT, at_once=True).start(tasks) for _ in "ab")
+        await join(ann, "ann")
+        await join(bob, "bob")
+        bob.block()
+        for n in range(20):
+            ann.put(post(f"m{n}", id=f"m{n}"))
+        await until(lambda: runtime.counters.switches_to_log >= 1)
+        bob.unblock()
+
+        def texts() -> list[str]:
+            return [
+                e.content
+                for e in bob.events()
+                if isinstance(e, RoomMessage) and e.kind is Kind.TEXT
+            ]
+
+        await bob.wait_for(lambda: len(texts()) >= 20)
+        assert texts() == [f"m{n}" for n in range(20)]
+        await until(lambda: runtime.statistics().writers == 0)
+        await finish(ann, bob)
+
+
 async def test_what_cannot_be_written_at_once_goes_through_the_writer_in_order() -> None:
     """A peer that stops reading: the flusher's write is refused, the frames it took are the
     writer's, sent first, then the rest in order once the peer reads again; caught up, the

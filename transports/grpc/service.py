@@ -32,6 +32,7 @@ from interplay.runtime.server import Counters, Runtime, Service
 from . import codec, errors
 from .framing import end_without_reset, read_ahead, recv_message, send_many, send_now
 from .generated import chat_pb2 as pb
+from .lean import slim
 
 # Checked on the length prefix, before the body is read (framing.recv_message). Above the
 # largest valid message: 64 Ki inserted code points are up to 256 KiB of UTF-8.
@@ -95,6 +96,7 @@ class ChatService:
     async def _serve(self, stream: Stream[Any, Any], service: Service) -> None:
         runtime = self.runtime
         max_bytes = self.max_message_bytes
+        slim(stream)  # before read_ahead: its acknowledger reads the new queue
         read_ahead(stream)
 
         async def receive() -> Any:
