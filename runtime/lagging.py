@@ -110,9 +110,9 @@ class LogReaders:
         room = message.room
         cursor = session.lag[room]
         kind = message.kind
-        if kind is Kind.JOIN and message.epoch:  # its own JOIN again: a Replay follows
-            del session.lag[room]
-            self._flush_deferred(session)  # refusals of what it sent before, first
+        if kind is Kind.JOIN and message.epoch:  # its own JOIN again: a Replay follows, and
+            # joins this read (``replay``): what it had not read yet is still its
+            self._left(session, room)  # a LEAVE waiting for this read goes first
             return False
         if message.seq:
             return True
@@ -121,9 +121,12 @@ class LogReaders:
             return True
         if kind in (Kind.JOIN, Kind.LEAVE):
             if room not in self._runtime.rooms.rooms_of(session.id):  # it left: its own LEAVE
-                del session.lag[room]
-                self._flush_deferred(session)  # refusals of what it sent before, first
-                return False
+                # What it had not read of the room up to now is still its (its own TEXTs'
+                # echoes among them): the read goes on to the room's head, then the LEAVE.
+                if session.leaving is None:
+                    session.leaving = {}
+                session.leaving[room] = (self.head(room), message)
+                return True
             cursor.stale = True
             return True
         # A notice to every member (the room's history was deleted): what it read is gone.
@@ -144,12 +147,23 @@ class LogReaders:
         return True
 
     def replay(self, session: Session, replay: Replay) -> None:
-        """A JOIN's history: read it from the log (the JOIN's echo and presence are queued)."""
+        """A JOIN's history: read it from the log (the JOIN's echo and presence are queued);
+        from where a read of the room under way is, if that is earlier."""
         if replay.room not in self.heads:
             self.heads[replay.room] = (replay.epoch, replay.head)
+        cursor = session.lag.get(replay.room)
+        if cursor is not None and cursor.epoch == replay.epoch:
+            cursor.after = min(cursor.after, replay.after_seq)
+            return
         session.lag[replay.room] = LogCursor(
             room=replay.room, epoch=replay.epoch, after=replay.after_seq
         )
+
+    def _left(self, session: Session, room: str) -> None:
+        """Its LEAVE of ``room``, if one waits for the read of the room: queued now."""
+        leaving = session.leaving
+        if leaving is not None and room in leaving:
+            session.outbox.push(Broadcast(leaving.pop(room)[1], 0))
 
     def to_log(self, session: Session) -> None:
         """``session`` leaves live delivery in every room it is in, and lets go of what is
@@ -274,10 +288,14 @@ class LogReaders:
             self._shared_bytes -= shared.pop(order.popleft()).size
 
     def _upto(self, session: Session, room: str) -> int:
-        """Where ``session`` is caught up in ``room``: its head now (when it ends: then)."""
+        """Where ``session`` is caught up in ``room``: its head now (when it ends: then; when
+        it left: then)."""
         until = session.until
         if until is not None:
             return until.get(room, 0)
+        leaving = session.leaving
+        if leaving is not None and room in leaving:
+            return leaving[room][0]
         return self.head(room)
 
     def _back_to_live(self, session: Session, cursor: LogCursor) -> None:
@@ -285,7 +303,9 @@ class LogReaders:
         with the current members first if it missed presence."""
         runtime = self._runtime
         del session.lag[cursor.room]
-        if session.until is None:  # (ending: nothing is delivered live any more)
+        if session.leaving is not None and cursor.room in session.leaving:
+            self._left(session, cursor.room)  # it had left: its LEAVE, after all it was owed
+        elif session.until is None:  # (ending: nothing is delivered live any more)
             runtime.counters.back_to_live += 1
             if cursor.stale:
                 self._members(session, cursor)
@@ -432,7 +452,11 @@ class LogReaders:
         return self.revisions.get(document, 0)
 
     def head_of(self, session: Session, key: str) -> int:
-        """Where a read of ``session``'s room or document stops once it ends: its head now."""
+        """Where a read of ``session``'s room or document stops once it ends: its head now
+        (a room it left: where it left)."""
+        leaving = session.leaving
+        if leaving is not None and key in leaving:
+            return leaving[key][0]
         if key in session.revisions:
             return self.revisions.get(key, 0)
         return self.head(key)

@@ -171,6 +171,7 @@ class Session:
         "id",
         "identity",
         "lag",
+        "leaving",
         "outbox",
         "page",
         "queued",
@@ -218,6 +219,9 @@ class Session:
         # Documents an editing session reads from their history instead, likewise.
         self.revisions: dict[str, RevisionCursor] = {}
         self.until: dict[str, int] | None = None
+        # Rooms it left while reading them from the log: where that read stops (the room's
+        # head at its LEAVE) and the LEAVE's echo, queued once the read is done.
+        self.leaving: dict[str, tuple[int, RoomMessage]] | None = None
         self.deferred: list[Broadcast] = []  # its refusals, until it is live everywhere again
         self.page = 8  # messages of the next log read: a few, then what fits half the budget
         self.connection: Tally | None = None
@@ -979,6 +983,8 @@ class Runtime:
                     elif not session.queued:  # ``_want_flush``, without the call
                         session.queued = True
                         dirty.append(session)
+                        if session.service is Service.EDIT:
+                            self._dirty_edits = True
                         if len(dirty) == 1:
                             self._flush_wanted.set()
         self.counters.deliveries += delivered

@@ -6,7 +6,7 @@ from typing import Any
 
 import anyio
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from interplay.transports.grpc.generated.chat import ChatMessage
@@ -357,6 +357,11 @@ class ChatConformance(Transport):
 
     @settings(suppress_health_check=SUPPRESSED, deadline=None)
     @given(steps=STEPS)
+    # Joining a room again reads its history from the log; leaving it before that read is
+    # done once lost what was owed of it: the replay and the echo of the TEXT sent meanwhile.
+    @example(
+        steps=[("join", "b"), ("text", "b", 0), ("join", "b"), ("text", "b", 0), ("leave", "b")]
+    )
     async def test_valid_and_refused_messages_mixed_on_one_stream_match_the_model(
         self, steps: list[tuple[Any, ...]]
     ) -> None:
