@@ -110,9 +110,10 @@ class LogReaders:
         room = message.room
         cursor = session.lag[room]
         kind = message.kind
-        if kind is Kind.JOIN and message.epoch:  # its own JOIN again: a Replay follows, and
-            # joins this read (``replay``): what it had not read yet is still its
+        if kind is Kind.JOIN and message.epoch:  # its own JOIN again: a Replay follows
             self._left(session, room)  # a LEAVE waiting for this read goes first
+            del session.lag[room]
+            self._flush_deferred(session)  # refusals of what it sent before, first
             return False
         if message.seq:
             return True
@@ -147,14 +148,9 @@ class LogReaders:
         return True
 
     def replay(self, session: Session, replay: Replay) -> None:
-        """A JOIN's history: read it from the log (the JOIN's echo and presence are queued);
-        from where a read of the room under way is, if that is earlier."""
+        """A JOIN's history: read it from the log (the JOIN's echo and presence are queued)."""
         if replay.room not in self.heads:
             self.heads[replay.room] = (replay.epoch, replay.head)
-        cursor = session.lag.get(replay.room)
-        if cursor is not None and cursor.epoch == replay.epoch:
-            cursor.after = min(cursor.after, replay.after_seq)
-            return
         session.lag[replay.room] = LogCursor(
             room=replay.room, epoch=replay.epoch, after=replay.after_seq
         )
