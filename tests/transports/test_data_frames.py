@@ -164,6 +164,28 @@ KINDS = ["open", "data", "data", "data", "data", "ping", "settings", "window", "
 KINDS += ["raw", "flood", "open-block", "too-large"]
 
 
+def _shared_step(draw: st.DrawFn, kind: str, peer: H2Connection, open_ids: list[int]) -> bool:
+    """The frames either side may send (DATA of every shape, PING, SETTINGS, WINDOW_UPDATE),
+    sent by ``peer`` if ``kind`` is one of them: True."""
+    if kind == "data":
+        stream_id = draw(st.sampled_from(open_ids))
+        room = min(peer.local_flow_control_window(stream_id), 3000)
+        payload = draw(st.binary(max_size=room))
+        pad = draw(st.none() | st.integers(0, 20))
+        if pad is not None and len(payload) + pad + 1 > room:
+            pad = None
+        peer.send_data(stream_id, payload, pad_length=pad)
+    elif kind == "ping":
+        peer.ping(draw(st.binary(min_size=8, max_size=8)))
+    elif kind == "settings":
+        peer.update_settings({4: draw(st.integers(0, 2**20))})  # INITIAL_WINDOW_SIZE
+    elif kind == "window":
+        peer.increment_flow_control_window(draw(st.integers(1, 1000)))
+    else:
+        return False
+    return True
+
+
 @st.composite
 def _client_bytes(draw: st.DrawFn) -> bytes:
     """What a client sends: the preface, requests, DATA of every shape (padded, ending the
@@ -180,25 +202,13 @@ def _client_bytes(draw: st.DrawFn) -> bytes:
             stream_id = client.get_next_available_stream_id()
             client.send_headers(stream_id, REQUEST)
             open_ids.append(stream_id)
-        elif kind == "data":
-            stream_id = draw(st.sampled_from(open_ids))
-            room = min(client.local_flow_control_window(stream_id), 3000)
-            payload = draw(st.binary(max_size=room))
-            pad = draw(st.none() | st.integers(0, 20))
-            if pad is not None and len(payload) + pad + 1 > room:
-                pad = None
-            client.send_data(stream_id, payload, pad_length=pad)
+        elif _shared_step(draw, kind, client, open_ids):
+            pass
         elif kind == "end":
             stream_id = draw(st.sampled_from(open_ids))
             client.end_stream(stream_id)
             open_ids.remove(stream_id)
             ended.append(stream_id)
-        elif kind == "ping":
-            client.ping(draw(st.binary(min_size=8, max_size=8)))
-        elif kind == "settings":
-            client.update_settings({4: draw(st.integers(0, 2**20))})  # INITIAL_WINDOW_SIZE
-        elif kind == "window":
-            client.increment_flow_control_window(draw(st.integers(1, 1000)))
         elif kind == "reset":
             stream_id = draw(st.sampled_from(open_ids))
             client.reset_stream(stream_id)
@@ -238,14 +248,8 @@ def _server_bytes(draw: st.DrawFn, opening: bytes, calls: int) -> bytes:
             responded.append(stream_id)
         elif not responded:
             break  # every call ended
-        elif kind == "data":
-            stream_id = draw(st.sampled_from(responded))
-            room = min(server.local_flow_control_window(stream_id), 3000)
-            payload = draw(st.binary(max_size=room))
-            pad = draw(st.none() | st.integers(0, 20))
-            if pad is not None and len(payload) + pad + 1 > room:
-                pad = None
-            server.send_data(stream_id, payload, pad_length=pad)
+        elif _shared_step(draw, kind, server, responded):
+            pass
         elif kind in ("trailers", "reset"):
             stream_id = draw(st.sampled_from(responded))
             if kind == "trailers":
@@ -254,12 +258,6 @@ def _server_bytes(draw: st.DrawFn, opening: bytes, calls: int) -> bytes:
                 server.reset_stream(stream_id)
             responded.remove(stream_id)
             ended.append(stream_id)
-        elif kind == "ping":
-            server.ping(draw(st.binary(min_size=8, max_size=8)))
-        elif kind == "settings":
-            server.update_settings({4: draw(st.integers(0, 2**20))})  # INITIAL_WINDOW_SIZE
-        elif kind == "window":
-            server.increment_flow_control_window(draw(st.integers(1, 1000)))
         else:
             out.append(server.data_to_send())
             out.append(_hostile(draw, kind, responded, [0, 1001, *ended, *waiting, *responded]))
